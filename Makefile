@@ -1,0 +1,65 @@
+# OncoPersistNet — `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed
+# Stages run `python`, `dvc` and `oncopersistnet` from the project's venv.
+export PATH := $(BIN):$(PATH)
+# No command may need the network at run time.
+export DVC_NO_ANALYTICS := 1
+export MLFLOW_DISABLE_TELEMETRY := true
+export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
+
+EXAMPLE_INPUT := data/example/new_cells.h5ad
+EXAMPLE_OUTPUT := predictions/example_predictions.csv
+MODEL ?= models:/oncopersistnet@champion
+UI_PORT ?= 5000
+
+.PHONY: help install run repro predict ui test test-fast clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+	@echo "  (predict takes INPUT=cells.h5ad OUTPUT=predictions.csv [MODEL=models:/oncopersistnet@champion])"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the project with pinned dependencies
+
+run: install ## install, rebuild the pipeline with `dvc repro`, and classify example cells
+	@bash scripts/ensure_scm.sh
+	dvc repro
+	@mkdir -p $(dir $(EXAMPLE_INPUT))
+	@test -f $(EXAMPLE_INPUT) || oncopersistnet simulate --output $(EXAMPLE_INPUT) --cells 500 --seed 2024 --unlabelled
+	oncopersistnet predict --input $(EXAMPLE_INPUT) --output $(EXAMPLE_OUTPUT) --model $(MODEL) --no-progress
+	@bash scripts/next_steps.sh $(EXAMPLE_OUTPUT)
+
+repro: install ## rerun only the DVC stages whose inputs changed
+	@bash scripts/ensure_scm.sh
+	dvc repro
+
+predict: install ## classify cells: make predict INPUT=cells.h5ad OUTPUT=predictions.csv [MODEL=...]
+	@test -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "usage: make predict INPUT=cells.h5ad OUTPUT=predictions.csv [MODEL=$(MODEL)]" >&2; exit 2; }
+	oncopersistnet predict --input "$(INPUT)" --output "$(OUTPUT)" --model "$(MODEL)"
+
+ui: install ## open the MLflow UI on this project's tracking store (http://127.0.0.1:$(UI_PORT))
+	@mkdir -p mlruns
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlruns/mlflow.db" \
+		--default-artifact-root "$(CURDIR)/mlruns/artifacts" --host 127.0.0.1 --port $(UI_PORT) --workers 1
+
+test: install ## install and run the whole test suite (slow end-to-end tests included)
+	$(BIN)/python -m pytest
+
+test-fast: install ## run the tests except the slow end-to-end ones
+	$(BIN)/python -m pytest -m "not slow"
+
+clean: ## remove pipeline outputs, the MLflow store and caches (keeps .venv)
+	rm -rf data/raw data/validated data/processed data/example metrics plots reports predictions dvc_plots mlruns .dvc/cache .dvc/tmp
+	find models -mindepth 1 ! -name README.md -delete
+	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +

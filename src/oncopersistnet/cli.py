@@ -1,0 +1,131 @@
+"""``oncopersistnet`` command line: predict with a registered model, make example data.
+
+Every command has ``--help``. Errors a user can cause end in one line on stderr
+and exit status 1; no partial output file is left behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from oncopersistnet import __version__
+from oncopersistnet.config import Params, load_params
+from oncopersistnet.errors import OncoPersistNetError
+from oncopersistnet.logging_setup import configure_logging
+
+logger = logging.getLogger("oncopersistnet")
+
+
+def _project_params(path: str) -> Params:
+    """params.yaml when present (one source of truth for defaults), built-in defaults otherwise."""
+    return load_params(path) if Path(path).exists() else Params()
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from oncopersistnet.inference import load_model, predict_file
+    from oncopersistnet.tracking import resolve_tracking_uri
+
+    params = _project_params(args.params)
+    tracking_uri = args.tracking_uri
+    if tracking_uri is None and args.model.startswith(("models:/", "runs:/")):
+        tracking_uri = resolve_tracking_uri(params.mlflow, Path("."))
+    model = load_model(args.model, threads=args.threads, tracking_uri=tracking_uri)
+    summary = predict_file(
+        model,
+        args.input,
+        args.output,
+        chunk_size=args.chunk_size or params.predict.chunk_size,
+        min_gene_fraction=params.predict.min_gene_fraction if args.min_gene_fraction is None else args.min_gene_fraction,
+        threshold=args.threshold,
+        progress=not args.no_progress,
+    )
+    print(json.dumps(summary, indent=2))  # the command's result, on stdout for scripts
+    return 0
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from oncopersistnet.atomic import write_h5ad
+    from oncopersistnet.data.simulate import simulate_cells
+
+    params = _project_params(args.params)
+    config = replace(
+        params.simulate,
+        **{k: v for k, v in {"n_cells": args.cells, "n_genes": args.genes, "n_samples": args.samples, "seed": args.seed}.items() if v is not None},
+    )
+    adata = simulate_cells(config)
+    if args.unlabelled:
+        adata.obs = adata.obs.drop(columns=["label"])
+    write_h5ad(args.output, adata)
+    logger.info("wrote %d simulated cells to %s", adata.n_obs, args.output)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for documentation and tests)."""
+    parser = argparse.ArgumentParser(
+        prog="oncopersistnet",
+        description="Classify single cancer cells from scRNA-seq as drug-tolerant persisters or non-persisters.",
+        epilog="The training pipeline runs through DVC: `dvc repro` (or `make run`). See README.md.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING or ERROR")
+    parser.add_argument("--params", default="params.yaml", help="params.yaml for defaults (default: %(default)s, if present)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    predict = commands.add_parser(
+        "predict",
+        help="classify the cells of an .h5ad file with an ONNX model",
+        description="Score every cell of an .h5ad file (raw counts in X) with onnxruntime and write "
+        "cell_id, persister_probability, predicted_label to a CSV. Genes are matched by name to the "
+        "model's gene list; missing genes are imputed with training means.",
+    )
+    predict.add_argument("--input", required=True, help="input .h5ad with raw counts in X")
+    predict.add_argument("--output", required=True, help="output .csv (written atomically)")
+    predict.add_argument(
+        "--model",
+        default="models:/oncopersistnet@champion",
+        help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID/model, or a path to an .onnx file (default: %(default)s)",
+    )
+    predict.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or the project's store)")
+    predict.add_argument("--chunk-size", type=int, default=None, help="cells per batch (default: predict.chunk_size)")
+    predict.add_argument("--min-gene-fraction", type=float, default=None, help="stop below this fraction of model genes found (default: predict.min_gene_fraction)")
+    predict.add_argument("--threshold", type=float, default=None, help="decision threshold (default: the model's own)")
+    predict.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: all cores)")
+    predict.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    predict.set_defaults(handler=_cmd_predict)
+
+    simulate = commands.add_parser(
+        "simulate",
+        help="write simulated cells (for examples and tests)",
+        description="Write cells from the built-in simulator to an .h5ad file; defaults from params.yaml's simulate section.",
+    )
+    simulate.add_argument("--output", required=True, help="output .h5ad")
+    simulate.add_argument("--cells", type=int, default=None, help="number of cells")
+    simulate.add_argument("--genes", type=int, default=None, help="number of genes")
+    simulate.add_argument("--samples", type=int, default=None, help="number of samples")
+    simulate.add_argument("--seed", type=int, default=None, help="random seed (use another than training's for new cells)")
+    simulate.add_argument("--unlabelled", action="store_true", help="drop the label column, as for new cells to classify")
+    simulate.set_defaults(handler=_cmd_simulate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``oncopersistnet`` console script."""
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_level)
+    try:
+        return args.handler(args)
+    except OncoPersistNetError as exc:
+        logger.error("%s", exc)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,291 @@
+"""Typed configuration: params.yaml loaded once into frozen dataclasses.
+
+params.yaml is the single source of truth; DVC reads the same file to decide
+which stages to rerun. Loading checks every key against the dataclasses below, so
+a typo (``n_cell``) or a wrong type (``n_cells: many``) stops with a message that
+names the key instead of silently using a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from oncopersistnet.errors import ConfigError
+
+DEFAULT_PARAMS_PATH = Path("params.yaml")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where cells come from. ``input: null`` uses the built-in simulator."""
+
+    input: str | None = None
+    label_key: str = "label"
+    sample_key: str = "sample"
+    persister_values: list[str] = field(default_factory=lambda: ["persister"])
+    non_persister_values: list[str] = field(default_factory=lambda: ["non-persister"])
+
+
+@dataclass(frozen=True)
+class SimulateConfig:
+    """Knobs of the seeded scRNA-seq simulator (see ``oncopersistnet.data.simulate``)."""
+
+    n_cells: int = 3000
+    n_genes: int = 2000
+    n_samples: int = 8
+    persister_fraction: float = 0.3
+    effect_size: float = 1.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ValidateConfig:
+    """Thresholds for the Great Expectations suite."""
+
+    min_genes_per_cell: int = 20
+    min_counts_per_cell: int = 100
+    min_cells_per_sample: int = 10
+    min_samples_per_class: int = 3
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """Group split by sample into train / validation / test."""
+
+    val_fraction: float = 0.2
+    test_fraction: float = 0.25
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """scRNA-seq normalisation, gene selection, imputation, min-max and PCA."""
+
+    target_sum: float = 10000.0
+    n_top_genes: int = 500
+    min_cells_fraction: float = 0.01
+    n_components: int = 50
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hybrid Conv1D + LSTM + dense network and its optimiser."""
+
+    conv_channels: list[int] = field(default_factory=lambda: [16, 32])
+    kernel_size: int = 5
+    lstm_hidden: int = 32
+    lstm_layers: int = 1
+    bidirectional: bool = True
+    dense_units: int = 32
+    dropout: float = 0.2
+    learning_rate: float = 0.001
+    weight_decay: float = 0.0001
+    batch_size: int = 128
+    max_epochs: int = 60
+    patience: int = 8
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Decision threshold on the persister probability, and the baseline's strength."""
+
+    threshold: float = 0.5
+    baseline_c: float = 1.0
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """ONNX export and the onnxruntime-vs-PyTorch parity check."""
+
+    opset: int = 17
+    parity_tolerance: float = 1e-5
+    parity_cells: int = 512
+
+
+@dataclass(frozen=True)
+class RegisterConfig:
+    """MLflow model registry and the promotion gate."""
+
+    model_name: str = "oncopersistnet"
+    min_f1: float = 0.6
+    min_roc_auc: float = 0.7
+    tolerance: float = 0.0
+
+
+@dataclass(frozen=True)
+class MlflowConfig:
+    """Tracking store. ``tracking_uri: null`` means the project's own sqlite store."""
+
+    experiment_name: str = "oncopersistnet"
+    tracking_uri: str | None = None
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    """Defaults for ``oncopersistnet predict``."""
+
+    min_gene_fraction: float = 0.5
+    chunk_size: int = 10000
+
+
+@dataclass(frozen=True)
+class Params:
+    """The whole params.yaml."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    simulate: SimulateConfig = field(default_factory=SimulateConfig)
+    validate: ValidateConfig = field(default_factory=ValidateConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+    register: RegisterConfig = field(default_factory=RegisterConfig)
+    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
+    predict: PredictConfig = field(default_factory=PredictConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict, as it would appear in params.yaml."""
+        return dataclasses.asdict(self)
+
+    def flat(self, sections: typing.Iterable[str] | None = None) -> dict[str, Any]:
+        """``section.key -> value`` for the given sections (all by default), for MLflow params."""
+        chosen = set(sections) if sections is not None else None
+        out: dict[str, Any] = {}
+        for section, values in self.to_dict().items():
+            if chosen is not None and section not in chosen:
+                continue
+            for key, value in values.items():
+                out[f"{section}.{key}"] = value
+        return out
+
+    def hash(self, sections: typing.Iterable[str] | None = None) -> str:
+        """Short stable hash of the given sections: equal params give equal hashes."""
+        payload = json.dumps(self.flat(sections), sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+# Sections whose values shape the trained model: the train stage logs these.
+MODEL_SECTIONS = ("data", "simulate", "validate", "split", "preprocess", "train")
+
+_POSITIVE_INT_FIELDS = {
+    "n_cells", "n_genes", "n_samples", "n_top_genes", "n_components", "kernel_size",
+    "lstm_hidden", "lstm_layers", "dense_units", "batch_size", "max_epochs", "patience",
+    "opset", "parity_cells", "chunk_size", "min_samples_per_class",
+}
+_FRACTION_FIELDS = {
+    "persister_fraction", "val_fraction", "test_fraction", "min_cells_fraction", "dropout",
+    "threshold", "min_f1", "min_roc_auc", "min_gene_fraction", "tolerance",
+}
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp)).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; ints are accepted for floats."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(value, option, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{where}: unexpected value {value!r}")
+    if origin is list:
+        (item_type,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_coerce(item, item_type, f"{where}[{i}]") for i, item in enumerate(value)]
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported type {_type_name(tp)}")  # pragma: no cover
+
+
+def _check_range(name: str, value: Any, where: str) -> None:
+    if name in _POSITIVE_INT_FIELDS and value <= 0:
+        raise ConfigError(f"{where}: must be a positive integer, got {value!r}")
+    if name in _FRACTION_FIELDS and not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{where}: must be between 0 and 1, got {value!r}")
+
+
+def _build(cls: type, raw: Any, where: str) -> Any:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping of keys, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key {unknown[0]!r} (known keys: {', '.join(sorted(known))})"
+        )
+    values = {}
+    for name, value in raw.items():
+        key_where = f"{where}.{name}" if where != "params.yaml" else name
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            values[name] = _build(tp, value, key_where)
+        else:
+            values[name] = _coerce(value, tp, key_where)
+            if values[name] is not None and not isinstance(values[name], list):
+                _check_range(name, values[name], key_where)
+    return cls(**values)
+
+
+def params_from_dict(raw: dict[str, Any] | None) -> Params:
+    """Build and check :class:`Params` from a parsed params.yaml mapping."""
+    params = _build(Params, raw or {}, "params.yaml")
+    if params.split.val_fraction + params.split.test_fraction >= 1.0:
+        raise ConfigError("split: val_fraction + test_fraction must leave samples for training")
+    if not params.train.conv_channels:
+        raise ConfigError("train.conv_channels: give at least one convolution layer")
+    overlap = set(params.data.persister_values) & set(params.data.non_persister_values)
+    if overlap:
+        raise ConfigError(f"data: {sorted(overlap)} listed as both persister and non-persister")
+    return params
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS_PATH) -> Params:
+    """Read params.yaml into :class:`Params`; raise :class:`ConfigError` naming what is wrong."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: no such parameters file") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__}: {exc})") from exc
+    return params_from_dict(raw)

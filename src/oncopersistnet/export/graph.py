@@ -1,0 +1,48 @@
+"""The whole deployed path as one torch module, ready to trace into ONNX.
+
+Deployment needs nothing but onnxruntime, so everything between raw counts and
+the probability lives in the graph: NaN-aware library-size normalisation, log1p,
+gene selection, mean imputation of missing genes, and min-max scaling and PCA
+folded into one matrix multiply (both are affine). The arrays come from a fitted
+:class:`~oncopersistnet.preprocessing.CellPreprocessor`, so the graph and the
+Python path share one source of truth.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from oncopersistnet.model.network import CnnLstmClassifier
+from oncopersistnet.preprocessing.transformer import CellPreprocessor
+
+
+class DeployedGraph(nn.Module):
+    """Raw counts over the model's genes (NaN = missing gene) -> persister probability."""
+
+    def __init__(self, preprocessor: CellPreprocessor, network: CnnLstmClassifier) -> None:
+        super().__init__()
+        p = preprocessor
+        components = p.components_.astype(np.float64)
+        # (x - min) / range  then  (s - pca_mean) @ C.T   ==   x @ W + b
+        weight = (components / p.range_[None, :]).T
+        bias = -((p.min_ / p.range_) + p.pca_mean_) @ components.T
+        self.target_sum = float(p.target_sum)
+        self.register_buffer("selected", torch.from_numpy(p.selected_.astype(np.int64)))
+        self.register_buffer("impute_mean", torch.from_numpy(p.impute_mean_.astype(np.float32)))
+        self.register_buffer("weight", torch.from_numpy(weight.astype(np.float32)))
+        self.register_buffer("bias", torch.from_numpy(bias.astype(np.float32)))
+        self.network = network.eval()
+
+    def forward(self, counts: torch.Tensor) -> torch.Tensor:
+        """Probabilities, shape ``(batch,)``."""
+        missing = torch.isnan(counts)
+        filled = torch.where(missing, torch.zeros_like(counts), counts)
+        library = filled.sum(dim=1, keepdim=True).clamp(min=1.0)
+        logged = torch.log1p(filled / library * self.target_sum)
+        chosen = logged.index_select(1, self.selected)
+        chosen_missing = missing.index_select(1, self.selected)
+        imputed = torch.where(chosen_missing, self.impute_mean.expand_as(chosen), chosen)
+        features = imputed @ self.weight + self.bias
+        return torch.sigmoid(self.network(features))

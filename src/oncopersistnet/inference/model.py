@@ -1,0 +1,64 @@
+"""An exported persister model run by onnxruntime, with the metadata it carries."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from oncopersistnet.errors import ModelError
+
+INPUT_NAME = "counts"
+OUTPUT_NAME = "persister_probability"
+
+
+class OnnxPersisterModel:
+    """One onnxruntime session over a model written by the export stage.
+
+    ``genes`` and provenance (data hash, params hash, threshold) are read from the
+    ONNX file's ``metadata_props``; a file without them was not made here.
+    """
+
+    def __init__(self, path: str | Path, threads: int | None = None, source: str | None = None) -> None:
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        self.source = source or str(path)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ModelError(f"{self.path}: not a loadable ONNX model ({exc.__class__.__name__})") from exc
+        self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
+        if "genes" not in self.metadata:
+            raise ModelError(f"{self.path}: ONNX model has no 'genes' metadata; was it exported by oncopersistnet?")
+        self.genes: list[str] = json.loads(self.metadata["genes"])
+        inputs = self.session.get_inputs()
+        if [i.name for i in inputs] != [INPUT_NAME] or inputs[0].shape[1] != len(self.genes):
+            raise ModelError(
+                f"{self.path}: input signature {[(i.name, i.shape) for i in inputs]} does not match "
+                f"its gene list of {len(self.genes)} genes"
+            )
+
+    @property
+    def threshold(self) -> float:
+        """Decision threshold recorded at export (0.5 if absent)."""
+        return float(self.metadata.get("threshold", 0.5))
+
+    def info(self) -> dict[str, Any]:
+        """Metadata without the (long) gene list, for logs and summaries."""
+        return {k: v for k, v in self.metadata.items() if k != "genes"} | {"n_genes": len(self.genes)}
+
+    def predict_proba(self, counts: np.ndarray) -> np.ndarray:
+        """Probabilities for ``cells x model genes`` float32 counts (NaN = missing gene)."""
+        counts = np.ascontiguousarray(counts, dtype=np.float32)
+        if counts.ndim != 2 or counts.shape[1] != len(self.genes):
+            raise ModelError(f"expected a 2-D array with {len(self.genes)} gene columns, got shape {counts.shape}")
+        if counts.shape[0] == 0:
+            return np.zeros(0, dtype=np.float32)
+        return self.session.run([OUTPUT_NAME], {INPUT_NAME: counts})[0]

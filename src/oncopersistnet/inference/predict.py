@@ -1,0 +1,106 @@
+"""Classify the cells of an ``.h5ad`` file in chunks and write one row per cell.
+
+The input is opened in backed mode and read ``chunk_size`` cells at a time, so
+memory is bounded by the chunk, not the file. Rows go to a temporary file that
+is renamed onto the output only when every cell is scored.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+from tqdm.auto import tqdm
+
+from oncopersistnet import NON_PERSISTER, PERSISTER
+from oncopersistnet.atomic import atomic_path
+from oncopersistnet.data.load import read_h5ad
+from oncopersistnet.errors import InputDataError
+from oncopersistnet.inference.align import aligned_block, match_genes
+from oncopersistnet.inference.model import OnnxPersisterModel
+
+logger = logging.getLogger(__name__)
+
+OUTPUT_COLUMNS = ("cell_id", "persister_probability", "predicted_label")
+
+
+def check_counts(block: np.ndarray, cell_ids: np.ndarray, genes: np.ndarray, source: str) -> bool:
+    """Raise on NaN/inf or negative values; return whether all values are whole numbers."""
+    bad = ~np.isfinite(block)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise InputDataError(f"{source}: non-finite value {block[row, col]} at cell {cell_ids[row]!r}, gene {genes[col]!r}")
+    negative = block < 0
+    if negative.any():
+        row, col = np.argwhere(negative)[0]
+        raise InputDataError(
+            f"{source}: negative count {block[row, col]} at cell {cell_ids[row]!r}, gene {genes[col]!r}; raw counts expected"
+        )
+    return bool(np.all(block == np.round(block)))
+
+
+def predict_file(
+    model: OnnxPersisterModel,
+    input_path: str | Path,
+    output_path: str | Path,
+    chunk_size: int = 10000,
+    min_gene_fraction: float = 0.5,
+    threshold: float | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Score every cell of ``input_path`` and write a CSV; return a summary."""
+    input_path, output_path = Path(input_path), Path(output_path)
+    if output_path.suffix.lower() != ".csv":
+        raise InputDataError(f"{output_path}: output must be a .csv file")
+    if chunk_size <= 0:
+        raise InputDataError(f"chunk size must be positive, got {chunk_size}")
+    threshold = model.threshold if threshold is None else threshold
+    adata = read_h5ad(input_path, backed=True)
+    try:
+        if adata.n_obs == 0 or adata.n_vars == 0:
+            raise InputDataError(f"{input_path}: empty matrix ({adata.n_obs} cells x {adata.n_vars} genes)")
+        input_genes = np.asarray(adata.var_names, dtype=str)
+        match = match_genes(input_genes, model.genes, min_gene_fraction, source=str(input_path))
+        logger.info("%s: %s", input_path, match.describe())
+        cell_ids = np.asarray(adata.obs_names, dtype=str)
+        n_persister = 0
+        whole_numbers = True
+        with atomic_path(output_path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(OUTPUT_COLUMNS)
+            bar = tqdm(total=adata.n_obs, desc="predicting", unit="cell", disable=not progress)
+            for start in range(0, adata.n_obs, chunk_size):
+                stop = min(start + chunk_size, adata.n_obs)
+                block = adata.X[start:stop]
+                block = block.toarray() if sparse.issparse(block) else np.asarray(block)
+                whole_numbers &= check_counts(block, cell_ids[start:stop], input_genes, str(input_path))
+                probability = model.predict_proba(aligned_block(block, match))
+                labels = np.where(probability >= threshold, PERSISTER, NON_PERSISTER)
+                n_persister += int((probability >= threshold).sum())
+                writer.writerows(zip(cell_ids[start:stop], (f"{p:.6f}" for p in probability), labels))
+                bar.update(stop - start)
+            bar.close()
+    finally:
+        if adata.isbacked:
+            adata.file.close()
+    if not whole_numbers:
+        logger.warning("%s: X holds non-integer values; the model expects raw counts, so results may be off", input_path)
+    summary = {
+        "cells": int(adata.n_obs),
+        "persisters": n_persister,
+        "persister_fraction": n_persister / adata.n_obs,
+        "genes_matched": match.n_matched,
+        "genes_expected": match.n_model_genes,
+        "threshold": threshold,
+        "model": model.source,
+        "output": str(output_path),
+    }
+    logger.info(
+        "wrote %d predictions to %s: %d persisters (%.1f%%)",
+        summary["cells"], output_path, n_persister, 100 * summary["persister_fraction"],
+    )
+    return summary

@@ -1,0 +1,162 @@
+"""Seeded training with class weighting and early stopping on the validation split.
+
+Same params, same data -> same weights -> same metrics: seeds are set for Python,
+NumPy and torch, torch runs deterministic kernels, and batches are shuffled by a
+seeded generator.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.metrics import f1_score, roc_auc_score
+from torch import nn
+from tqdm.auto import tqdm
+
+from oncopersistnet.atomic import atomic_path
+from oncopersistnet.config import TrainConfig
+from oncopersistnet.errors import ModelError
+from oncopersistnet.model.network import CnnLstmClassifier
+
+logger = logging.getLogger(__name__)
+
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+@dataclass
+class TrainingResult:
+    """The best model (by validation loss) and the per-epoch history."""
+
+    model: CnnLstmClassifier
+    best_epoch: int
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed every generator training touches and ask torch for deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def predict_proba(model: nn.Module, features: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+    """Persister probabilities for a float32 feature matrix, in eval mode, without gradients."""
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(features), batch_size):
+            batch = torch.from_numpy(np.ascontiguousarray(features[start : start + batch_size], dtype=np.float32))
+            out.append(torch.sigmoid(model(batch)).numpy())
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+
+
+def _safe_auc(y: np.ndarray, p: np.ndarray) -> float:
+    return float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan")
+
+
+def train_model(
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_val: np.ndarray,
+    y_val: np.ndarray,
+    config: TrainConfig,
+    on_epoch: EpochCallback | None = None,
+    progress: bool = True,
+) -> TrainingResult:
+    """Train a :class:`CnnLstmClassifier`; keep the weights of the best validation loss."""
+    seed_everything(config.seed)
+    model = CnnLstmClassifier(
+        n_features=X_train.shape[1],
+        conv_channels=config.conv_channels,
+        kernel_size=config.kernel_size,
+        lstm_hidden=config.lstm_hidden,
+        lstm_layers=config.lstm_layers,
+        bidirectional=config.bidirectional,
+        dense_units=config.dense_units,
+        dropout=config.dropout,
+    )
+    n_pos = float(y_train.sum())
+    n_neg = float(len(y_train) - n_pos)
+    if n_pos == 0 or n_neg == 0:
+        raise ModelError("train: the training split must contain both persisters and non-persisters")
+    loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(n_neg / n_pos))
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    generator = torch.Generator().manual_seed(config.seed)
+    X_t = torch.from_numpy(np.asarray(X_train, dtype=np.float32))
+    y_t = torch.from_numpy(np.asarray(y_train, dtype=np.float32))
+    X_v = torch.from_numpy(np.asarray(X_val, dtype=np.float32))
+    y_v = torch.from_numpy(np.asarray(y_val, dtype=np.float32))
+
+    best_loss, best_epoch, best_state, stale = float("inf"), 0, None, 0
+    history: list[dict[str, float]] = []
+    bar = tqdm(range(1, config.max_epochs + 1), desc="training", unit="epoch", disable=not progress)
+    for epoch in bar:
+        model.train()
+        order = torch.randperm(len(X_t), generator=generator)
+        total = 0.0
+        for start in range(0, len(order), config.batch_size):
+            idx = order[start : start + config.batch_size]
+            if len(idx) < 2:  # BatchNorm needs more than one cell per batch
+                continue
+            optimiser.zero_grad()
+            loss = loss_fn(model(X_t[idx]), y_t[idx])
+            loss.backward()
+            optimiser.step()
+            total += loss.item() * len(idx)
+        model.eval()
+        with torch.no_grad():
+            val_logits = model(X_v)
+            val_loss = loss_fn(val_logits, y_v).item()
+        val_prob = torch.sigmoid(val_logits).numpy()
+        row = {
+            "train_loss": total / len(X_t),
+            "val_loss": val_loss,
+            "val_f1": float(f1_score(y_val, val_prob >= 0.5, zero_division=0)),
+            "val_roc_auc": _safe_auc(np.asarray(y_val), val_prob),
+        }
+        history.append(row)
+        if on_epoch is not None:
+            on_epoch(epoch, row)
+        bar.set_postfix(train_loss=f"{row['train_loss']:.3f}", val_loss=f"{val_loss:.3f}")
+        if val_loss < best_loss - 1e-6:
+            best_loss, best_epoch, stale = val_loss, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            stale += 1
+            if stale >= config.patience:
+                logger.info("early stopping at epoch %d (best epoch %d)", epoch, best_epoch)
+                break
+    bar.close()
+    assert best_state is not None
+    model.load_state_dict(best_state)
+    model.eval()
+    logger.info("best validation loss %.4f at epoch %d", best_loss, best_epoch)
+    return TrainingResult(model=model, best_epoch=best_epoch, history=history)
+
+
+def save_checkpoint(model: CnnLstmClassifier, path: str | Path, extra: dict[str, Any] | None = None) -> None:
+    """Save weights plus the constructor arguments (tensors and plain types only)."""
+    payload = {"config": model.config, "state_dict": model.state_dict(), "extra": extra or {}}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: str | Path) -> CnnLstmClassifier:
+    """Rebuild a model from :func:`save_checkpoint` output (``weights_only`` loading: no code runs)."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise ModelError(f"{path}: not a model checkpoint ({exc.__class__.__name__})") from exc
+    model = CnnLstmClassifier(**payload["config"])
+    model.load_state_dict(payload["state_dict"])
+    model.eval()
+    return model

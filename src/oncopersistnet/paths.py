@@ -1,0 +1,94 @@
+"""Where every stage reads and writes, relative to the project root.
+
+dvc.yaml declares the same paths as deps and outs; keep the two in step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ProjectPaths:
+    """Artifact locations under one project root."""
+
+    root: Path = Path(".")
+
+    def _p(self, relative: str) -> Path:
+        return self.root / relative
+
+    @property
+    def raw(self) -> Path:
+        return self._p("data/raw/cells.h5ad")
+
+    @property
+    def validated(self) -> Path:
+        return self._p("data/validated/cells.h5ad")
+
+    @property
+    def validation_report(self) -> Path:
+        return self._p("reports/validation.json")
+
+    @property
+    def validation_docs(self) -> Path:
+        return self._p("reports/validation_docs")
+
+    @property
+    def processed(self) -> Path:
+        return self._p("data/processed")
+
+    def features(self, split: str) -> Path:
+        return self.processed / f"{split}.npz"
+
+    @property
+    def split_table(self) -> Path:
+        return self.processed / "split.csv"
+
+    @property
+    def preprocess_summary(self) -> Path:
+        return self.processed / "summary.json"
+
+    @property
+    def preprocessor(self) -> Path:
+        return self._p("models/preprocessor.npz")
+
+    @property
+    def model(self) -> Path:
+        return self._p("models/model.pt")
+
+    @property
+    def run_reference(self) -> Path:
+        return self._p("models/mlflow_run.json")
+
+    @property
+    def training_history(self) -> Path:
+        return self._p("metrics/training_history.csv")
+
+    @property
+    def evaluate_metrics(self) -> Path:
+        return self._p("metrics/evaluate.json")
+
+    @property
+    def plots(self) -> Path:
+        return self._p("plots")
+
+    @property
+    def figures(self) -> Path:
+        return self._p("reports/figures")
+
+    @property
+    def onnx(self) -> Path:
+        return self._p("models/oncopersistnet.onnx")
+
+    @property
+    def genes(self) -> Path:
+        return self._p("models/genes.txt")
+
+    @property
+    def export_metrics(self) -> Path:
+        return self._p("metrics/export.json")
+
+    @property
+    def registry(self) -> Path:
+        return self._p("models/registry.json")

@@ -1,0 +1,8 @@
+"""Split cells by sample and turn raw counts into PCA features (train-fitted only)."""
+
+from oncopersistnet.preprocessing.features import FeatureSet
+from oncopersistnet.preprocessing.normalize import log_normalize
+from oncopersistnet.preprocessing.split import SPLITS, split_by_sample
+from oncopersistnet.preprocessing.transformer import CellPreprocessor
+
+__all__ = ["SPLITS", "CellPreprocessor", "FeatureSet", "log_normalize", "split_by_sample"]

@@ -1,0 +1,44 @@
+"""Stage export: one ONNX graph from raw counts to probability, parity-checked before it is kept."""
+
+from __future__ import annotations
+
+import logging
+
+from oncopersistnet.atomic import atomic_path, write_json, write_text
+from oncopersistnet.config import Params
+from oncopersistnet.export import export_onnx, parity_check
+from oncopersistnet.model import load_checkpoint
+from oncopersistnet.paths import ProjectPaths
+from oncopersistnet.preprocessing import CellPreprocessor
+from oncopersistnet.stages.common import read_split_counts
+from oncopersistnet.tracking import configure_mlflow, load_run_reference, log_params_once, resumed_run
+
+logger = logging.getLogger(__name__)
+
+
+def run(params: Params, paths: ProjectPaths) -> None:
+    """Write ``models/oncopersistnet.onnx`` only if onnxruntime matches PyTorch on held-out cells."""
+    import mlflow
+
+    configure_mlflow(params.mlflow, paths.root)
+    reference = load_run_reference(paths.run_reference)
+    run_id = reference["run_id"]
+    preprocessor = CellPreprocessor.load(paths.preprocessor)
+    network = load_checkpoint(paths.model)
+    metadata = {
+        "model_name": params.register.model_name,
+        "threshold": params.evaluate.threshold,
+        "mlflow_run_id": run_id,
+        **{key: reference.get(key, "") for key in ("data_hash", "params_hash", "git_commit", "oncopersistnet_version")},
+        "n_components": preprocessor.n_features_out,
+        "n_genes_selected": int(preprocessor.selected_.size),
+    }
+    counts, _, _, _ = read_split_counts(paths, "test", limit=params.export.parity_cells)
+    with atomic_path(paths.onnx) as tmp:
+        export_onnx(preprocessor, network, tmp, metadata, opset=params.export.opset)
+        figures = parity_check(tmp, preprocessor, network, counts.toarray(), params.export.parity_tolerance, seed=params.train.seed)
+    write_text(paths.genes, "\n".join(map(str, preprocessor.genes_)) + "\n")
+    write_json(paths.export_metrics, figures)
+    with resumed_run(run_id):
+        log_params_once(params.flat(["export"]))
+        mlflow.log_metrics({f"onnx_{k}": v for k, v in figures.items()})

@@ -1,0 +1,93 @@
+"""Stage register: log the ONNX model to MLflow, register a version, apply the promotion gate."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import onnx
+
+from oncopersistnet.atomic import write_json
+from oncopersistnet.config import Params
+from oncopersistnet.inference.model import OnnxPersisterModel
+from oncopersistnet.inference.resolve import load_model
+from oncopersistnet.paths import ProjectPaths
+from oncopersistnet.registry import CHAMPION, current_champion, decide_promotion, score_on_cells
+from oncopersistnet.stages.common import read_split_counts
+from oncopersistnet.tracking import configure_mlflow, load_run_id, log_params_once, resumed_run
+
+logger = logging.getLogger(__name__)
+
+PIP_REQUIREMENTS = ["onnxruntime==1.32.0", "onnx==1.23.2", "numpy==2.4.6"]
+
+
+def run(params: Params, paths: ProjectPaths) -> None:
+    """Register a new version; alias it champion or challenger; write ``models/registry.json``."""
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.models import infer_signature
+
+    config = params.register
+    configure_mlflow(params.mlflow, paths.root)
+    run_id = load_run_id(paths.run_reference)
+    counts, y, _, genes = read_split_counts(paths, "test")
+    dense = counts.toarray().astype(np.float32)
+    threshold = params.evaluate.threshold
+
+    candidate_model = OnnxPersisterModel(paths.onnx)
+    candidate = score_on_cells(candidate_model, dense, genes, y, threshold)
+    champion_version = current_champion(config.model_name)
+    champion = None
+    if champion_version is not None:
+        champion_model = load_model(f"models:/{config.model_name}/{champion_version.version}")
+        champion = score_on_cells(champion_model, dense, genes, y, threshold)
+
+    example = dense[:2]
+    with resumed_run(run_id):
+        log_params_once(params.flat(["register"]))
+        info = mlflow.onnx.log_model(
+            onnx.load(str(paths.onnx)),
+            name="model",
+            signature=infer_signature(example, candidate_model.predict_proba(example)),
+            input_example=example,
+            registered_model_name=config.model_name,
+            pip_requirements=PIP_REQUIREMENTS,
+            save_as_external_data=False,
+            onnx_execution_providers=["CPUExecutionProvider"],
+        )
+        version = str(info.registered_model_version)
+        decision = decide_promotion(
+            candidate, champion, config, champion_version.version if champion_version else None
+        )
+        client = MlflowClient()
+        client.set_registered_model_alias(config.model_name, decision.alias, version)
+        for key, value in {
+            "promotion_alias": decision.alias,
+            "promotion_reason": decision.reason,
+            "data_hash": candidate_model.metadata.get("data_hash", ""),
+            "params_hash": candidate_model.metadata.get("params_hash", ""),
+            "n_genes": str(len(candidate_model.genes)),
+            "test_f1": f"{candidate['f1']:.4f}",
+            "test_roc_auc": f"{candidate['roc_auc']:.4f}",
+        }.items():
+            client.set_model_version_tag(config.model_name, version, key, value)
+        mlflow.set_tags({"registered_version": version, "promotion_alias": decision.alias, "promotion_reason": decision.reason})
+        if champion is not None:
+            mlflow.log_metrics({f"champion_v{decision.champion_version}_test_{k}": champion[k] for k in ("f1", "roc_auc")})
+
+    write_json(
+        paths.registry,
+        {
+            "model_name": config.model_name,
+            "version": version,
+            "alias": decision.alias,
+            "reason": decision.reason,
+            "run_id": run_id,
+            "model_uri": f"models:/{config.model_name}/{version}",
+            "candidate_metrics": candidate,
+            "champion_version": decision.champion_version,
+            "champion_metrics": champion,
+        },
+    )
+    log = logger.info if decision.alias == CHAMPION else logger.warning
+    log("registered %s version %s as %s: %s", config.model_name, version, decision.alias, decision.reason)

@@ -1,0 +1,65 @@
+"""Stage train: fit the CNN-LSTM in a new MLflow run and record the run for later stages."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pandas as pd
+
+from oncopersistnet import __version__
+from oncopersistnet.atomic import atomic_path
+from oncopersistnet.config import MODEL_SECTIONS, Params
+from oncopersistnet.evaluation.plots import plot_training_curves
+from oncopersistnet.model import save_checkpoint, train_model
+from oncopersistnet.paths import ProjectPaths
+from oncopersistnet.preprocessing import FeatureSet
+from oncopersistnet.tracking import configure_mlflow, flatten_for_mlflow, git_commit, save_run_reference
+
+logger = logging.getLogger(__name__)
+
+
+def run(params: Params, paths: ProjectPaths) -> None:
+    """Train, log params / per-epoch metrics / tags / curves, save ``models/model.pt``."""
+    import mlflow
+
+    experiment_id = configure_mlflow(params.mlflow, paths.root)
+    train, val = FeatureSet.load(paths.features("train")), FeatureSet.load(paths.features("val"))
+    summary = json.loads(paths.preprocess_summary.read_text())
+    params_hash = params.hash(MODEL_SECTIONS)
+    tags = {
+        "model_family": "cnn_lstm",
+        "data_hash": summary["data_hash"],
+        "params_hash": params_hash,
+        "git_commit": git_commit(paths.root),
+        "oncopersistnet_version": __version__,
+        "pipeline": "dvc",
+    }
+    with mlflow.start_run(run_name=f"cnn-lstm-{params_hash[:8]}", tags=tags) as active:
+        run_id = active.info.run_id
+        # Save the reference first: a killed run can still be found and closed.
+        save_run_reference(paths.run_reference, run_id, experiment_id=experiment_id, **tags)
+        mlflow.log_params(flatten_for_mlflow(params.flat(MODEL_SECTIONS)))
+        mlflow.log_metrics(
+            {
+                "n_train_cells": summary["train"]["cells"],
+                "n_val_cells": summary["val"]["cells"],
+                "n_test_cells": summary["test"]["cells"],
+                "n_genes_selected": summary["n_genes_selected"],
+                "pca_explained_variance": summary["explained_variance"],
+            }
+        )
+        if paths.validation_report.exists():
+            mlflow.log_artifact(str(paths.validation_report), artifact_path="validation")
+        result = train_model(
+            train.X, train.y, val.X, val.y, params.train,
+            on_epoch=lambda epoch, row: mlflow.log_metrics(row, step=epoch),
+        )
+        n_parameters = sum(p.numel() for p in result.model.parameters())
+        mlflow.log_metrics({"best_epoch": result.best_epoch, "n_parameters": n_parameters})
+        save_checkpoint(result.model, paths.model, extra={"run_id": run_id, "best_epoch": result.best_epoch})
+        with atomic_path(paths.training_history) as tmp:
+            pd.DataFrame(result.history).rename_axis("epoch").set_axis(range(1, len(result.history) + 1)).to_csv(tmp, index_label="epoch")
+        figure = plot_training_curves(result.history, result.best_epoch, paths.figures / "training_curves.png")
+        mlflow.log_artifact(str(figure), artifact_path="figures")
+    logger.info("trained %d-parameter CNN-LSTM (best epoch %d); MLflow run %s", n_parameters, result.best_epoch, run_id)

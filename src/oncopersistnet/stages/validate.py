@@ -1,0 +1,30 @@
+"""Stage validate: Great Expectations on the raw data; only clean data moves on."""
+
+from __future__ import annotations
+
+import logging
+
+from oncopersistnet.atomic import atomic_path, write_json
+from oncopersistnet.config import Params
+from oncopersistnet.data.load import read_h5ad
+from oncopersistnet.errors import DataValidationError
+from oncopersistnet.paths import ProjectPaths
+from oncopersistnet.validation import validate_anndata
+
+logger = logging.getLogger(__name__)
+
+
+def run(params: Params, paths: ProjectPaths) -> None:
+    """Write the report always; write ``data/validated`` only when every expectation passes."""
+    paths.validated.unlink(missing_ok=True)
+    adata = read_h5ad(paths.raw)
+    report = validate_anndata(adata, params.validate, docs_dir=paths.validation_docs)
+    write_json(paths.validation_report, report.to_dict())
+    if not report.success:
+        raise DataValidationError(
+            f"{len(report.failures)} of {report.n_expectations} expectations failed on {paths.raw} "
+            f"(details: {paths.validation_report}, {paths.validation_docs}/index.html):\n{report.format_failures()}"
+        )
+    with atomic_path(paths.validated) as tmp:
+        tmp.write_bytes(paths.raw.read_bytes())
+    logger.info("all %d expectations passed; wrote %s", report.n_expectations, paths.validated)

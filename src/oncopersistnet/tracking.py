@@ -1,0 +1,163 @@
+"""MLflow set-up shared by every stage: one store, one experiment, linked runs.
+
+The default store is a sqlite database and an artifact folder inside the project
+(``mlruns/``, git-ignored), so ``make ui`` shows exactly this project's runs.
+``MLFLOW_TRACKING_URI`` (or ``mlflow.tracking_uri`` in params.yaml) points it at
+a team server instead. The train stage opens the run; evaluate, export and
+register reopen it by id (``ProjectPaths.run_reference``), so one run holds the whole
+story of one model. Tags link MLflow to git and DVC: commit, data hash, params hash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import subprocess
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from oncopersistnet.atomic import write_json
+from oncopersistnet.config import MlflowConfig
+from oncopersistnet.errors import ConfigError, ModelError
+
+logger = logging.getLogger(__name__)
+
+STORE_DIR = "mlruns"
+
+
+def disable_telemetry() -> None:
+    """No command may reach the network: switch MLflow's telemetry and download bars off."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def resolve_tracking_uri(config: MlflowConfig, project_root: Path) -> str:
+    """``MLFLOW_TRACKING_URI`` > params.yaml ``mlflow.tracking_uri`` > the project's sqlite store."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or config.tracking_uri
+    if uri:
+        return uri
+    store = (project_root / STORE_DIR).resolve()
+    store.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{store / 'mlflow.db'}"
+
+
+def configure_mlflow(config: MlflowConfig, project_root: Path = Path(".")) -> str:
+    """Point MLflow at the store and experiment; return the experiment id.
+
+    For the local store the experiment's artifact location is set explicitly, so
+    no stray ``mlruns/`` appears wherever a command happens to run.
+    """
+    disable_telemetry()
+    import mlflow
+
+    uri = resolve_tracking_uri(config, project_root)
+    mlflow.set_tracking_uri(uri)
+    try:
+        experiment = mlflow.get_experiment_by_name(config.experiment_name)
+        if experiment is None:
+            artifact_location = None
+            if uri.startswith("sqlite:///") and not os.environ.get("MLFLOW_TRACKING_URI") and not config.tracking_uri:
+                artifact_location = (project_root / STORE_DIR / "artifacts").resolve().as_uri()
+            experiment_id = mlflow.create_experiment(config.experiment_name, artifact_location=artifact_location)
+        else:
+            experiment_id = experiment.experiment_id
+    except Exception as exc:  # any backend failure: say where, before hours of work
+        raise ConfigError(f"MLflow tracking store {uri} is not usable: {exc.__class__.__name__}: {exc}") from exc
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+def git_commit(project_root: Path = Path(".")) -> str:
+    """Current commit, with ``-dirty`` when tracked files changed; ``unknown`` outside git."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=project_root, capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=project_root, capture_output=True, text=True, check=True, timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{commit}-dirty" if dirty else commit
+
+
+def data_hash(matrix: Any, labels: np.ndarray, samples: np.ndarray, genes: np.ndarray, cells: np.ndarray) -> str:
+    """Content hash of a labelled count matrix (independent of HDF5 file layout)."""
+    from scipy import sparse
+
+    digest = hashlib.sha256()
+    csr = sparse.csr_matrix(matrix)
+    csr.sort_indices()
+    for array in (csr.indptr, csr.indices, csr.data.astype(np.float64)):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    for names in (labels, samples, genes, cells):
+        digest.update("\x1f".join(map(str, names)).encode())
+    return digest.hexdigest()[:16]
+
+
+def flatten_for_mlflow(values: Mapping[str, Any]) -> dict[str, str]:
+    """MLflow params are strings; lists become compact JSON, None becomes 'null'."""
+    return {key: json.dumps(value) if not isinstance(value, str) else value for key, value in values.items()}
+
+
+def save_run_reference(path: Path, run_id: str, **provenance: str) -> None:
+    """Record which MLflow run later stages log into, with the run's provenance tags."""
+    write_json(path, {"run_id": run_id, **provenance})
+
+
+def load_run_reference(path: Path) -> dict[str, str]:
+    """The run reference written by the train stage (``run_id`` plus provenance)."""
+    try:
+        reference = json.loads(path.read_text())
+        str(reference["run_id"])
+    except (OSError, KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{path}: missing or unreadable run reference; run the train stage first") from exc
+    return reference
+
+
+def load_run_id(path: Path) -> str:
+    """The MLflow run id written by the train stage."""
+    return str(load_run_reference(path)["run_id"])
+
+
+@contextlib.contextmanager
+def resumed_run(run_id: str) -> Iterator[Any]:
+    """Reopen the training run; a failure inside marks the run FAILED instead of leaving it RUNNING."""
+    import mlflow
+
+    try:
+        run = mlflow.start_run(run_id=run_id)
+    except Exception as exc:
+        raise ModelError(f"MLflow run {run_id} cannot be reopened ({exc.__class__.__name__}: {exc})") from exc
+    with run:
+        yield run
+
+
+def log_params_once(values: Mapping[str, Any]) -> None:
+    """Log params, tolerating a rerun with the same values.
+
+    MLflow params are immutable. When a downstream stage reruns into the same run
+    with a changed value (say a new decision threshold), the new value is kept as
+    a tag ``param_update.<key>`` and a warning says so; the metrics logged next
+    reflect the new value.
+    """
+    import mlflow
+
+    run = mlflow.active_run()
+    existing = mlflow.get_run(run.info.run_id).data.params if run else {}
+    fresh = {}
+    for key, value in flatten_for_mlflow(values).items():
+        if key in existing and existing[key] != value:
+            logger.warning("param %s changed from %s to %s since this run was trained", key, existing[key], value)
+            mlflow.set_tag(f"param_update.{key}", value)
+        elif key not in existing:
+            fresh[key] = value
+    if fresh:
+        mlflow.log_params(fresh)
