@@ -94,8 +94,9 @@ def simulate_cells(config: SimulateConfig) -> ad.AnnData:
     programme[is_persist] = rng.uniform(0.6, 1.4, is_persist.sum())
     # A diffuse component: a few percent of background genes shift a little.
     background_idx = np.flatnonzero(~(is_prolif | is_persist))
-    diffuse = rng.choice(background_idx, size=max(1, len(background_idx) // 25), replace=False)
-    programme[diffuse] = rng.normal(0.0, 0.5, diffuse.size)
+    if background_idx.size:
+        diffuse = rng.choice(background_idx, size=max(1, background_idx.size // 25), replace=False)
+        programme[diffuse] = rng.normal(0.0, 0.5, diffuse.size)
     programme *= config.effect_size
 
     # Samples: cells per sample, per-sample persister fraction, batch shift.
@@ -119,7 +120,8 @@ def simulate_cells(config: SimulateConfig) -> ad.AnnData:
             is_persister[idx[0]] = True
         if is_persister[idx].all():
             is_persister[idx[-1]] = False
-    library = np.exp(rng.normal(np.log(2000.0), 0.55, n_cells)) * sample_depth[sample_of_cell]
+    # About one count per gene per cell on average, so sparsity does not depend on panel size.
+    library = np.exp(rng.normal(np.log(1.0 * n_genes), 0.55, n_cells)) * sample_depth[sample_of_cell]
 
     blocks = []
     for start in range(0, n_cells, _CHUNK_CELLS):

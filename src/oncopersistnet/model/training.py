@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import pickle
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -154,7 +155,7 @@ def load_checkpoint(path: str | Path) -> CnnLstmClassifier:
     """Rebuild a model from :func:`save_checkpoint` output (``weights_only`` loading: no code runs)."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError) as exc:
+    except (OSError, RuntimeError, ValueError, pickle.UnpicklingError) as exc:
         raise ModelError(f"{path}: not a model checkpoint ({exc.__class__.__name__})") from exc
     model = CnnLstmClassifier(**payload["config"])
     model.load_state_dict(payload["state_dict"])

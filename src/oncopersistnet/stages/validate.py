@@ -22,8 +22,8 @@ def run(params: Params, paths: ProjectPaths) -> None:
     write_json(paths.validation_report, report.to_dict())
     if not report.success:
         raise DataValidationError(
-            f"{len(report.failures)} of {report.n_expectations} expectations failed on {paths.raw} "
-            f"(details: {paths.validation_report}, {paths.validation_docs}/index.html):\n{report.format_failures()}"
+            f"{paths.raw}: {report.format_failures()}\n"
+            f"  details: {paths.validation_report} and {paths.validation_docs}/index.html"
         )
     with atomic_path(paths.validated) as tmp:
         tmp.write_bytes(paths.raw.read_bytes())

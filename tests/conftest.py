@@ -1,0 +1,55 @@
+"""Shared fixtures: a small simulated dataset, split and preprocessed once per session."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+# No test may reach the network.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+
+from oncopersistnet.config import SimulateConfig, TrainConfig  # noqa: E402
+from oncopersistnet.data.simulate import simulate_cells  # noqa: E402
+from oncopersistnet.preprocessing import CellPreprocessor, split_by_sample  # noqa: E402
+
+SMALL = SimulateConfig(n_cells=600, n_genes=300, n_samples=6, persister_fraction=0.3, effect_size=1.5, seed=3)
+FAST_TRAIN = TrainConfig(conv_channels=[4, 8], lstm_hidden=8, dense_units=8, max_epochs=6, patience=3, batch_size=64)
+
+
+@pytest.fixture(scope="session")
+def small_adata():
+    """600 cells x 300 genes in 6 samples."""
+    return simulate_cells(SMALL)
+
+
+@pytest.fixture(scope="session")
+def small_split(small_adata):
+    """Split name per cell (by sample)."""
+    return split_by_sample(small_adata.obs["sample"], small_adata.obs["label"], 0.2, 0.3, seed=0)
+
+
+@pytest.fixture(scope="session")
+def fitted(small_adata, small_split):
+    """(preprocessor fitted on train, features per split, labels per split)."""
+    y = (small_adata.obs["label"].to_numpy() == "persister").astype(int)
+    pre = CellPreprocessor(n_top_genes=150, n_components=16).fit(small_adata.X[small_split == "train"], small_adata.var_names)
+    features = {s: pre.transform(small_adata.X[small_split == s]) for s in ("train", "val", "test")}
+    labels = {s: y[small_split == s] for s in ("train", "val", "test")}
+    return pre, features, labels
+
+
+@pytest.fixture(scope="session")
+def trained(fitted):
+    """A tiny CNN-LSTM trained on the fixture features."""
+    from oncopersistnet.model import train_model
+
+    _, features, labels = fitted
+    return train_model(features["train"], labels["train"], features["val"], labels["val"], FAST_TRAIN, progress=False)
+
+
+def dense(matrix) -> np.ndarray:
+    """Dense float64 copy of a (possibly sparse) matrix."""
+    return matrix.toarray().astype(np.float64) if hasattr(matrix, "toarray") else np.asarray(matrix, dtype=np.float64)

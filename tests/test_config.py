@@ -1,0 +1,53 @@
+"""params.yaml loads into typed objects; every mistake names its key."""
+
+from pathlib import Path
+
+import pytest
+
+from oncopersistnet.config import Params, load_params, params_from_dict
+from oncopersistnet.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_shipped_params_yaml_loads_and_matches_the_defaults():
+    assert load_params(ROOT / "params.yaml") == Params()
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"simulate": {"n_cell": 10}}, "simulate: unknown key 'n_cell'"),
+        ({"trian": {}}, "unknown key 'trian'"),
+        ({"simulate": {"n_cells": "many"}}, "simulate.n_cells: expected an integer"),
+        ({"train": {"dropout": 1.5}}, "train.dropout: must be between 0 and 1"),
+        ({"train": {"batch_size": 0}}, "train.batch_size: must be a positive integer"),
+        ({"train": {"bidirectional": "yes"}}, "train.bidirectional: expected true or false"),
+        ({"split": {"val_fraction": 0.5, "test_fraction": 0.5}}, "val_fraction + test_fraction"),
+        ({"data": {"persister_values": ["a"], "non_persister_values": ["a"]}}, "both persister and non-persister"),
+    ],
+)
+def test_bad_params_name_the_key(raw, message):
+    with pytest.raises(ConfigError, match=message.replace("+", r"\+")):
+        params_from_dict(raw)
+
+
+def test_ints_are_accepted_where_floats_are_expected():
+    assert params_from_dict({"preprocess": {"target_sum": 10000}}).preprocess.target_sum == 10000.0
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match="no such parameters file"):
+        load_params(tmp_path / "absent.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_params(bad)
+
+
+def test_hash_changes_with_values_and_only_for_chosen_sections():
+    base = Params()
+    changed = params_from_dict({"train": {"learning_rate": 0.01}})
+    assert base.hash() != changed.hash()
+    assert base.hash(["simulate"]) == changed.hash(["simulate"])
+    assert base.flat(["train"])["train.learning_rate"] == 0.001

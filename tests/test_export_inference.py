@@ -1,0 +1,144 @@
+"""ONNX export parity and the onnxruntime-only inference path."""
+
+import json
+import subprocess
+import sys
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import sparse
+
+from oncopersistnet.errors import InputDataError, ModelError
+from oncopersistnet.export import export_onnx, parity_check
+from oncopersistnet.inference import OnnxPersisterModel, load_model, match_genes, predict_file
+from oncopersistnet.model import predict_proba
+
+from conftest import dense
+
+
+@pytest.fixture(scope="module")
+def onnx_path(fitted, trained, tmp_path_factory):
+    pre, _, _ = fitted
+    path = tmp_path_factory.mktemp("onnx") / "model.onnx"
+    export_onnx(pre, trained.model, path, {"threshold": 0.5, "data_hash": "abc"})
+    return path
+
+
+def test_onnx_matches_pytorch_on_held_out_cells(fitted, trained, onnx_path, small_adata, small_split):
+    pre, _, _ = fitted
+    counts = dense(small_adata.X[small_split == "test"])
+    figures = parity_check(onnx_path, pre, trained.model, counts, tolerance=1e-5)
+    assert figures["parity_max_abs_diff"] <= 1e-5
+
+
+def test_parity_check_fails_loudly_when_broken(fitted, trained, onnx_path, small_adata):
+    pre, _, _ = fitted
+    other = type(trained.model)(**trained.model.config).eval()  # untrained weights
+    with pytest.raises(ModelError, match="disagree"):
+        parity_check(onnx_path, pre, other, dense(small_adata.X[:50]), tolerance=1e-5)
+
+
+def test_model_carries_its_genes_and_metadata(onnx_path, small_adata):
+    model = OnnxPersisterModel(onnx_path)
+    assert model.genes == list(small_adata.var_names)
+    assert model.info()["data_hash"] == "abc" and model.threshold == 0.5
+
+
+def test_dynamic_batch_and_empty_batch(onnx_path, small_adata):
+    model = OnnxPersisterModel(onnx_path)
+    counts = dense(small_adata.X[:7]).astype(np.float32)
+    full = model.predict_proba(counts)
+    assert full.shape == (7,)
+    assert np.allclose(model.predict_proba(counts[:1]), full[:1], atol=1e-6)
+    assert model.predict_proba(counts[:0]).shape == (0,)
+
+
+def test_gene_matching_reports_and_refuses():
+    match = match_genes(["B", "A", "X"], ["A", "B", "C", "D"])
+    assert match.input_index.tolist() == [1, 0, -1, -1] and match.describe().startswith("2 of 4")
+    with pytest.raises(InputDataError, match="Ensembl IDs"):
+        match_genes(["ENSG00000141510", "ENSG00000012048"], ["TP53", "BRCA1"], min_fraction=0.5)
+
+
+def _write_input(path, adata, genes=None):
+    out = ad.AnnData(X=sparse.csr_matrix(adata.X), obs=pd.DataFrame(index=adata.obs_names), var=pd.DataFrame(index=genes if genes is not None else adata.var_names))
+    out.write_h5ad(path)
+    return path
+
+
+def test_predict_file_writes_one_row_per_cell_in_chunks(onnx_path, small_adata, tmp_path):
+    model = OnnxPersisterModel(onnx_path)
+    subset = small_adata[:123]
+    src = _write_input(tmp_path / "in.h5ad", subset)
+    summary = predict_file(model, src, tmp_path / "out.csv", chunk_size=50, progress=False)
+    table = pd.read_csv(tmp_path / "out.csv")
+    assert list(table.columns) == ["cell_id", "persister_probability", "predicted_label"]
+    assert table["cell_id"].tolist() == list(subset.obs_names)
+    expected = model.predict_proba(dense(subset.X).astype(np.float32))
+    assert np.allclose(table["persister_probability"], expected, atol=1e-5)
+    assert summary["cells"] == 123 and summary["genes_matched"] == small_adata.n_vars
+
+
+def test_predict_with_missing_and_shuffled_genes(onnx_path, small_adata, tmp_path):
+    model = OnnxPersisterModel(onnx_path)
+    keep = np.random.default_rng(0).permutation(small_adata.n_vars)[:250]  # 250 of 300 genes, shuffled
+    subset = small_adata[:40, keep]
+    summary = predict_file(model, _write_input(tmp_path / "in.h5ad", subset), tmp_path / "out.csv", progress=False)
+    assert summary["genes_matched"] == 250
+    assert pd.read_csv(tmp_path / "out.csv")["persister_probability"].between(0, 1).all()
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda X: X.__setitem__((3, 4), -2.0), "negative count -2.0 at cell"),
+        (lambda X: X.__setitem__((1, 0), np.inf), "non-finite value inf at cell"),
+        (lambda X: X.__setitem__((0, 0), np.nan), "non-finite value nan"),
+    ],
+)
+def test_bad_counts_give_one_clear_error_and_no_output(onnx_path, small_adata, tmp_path, mutate, message):
+    X = dense(small_adata.X[:10])
+    mutate(X)
+    bad = ad.AnnData(X=X, obs=pd.DataFrame(index=small_adata.obs_names[:10]), var=pd.DataFrame(index=small_adata.var_names))
+    bad.write_h5ad(tmp_path / "bad.h5ad")
+    with pytest.raises(InputDataError, match=message):
+        predict_file(OnnxPersisterModel(onnx_path), tmp_path / "bad.h5ad", tmp_path / "out.csv", progress=False)
+    assert list(tmp_path.iterdir()) == [tmp_path / "bad.h5ad"]
+
+
+def test_wrong_namespace_and_unreadable_files(onnx_path, small_adata, tmp_path):
+    model = OnnxPersisterModel(onnx_path)
+    renamed = _write_input(tmp_path / "ens.h5ad", small_adata[:5], genes=[f"ENSG{i:011d}" for i in range(small_adata.n_vars)])
+    with pytest.raises(InputDataError, match="only 0 of 300 model genes found"):
+        predict_file(model, renamed, tmp_path / "out.csv", progress=False)
+    (tmp_path / "junk.h5ad").write_text("not hdf5")
+    with pytest.raises(InputDataError, match="not a readable .h5ad"):
+        predict_file(model, tmp_path / "junk.h5ad", tmp_path / "out.csv", progress=False)
+    with pytest.raises(InputDataError, match="no such file"):
+        predict_file(model, tmp_path / "absent.h5ad", tmp_path / "out.csv", progress=False)
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_load_model_by_path_and_bad_references(onnx_path, tmp_path):
+    assert load_model(str(onnx_path)).genes
+    with pytest.raises(ModelError, match="no such model file"):
+        load_model(str(tmp_path / "absent.onnx"))
+    (tmp_path / "bad.onnx").write_bytes(b"\x00garbage")
+    with pytest.raises(ModelError, match="not a loadable ONNX model"):
+        load_model(str(tmp_path / "bad.onnx"))
+
+
+def test_inference_path_never_imports_torch(onnx_path, small_adata, tmp_path):
+    src = _write_input(tmp_path / "in.h5ad", small_adata[:20])
+    code = (
+        "import sys, json\n"
+        "from oncopersistnet.cli import main\n"
+        f"rc = main(['predict', '--input', {str(src)!r}, '--output', {str(tmp_path / 'o.csv')!r}, '--model', {str(onnx_path)!r}, '--no-progress'])\n"
+        "assert rc == 0, rc\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.'))))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True)
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+    assert (tmp_path / "o.csv").exists()

@@ -1,0 +1,127 @@
+"""Stage scripts on bad input: one readable error line, exit 1, and no output left behind.
+
+These run the real scripts in a throw-away project folder, as DVC would.
+"""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import sparse
+
+from helpers import TINY_PARAMS, deep_update, make_project, stage
+
+
+def _error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if " ERROR " in line]
+
+
+def test_ingest_with_a_missing_input_file(tmp_path):
+    project = make_project(tmp_path, deep_update(dict(TINY_PARAMS), {"data": {"input": "data/external/nope.h5ad"}}), git=False)
+    result = stage("ingest", project, check=False)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    (line,) = _error_lines(result.stderr)
+    assert "ingest failed: data/external/nope.h5ad: no such file" in line
+    assert not (project / "data/raw/cells.h5ad").exists()
+
+
+def test_ingest_with_a_user_file_maps_labels_and_drops_others(tmp_path, small_adata):
+    user = small_adata.copy()
+    user.obs = pd.DataFrame(
+        {
+            "condition": np.where(user.obs["label"] == "persister", "treated_day14", "day0"),
+            "culture": user.obs["sample"].astype(str),
+        },
+        index=user.obs_names,
+    )
+    user.obs.iloc[:7, 0] = "day3"  # neither class: dropped and counted
+    project = make_project(
+        tmp_path,
+        deep_update(
+            dict(TINY_PARAMS),
+            {"data": {"input": "data/external/mine.h5ad", "label_key": "condition", "sample_key": "culture",
+                      "persister_values": ["treated_day14"], "non_persister_values": ["day0"]}},
+        ),
+        git=False,
+    )
+    user.write_h5ad(project / "data/external/mine.h5ad")
+    result = stage("ingest", project)
+    assert "dropped 7 cells" in result.stderr
+    raw = ad.read_h5ad(project / "data/raw/cells.h5ad")
+    assert raw.n_obs == small_adata.n_obs - 7
+    assert set(raw.obs["label"]) == {"persister", "non-persister"}
+    assert (raw.obs["sample"].to_numpy() == small_adata.obs["sample"].astype(str).to_numpy()[7:]).all()
+
+
+def test_ingest_with_a_wrong_label_key(tmp_path, small_adata):
+    project = make_project(tmp_path, deep_update(dict(TINY_PARAMS), {"data": {"input": "data/external/mine.h5ad", "label_key": "status"}}), git=False)
+    small_adata.write_h5ad(project / "data/external/mine.h5ad")
+    result = stage("ingest", project, check=False)
+    assert result.returncode == 1
+    (line,) = _error_lines(result.stderr)
+    assert "obs has no column 'status' (data.label_key); columns are: sample, label" in line
+
+
+def _write_raw(project, adata):
+    (project / "data/raw").mkdir(parents=True, exist_ok=True)
+    adata.write_h5ad(project / "data/raw/cells.h5ad")
+
+
+def test_validate_stops_bad_data_with_a_readable_list(tmp_path, small_adata):
+    project = make_project(tmp_path, TINY_PARAMS, git=False)
+    bad = small_adata.copy()
+    X = bad.X.toarray().astype(np.float32)
+    X[5, 3] = -4
+    X[9, 0] = np.nan
+    bad.X = sparse.csr_matrix(X)
+    bad.obs["label"] = bad.obs["label"].astype(str)
+    bad.obs.iloc[2, bad.obs.columns.get_loc("label")] = "resistant"
+    _write_raw(project, bad)
+    result = stage("validate", project, check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    for expected in ("n_negative", "n_nonfinite", "label", small_adata.obs_names[5], "resistant"):
+        assert expected in result.stderr, expected
+    assert not (project / "data/validated/cells.h5ad").exists()
+    assert (project / "reports/validation.json").exists()  # the report is kept to read
+
+
+def test_validate_passes_good_data_and_writes_docs(tmp_path, small_adata):
+    project = make_project(tmp_path, TINY_PARAMS, git=False)
+    _write_raw(project, small_adata)
+    stage("validate", project)
+    assert (project / "data/validated/cells.h5ad").exists()
+    assert (project / "reports/validation_docs/index.html").exists()
+
+
+def test_preprocess_fits_on_training_samples_only(tmp_path, small_adata):
+    """Changing only test cells must leave every fitted statistic unchanged (no leakage)."""
+    project = make_project(tmp_path, TINY_PARAMS, git=False)
+    (project / "data/validated").mkdir(parents=True)
+    small_adata.write_h5ad(project / "data/validated/cells.h5ad")
+    stage("preprocess", project)
+    split = pd.read_csv(project / "data/processed/split.csv")
+    with np.load(project / "models/preprocessor.npz") as first:
+        before = {k: first[k] for k in first.files}
+
+    changed = small_adata.copy()
+    is_test = (split["split"] == "test").to_numpy()
+    X = changed.X.toarray()
+    X[is_test] = X[is_test] * 5 + 3  # wildly different test cells
+    changed.X = sparse.csr_matrix(X)
+    changed.write_h5ad(project / "data/validated/cells.h5ad")
+    stage("preprocess", project)
+    with np.load(project / "models/preprocessor.npz") as second:
+        for key, value in before.items():
+            assert np.array_equal(value, second[key]), f"{key} changed when only test cells changed"
+    assert pd.read_csv(project / "data/processed/split.csv")["split"].equals(split["split"])
+
+
+@pytest.mark.parametrize("name", ["train", "evaluate", "export", "register"])
+def test_later_stages_say_what_is_missing(tmp_path, name):
+    project = make_project(tmp_path, TINY_PARAMS, git=False)
+    result = stage(name, project, check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert len(_error_lines(result.stderr)) == 1
