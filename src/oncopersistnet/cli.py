@@ -17,6 +17,7 @@ from oncopersistnet import __version__
 from oncopersistnet.config import Params, load_params
 from oncopersistnet.errors import OncoPersistNetError
 from oncopersistnet.logging_setup import configure_logging
+from oncopersistnet.tracking import disable_telemetry
 
 logger = logging.getLogger("oncopersistnet")
 
@@ -120,6 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``oncopersistnet`` console script."""
     args = build_parser().parse_args(argv)
     configure_logging(args.log_level)
+    disable_telemetry()  # before anything imports mlflow
     try:
         return args.handler(args)
     except OncoPersistNetError as exc:

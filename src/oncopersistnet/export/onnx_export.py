@@ -64,7 +64,7 @@ def export_onnx(
         )
         onnx.checker.check_model(proto)
         onnx.save(proto, str(tmp))
-    logger.info("exported ONNX graph with %d input genes to %s", len(preprocessor.genes_), path)
+    logger.info("exported ONNX graph: %d input genes -> persister probability", len(preprocessor.genes_))
     return proto
 
 

@@ -17,6 +17,7 @@ from oncopersistnet.data.load import read_h5ad
 from oncopersistnet.errors import InputDataError, OncoPersistNetError
 from oncopersistnet.logging_setup import configure_logging
 from oncopersistnet.paths import ProjectPaths
+from oncopersistnet.tracking import disable_telemetry
 
 logger = logging.getLogger("oncopersistnet")
 
@@ -24,6 +25,7 @@ logger = logging.getLogger("oncopersistnet")
 def run_stage(name: str, stage: Callable[[Params, ProjectPaths], object], params_file: str = "params.yaml") -> None:
     """Run one stage from the project root: one readable line and exit 1 on a user error."""
     configure_logging()
+    disable_telemetry()  # before anything imports mlflow
     try:
         params = load_params(params_file)
         stage(params, ProjectPaths(Path(".")))

@@ -37,6 +37,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
     with atomic_path(paths.onnx) as tmp:
         export_onnx(preprocessor, network, tmp, metadata, opset=params.export.opset)
         figures = parity_check(tmp, preprocessor, network, counts.toarray(), params.export.parity_tolerance, seed=params.train.seed)
+    logger.info("wrote %s and %s", paths.onnx, paths.genes)
     write_text(paths.genes, "\n".join(map(str, preprocessor.genes_)) + "\n")
     write_json(paths.export_metrics, figures)
     with resumed_run(run_id):
