@@ -18,7 +18,7 @@ EXAMPLE_OUTPUT := predictions/example_predictions.csv
 MODEL ?= models:/oncopersistnet@champion
 UI_PORT ?= 5000
 
-.PHONY: help install run repro predict ui test test-fast clean
+.PHONY: help install run repro predict ui test test-fast bench clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -58,6 +58,9 @@ test: install ## install and run the whole test suite (slow end-to-end tests inc
 
 test-fast: install ## run the tests except the slow end-to-end ones
 	$(BIN)/python -m pytest -m "not slow"
+
+bench: install ## measure prediction throughput and peak memory (after make run): benchmarks/results/
+	$(BIN)/python benchmarks/bench_predict.py
 
 clean: ## remove pipeline outputs, the MLflow store and caches (keeps .venv)
 	rm -rf data/raw data/validated data/processed data/example metrics plots reports predictions dvc_plots mlruns .dvc/cache .dvc/tmp

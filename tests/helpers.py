@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import subprocess
@@ -17,7 +18,6 @@ PROJECT_FILES = ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "pipelin
 # Small enough for seconds per stage, big enough for a 3-way group split and a real model.
 TINY_PARAMS: dict[str, Any] = {
     "simulate": {"n_cells": 600, "n_genes": 300, "n_samples": 6, "effect_size": 1.5, "seed": 1},
-    "validate": {"min_counts_per_cell": 20, "min_genes_per_cell": 10},
     "preprocess": {"n_top_genes": 100, "n_components": 16},
     "train": {"conv_channels": [4, 8], "lstm_hidden": 8, "dense_units": 8, "max_epochs": 8, "patience": 4, "batch_size": 64},
     "export": {"parity_cells": 64},
@@ -26,9 +26,11 @@ TINY_PARAMS: dict[str, Any] = {
 
 
 def deep_update(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``base`` with ``changes`` merged in, section by section."""
+    base = copy.deepcopy(base)
     for key, value in changes.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
-            deep_update(base[key], value)
+            base[key] = deep_update(base[key], value)
         else:
             base[key] = value
     return base

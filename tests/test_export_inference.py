@@ -22,7 +22,8 @@ from conftest import dense
 def onnx_path(fitted, trained, tmp_path_factory):
     pre, _, _ = fitted
     path = tmp_path_factory.mktemp("onnx") / "model.onnx"
-    export_onnx(pre, trained.model, path, {"threshold": 0.5, "data_hash": "abc"})
+    selected = [str(g) for g in pre.genes_[pre.selected_]]
+    export_onnx(pre, trained.model, path, {"threshold": 0.5, "data_hash": "abc", "selected_genes": selected, "fit_samples": ["sim3-S01"]})
     return path
 
 
@@ -58,6 +59,9 @@ def test_dynamic_batch_and_empty_batch(onnx_path, small_adata):
 def test_gene_matching_reports_and_refuses():
     match = match_genes(["B", "A", "X"], ["A", "B", "C", "D"])
     assert match.input_index.tolist() == [1, 0, -1, -1] and match.describe().startswith("2 of 4")
+    # most genes present, but not the ones the model reads after selection
+    with pytest.raises(InputDataError, match="0 of 2 selected genes"):
+        match_genes(["A", "B", "C"], ["A", "B", "C", "D", "E"], min_fraction=0.5, selected_genes=["D", "E"])
     with pytest.raises(InputDataError, match="Ensembl IDs"):
         match_genes(["ENSG00000141510", "ENSG00000012048"], ["TP53", "BRCA1"], min_fraction=0.5)
 
@@ -108,10 +112,49 @@ def test_bad_counts_give_one_clear_error_and_no_output(onnx_path, small_adata, t
     assert list(tmp_path.iterdir()) == [tmp_path / "bad.h5ad"]
 
 
+def test_normalised_input_is_refused_unless_allowed(onnx_path, small_adata, tmp_path):
+    model = OnnxPersisterModel(onnx_path)
+    X = dense(small_adata.X[:10])
+    logged = ad.AnnData(X=np.log1p(X), obs=pd.DataFrame(index=small_adata.obs_names[:10]), var=pd.DataFrame(index=small_adata.var_names))
+    logged.write_h5ad(tmp_path / "log.h5ad")
+    with pytest.raises(InputDataError, match="non-integer value .* raw counts .*--allow-non-integer"):
+        predict_file(model, tmp_path / "log.h5ad", tmp_path / "out.csv", progress=False)
+    assert not (tmp_path / "out.csv").exists()
+    assert predict_file(model, tmp_path / "log.h5ad", tmp_path / "out.csv", progress=False, allow_non_integer=True)["cells"] == 10
+
+
+def test_model_knows_its_selected_genes_and_fit_samples(onnx_path, fitted):
+    pre, _, _ = fitted
+    model = OnnxPersisterModel(onnx_path)
+    assert model.selected_genes == [str(g) for g in pre.genes_[pre.selected_]]
+    assert model.fit_samples == ["sim3-S01"]
+    assert "selected_genes" not in model.info() and model.info()["n_selected_genes"] == len(pre.selected_)
+
+
+def test_head_to_head_scores_only_cells_the_champion_never_saw(onnx_path, small_adata):
+    from oncopersistnet.registry import HeadToHead, head_to_head
+
+    model = OnnxPersisterModel(onnx_path)  # fitted (by its metadata) on sim3-S01
+    cells = small_adata[small_adata.obs["sample"].isin(["sim3-S01", "sim3-S02"])]
+    counts = dense(cells.X).astype(np.float32)
+    y = (cells.obs["label"] == "persister").to_numpy().astype(int)
+    samples = cells.obs["sample"].astype(str).to_numpy()
+    genes = np.asarray(cells.var_names)
+    result = head_to_head(model, model, "1", counts, genes, y, samples, 0.5, 0.5)
+    assert isinstance(result, HeadToHead) and result.n_cells == int((samples == "sim3-S02").sum())
+    assert result.candidate == result.champion
+    only_seen = samples == "sim3-S01"
+    reason = head_to_head(model, model, "1", counts[only_seen], genes, y[only_seen], samples[only_seen], 0.5, 0.5)
+    assert isinstance(reason, str) and "cannot be compared fairly" in reason
+    renamed = np.array([f"other{i}" for i in range(len(genes))])
+    reason = head_to_head(model, model, "1", counts, renamed, y, samples, 0.5, 0.5)
+    assert isinstance(reason, str) and "reads other genes" in reason
+
+
 def test_wrong_namespace_and_unreadable_files(onnx_path, small_adata, tmp_path):
     model = OnnxPersisterModel(onnx_path)
     renamed = _write_input(tmp_path / "ens.h5ad", small_adata[:5], genes=[f"ENSG{i:011d}" for i in range(small_adata.n_vars)])
-    with pytest.raises(InputDataError, match="only 0 of 300 model genes found"):
+    with pytest.raises(InputDataError, match="only 0 of 300 model genes found .*; 0 of 150 selected genes"):
         predict_file(model, renamed, tmp_path / "out.csv", progress=False)
     (tmp_path / "junk.h5ad").write_text("not hdf5")
     with pytest.raises(InputDataError, match="not a readable .h5ad"):

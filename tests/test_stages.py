@@ -19,13 +19,21 @@ def _error_lines(stderr: str) -> list[str]:
 
 
 def test_ingest_with_a_missing_input_file(tmp_path):
-    project = make_project(tmp_path, deep_update(dict(TINY_PARAMS), {"data": {"input": "data/external/nope.h5ad"}}), git=False)
+    project = make_project(tmp_path, deep_update(TINY_PARAMS, {"data": {"input": "data/external/nope.h5ad"}}), git=False)
     result = stage("ingest", project, check=False)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     (line,) = _error_lines(result.stderr)
     assert "ingest failed: data/external/nope.h5ad: no such file" in line
     assert not (project / "data/raw/cells.h5ad").exists()
+
+
+def test_ingest_refuses_an_input_dvc_would_not_track(tmp_path):
+    project = make_project(tmp_path, deep_update(TINY_PARAMS, {"data": {"input": "/tmp/elsewhere.h5ad"}}), git=False)
+    result = stage("ingest", project, check=False)
+    assert result.returncode == 1
+    (line,) = _error_lines(result.stderr)
+    assert "data.input: /tmp/elsewhere.h5ad is outside data/external/" in line
 
 
 def test_ingest_with_a_user_file_maps_labels_and_drops_others(tmp_path, small_adata):
@@ -57,7 +65,7 @@ def test_ingest_with_a_user_file_maps_labels_and_drops_others(tmp_path, small_ad
 
 
 def test_ingest_with_a_wrong_label_key(tmp_path, small_adata):
-    project = make_project(tmp_path, deep_update(dict(TINY_PARAMS), {"data": {"input": "data/external/mine.h5ad", "label_key": "status"}}), git=False)
+    project = make_project(tmp_path, deep_update(TINY_PARAMS, {"data": {"input": "data/external/mine.h5ad", "label_key": "status"}}), git=False)
     small_adata.write_h5ad(project / "data/external/mine.h5ad")
     result = stage("ingest", project, check=False)
     assert result.returncode == 1

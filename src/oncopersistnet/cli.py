@@ -44,6 +44,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         min_gene_fraction=params.predict.min_gene_fraction if args.min_gene_fraction is None else args.min_gene_fraction,
         threshold=args.threshold,
         progress=not args.no_progress,
+        allow_non_integer=args.allow_non_integer,
     )
     print(json.dumps(summary, indent=2))  # the command's result, on stdout for scripts
     return 0
@@ -100,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--threshold", type=float, default=None, help="decision threshold (default: the model's own)")
     predict.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: all cores)")
     predict.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    predict.add_argument(
+        "--allow-non-integer", action="store_true",
+        help="score X even if it holds non-integer values (normalised data gives unreliable results)",
+    )
     predict.set_defaults(handler=_cmd_predict)
 
     simulate = commands.add_parser(

@@ -45,6 +45,7 @@ class SimulateConfig:
     persister_fraction: float = 0.3
     effect_size: float = 1.0
     seed: int = 0
+    world_seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,8 @@ class Params:
 
 
 # Sections whose values shape the trained model: the train stage logs these.
-MODEL_SECTIONS = ("data", "simulate", "validate", "split", "preprocess", "train")
+# (validate's thresholds do not change data that passes; its report is logged instead.)
+MODEL_SECTIONS = ("data", "simulate", "split", "preprocess", "train")
 
 _POSITIVE_INT_FIELDS = {
     "n_cells", "n_genes", "n_samples", "n_top_genes", "n_components", "kernel_size",

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import anndata as ad
-import numpy as np
 import pandas as pd
 from scipy import sparse
 
@@ -87,10 +86,3 @@ def load_labelled_h5ad(
         out.n_obs, out.n_vars, path, int((obs["label"] == PERSISTER).sum()), obs["sample"].nunique(),
     )
     return out
-
-
-def counts_dtype_is_integer(matrix: sparse.spmatrix | np.ndarray) -> bool:
-    """True when every stored value is a whole number (raw counts, not normalised data)."""
-    values = matrix.data if sparse.issparse(matrix) else np.asarray(matrix)
-    finite = values[np.isfinite(values)]
-    return bool(np.all(finite == np.round(finite)))

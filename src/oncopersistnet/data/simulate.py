@@ -76,27 +76,31 @@ def simulate_cells(config: SimulateConfig) -> ad.AnnData:
         )
     if not 0.0 < config.persister_fraction < 1.0:
         raise ConfigError("simulate.persister_fraction: must be strictly between 0 and 1")
+    # Two generators: ``world_seed`` fixes the biology (gene means, dispersions,
+    # the persister programme), ``seed`` draws samples and cells from it. New cells
+    # for prediction keep the world and change the seed.
+    world = np.random.default_rng(config.world_seed)
     rng = np.random.default_rng(config.seed)
     genes = _gene_names(n_genes)
 
     # Gene-level parameters: baseline proportions spanning ~4 orders of magnitude
     # and negative-binomial dispersions (larger for lowly expressed genes).
-    log_base = rng.normal(0.0, 2.0, n_genes)
+    log_base = world.normal(0.0, 2.0, n_genes)
     base = np.exp(log_base)
     base /= base.sum()
-    dispersion = np.exp(rng.normal(np.log(0.3), 0.5, n_genes)) * (1 + 0.5 * (log_base < 0))
+    dispersion = np.exp(world.normal(np.log(0.3), 0.5, n_genes)) * (1 + 0.5 * (log_base < 0))
 
     # Persister programme: log fold changes in persisters.
     programme = np.zeros(n_genes)
     is_prolif = np.isin(genes, PROLIFERATION_GENES)
     is_persist = np.isin(genes, PERSISTER_GENES)
-    programme[is_prolif] = -rng.uniform(0.6, 1.4, is_prolif.sum())
-    programme[is_persist] = rng.uniform(0.6, 1.4, is_persist.sum())
+    programme[is_prolif] = -world.uniform(0.6, 1.4, is_prolif.sum())
+    programme[is_persist] = world.uniform(0.6, 1.4, is_persist.sum())
     # A diffuse component: a few percent of background genes shift a little.
     background_idx = np.flatnonzero(~(is_prolif | is_persist))
     if background_idx.size:
-        diffuse = rng.choice(background_idx, size=max(1, background_idx.size // 25), replace=False)
-        programme[diffuse] = rng.normal(0.0, 0.5, diffuse.size)
+        diffuse = world.choice(background_idx, size=max(1, background_idx.size // 25), replace=False)
+        programme[diffuse] = world.normal(0.0, 0.5, diffuse.size)
     programme *= config.effect_size
 
     # Samples: cells per sample, per-sample persister fraction, batch shift.
@@ -109,7 +113,8 @@ def simulate_cells(config: SimulateConfig) -> ad.AnnData:
     )
     sample_shift = rng.normal(0.0, 0.35, (n_samples, n_genes))
     sample_depth = np.exp(rng.normal(0.0, 0.25, n_samples))
-    sample_names = [f"S{i + 1:02d}" for i in range(n_samples)]
+    # Names carry the seed: cells drawn with another seed are other cultures.
+    sample_names = [f"sim{config.seed}-S{i + 1:02d}" for i in range(n_samples)]
 
     sample_of_cell = np.repeat(np.arange(n_samples), sizes)
     is_persister = rng.random(n_cells) < fractions[sample_of_cell]
@@ -120,8 +125,9 @@ def simulate_cells(config: SimulateConfig) -> ad.AnnData:
             is_persister[idx[0]] = True
         if is_persister[idx].all():
             is_persister[idx[-1]] = False
-    # About one count per gene per cell on average, so sparsity does not depend on panel size.
-    library = np.exp(rng.normal(np.log(1.0 * n_genes), 0.55, n_cells)) * sample_depth[sample_of_cell]
+    # Median library ~2,000 counts for 2,000 genes; smaller panels get fewer counts
+    # but more per gene (square-root scaling), as targeted panels do.
+    library = np.exp(rng.normal(np.log(2000.0 * np.sqrt(n_genes / 2000.0)), 0.55, n_cells)) * sample_depth[sample_of_cell]
 
     blocks = []
     for start in range(0, n_cells, _CHUNK_CELLS):
@@ -147,7 +153,7 @@ def simulate_cells(config: SimulateConfig) -> ad.AnnData:
                 np.where(is_persister, PERSISTER, NON_PERSISTER), categories=[NON_PERSISTER, PERSISTER]
             ),
         },
-        index=[f"cell{i:06d}" for i in range(n_cells)],
+        index=[f"sim{config.seed}-cell{i:06d}" for i in range(n_cells)],
     )
     adata = ad.AnnData(X=matrix, obs=obs, var=pd.DataFrame(index=genes))
     adata.uns["source"] = {"simulator": "oncopersistnet.data.simulate", **vars(config)}

@@ -38,6 +38,10 @@ class OnnxPersisterModel:
         if "genes" not in self.metadata:
             raise ModelError(f"{self.path}: ONNX model has no 'genes' metadata; was it exported by oncopersistnet?")
         self.genes: list[str] = json.loads(self.metadata["genes"])
+        # Genes the graph reads after gene selection, and the samples it was fitted on
+        # (train + validation); older or foreign exports may lack them.
+        self.selected_genes: list[str] = json.loads(self.metadata.get("selected_genes", "null")) or list(self.genes)
+        self.fit_samples: list[str] = json.loads(self.metadata.get("fit_samples", "[]"))
         inputs = self.session.get_inputs()
         if [i.name for i in inputs] != [INPUT_NAME] or inputs[0].shape[1] != len(self.genes):
             raise ModelError(
@@ -52,7 +56,11 @@ class OnnxPersisterModel:
 
     def info(self) -> dict[str, Any]:
         """Metadata without the (long) gene list, for logs and summaries."""
-        return {k: v for k, v in self.metadata.items() if k != "genes"} | {"n_genes": len(self.genes)}
+        long = ("genes", "selected_genes", "fit_samples")
+        return {k: v for k, v in self.metadata.items() if k not in long} | {
+            "n_genes": len(self.genes),
+            "n_selected_genes": len(self.selected_genes),
+        }
 
     def predict_proba(self, counts: np.ndarray) -> np.ndarray:
         """Probabilities for ``cells x model genes`` float32 counts (NaN = missing gene)."""

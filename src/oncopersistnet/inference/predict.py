@@ -28,19 +28,26 @@ logger = logging.getLogger(__name__)
 OUTPUT_COLUMNS = ("cell_id", "persister_probability", "predicted_label")
 
 
-def check_counts(block: np.ndarray, cell_ids: np.ndarray, genes: np.ndarray, source: str) -> bool:
-    """Raise on NaN/inf or negative values; return whether all values are whole numbers."""
-    bad = ~np.isfinite(block)
-    if bad.any():
-        row, col = np.argwhere(bad)[0]
-        raise InputDataError(f"{source}: non-finite value {block[row, col]} at cell {cell_ids[row]!r}, gene {genes[col]!r}")
-    negative = block < 0
-    if negative.any():
-        row, col = np.argwhere(negative)[0]
-        raise InputDataError(
-            f"{source}: negative count {block[row, col]} at cell {cell_ids[row]!r}, gene {genes[col]!r}; raw counts expected"
-        )
-    return bool(np.all(block == np.round(block)))
+def check_counts(block: np.ndarray, cell_ids: np.ndarray, genes: np.ndarray, source: str, allow_non_integer: bool = False) -> None:
+    """Raise on NaN/inf, negative values and (unless allowed) non-integer values.
+
+    The graph normalises raw counts itself; already-normalised input (log1p, CPM)
+    would be normalised twice and scored wrongly without any sign, so it stops.
+    """
+    checks = [
+        (~np.isfinite(block), "non-finite value"),
+        (block < 0, "negative count"),
+    ]
+    if not allow_non_integer:
+        checks.append((block != np.round(block), "non-integer value"))
+    for bad, what in checks:
+        if bad.any():
+            row, col = np.argwhere(bad)[0]
+            hint = (
+                "; the model expects raw counts (pass --allow-non-integer to score anyway)"
+                if what == "non-integer value" else "; raw counts expected" if what == "negative count" else ""
+            )
+            raise InputDataError(f"{source}: {what} {block[row, col]} at cell {str(cell_ids[row])!r}, gene {str(genes[col])!r}{hint}")
 
 
 def predict_file(
@@ -51,6 +58,7 @@ def predict_file(
     min_gene_fraction: float = 0.5,
     threshold: float | None = None,
     progress: bool = True,
+    allow_non_integer: bool = False,
 ) -> dict[str, Any]:
     """Score every cell of ``input_path`` and write a CSV; return a summary."""
     input_path, output_path = Path(input_path), Path(output_path)
@@ -64,11 +72,10 @@ def predict_file(
         if adata.n_obs == 0 or adata.n_vars == 0:
             raise InputDataError(f"{input_path}: empty matrix ({adata.n_obs} cells x {adata.n_vars} genes)")
         input_genes = np.asarray(adata.var_names, dtype=str)
-        match = match_genes(input_genes, model.genes, min_gene_fraction, source=str(input_path))
+        match = match_genes(input_genes, model.genes, min_gene_fraction, source=str(input_path), selected_genes=model.selected_genes)
         logger.info("%s: %s", input_path, match.describe())
         cell_ids = np.asarray(adata.obs_names, dtype=str)
         n_persister = 0
-        whole_numbers = True
         with atomic_path(output_path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(OUTPUT_COLUMNS)
@@ -77,7 +84,7 @@ def predict_file(
                 stop = min(start + chunk_size, adata.n_obs)
                 block = adata.X[start:stop]
                 block = block.toarray() if sparse.issparse(block) else np.asarray(block)
-                whole_numbers &= check_counts(block, cell_ids[start:stop], input_genes, str(input_path))
+                check_counts(block, cell_ids[start:stop], input_genes, str(input_path), allow_non_integer)
                 probability = model.predict_proba(aligned_block(block, match))
                 labels = np.where(probability >= threshold, PERSISTER, NON_PERSISTER)
                 n_persister += int((probability >= threshold).sum())
@@ -87,14 +94,14 @@ def predict_file(
     finally:
         if adata.isbacked:
             adata.file.close()
-    if not whole_numbers:
-        logger.warning("%s: X holds non-integer values; the model expects raw counts, so results may be off", input_path)
     summary = {
         "cells": int(adata.n_obs),
         "persisters": n_persister,
         "persister_fraction": n_persister / adata.n_obs,
         "genes_matched": match.n_matched,
         "genes_expected": match.n_model_genes,
+        "selected_genes_matched": match.n_selected_matched,
+        "selected_genes_expected": match.n_selected,
         "threshold": threshold,
         "model": model.source,
         "output": str(output_path),

@@ -38,18 +38,20 @@ def load_model(reference: str = DEFAULT_MODEL_URI, threads: int | None = None, t
         if tracking_uri:
             mlflow.set_tracking_uri(tracking_uri)
         where = mlflow.get_tracking_uri()
-        target = Path(tempfile.mkdtemp(prefix="oncopersistnet-model-"))
-        try:
-            local = mlflow.artifacts.download_artifacts(artifact_uri=reference, dst_path=str(target))
-        except MlflowException as exc:
-            first_line = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-            raise ModelError(
-                f"{reference}: cannot be resolved in the MLflow store {where} ({first_line}). "
-                "Run the pipeline (make run) or promote a version (see README)."
-            ) from exc
-        path = _find_onnx(Path(local))
-        logger.info("resolved %s to %s", reference, path)
-        return OnnxPersisterModel(path, threads=threads, source=reference)
+        # onnxruntime reads the whole file when the session is created, so the
+        # downloaded copy can go as soon as the model is loaded.
+        with tempfile.TemporaryDirectory(prefix="oncopersistnet-model-") as target:
+            try:
+                local = mlflow.artifacts.download_artifacts(artifact_uri=reference, dst_path=target)
+            except MlflowException as exc:
+                first_line = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+                raise ModelError(
+                    f"{reference}: cannot be resolved in the MLflow store {where} ({first_line}). "
+                    "Run the pipeline (make run); if mlruns/ was deleted, rebuild it with `dvc repro --force`."
+                ) from exc
+            path = _find_onnx(Path(local))
+            logger.info("resolved %s (%s)", reference, where)
+            return OnnxPersisterModel(path, threads=threads, source=reference)
     path = Path(reference)
     if not path.exists():
         raise ModelError(f"{reference}: no such model file, and not a models:/ or runs:/ URI")

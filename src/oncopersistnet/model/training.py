@@ -137,7 +137,11 @@ def train_model(
                 logger.info("early stopping at epoch %d (best epoch %d)", epoch, best_epoch)
                 break
     bar.close()
-    assert best_state is not None
+    if best_state is None:
+        raise ModelError(
+            "train: the validation loss was never finite (training diverged); lower train.learning_rate "
+            "or check the features for extreme values"
+        )
     model.load_state_dict(best_state)
     model.eval()
     logger.info("best validation loss %.4f at epoch %d", best_loss, best_epoch)

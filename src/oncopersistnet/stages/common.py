@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,8 +43,19 @@ def binary_labels(labels: pd.Series | np.ndarray) -> np.ndarray:
     return (np.asarray(labels, dtype=str) == PERSISTER).astype(np.int64)
 
 
-def read_split_counts(paths: ProjectPaths, split: str, limit: int | None = None) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray, np.ndarray]:
-    """Raw counts, binary labels, cell ids and genes of one split of the validated data."""
+@dataclass(frozen=True)
+class SplitCells:
+    """Raw counts and identity of the cells of one split."""
+
+    counts: sparse.csr_matrix
+    y: np.ndarray
+    cell_ids: np.ndarray
+    samples: np.ndarray
+    genes: np.ndarray
+
+
+def read_split_cells(paths: ProjectPaths, split: str, limit: int | None = None) -> SplitCells:
+    """Raw counts, binary labels, cell ids, samples and genes of one split of the validated data."""
     adata = read_h5ad(paths.validated)
     table = pd.read_csv(paths.split_table, dtype=str).set_index("cell_id")
     missing = adata.obs_names.difference(table.index)
@@ -53,5 +65,10 @@ def read_split_counts(paths: ProjectPaths, split: str, limit: int | None = None)
     subset = adata[mask]
     if limit is not None:
         subset = subset[:limit]
-    counts = sparse.csr_matrix(subset.X)
-    return counts, binary_labels(subset.obs["label"]), np.asarray(subset.obs_names, dtype=str), np.asarray(adata.var_names, dtype=str)
+    return SplitCells(
+        counts=sparse.csr_matrix(subset.X),
+        y=binary_labels(subset.obs["label"]),
+        cell_ids=np.asarray(subset.obs_names, dtype=str),
+        samples=np.asarray(subset.obs["sample"], dtype=str),
+        genes=np.asarray(adata.var_names, dtype=str),
+    )

@@ -39,12 +39,19 @@ def run(params: Params, paths: ProjectPaths) -> None:
     metrics[NETWORK]["n_test_samples"] = int(len(set(test.samples)))
     write_json(paths.evaluate_metrics, metrics)
 
-    tables = [curve_tables(test.y, p, name, threshold) for name, p in probabilities.items()]
-    for kind in ("roc", "pr", "confusion"):
-        with atomic_path(paths.plots / f"{kind}.csv") as tmp:
-            pd.concat([t[kind] for t in tables], ignore_index=True).to_csv(tmp, index=False)
+    tables = {name: curve_tables(test.y, p, name, threshold) for name, p in probabilities.items()}
+    # DVC colours plots by file, not by a column: one curve file per model.
+    for name, table in tables.items():
+        for kind in ("roc", "pr"):
+            with atomic_path(paths.plots / kind / f"{name}.csv") as tmp:
+                table[kind].to_csv(tmp, index=False)
+    with atomic_path(paths.plots / "confusion.csv") as tmp:
+        tables[NETWORK]["confusion"].to_csv(tmp, index=False)
     figures = [
-        plot_roc_pr(pd.concat([t["roc"] for t in tables]), pd.concat([t["pr"] for t in tables]), metrics, paths.figures / "roc_pr.png"),
+        plot_roc_pr(
+            pd.concat([t["roc"] for t in tables.values()]), pd.concat([t["pr"] for t in tables.values()]),
+            metrics, paths.figures / "roc_pr.png",
+        ),
         plot_confusion({name: confusion_counts(test.y, p, threshold) for name, p in probabilities.items()}, paths.figures / "confusion.png"),
     ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 from oncopersistnet.atomic import atomic_path, write_json, write_text
@@ -10,7 +11,7 @@ from oncopersistnet.export import export_onnx, parity_check
 from oncopersistnet.model import load_checkpoint
 from oncopersistnet.paths import ProjectPaths
 from oncopersistnet.preprocessing import CellPreprocessor
-from oncopersistnet.stages.common import read_split_counts
+from oncopersistnet.stages.common import read_split_cells
 from oncopersistnet.tracking import configure_mlflow, load_run_reference, log_params_once, resumed_run
 
 logger = logging.getLogger(__name__)
@@ -25,6 +26,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
     run_id = reference["run_id"]
     preprocessor = CellPreprocessor.load(paths.preprocessor)
     network = load_checkpoint(paths.model)
+    summary = json.loads(paths.preprocess_summary.read_text())
     metadata = {
         "model_name": params.register.model_name,
         "threshold": params.evaluate.threshold,
@@ -32,11 +34,14 @@ def run(params: Params, paths: ProjectPaths) -> None:
         **{key: reference.get(key, "") for key in ("data_hash", "params_hash", "git_commit", "oncopersistnet_version")},
         "n_components": preprocessor.n_features_out,
         "n_genes_selected": int(preprocessor.selected_.size),
+        "selected_genes": [str(g) for g in preprocessor.genes_[preprocessor.selected_]],
+        # Samples the model was fitted or early-stopped on: a fair comparison avoids them.
+        "fit_samples": sorted(summary["train"]["samples"] + summary["val"]["samples"]),
     }
-    counts, _, _, _ = read_split_counts(paths, "test", limit=params.export.parity_cells)
+    test = read_split_cells(paths, "test", limit=params.export.parity_cells)
     with atomic_path(paths.onnx) as tmp:
         export_onnx(preprocessor, network, tmp, metadata, opset=params.export.opset)
-        figures = parity_check(tmp, preprocessor, network, counts.toarray(), params.export.parity_tolerance, seed=params.train.seed)
+        figures = parity_check(tmp, preprocessor, network, test.counts.toarray(), params.export.parity_tolerance, seed=params.train.seed)
     logger.info("wrote %s and %s", paths.onnx, paths.genes)
     write_text(paths.genes, "\n".join(map(str, preprocessor.genes_)) + "\n")
     write_json(paths.export_metrics, figures)

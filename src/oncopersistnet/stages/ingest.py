@@ -6,17 +6,27 @@ import logging
 
 from oncopersistnet.atomic import write_h5ad
 from oncopersistnet.config import Params
+from oncopersistnet.errors import ConfigError
 from oncopersistnet.data.load import load_labelled_h5ad
 from oncopersistnet.data.simulate import simulate_cells
 from oncopersistnet.paths import ProjectPaths
 
 logger = logging.getLogger(__name__)
 
+# Declared as a dependency of the ingest stage in dvc.yaml.
+EXTERNAL_DIR = "data/external"
+
 
 def run(params: Params, paths: ProjectPaths) -> None:
     """Produce the raw dataset that every later stage starts from."""
     data = params.data
     if data.input:
+        external = (paths.root / EXTERNAL_DIR).resolve()
+        if external not in (paths.root / data.input).absolute().parents:
+            raise ConfigError(
+                f"data.input: {data.input} is outside {EXTERNAL_DIR}/; put the file (or a symlink to it) there "
+                "so that DVC notices when it changes"
+            )
         adata = load_labelled_h5ad(
             data.input, data.label_key, data.sample_key, data.persister_values, data.non_persister_values
         )

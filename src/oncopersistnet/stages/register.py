@@ -12,8 +12,8 @@ from oncopersistnet.config import Params
 from oncopersistnet.inference.model import OnnxPersisterModel
 from oncopersistnet.inference.resolve import load_model
 from oncopersistnet.paths import ProjectPaths
-from oncopersistnet.registry import CHAMPION, current_champion, decide_promotion, score_on_cells
-from oncopersistnet.stages.common import read_split_counts
+from oncopersistnet.registry import CHAMPION, HeadToHead, current_champion, decide_promotion, head_to_head, score_on_cells
+from oncopersistnet.stages.common import read_split_cells
 from oncopersistnet.tracking import configure_mlflow, load_run_id, log_params_once, resumed_run
 
 logger = logging.getLogger(__name__)
@@ -30,17 +30,20 @@ def run(params: Params, paths: ProjectPaths) -> None:
     config = params.register
     configure_mlflow(params.mlflow, paths.root)
     run_id = load_run_id(paths.run_reference)
-    counts, y, _, genes = read_split_counts(paths, "test")
-    dense = counts.toarray().astype(np.float32)
+    test = read_split_cells(paths, "test")
+    dense = test.counts.toarray().astype(np.float32)
     threshold = params.evaluate.threshold
 
     candidate_model = OnnxPersisterModel(paths.onnx)
-    candidate = score_on_cells(candidate_model, dense, genes, y, threshold)
+    candidate = score_on_cells(candidate_model, dense, test.genes, test.y, threshold)
     champion_version = current_champion(config.model_name)
-    champion = None
+    comparison = None
     if champion_version is not None:
         champion_model = load_model(f"models:/{config.model_name}/{champion_version.version}")
-        champion = score_on_cells(champion_model, dense, genes, y, threshold)
+        comparison = head_to_head(
+            candidate_model, champion_model, str(champion_version.version), dense, test.genes, test.y,
+            test.samples, threshold, params.predict.min_gene_fraction,
+        )
 
     example = dense[:2]
     with resumed_run(run_id):
@@ -56,9 +59,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
             onnx_execution_providers=["CPUExecutionProvider"],
         )
         version = str(info.registered_model_version)
-        decision = decide_promotion(
-            candidate, champion, config, champion_version.version if champion_version else None
-        )
+        decision = decide_promotion(candidate, config, comparison)
         client = MlflowClient()
         client.set_registered_model_alias(config.model_name, decision.alias, version)
         for key, value in {
@@ -72,9 +73,14 @@ def run(params: Params, paths: ProjectPaths) -> None:
         }.items():
             client.set_model_version_tag(config.model_name, version, key, value)
         mlflow.set_tags({"registered_version": version, "promotion_alias": decision.alias, "promotion_reason": decision.reason})
-        if champion is not None:
-            mlflow.log_metrics({f"champion_v{decision.champion_version}_test_{k}": champion[k] for k in ("f1", "roc_auc")})
+        if isinstance(decision.head_to_head, HeadToHead):
+            h2h = decision.head_to_head
+            mlflow.log_metrics(
+                {f"gate_{who}_{k}": m[k] for who, m in (("candidate", h2h.candidate), ("champion", h2h.champion)) for k in ("f1", "roc_auc")}
+                | {"gate_cells": h2h.n_cells}
+            )
 
+    h2h = decision.head_to_head
     write_json(
         paths.registry,
         {
@@ -84,9 +90,11 @@ def run(params: Params, paths: ProjectPaths) -> None:
             "reason": decision.reason,
             "run_id": run_id,
             "model_uri": f"models:/{config.model_name}/{version}",
-            "candidate_metrics": candidate,
-            "champion_version": decision.champion_version,
-            "champion_metrics": champion,
+            "candidate_test_metrics": candidate,
+            "previous_champion_version": str(champion_version.version) if champion_version else None,
+            "head_to_head": None if h2h is None else {
+                "cells": h2h.n_cells, "candidate": h2h.candidate, "champion": h2h.champion,
+            },
         },
     )
     log = logger.info if decision.alias == CHAMPION else logger.warning

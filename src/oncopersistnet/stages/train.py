@@ -57,7 +57,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
         )
         n_parameters = sum(p.numel() for p in result.model.parameters())
         mlflow.log_metrics({"best_epoch": result.best_epoch, "n_parameters": n_parameters})
-        save_checkpoint(result.model, paths.model, extra={"run_id": run_id, "best_epoch": result.best_epoch})
+        save_checkpoint(result.model, paths.model, extra={"best_epoch": result.best_epoch})
         with atomic_path(paths.training_history) as tmp:
             pd.DataFrame(result.history).rename_axis("epoch").set_axis(range(1, len(result.history) + 1)).to_csv(tmp, index_label="epoch")
         figure = plot_training_curves(result.history, result.best_epoch, paths.figures / "training_curves.png")
