@@ -38,7 +38,7 @@ run: install ## install, rebuild the pipeline with `dvc repro`, and classify exa
 	@mkdir -p $(dir $(EXAMPLE_INPUT))
 	@test -f $(EXAMPLE_INPUT) || oncopersistnet simulate --output $(EXAMPLE_INPUT) --cells 500 --seed 2024 --unlabelled
 	oncopersistnet predict --input $(EXAMPLE_INPUT) --output $(EXAMPLE_OUTPUT) --model $(MODEL) --no-progress
-	@bash scripts/next_steps.sh $(EXAMPLE_OUTPUT)
+	@bash scripts/next_steps.sh $(EXAMPLE_OUTPUT) "$(MODEL)"
 
 repro: install ## rerun only the DVC stages whose inputs changed
 	@bash scripts/ensure_scm.sh

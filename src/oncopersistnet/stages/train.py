@@ -58,8 +58,10 @@ def run(params: Params, paths: ProjectPaths) -> None:
         n_parameters = sum(p.numel() for p in result.model.parameters())
         mlflow.log_metrics({"best_epoch": result.best_epoch, "n_parameters": n_parameters})
         save_checkpoint(result.model, paths.model, extra={"best_epoch": result.best_epoch})
+        history = pd.DataFrame(result.history)
+        history.insert(0, "epoch", range(1, len(history) + 1))
         with atomic_path(paths.training_history) as tmp:
-            pd.DataFrame(result.history).rename_axis("epoch").set_axis(range(1, len(result.history) + 1)).to_csv(tmp, index_label="epoch")
+            history.to_csv(tmp, index=False)
         figure = plot_training_curves(result.history, result.best_epoch, paths.figures / "training_curves.png")
         mlflow.log_artifact(str(figure), artifact_path="figures")
     logger.info("trained %d-parameter CNN-LSTM (best epoch %d); MLflow run %s", n_parameters, result.best_epoch, run_id)
