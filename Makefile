@@ -50,6 +50,7 @@ predict: install ## classify cells: make predict INPUT=cells.h5ad OUTPUT=predict
 
 ui: install ## open the MLflow UI on this project's tracking store (http://127.0.0.1:$(UI_PORT))
 	@mkdir -p mlruns
+	@echo "Runs: http://127.0.0.1:$(UI_PORT)/#/experiments  (experiment 'oncopersistnet'; registered models under 'Models')"
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlruns/mlflow.db" \
 		--default-artifact-root "$(CURDIR)/mlruns/artifacts" --host 127.0.0.1 --port $(UI_PORT) --workers 1
 

@@ -29,6 +29,9 @@ from oncopersistnet.errors import ConfigError, ModelError
 logger = logging.getLogger(__name__)
 
 STORE_DIR = "mlruns"
+# Tells the MLflow 3 UI to open the experiment on its runs table (model training),
+# not on the GenAI traces dashboard it shows for experiments of unknown kind.
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 
 
 def disable_telemetry() -> None:
@@ -64,9 +67,14 @@ def configure_mlflow(config: MlflowConfig, project_root: Path = Path(".")) -> st
             artifact_location = None
             if uri.startswith("sqlite:///") and not os.environ.get("MLFLOW_TRACKING_URI") and not config.tracking_uri:
                 artifact_location = (project_root / STORE_DIR / "artifacts").resolve().as_uri()
-            experiment_id = mlflow.create_experiment(config.experiment_name, artifact_location=artifact_location)
+            experiment_id = mlflow.create_experiment(
+                config.experiment_name, artifact_location=artifact_location, tags=EXPERIMENT_TAGS
+            )
         else:
             experiment_id = experiment.experiment_id
+            for key, value in EXPERIMENT_TAGS.items():
+                if experiment.tags.get(key) != value:
+                    mlflow.MlflowClient().set_experiment_tag(experiment_id, key, value)
     except Exception as exc:  # any backend failure: say where, before hours of work
         raise ConfigError(f"MLflow tracking store {uri} is not usable: {exc.__class__.__name__}: {exc}") from exc
     mlflow.set_experiment(experiment_id=experiment_id)

@@ -19,6 +19,13 @@ from oncopersistnet.tracking import configure_mlflow, load_run_id, log_params_on
 logger = logging.getLogger(__name__)
 
 PIP_REQUIREMENTS = ["onnxruntime==1.32.0", "onnx==1.23.2", "numpy==2.4.6"]
+MODEL_DESCRIPTION = (
+    "OncoPersistNet: classifies single cancer cells from scRNA-seq raw counts as drug-tolerant persisters "
+    "(cells that survive treatment and seed relapse) or non-persisters. Each version is an ONNX graph that "
+    "includes normalisation, gene selection, imputation, PCA and the CNN-LSTM; the alias 'champion' marks "
+    "the version that passed the promotion gate. Intended for cells like those it was trained on (see each "
+    "version's description); not a clinical tool."
+)
 
 
 def run(params: Params, paths: ProjectPaths) -> None:
@@ -62,6 +69,17 @@ def run(params: Params, paths: ProjectPaths) -> None:
         decision = decide_promotion(candidate, config, comparison)
         client = MlflowClient()
         client.set_registered_model_alias(config.model_name, decision.alias, version)
+        if not client.get_registered_model(config.model_name).description:
+            client.update_registered_model(config.model_name, description=MODEL_DESCRIPTION)
+        client.update_model_version(
+            config.model_name, version,
+            description=(
+                f"ONNX graph: raw counts over {len(candidate_model.genes)} genes (float32, NaN = missing gene) -> "
+                f"persister probability; runs with onnxruntime alone. Trained on data {candidate_model.metadata.get('data_hash', '?')} "
+                f"(samples {', '.join(candidate_model.fit_samples)}); test F1 {candidate['f1']:.3f}, ROC-AUC {candidate['roc_auc']:.3f} "
+                f"on {len(test.y)} cells of held-out samples. Alias {decision.alias}: {decision.reason}."
+            ),
+        )
         for key, value in {
             "promotion_alias": decision.alias,
             "promotion_reason": decision.reason,

@@ -27,7 +27,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
     train, val = FeatureSet.load(paths.features("train")), FeatureSet.load(paths.features("val"))
     summary = json.loads(paths.preprocess_summary.read_text())
     params_hash = params.hash(MODEL_SECTIONS)
-    tags = {
+    provenance = {
         "model_family": "cnn_lstm",
         "data_hash": summary["data_hash"],
         "params_hash": params_hash,
@@ -35,10 +35,18 @@ def run(params: Params, paths: ProjectPaths) -> None:
         "oncopersistnet_version": __version__,
         "pipeline": "dvc",
     }
-    with mlflow.start_run(run_name=f"cnn-lstm-{params_hash[:8]}", tags=tags) as active:
+    description = {
+        "mlflow.note.content": (
+            "CNN-LSTM persister classifier (Conv1D + LSTM + dense over PCA components) trained by the DVC "
+            f"pipeline on data {summary['data_hash']}: {summary['train']['cells']} training cells from samples "
+            f"{', '.join(summary['train']['samples'])}; tested on held-out samples {', '.join(summary['test']['samples'])}. "
+            "Metrics prefixed test_ are the network's, logistic_regression_test_ the baseline's on the same cells."
+        ),
+    }
+    with mlflow.start_run(run_name=f"cnn-lstm-{params_hash[:8]}", tags=provenance | description) as active:
         run_id = active.info.run_id
         # Save the reference first: a killed run can still be found and closed.
-        save_run_reference(paths.run_reference, run_id, experiment_id=experiment_id, **tags)
+        save_run_reference(paths.run_reference, run_id, experiment_id=experiment_id, **provenance)
         mlflow.log_params(flatten_for_mlflow(params.flat(MODEL_SECTIONS)))
         mlflow.log_metrics(
             {
@@ -56,7 +64,11 @@ def run(params: Params, paths: ProjectPaths) -> None:
             on_epoch=lambda epoch, row: mlflow.log_metrics(row, step=epoch),
         )
         n_parameters = sum(p.numel() for p in result.model.parameters())
-        mlflow.log_metrics({"best_epoch": result.best_epoch, "n_parameters": n_parameters})
+        best = result.history[result.best_epoch - 1]
+        mlflow.log_metrics(
+            {"best_epoch": result.best_epoch, "n_parameters": n_parameters}
+            | {f"best_{name}": value for name, value in best.items() if name.startswith("val_")}
+        )
         save_checkpoint(result.model, paths.model, extra={"best_epoch": result.best_epoch})
         history = pd.DataFrame(result.history)
         history.insert(0, "epoch", range(1, len(history) + 1))
