@@ -2,7 +2,8 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-PYTHON ?= python3
+# Python 3.11 (what the pins are tested with) when present, else python3.
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -13,16 +14,15 @@ export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 
-EXAMPLE_INPUT := data/example/new_cells.h5ad
-EXAMPLE_OUTPUT := predictions/example_predictions.csv
-MODEL ?= models:/oncopersistnet@champion
+# Empty MODEL = models:/<register.model_name>@champion
+MODEL ?=
 UI_PORT ?= 5000
 
 .PHONY: help install run repro predict ui test test-fast bench clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
-	@echo "  (predict takes INPUT=cells.h5ad OUTPUT=predictions.csv [MODEL=models:/oncopersistnet@champion])"
+	@echo "  (predict takes INPUT=cells.h5ad OUTPUT=predictions.csv [MODEL=models:/NAME@ALIAS or a .onnx path])"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,18 +35,15 @@ install: $(STAMP) ## create .venv and install the project with pinned dependenci
 run: install ## install, rebuild the pipeline with `dvc repro`, and classify example cells
 	@bash scripts/ensure_scm.sh
 	dvc repro
-	@mkdir -p $(dir $(EXAMPLE_INPUT))
-	@test -f $(EXAMPLE_INPUT) || oncopersistnet simulate --output $(EXAMPLE_INPUT) --cells 500 --seed 2024 --unlabelled
-	oncopersistnet predict --input $(EXAMPLE_INPUT) --output $(EXAMPLE_OUTPUT) --model $(MODEL) --no-progress
-	@bash scripts/next_steps.sh $(EXAMPLE_OUTPUT) "$(MODEL)"
+	@bash scripts/run_example.sh
 
 repro: install ## rerun only the DVC stages whose inputs changed
 	@bash scripts/ensure_scm.sh
 	dvc repro
 
 predict: install ## classify cells: make predict INPUT=cells.h5ad OUTPUT=predictions.csv [MODEL=...]
-	@test -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "usage: make predict INPUT=cells.h5ad OUTPUT=predictions.csv [MODEL=$(MODEL)]" >&2; exit 2; }
-	oncopersistnet predict --input "$(INPUT)" --output "$(OUTPUT)" --model "$(MODEL)"
+	@test -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "usage: make predict INPUT=cells.h5ad OUTPUT=predictions.csv [MODEL=models:/NAME@ALIAS|path.onnx]" >&2; exit 2; }
+	oncopersistnet predict --input "$(INPUT)" --output "$(OUTPUT)" $(if $(MODEL),--model "$(MODEL)")
 
 ui: install ## open the MLflow UI on this project's tracking store (http://127.0.0.1:$(UI_PORT))
 	@mkdir -p mlruns

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Printed at the end of `make run`: what was built and where to look next.
 set -euo pipefail
-predictions=${1:-predictions/example_predictions.csv}
+predictions=${1:-}
 model=${2:-models:/oncopersistnet@champion}
 echo
 echo "== OncoPersistNet: pipeline finished =="
@@ -19,9 +19,10 @@ for model, m in metrics.items():
 print(f"ONNX parity, max |onnxruntime - PyTorch|: {parity:.1e} (metrics/export.json)")
 print(f"Registered: {registry['model_name']} version {registry['version']} -> alias '{registry['alias']}'")
 print(f"  {registry['reason']}")
-with open(sys.argv[1]) as handle:
-    rows = sum(1 for _ in handle) - 1
-print(f"Example predictions: {sys.argv[1]} ({rows} new cells, scored by {sys.argv[2]})")
+if sys.argv[1]:
+    with open(sys.argv[1]) as handle:
+        rows = sum(1 for _ in handle) - 1
+    print(f"Example predictions: {sys.argv[1]} ({rows} new cells, scored by {sys.argv[2]})")
 PY
 echo
 echo "Next:"

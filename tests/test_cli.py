@@ -20,12 +20,12 @@ def test_help_documents_every_command(capsys):
     for command in ("predict", "simulate"):
         assert command in out
     args = build_parser().parse_args(["predict", "--input", "a.h5ad", "--output", "b.csv"])
-    assert args.model == "models:/oncopersistnet@champion"
+    assert args.model is None  # resolved to models:/<register.model_name>@champion
 
 
 def test_console_script_is_installed(tmp_path):
     result = run(["oncopersistnet", "predict", "--help"], tmp_path)
-    assert "--model" in result.stdout and "models:/oncopersistnet@champion" in result.stdout
+    assert "--model" in result.stdout and "models:/oncopersistnet@champion" in " ".join(result.stdout.split())
 
 
 def test_simulate_writes_unlabelled_cells(tmp_path):
@@ -47,8 +47,10 @@ def test_predict_without_a_champion_says_what_to_do(tmp_path):
     assert not (tmp_path / "p.csv").exists()
 
 
-def test_predict_refuses_a_non_csv_output(tmp_path):
-    assert main(["predict", "--input", "a.h5ad", "--output", str(tmp_path / "p.txt"), "--model", str(tmp_path / "absent.onnx")]) == 1
+def test_predict_option_ranges_are_checked(tmp_path, capsys):
+    for option, value in (("--threshold", "1.5"), ("--chunk-size", "0"), ("--min-gene-fraction", "-0.1")):
+        assert main(["predict", "--input", "a.h5ad", "--output", str(tmp_path / "p.csv"), option, value]) == 1
+        assert f"{option}: {float(value) if '.' in value else int(value)} is out of range" in capsys.readouterr().err
 
 
 def test_small_gene_panels_simulate(tmp_path):

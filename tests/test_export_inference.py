@@ -131,24 +131,48 @@ def test_model_knows_its_selected_genes_and_fit_samples(onnx_path, fitted):
     assert "selected_genes" not in model.info() and model.info()["n_selected_genes"] == len(pre.selected_)
 
 
-def test_head_to_head_scores_only_cells_the_champion_never_saw(onnx_path, small_adata):
+def test_head_to_head_scores_only_unseen_cells_each_model_at_its_own_threshold(onnx_path, fitted, trained, small_adata, tmp_path):
+    from oncopersistnet.evaluation import classification_metrics
     from oncopersistnet.registry import HeadToHead, head_to_head
 
-    model = OnnxPersisterModel(onnx_path)  # fitted (by its metadata) on sim3-S01
+    pre, _, _ = fitted
+    candidate = OnnxPersisterModel(onnx_path)  # threshold 0.5
+    other = type(trained.model)(**trained.model.config).eval()  # untrained: a different, worse model
+    export_onnx(pre, other, tmp_path / "champion.onnx", {"threshold": 0.9, "fit_samples": ["sim3-S01"]})
+    champion = OnnxPersisterModel(tmp_path / "champion.onnx")
+
     cells = small_adata[small_adata.obs["sample"].isin(["sim3-S01", "sim3-S02"])]
     counts = dense(cells.X).astype(np.float32)
     y = (cells.obs["label"] == "persister").to_numpy().astype(int)
     samples = cells.obs["sample"].astype(str).to_numpy()
     genes = np.asarray(cells.var_names)
-    result = head_to_head(model, model, "1", counts, genes, y, samples, 0.5, 0.5)
-    assert isinstance(result, HeadToHead) and result.n_cells == int((samples == "sim3-S02").sum())
-    assert result.candidate == result.champion
-    only_seen = samples == "sim3-S01"
-    reason = head_to_head(model, model, "1", counts[only_seen], genes, y[only_seen], samples[only_seen], 0.5, 0.5)
+    result = head_to_head(candidate, champion, "1", counts, genes, y, samples)
+    assert isinstance(result, HeadToHead)
+    unseen = samples == "sim3-S02"  # the champion was fitted on sim3-S01
+    assert result.n_cells == int(unseen.sum())
+    expected_champion = classification_metrics(y[unseen], champion.predict_proba(counts[unseen]), threshold=0.9)
+    expected_candidate = classification_metrics(y[unseen], candidate.predict_proba(counts[unseen]), threshold=0.5)
+    for name in ("f1", "roc_auc", "recall"):
+        assert result.champion[name] == pytest.approx(expected_champion[name])
+        assert result.candidate[name] == pytest.approx(expected_candidate[name])
+    assert result.candidate["roc_auc"] != result.champion["roc_auc"]
+
+    seen_only = ~unseen
+    reason = head_to_head(candidate, champion, "1", counts[seen_only], genes, y[seen_only], samples[seen_only])
     assert isinstance(reason, str) and "cannot be compared fairly" in reason
-    renamed = np.array([f"other{i}" for i in range(len(genes))])
-    reason = head_to_head(model, model, "1", counts, renamed, y, samples, 0.5, 0.5)
-    assert isinstance(reason, str) and "reads other genes" in reason
+    # one gene short is already unfair to the champion (imputation, smaller library sizes)
+    reason = head_to_head(candidate, champion, "1", counts[:, 1:], genes[1:], y, samples)
+    assert isinstance(reason, str) and "needs genes these cells lack" in reason
+
+
+def test_sparse_input_is_checked_without_densifying_everything(onnx_path, small_adata):
+    from oncopersistnet.inference.predict import check_counts
+
+    block = small_adata.X[:10].astype(np.float32).tocsr()
+    block.data[7] = -3
+    row = int(np.searchsorted(block.indptr, 7, side="right") - 1)
+    with pytest.raises(InputDataError, match=f"negative count -3.0 at cell '{small_adata.obs_names[row]}', gene '{small_adata.var_names[block.indices[7]]}'"):
+        check_counts(block, np.asarray(small_adata.obs_names[:10]), np.asarray(small_adata.var_names), "x")
 
 
 def test_wrong_namespace_and_unreadable_files(onnx_path, small_adata, tmp_path):
@@ -162,6 +186,24 @@ def test_wrong_namespace_and_unreadable_files(onnx_path, small_adata, tmp_path):
     with pytest.raises(InputDataError, match="no such file"):
         predict_file(model, tmp_path / "absent.h5ad", tmp_path / "out.csv", progress=False)
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_output_must_be_csv(onnx_path, small_adata, tmp_path):
+    src = _write_input(tmp_path / "in.h5ad", small_adata[:5])
+    with pytest.raises(InputDataError, match="output must be a .csv file"):
+        predict_file(OnnxPersisterModel(onnx_path), src, tmp_path / "p.txt", progress=False)
+    assert not (tmp_path / "p.txt").exists()
+
+
+def test_threshold_override_changes_labels_not_probabilities(onnx_path, small_adata, tmp_path):
+    src = _write_input(tmp_path / "in.h5ad", small_adata[:60])
+    model = OnnxPersisterModel(onnx_path)
+    predict_file(model, src, tmp_path / "a.csv", progress=False)
+    predict_file(model, src, tmp_path / "b.csv", threshold=0.0, progress=False)
+    a, b = pd.read_csv(tmp_path / "a.csv"), pd.read_csv(tmp_path / "b.csv")
+    assert a["persister_probability"].equals(b["persister_probability"])
+    assert (b["predicted_label"] == "persister").all()
+    assert ((a["persister_probability"] >= 0.5) == (a["predicted_label"] == "persister")).all()
 
 
 def test_load_model_by_path_and_bad_references(onnx_path, tmp_path):

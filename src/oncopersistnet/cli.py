@@ -15,7 +15,7 @@ from pathlib import Path
 
 from oncopersistnet import __version__
 from oncopersistnet.config import Params, load_params
-from oncopersistnet.errors import OncoPersistNetError
+from oncopersistnet.errors import ConfigError, OncoPersistNetError
 from oncopersistnet.logging_setup import configure_logging
 from oncopersistnet.tracking import disable_telemetry
 
@@ -32,15 +32,24 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from oncopersistnet.tracking import resolve_tracking_uri
 
     params = _project_params(args.params)
+    for option, value, low, high in (
+        ("--chunk-size", args.chunk_size, 1, None),
+        ("--threads", args.threads, 1, None),
+        ("--threshold", args.threshold, 0.0, 1.0),
+        ("--min-gene-fraction", args.min_gene_fraction, 0.0, 1.0),
+    ):
+        if value is not None and (value < low or (high is not None and value > high)):
+            raise ConfigError(f"{option}: {value} is out of range ({low} to {high if high is not None else 'any'})")
+    reference = args.model or f"models:/{params.register.model_name}@champion"
     tracking_uri = args.tracking_uri
-    if tracking_uri is None and args.model.startswith(("models:/", "runs:/")):
+    if tracking_uri is None and reference.startswith(("models:/", "runs:/")):
         tracking_uri = resolve_tracking_uri(params.mlflow, Path("."))
-    model = load_model(args.model, threads=args.threads, tracking_uri=tracking_uri)
+    model = load_model(reference, threads=args.threads, tracking_uri=tracking_uri)
     summary = predict_file(
         model,
         args.input,
         args.output,
-        chunk_size=args.chunk_size or params.predict.chunk_size,
+        chunk_size=params.predict.chunk_size if args.chunk_size is None else args.chunk_size,
         min_gene_fraction=params.predict.min_gene_fraction if args.min_gene_fraction is None else args.min_gene_fraction,
         threshold=args.threshold,
         progress=not args.no_progress,
@@ -92,8 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--output", required=True, help="output .csv (written atomically)")
     predict.add_argument(
         "--model",
-        default="models:/oncopersistnet@champion",
-        help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID/model, or a path to an .onnx file (default: %(default)s)",
+        default=None,
+        help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID/model, or a path to an .onnx file "
+        "(default: models:/<register.model_name>@champion, i.e. models:/oncopersistnet@champion)",
     )
     predict.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or the project's store)")
     predict.add_argument("--chunk-size", type=int, default=None, help="cells per batch (default: predict.chunk_size)")

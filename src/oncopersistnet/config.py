@@ -181,10 +181,15 @@ class Params:
 # (validate's thresholds do not change data that passes; its report is logged instead.)
 MODEL_SECTIONS = ("data", "simulate", "split", "preprocess", "train")
 
-_POSITIVE_INT_FIELDS = {
+_POSITIVE_FIELDS = {
     "n_cells", "n_genes", "n_samples", "n_top_genes", "n_components", "kernel_size",
     "lstm_hidden", "lstm_layers", "dense_units", "batch_size", "max_epochs", "patience",
-    "opset", "parity_cells", "chunk_size", "min_samples_per_class",
+    "opset", "parity_cells", "chunk_size", "min_samples_per_class", "conv_channels",
+    "target_sum", "learning_rate", "baseline_c", "parity_tolerance",
+}
+_NON_NEGATIVE_FIELDS = {
+    "seed", "world_seed", "effect_size", "weight_decay",
+    "min_genes_per_cell", "min_counts_per_cell", "min_cells_per_sample",
 }
 _FRACTION_FIELDS = {
     "persister_fraction", "val_fraction", "test_fraction", "min_cells_fraction", "dropout",
@@ -237,10 +242,15 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
 
 
 def _check_range(name: str, value: Any, where: str) -> None:
-    if name in _POSITIVE_INT_FIELDS and value <= 0:
-        raise ConfigError(f"{where}: must be a positive integer, got {value!r}")
-    if name in _FRACTION_FIELDS and not 0.0 <= value <= 1.0:
-        raise ConfigError(f"{where}: must be between 0 and 1, got {value!r}")
+    """Range rules by key name; list values are checked item by item."""
+    for i, item in enumerate(value if isinstance(value, list) else [value]):
+        at = f"{where}[{i}]" if isinstance(value, list) else where
+        if name in _POSITIVE_FIELDS and not item > 0:
+            raise ConfigError(f"{at}: must be positive, got {item!r}")
+        if name in _NON_NEGATIVE_FIELDS and not item >= 0:
+            raise ConfigError(f"{at}: must be zero or positive, got {item!r}")
+        if name in _FRACTION_FIELDS and not 0.0 <= item <= 1.0:
+            raise ConfigError(f"{at}: must be between 0 and 1, got {item!r}")
 
 
 def _build(cls: type, raw: Any, where: str) -> Any:
@@ -263,7 +273,7 @@ def _build(cls: type, raw: Any, where: str) -> Any:
             values[name] = _build(tp, value, key_where)
         else:
             values[name] = _coerce(value, tp, key_where)
-            if values[name] is not None and not isinstance(values[name], list):
+            if values[name] is not None:
                 _check_range(name, values[name], key_where)
     return cls(**values)
 

@@ -5,9 +5,10 @@ ROC-AUC pass the thresholds in params.yaml *and* it is not worse than the
 current champion scored on the very same cells, both through onnxruntime here
 (neither side's earlier figures are trusted). Those cells are the candidate's
 test cells minus any sample the champion was fitted or early-stopped on, so the
-champion is never scored on cells it has seen. When no fair comparison is
-possible (the champion reads other genes, or no unseen cells of both classes
-remain) the new version is not promoted and the reason says so. Otherwise it
+champion is never scored on cells it has seen, and each model is scored at its
+own decision threshold, as it would be deployed. When no fair comparison is
+possible (the champion needs genes these cells lack, or no unseen cells of both
+classes remain) the new version is not promoted and the reason says so. Otherwise it
 gets the ``challenger`` alias. Aliases replace MLflow's deprecated stages.
 """
 
@@ -54,12 +55,12 @@ class PromotionDecision:
 
 
 def score_on_cells(
-    model: OnnxPersisterModel, counts: np.ndarray, genes: np.ndarray, y: np.ndarray, threshold: float, min_gene_fraction: float = 0.0
+    model: OnnxPersisterModel, counts: np.ndarray, genes: np.ndarray, y: np.ndarray, min_gene_fraction: float = 0.0
 ) -> dict[str, float]:
-    """Metrics of an ONNX model on raw counts (cells x ``genes``), aligned to its own gene list."""
+    """Metrics of an ONNX model on raw counts (cells x ``genes``) at the model's own threshold."""
     match = match_genes(genes, model.genes, min_gene_fraction, source=model.source, selected_genes=model.selected_genes)
     probability = model.predict_proba(aligned_block(np.asarray(counts, dtype=np.float32), match))
-    metrics = classification_metrics(y, probability, threshold)
+    metrics = classification_metrics(y, probability, model.threshold)
     metrics["gene_match_fraction"] = match.fraction
     return metrics
 
@@ -72,10 +73,12 @@ def head_to_head(
     genes: np.ndarray,
     y: np.ndarray,
     samples: np.ndarray,
-    threshold: float,
-    min_gene_fraction: float,
 ) -> HeadToHead | str:
-    """Score both models on the test cells the champion never saw; a reason string if impossible."""
+    """Score both models on the test cells the champion never saw; a reason string if impossible.
+
+    The champion must find every one of its genes: with some missing, imputation
+    and smaller library sizes would handicap it and the comparison would be unfair.
+    """
     unseen = ~np.isin(np.asarray(samples, dtype=str), champion.fit_samples)
     if len(np.unique(y[unseen])) < 2:
         return (
@@ -83,10 +86,10 @@ def head_to_head(
             "come from samples it was not fitted on, and they do not cover both classes"
         )
     try:
-        champion_metrics = score_on_cells(champion, counts[unseen], genes, y[unseen], threshold, min_gene_fraction)
+        champion_metrics = score_on_cells(champion, counts[unseen], genes, y[unseen], min_gene_fraction=1.0)
     except InputDataError as exc:
-        return f"champion v{champion_version} cannot be compared fairly: it reads other genes ({exc})"
-    candidate_metrics = score_on_cells(candidate, counts[unseen], genes, y[unseen], threshold)
+        return f"champion v{champion_version} cannot be compared fairly: it needs genes these cells lack ({exc})"
+    candidate_metrics = score_on_cells(candidate, counts[unseen], genes, y[unseen])
     return HeadToHead(candidate_metrics, champion_metrics, champion_version, int(unseen.sum()))
 
 

@@ -60,12 +60,14 @@ def configure_mlflow(config: MlflowConfig, project_root: Path = Path(".")) -> st
     import mlflow
 
     uri = resolve_tracking_uri(config, project_root)
+    # Decide before set_tracking_uri, which also exports MLFLOW_TRACKING_URI.
+    project_store = not os.environ.get("MLFLOW_TRACKING_URI") and not config.tracking_uri
     mlflow.set_tracking_uri(uri)
     try:
         experiment = mlflow.get_experiment_by_name(config.experiment_name)
         if experiment is None:
             artifact_location = None
-            if uri.startswith("sqlite:///") and not os.environ.get("MLFLOW_TRACKING_URI") and not config.tracking_uri:
+            if project_store:
                 artifact_location = (project_root / STORE_DIR / "artifacts").resolve().as_uri()
             experiment_id = mlflow.create_experiment(
                 config.experiment_name, artifact_location=artifact_location, tags=EXPERIMENT_TAGS
@@ -159,13 +161,18 @@ def log_params_once(values: Mapping[str, Any]) -> None:
     import mlflow
 
     run = mlflow.active_run()
-    existing = mlflow.get_run(run.info.run_id).data.params if run else {}
+    data = mlflow.get_run(run.info.run_id).data if run else None
+    existing = data.params if data else {}
+    tags = data.tags if data else {}
     fresh = {}
     for key, value in flatten_for_mlflow(values).items():
-        if key in existing and existing[key] != value:
-            logger.warning("param %s changed from %s to %s since this run was trained", key, existing[key], value)
-            mlflow.set_tag(f"param_update.{key}", value)
-        elif key not in existing:
+        update_tag = f"param_update.{key}"
+        if key not in existing:
             fresh[key] = value
+        elif existing[key] != value:
+            logger.warning("param %s changed from %s to %s since this run was trained", key, existing[key], value)
+            mlflow.set_tag(update_tag, value)
+        elif update_tag in tags:  # changed back to the logged value: the update no longer holds
+            mlflow.delete_tag(update_tag)
     if fresh:
         mlflow.log_params(fresh)

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 
 from oncopersistnet.errors import InputDataError
 
@@ -93,9 +94,17 @@ def match_genes(
     return match
 
 
-def aligned_block(block: np.ndarray, match: GeneMatch) -> np.ndarray:
-    """Dense float32 ``cells x model genes`` with NaN where the input lacks a gene."""
+def aligned_block(block: np.ndarray | sparse.spmatrix, match: GeneMatch) -> np.ndarray:
+    """Dense float32 ``cells x model genes`` with NaN where the input lacks a gene.
+
+    Only the model's columns are densified, so an input with 30,000 genes costs
+    no more memory per cell than one with exactly the model's genes.
+    """
     out = np.full((block.shape[0], match.n_model_genes), np.nan, dtype=np.float32)
     present = match.input_index >= 0
-    out[:, present] = block[:, match.input_index[present]]
+    columns = match.input_index[present]
+    if sparse.issparse(block):
+        out[:, present] = sparse.csr_matrix(block)[:, columns].toarray()
+    else:
+        out[:, present] = np.asarray(block)[:, columns]
     return out

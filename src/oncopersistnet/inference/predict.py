@@ -28,26 +28,33 @@ logger = logging.getLogger(__name__)
 OUTPUT_COLUMNS = ("cell_id", "persister_probability", "predicted_label")
 
 
-def check_counts(block: np.ndarray, cell_ids: np.ndarray, genes: np.ndarray, source: str, allow_non_integer: bool = False) -> None:
+def check_counts(
+    block: np.ndarray | sparse.spmatrix, cell_ids: np.ndarray, genes: np.ndarray, source: str, allow_non_integer: bool = False
+) -> None:
     """Raise on NaN/inf, negative values and (unless allowed) non-integer values.
 
+    A sparse block is checked on its stored values only, without densifying it.
     The graph normalises raw counts itself; already-normalised input (log1p, CPM)
     would be normalised twice and scored wrongly without any sign, so it stops.
     """
-    checks = [
-        (~np.isfinite(block), "non-finite value"),
-        (block < 0, "negative count"),
-    ]
+    if sparse.issparse(block):
+        csr = sparse.csr_matrix(block)
+        values = csr.data
+        rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
+        cols = csr.indices
+    else:
+        dense = np.asarray(block)
+        values = dense.ravel()
+        rows, cols = np.divmod(np.arange(values.size), dense.shape[1]) if dense.ndim == 2 else (None, None)
+    checks = [(~np.isfinite(values), "non-finite value", ""), (values < 0, "negative count", "; raw counts expected")]
     if not allow_non_integer:
-        checks.append((block != np.round(block), "non-integer value"))
-    for bad, what in checks:
+        checks.append((values != np.round(values), "non-integer value", "; the model expects raw counts (pass --allow-non-integer to score anyway)"))
+    for bad, what, hint in checks:
         if bad.any():
-            row, col = np.argwhere(bad)[0]
-            hint = (
-                "; the model expects raw counts (pass --allow-non-integer to score anyway)"
-                if what == "non-integer value" else "; raw counts expected" if what == "negative count" else ""
+            i = int(np.flatnonzero(bad)[0])
+            raise InputDataError(
+                f"{source}: {what} {values[i]} at cell {str(cell_ids[rows[i]])!r}, gene {str(genes[cols[i]])!r}{hint}"
             )
-            raise InputDataError(f"{source}: {what} {block[row, col]} at cell {str(cell_ids[row])!r}, gene {str(genes[col])!r}{hint}")
 
 
 def predict_file(
@@ -83,7 +90,6 @@ def predict_file(
             for start in range(0, adata.n_obs, chunk_size):
                 stop = min(start + chunk_size, adata.n_obs)
                 block = adata.X[start:stop]
-                block = block.toarray() if sparse.issparse(block) else np.asarray(block)
                 check_counts(block, cell_ids[start:stop], input_genes, str(input_path), allow_non_integer)
                 probability = model.predict_proba(aligned_block(block, match))
                 labels = np.where(probability >= threshold, PERSISTER, NON_PERSISTER)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 
 from oncopersistnet.atomic import write_h5ad
 from oncopersistnet.config import Params
@@ -21,8 +23,10 @@ def run(params: Params, paths: ProjectPaths) -> None:
     """Produce the raw dataset that every later stage starts from."""
     data = params.data
     if data.input:
-        external = (paths.root / EXTERNAL_DIR).resolve()
-        if external not in (paths.root / data.input).absolute().parents:
+        # Compare lexically normalised paths: data/external may itself be a symlink
+        # to a big disk, and "data/external/../x" must not slip through.
+        external = Path(os.path.normpath(os.path.abspath(paths.root / EXTERNAL_DIR)))
+        if external not in Path(os.path.normpath(os.path.abspath(paths.root / data.input))).parents:
             raise ConfigError(
                 f"data.input: {data.input} is outside {EXTERNAL_DIR}/; put the file (or a symlink to it) there "
                 "so that DVC notices when it changes"

@@ -39,17 +39,14 @@ def run(params: Params, paths: ProjectPaths) -> None:
     run_id = load_run_id(paths.run_reference)
     test = read_split_cells(paths, "test")
     dense = test.counts.toarray().astype(np.float32)
-    threshold = params.evaluate.threshold
-
-    candidate_model = OnnxPersisterModel(paths.onnx)
-    candidate = score_on_cells(candidate_model, dense, test.genes, test.y, threshold)
+    candidate_model = OnnxPersisterModel(paths.onnx)  # carries evaluate.threshold from export
+    candidate = score_on_cells(candidate_model, dense, test.genes, test.y)
     champion_version = current_champion(config.model_name)
     comparison = None
     if champion_version is not None:
         champion_model = load_model(f"models:/{config.model_name}/{champion_version.version}")
         comparison = head_to_head(
-            candidate_model, champion_model, str(champion_version.version), dense, test.genes, test.y,
-            test.samples, threshold, params.predict.min_gene_fraction,
+            candidate_model, champion_model, str(champion_version.version), dense, test.genes, test.y, test.samples
         )
 
     example = dense[:2]
@@ -81,7 +78,8 @@ def run(params: Params, paths: ProjectPaths) -> None:
             ),
         )
         for key, value in {
-            "promotion_alias": decision.alias,
+            # the decision when registered; the current aliases live on the registered model
+            "promotion_decision": decision.alias,
             "promotion_reason": decision.reason,
             "data_hash": candidate_model.metadata.get("data_hash", ""),
             "params_hash": candidate_model.metadata.get("params_hash", ""),
