@@ -15,8 +15,11 @@ from oncopersistnet.config import SimulateConfig, TrainConfig  # noqa: E402
 from oncopersistnet.data.simulate import simulate_cells  # noqa: E402
 from oncopersistnet.preprocessing import CellPreprocessor, split_by_sample  # noqa: E402
 
-SMALL = SimulateConfig(n_cells=600, n_genes=300, n_samples=6, persister_fraction=0.3, effect_size=1.5, seed=3)
-FAST_TRAIN = TrainConfig(conv_channels=[4, 8], lstm_hidden=8, dense_units=8, max_epochs=6, patience=3, batch_size=64)
+# A clear programme and no label noise: unit tests check mechanics, not difficulty.
+SMALL = SimulateConfig(n_cells=800, n_genes=300, n_samples=8, persister_fraction=0.4, effect_size=3.0, label_noise=0.0, seed=3)
+FAST_TRAIN = TrainConfig(
+    conv_channels=[4, 8], lstm_hidden=8, dense_units=8, max_epochs=12, patience=4, batch_size=64, learning_rate=0.005
+)
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ from scipy import sparse
 from oncopersistnet.errors import InputDataError, ModelError
 from oncopersistnet.export import export_onnx, parity_check
 from oncopersistnet.inference import OnnxPersisterModel, load_model, match_genes, predict_file
+from oncopersistnet.inference.align import aligned_block
 from oncopersistnet.model import predict_proba
 
 from conftest import dense
@@ -58,12 +59,20 @@ def test_dynamic_batch_and_empty_batch(onnx_path, small_adata):
 
 def test_gene_matching_reports_and_refuses():
     match = match_genes(["B", "A", "X"], ["A", "B", "C", "D"])
-    assert match.input_index.tolist() == [1, 0, -1, -1] and match.describe().startswith("2 of 4")
+    assert match.present.tolist() == [True, True, False, False] and match.describe().startswith("2 of 4")
+    block = np.array([[1.0, 2.0, 3.0]])
+    assert np.array_equal(aligned_block(block, match)[0, :2], [2.0, 1.0]) and np.isnan(aligned_block(block, match)[0, 2:]).all()
     # most genes present, but not the ones the model reads after selection
     with pytest.raises(InputDataError, match="0 of 2 selected genes"):
         match_genes(["A", "B", "C"], ["A", "B", "C", "D", "E"], min_fraction=0.5, selected_genes=["D", "E"])
-    with pytest.raises(InputDataError, match="Ensembl IDs"):
-        match_genes(["ENSG00000141510", "ENSG00000012048"], ["TP53", "BRCA1"], min_fraction=0.5)
+    # Ensembl IDs (with or without version) and any-case symbols map onto the model's symbols
+    match = match_genes(["ENSG00000141510.17", "ENSG00000012048", "axl"], ["TP53", "BRCA1", "AXL", "NGFR"], min_fraction=0.5)
+    assert match.n_matched == 3 and match.n_matched_before_mapping == 0
+    # two columns for one gene (an ID and its symbol) are summed, as at training
+    summed = match_genes(["ENSG00000141510", "TP53"], ["TP53", "AXL"])
+    assert aligned_block(np.array([[2.0, 5.0]]), summed)[0, 0] == 7.0
+    with pytest.raises(InputDataError, match="Ensembl IDs and the model uses gene symbols: 0 of 2 genes matched before mapping, 0 after"):
+        match_genes(["ENSG00000000001", "ENSG00000000002"], ["TP53", "BRCA1"], min_fraction=0.5)
 
 
 def _write_input(path, adata, genes=None):
@@ -137,18 +146,19 @@ def test_head_to_head_scores_only_unseen_cells_each_model_at_its_own_threshold(o
 
     pre, _, _ = fitted
     candidate = OnnxPersisterModel(onnx_path)  # threshold 0.5
+    names = sorted(small_adata.obs["sample"].astype(str).unique())
+    fit = [names[0], names[-1]]  # one untreated and one treated culture
     other = type(trained.model)(**trained.model.config).eval()  # untrained: a different, worse model
-    export_onnx(pre, other, tmp_path / "champion.onnx", {"threshold": 0.9, "fit_samples": ["sim3-S01"]})
+    export_onnx(pre, other, tmp_path / "champion.onnx", {"threshold": 0.9, "fit_samples": fit})
     champion = OnnxPersisterModel(tmp_path / "champion.onnx")
 
-    cells = small_adata[small_adata.obs["sample"].isin(["sim3-S01", "sim3-S02"])]
-    counts = dense(cells.X).astype(np.float32)
-    y = (cells.obs["label"] == "persister").to_numpy().astype(int)
-    samples = cells.obs["sample"].astype(str).to_numpy()
-    genes = np.asarray(cells.var_names)
+    counts = dense(small_adata.X).astype(np.float32)
+    y = (small_adata.obs["label"] == "persister").to_numpy().astype(int)
+    samples = small_adata.obs["sample"].astype(str).to_numpy()
+    genes = np.asarray(small_adata.var_names)
     result = head_to_head(candidate, champion, "1", counts, genes, y, samples)
     assert isinstance(result, HeadToHead)
-    unseen = samples == "sim3-S02"  # the champion was fitted on sim3-S01
+    unseen = ~np.isin(samples, fit)
     assert result.n_cells == int(unseen.sum())
     expected_champion = classification_metrics(y[unseen], champion.predict_proba(counts[unseen]), threshold=0.9)
     expected_candidate = classification_metrics(y[unseen], candidate.predict_proba(counts[unseen]), threshold=0.5)
@@ -178,7 +188,7 @@ def test_sparse_input_is_checked_without_densifying_everything(onnx_path, small_
 def test_wrong_namespace_and_unreadable_files(onnx_path, small_adata, tmp_path):
     model = OnnxPersisterModel(onnx_path)
     renamed = _write_input(tmp_path / "ens.h5ad", small_adata[:5], genes=[f"ENSG{i:011d}" for i in range(small_adata.n_vars)])
-    with pytest.raises(InputDataError, match="only 0 of 300 model genes found .*; 0 of 150 selected genes"):
+    with pytest.raises(InputDataError, match="only 0 of 300 model genes found .*; 0 of 150 selected genes.*Ensembl IDs"):
         predict_file(model, renamed, tmp_path / "out.csv", progress=False)
     (tmp_path / "junk.h5ad").write_text("not hdf5")
     with pytest.raises(InputDataError, match="not a readable .h5ad"):

@@ -45,9 +45,34 @@ def test_persister_programme_has_the_documented_direction(small_adata):
     assert mean_of(PROLIFERATION_GENES)[is_p].mean() < mean_of(PROLIFERATION_GENES)[~is_p].mean()
 
 
-def test_every_sample_has_both_classes(small_adata):
-    per_sample = small_adata.obs.groupby("sample", observed=True)["label"].nunique()
-    assert (per_sample == 2).all() and len(per_sample) == SMALL.n_samples
+def test_design_untreated_and_treated_cultures(small_adata):
+    obs = small_adata.obs
+    per_sample = obs.groupby("sample", observed=True).agg(condition=("condition", "first"), labels=("label", "unique"))
+    assert len(per_sample) == SMALL.n_samples
+    assert sorted(set(per_sample["condition"])) == ["day0", "treated_day14", "treated_day7"]
+    for _, row in per_sample.iterrows():  # no label noise in the fixture: one label per culture
+        expected = "non-persister" if row["condition"] == "day0" else "persister"
+        assert list(row["labels"]) == [expected]
+
+
+def test_label_noise_flips_about_that_fraction():
+    noisy = simulate_cells(SimulateConfig(**{**vars(SMALL), "label_noise": 0.1}))
+    treated = noisy.obs["condition"] != "day0"
+    flipped = (noisy.obs["label"] == "persister") != treated
+    assert 0.05 < flipped.mean() < 0.15
+
+
+def test_gene_names_are_real_gencode_symbols(small_adata):
+    from oncopersistnet.genes import load_gene_table
+
+    canonical = load_gene_table().canonical_symbol
+    assert all(canonical.get(g.upper()) == g for g in small_adata.var_names)
+    assert small_adata.var_names.is_unique
+
+
+def test_default_dataset_is_sparse_like_droplet_data():
+    adata = simulate_cells(SimulateConfig(n_cells=600))  # default genes, programme and depth
+    assert 1 - adata.X.nnz / np.prod(adata.X.shape) >= 0.85
 
 
 @pytest.mark.parametrize(

@@ -43,7 +43,9 @@ class SimulateConfig:
     n_genes: int = 2000
     n_samples: int = 8
     persister_fraction: float = 0.3
-    effect_size: float = 1.0
+    effect_size: float = 2.0
+    cycling_fraction: float = 0.2
+    label_noise: float = 0.02
     seed: int = 0
     world_seed: int = 0
 
@@ -193,7 +195,7 @@ _NON_NEGATIVE_FIELDS = {
 }
 _FRACTION_FIELDS = {
     "persister_fraction", "val_fraction", "test_fraction", "min_cells_fraction", "dropout",
-    "threshold", "min_f1", "min_roc_auc", "min_gene_fraction", "tolerance",
+    "threshold", "min_f1", "min_roc_auc", "min_gene_fraction", "tolerance", "cycling_fraction", "label_noise",
 }
 
 

@@ -20,13 +20,28 @@ scRNA-seq so that every downstream step meets realistic input:
   (GPX4 dependency of persisters); Oren et al. 2021 Nature 596:576 (cycling and
   non-cycling persisters, fatty-acid oxidation / NRF2 programme).
 
-Each sample has its own persister fraction, drawn around the requested one, so
-the label varies within samples as well as between them.
+Experimental design, as in published persister time courses: half the samples
+are untreated day-0 cultures (label non-persister), the other half drug-treated
+surviving cultures harvested at day 7 or day 14 (label persister; the programme
+is stronger at day 14). The label is therefore a property of the sample, as in
+real data, and a classifier can score well on a cell-level split by recognising
+samples: only the sample-level split measures it honestly. Realism knobs:
+
+* ``cycling_fraction``: persisters that keep cycling (Oren et al. 2021) keep
+  their proliferation genes, so "low cell cycle" alone does not identify them;
+* untreated cultures carry a few pre-existing persister-like cells (Shaffer et
+  al. 2017) with part of the programme switched on, labelled non-persister;
+* ``label_noise``: a fraction of cells get the other label (mis-assigned cells).
+
+Gene names are real human symbols from the vendored GENCODE v44 table
+(:mod:`oncopersistnet.genes`): the programme genes plus background genes drawn
+by ``world_seed``.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 
 import anndata as ad
 import numpy as np
@@ -55,11 +70,24 @@ PROGRAMME_GENES = PROLIFERATION_GENES + PERSISTER_GENES
 _CHUNK_CELLS = 2000
 
 
-def _gene_names(n_genes: int) -> list[str]:
-    """Programme genes first (as many as fit), then neutral background genes."""
+# Background genes: clean symbols only (no ENSG-named, miRNA, snoRNA, lncRNA or antisense loci).
+_BACKGROUND_SYMBOL = re.compile(r"^[A-Z][A-Z0-9]{1,7}$")
+_BACKGROUND_EXCLUDE = re.compile(r"^(MIR|SNOR|LINC|RNU|RNA5|RNY|SCARNA|LOC|ENSG|MT|TRNA|Y_RNA|U\d)|P\d+$")  # + pseudogenes
+# Fraction of each untreated culture that is persister-like but labelled non-persister.
+_PRE_PERSISTER_FRACTION = 0.05
+
+
+def _gene_names(n_genes: int, world: np.random.Generator) -> list[str]:
+    """Programme genes first (as many as fit), then real background symbols drawn by ``world``."""
+    from oncopersistnet.genes import load_gene_table
+
     named = list(PROGRAMME_GENES[:n_genes])
-    background = [f"SIMGENE{i:05d}" for i in range(1, n_genes - len(named) + 1)]
-    return named + background
+    pool = sorted(
+        {s for s in load_gene_table().symbols if _BACKGROUND_SYMBOL.match(s) and not _BACKGROUND_EXCLUDE.search(s)}
+        - set(PROGRAMME_GENES)
+    )
+    background = world.choice(pool, size=n_genes - len(named), replace=False)
+    return named + [str(g) for g in background]
 
 
 def simulate_cells(config: SimulateConfig) -> ad.AnnData:
@@ -69,7 +97,7 @@ def simulate_cells(config: SimulateConfig) -> ad.AnnData:
     """
     n_cells, n_genes, n_samples = config.n_cells, config.n_genes, config.n_samples
     if n_samples < 2:
-        raise ConfigError("simulate.n_samples: at least 2 samples are needed for a group split")
+        raise ConfigError("simulate.n_samples: at least 2 samples (one untreated, one treated) are needed")
     if n_cells < 2 * n_samples:
         raise ConfigError(
             f"simulate.n_cells: {n_cells} cells cannot fill {n_samples} samples (need >= 2 each)"
@@ -81,11 +109,11 @@ def simulate_cells(config: SimulateConfig) -> ad.AnnData:
     # for prediction keep the world and change the seed.
     world = np.random.default_rng(config.world_seed)
     rng = np.random.default_rng(config.seed)
-    genes = _gene_names(n_genes)
+    genes = _gene_names(n_genes, world)
 
     # Gene-level parameters: baseline proportions spanning ~4 orders of magnitude
     # and negative-binomial dispersions (larger for lowly expressed genes).
-    log_base = world.normal(0.0, 2.0, n_genes)
+    log_base = world.normal(0.0, 2.4, n_genes)
     base = np.exp(log_base)
     base /= base.sum()
     dispersion = np.exp(world.normal(np.log(0.3), 0.5, n_genes)) * (1 + 0.5 * (log_base < 0))
@@ -103,39 +131,50 @@ def simulate_cells(config: SimulateConfig) -> ad.AnnData:
         programme[diffuse] = world.normal(0.0, 0.5, diffuse.size)
     programme *= config.effect_size
 
-    # Samples: cells per sample, per-sample persister fraction, batch shift.
-    sizes = rng.multinomial(n_cells - 2 * n_samples, np.full(n_samples, 1 / n_samples)) + 2
-    concentration = 20.0
-    fractions = rng.beta(
-        config.persister_fraction * concentration,
-        (1 - config.persister_fraction) * concentration,
-        n_samples,
+    # Samples: untreated day-0 cultures first, then treated survivors at day 7 / day 14.
+    n_untreated = n_samples - n_samples // 2
+    n_treated = n_samples - n_untreated
+    conditions = ["day0"] * n_untreated + [("treated_day7", "treated_day14")[i % 2] for i in range(n_treated)]
+    strength = np.array([0.0] * n_untreated + [(0.8, 1.0)[i % 2] for i in range(n_treated)])
+    # Treated cultures hold persister_fraction of all cells; cells spread evenly within each arm.
+    n_treated_cells = int(round(n_cells * config.persister_fraction))
+    n_treated_cells = min(max(n_treated_cells, 2 * n_treated), n_cells - 2 * n_untreated)
+    sizes = np.concatenate(
+        [
+            rng.multinomial(n_cells - n_treated_cells - 2 * n_untreated, np.full(n_untreated, 1 / n_untreated)) + 2,
+            rng.multinomial(n_treated_cells - 2 * n_treated, np.full(n_treated, 1 / n_treated)) + 2,
+        ]
     )
-    sample_shift = rng.normal(0.0, 0.35, (n_samples, n_genes))
+    sample_shift = rng.normal(0.0, 0.3, (n_samples, n_genes))
     sample_depth = np.exp(rng.normal(0.0, 0.25, n_samples))
     # Names carry the seed: cells drawn with another seed are other cultures.
-    sample_names = [f"sim{config.seed}-S{i + 1:02d}" for i in range(n_samples)]
+    sample_names = [f"sim{config.seed}-S{i + 1:02d}-{conditions[i]}" for i in range(n_samples)]
 
     sample_of_cell = np.repeat(np.arange(n_samples), sizes)
-    is_persister = rng.random(n_cells) < fractions[sample_of_cell]
-    # Every sample keeps at least one cell of each class when it has room for it.
-    for s in range(n_samples):
-        idx = np.flatnonzero(sample_of_cell == s)
-        if not is_persister[idx].any():
-            is_persister[idx[0]] = True
-        if is_persister[idx].all():
-            is_persister[idx[-1]] = False
-    # Median library ~2,000 counts for 2,000 genes; smaller panels get fewer counts
-    # but more per gene (square-root scaling), as targeted panels do.
-    library = np.exp(rng.normal(np.log(2000.0 * np.sqrt(n_genes / 2000.0)), 0.55, n_cells)) * sample_depth[sample_of_cell]
-
+    treated = strength[sample_of_cell] > 0
+    # Programme activity per cell: the sample's strength, varying from cell to cell;
+    # a few untreated cells are persister-like already.
+    activity = strength[sample_of_cell] * rng.uniform(0.6, 1.4, n_cells)
+    pre_persister = ~treated & (rng.random(n_cells) < _PRE_PERSISTER_FRACTION)
+    activity[pre_persister] = rng.uniform(0.3, 0.8, int(pre_persister.sum()))
+    cycling = treated & (rng.random(n_cells) < config.cycling_fraction)
+    is_persister = treated.copy()
+    flipped = rng.random(n_cells) < config.label_noise
+    is_persister[flipped] = ~is_persister[flipped]
+    # Median library ~900 counts for 2,000 genes (droplet data); smaller panels get
+    # fewer counts but more per gene (square-root scaling, floored at half depth so
+    # that cells still pass the default QC thresholds), as targeted panels do.
+    depth = 900.0 * max(np.sqrt(n_genes / 2000.0), 0.5)
+    library = np.exp(rng.normal(np.log(depth), 0.45, n_cells)) * sample_depth[sample_of_cell]
+    proliferation = programme * is_prolif  # the cell-cycle part, which cycling persisters keep
     blocks = []
     for start in range(0, n_cells, _CHUNK_CELLS):
         stop = min(start + _CHUNK_CELLS, n_cells)
         log_rate = (
             np.log(base)[None, :]
             + sample_shift[sample_of_cell[start:stop]]
-            + np.outer(is_persister[start:stop], programme)
+            + np.outer(activity[start:stop], programme)
+            - np.outer(activity[start:stop] * cycling[start:stop], proliferation)
         )
         rate = np.exp(log_rate - log_rate.max(axis=1, keepdims=True))
         rate /= rate.sum(axis=1, keepdims=True)
@@ -149,6 +188,7 @@ def simulate_cells(config: SimulateConfig) -> ad.AnnData:
     obs = pd.DataFrame(
         {
             "sample": pd.Categorical([sample_names[s] for s in sample_of_cell], categories=sample_names),
+            "condition": pd.Categorical([conditions[s] for s in sample_of_cell], categories=sorted(set(conditions))),
             "label": pd.Categorical(
                 np.where(is_persister, PERSISTER, NON_PERSISTER), categories=[NON_PERSISTER, PERSISTER]
             ),
@@ -159,7 +199,9 @@ def simulate_cells(config: SimulateConfig) -> ad.AnnData:
     adata.uns["source"] = {"simulator": "oncopersistnet.data.simulate", **vars(config)}
     zero_fraction = 1.0 - matrix.nnz / (n_cells * n_genes)
     logger.info(
-        "simulated %d cells x %d genes in %d samples: %.1f%% persisters, %.1f%% zeros",
-        n_cells, n_genes, n_samples, 100 * is_persister.mean(), 100 * zero_fraction,
+        "simulated %d cells x %d genes in %d samples (%d untreated, %d treated): %.1f%% persisters, "
+        "%.1f%% zeros, %d cells with flipped labels",
+        n_cells, n_genes, n_samples, n_untreated, n_treated, 100 * is_persister.mean(), 100 * zero_fraction,
+        int(flipped.sum()),
     )
     return adata

@@ -105,6 +105,7 @@ def predict_file(
         "persisters": n_persister,
         "persister_fraction": n_persister / adata.n_obs,
         "genes_matched": match.n_matched,
+        "genes_matched_before_mapping": match.n_matched_before_mapping,
         "genes_expected": match.n_model_genes,
         "selected_genes_matched": match.n_selected_matched,
         "selected_genes_expected": match.n_selected,

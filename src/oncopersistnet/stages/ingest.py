@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 import os
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from oncopersistnet.config import Params
 from oncopersistnet.errors import ConfigError
 from oncopersistnet.data.load import load_labelled_h5ad
 from oncopersistnet.data.simulate import simulate_cells
+from oncopersistnet.genes import harmonize_adata
 from oncopersistnet.paths import ProjectPaths
 
 logger = logging.getLogger(__name__)
@@ -36,5 +38,8 @@ def run(params: Params, paths: ProjectPaths) -> None:
         )
     else:
         adata = simulate_cells(params.simulate)
+    # One gene namespace for training and for every later prediction input.
+    adata, report = harmonize_adata(adata)
+    adata.uns["gene_harmonization"] = asdict(report)
     write_h5ad(paths.raw, adata)
     logger.info("wrote %s (%d cells x %d genes)", paths.raw, adata.n_obs, adata.n_vars)
