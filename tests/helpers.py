@@ -17,7 +17,7 @@ PROJECT_FILES = ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "pipelin
 
 # Small enough for seconds per stage, big enough for a 3-way group split and a real model.
 TINY_PARAMS: dict[str, Any] = {
-    "simulate": {"n_cells": 600, "n_genes": 300, "n_samples": 6, "effect_size": 1.5, "seed": 1},
+    "simulate": {"n_cells": 600, "n_genes": 300, "n_samples": 6, "effect_size": 2.5, "seed": 1},
     "preprocess": {"n_top_genes": 100, "n_components": 16},
     "train": {"conv_channels": [4, 8], "lstm_hidden": 8, "dense_units": 8, "max_epochs": 8, "patience": 4, "batch_size": 64},
     "export": {"parity_cells": 64},

@@ -70,7 +70,7 @@ def test_ingest_with_a_wrong_label_key(tmp_path, small_adata):
     result = stage("ingest", project, check=False)
     assert result.returncode == 1
     (line,) = _error_lines(result.stderr)
-    assert "obs has no column 'status' (data.label_key); columns are: sample, label" in line
+    assert "obs has no column 'status' (data.label_key); columns are: sample, condition, label" in line
 
 
 def _write_raw(project, adata):
@@ -96,9 +96,9 @@ def test_validate_stops_bad_data_with_a_readable_list(tmp_path, small_adata):
     assert (project / "reports/validation.json").exists()  # the report is kept to read
 
 
-def test_validate_passes_good_data_and_writes_docs(tmp_path, small_adata):
+def test_validate_passes_good_data_and_writes_docs(tmp_path):
     project = make_project(tmp_path, TINY_PARAMS, git=False)
-    _write_raw(project, small_adata)
+    stage("ingest", project)
     stage("validate", project)
     assert (project / "data/validated/cells.h5ad").exists()
     assert (project / "reports/validation_docs/index.html").exists()

@@ -54,6 +54,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         progress=not args.no_progress,
         allow_non_integer=args.allow_non_integer,
+        counts_source=args.counts_source,
+        orientation=args.orientation,
     )
     print(json.dumps(summary, indent=2))  # the command's result, on stdout for scripts
     return 0
@@ -92,12 +94,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser(
         "predict",
-        help="classify the cells of an .h5ad file with an ONNX model",
+        help="classify cells (.h5ad, 10x, CSV/TSV) with a registered or exported ONNX model",
         description="Score every cell of an .h5ad file (raw counts in X) with onnxruntime and write "
         "cell_id, persister_probability, predicted_label to a CSV. Genes are matched by name to the "
         "model's gene list; missing genes are imputed with training means.",
     )
-    predict.add_argument("--input", required=True, help="input .h5ad with raw counts in X")
+    predict.add_argument(
+        "--input", required=True,
+        help="cells to classify: .h5ad, a 10x directory (matrix.mtx + features.tsv + barcodes.tsv), a 10x .h5, "
+        "or a .csv/.tsv(.gz) count table",
+    )
+    predict.add_argument(
+        "--counts-source", default="auto",
+        help=".h5ad only: where the raw counts are: auto (layers['counts'], else integer X, else integer .raw), "
+        "X, raw or layers/NAME (default: %(default)s)",
+    )
+    predict.add_argument(
+        "--orientation", default="auto", choices=["auto", "cells_x_genes", "genes_x_cells"],
+        help="CSV/TSV only: which axis holds the genes (default: detected and logged)",
+    )
     predict.add_argument("--output", required=True, help="output .csv (written atomically)")
     predict.add_argument(
         "--model",

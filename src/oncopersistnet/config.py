@@ -29,6 +29,10 @@ class DataConfig:
     """Where cells come from. ``input: null`` uses the built-in simulator."""
 
     input: str | None = None
+    counts_source: str = "auto"
+    orientation: str = "auto"
+    metadata: str | None = None
+    metadata_cell_column: str | None = None
     label_key: str = "label"
     sample_key: str = "sample"
     persister_values: list[str] = field(default_factory=lambda: ["persister"])
@@ -287,6 +291,8 @@ def params_from_dict(raw: dict[str, Any] | None) -> Params:
         raise ConfigError("split: val_fraction + test_fraction must leave samples for training")
     if not params.train.conv_channels:
         raise ConfigError("train.conv_channels: give at least one convolution layer")
+    if params.data.orientation not in ("auto", "cells_x_genes", "genes_x_cells"):
+        raise ConfigError(f"data.orientation: must be auto, cells_x_genes or genes_x_cells, got {params.data.orientation!r}")
     overlap = set(params.data.persister_values) & set(params.data.non_persister_values)
     if overlap:
         raise ConfigError(f"data: {sorted(overlap)} listed as both persister and non-persister")

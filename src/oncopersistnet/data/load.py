@@ -16,6 +16,7 @@ import pandas as pd
 from scipy import sparse
 
 from oncopersistnet import NON_PERSISTER, PERSISTER
+from oncopersistnet.config import DataConfig
 from oncopersistnet.errors import InputDataError
 
 logger = logging.getLogger(__name__)
@@ -36,23 +37,22 @@ def read_h5ad(path: str | Path, backed: bool = False) -> ad.AnnData:
         ) from exc
 
 
-def load_labelled_h5ad(
-    path: str | Path,
+def label_cells(
+    adata: ad.AnnData,
     label_key: str,
     sample_key: str,
     persister_values: Sequence[str],
     non_persister_values: Sequence[str],
+    source: str,
 ) -> ad.AnnData:
-    """Load counts from ``X`` with ``obs['label']`` and ``obs['sample']`` in project terms.
+    """``obs['label']`` and ``obs['sample']`` in project terms; other labels dropped and counted.
 
-    Returns a new AnnData with CSR counts, cells whose label is neither a persister
-    nor a non-persister value dropped (and logged), and the original columns kept.
+    Returns a new AnnData with CSR counts and the original obs columns kept.
     """
-    adata = read_h5ad(path)
     for role, key in (("label_key", label_key), ("sample_key", sample_key)):
         if key not in adata.obs.columns:
             raise InputDataError(
-                f"{path}: obs has no column {key!r} (data.{role}); columns are: "
+                f"{source}: obs has no column {key!r} (data.{role}); columns are: "
                 f"{', '.join(map(str, adata.obs.columns)) or 'none'}"
             )
     raw_labels = adata.obs[label_key].astype(str)
@@ -63,7 +63,7 @@ def load_labelled_h5ad(
     if not keep.any():
         found = ", ".join(sorted(raw_labels.unique())[:10])
         raise InputDataError(
-            f"{path}: no cell has a label listed in data.persister_values or "
+            f"{source}: no cell has a label listed in data.persister_values or "
             f"data.non_persister_values (obs[{label_key!r}] has: {found})"
         )
     dropped = int((~keep).sum())
@@ -73,16 +73,29 @@ def load_labelled_h5ad(
             "dropped %d cells whose %s is neither persister nor non-persister: %s",
             dropped, label_key, ", ".join(f"{k} ({v})" for k, v in counts.items()),
         )
-    subset = adata[keep].copy()
+    subset = adata[keep]
     matrix = subset.X
-    matrix = sparse.csr_matrix(matrix) if not sparse.issparse(matrix) else matrix.tocsr()
+    matrix = sparse.csr_matrix(matrix) if not sparse.issparse(matrix) else sparse.csr_matrix(matrix)
     obs = subset.obs.copy()
     obs["label"] = pd.Categorical(mapped[keep].to_numpy(), categories=[NON_PERSISTER, PERSISTER])
     obs["sample"] = subset.obs[sample_key].astype(str).to_numpy()
-    out = ad.AnnData(X=matrix, obs=obs, var=pd.DataFrame(index=subset.var_names.astype(str)))
-    out.uns["source"] = {"input": str(path), "label_key": label_key, "sample_key": sample_key}
+    out = ad.AnnData(X=matrix, obs=obs, var=subset.var.copy(), uns=dict(adata.uns))
+    out.uns["source"] = {"input": source, "label_key": label_key, "sample_key": sample_key}
     logger.info(
-        "loaded %d cells x %d genes from %s (%d persisters, %d samples)",
-        out.n_obs, out.n_vars, path, int((obs["label"] == PERSISTER).sum()), obs["sample"].nunique(),
+        "labelled %d cells x %d genes from %s (%d persisters, %d samples)",
+        out.n_obs, out.n_vars, source, int((obs["label"] == PERSISTER).sum()), obs["sample"].nunique(),
     )
     return out
+
+
+def load_labelled(config: DataConfig) -> ad.AnnData:
+    """Read ``data.input`` in any supported format, join metadata, map labels."""
+    from oncopersistnet.data.readers import join_metadata, read_counts
+
+    assert config.input is not None
+    adata = read_counts(config.input, counts_source=config.counts_source, orientation=config.orientation)
+    if config.metadata:
+        adata = join_metadata(adata, config.metadata, config.metadata_cell_column)
+    return label_cells(
+        adata, config.label_key, config.sample_key, config.persister_values, config.non_persister_values, config.input
+    )

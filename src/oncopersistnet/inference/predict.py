@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from oncopersistnet import NON_PERSISTER, PERSISTER
 from oncopersistnet.atomic import atomic_path
-from oncopersistnet.data.load import read_h5ad
+from oncopersistnet.data.readers import detect_format, read_counts
 from oncopersistnet.errors import InputDataError
 from oncopersistnet.inference.align import aligned_block, match_genes
 from oncopersistnet.inference.model import OnnxPersisterModel
@@ -66,18 +66,28 @@ def predict_file(
     threshold: float | None = None,
     progress: bool = True,
     allow_non_integer: bool = False,
+    counts_source: str = "auto",
+    orientation: str = "auto",
 ) -> dict[str, Any]:
-    """Score every cell of ``input_path`` and write a CSV; return a summary."""
+    """Score every cell of ``input_path`` (any supported format) and write a CSV; return a summary.
+
+    An ``.h5ad`` with counts in ``X`` is streamed from disk in backed mode; other
+    formats are read whole, as sparse matrices.
+    """
     input_path, output_path = Path(input_path), Path(output_path)
     if output_path.suffix.lower() != ".csv":
         raise InputDataError(f"{output_path}: output must be a .csv file")
     if chunk_size <= 0:
         raise InputDataError(f"chunk size must be positive, got {chunk_size}")
     threshold = model.threshold if threshold is None else threshold
-    adata = read_h5ad(input_path, backed=True)
+    adata = read_counts(
+        input_path,
+        counts_source=counts_source,
+        orientation=orientation,
+        backed=detect_format(input_path) == "h5ad",
+        require_integer=not allow_non_integer,
+    )
     try:
-        if adata.n_obs == 0 or adata.n_vars == 0:
-            raise InputDataError(f"{input_path}: empty matrix ({adata.n_obs} cells x {adata.n_vars} genes)")
         input_genes = np.asarray(adata.var_names, dtype=str)
         match = match_genes(input_genes, model.genes, min_gene_fraction, source=str(input_path), selected_genes=model.selected_genes)
         logger.info("%s: %s", input_path, match.describe())

@@ -10,7 +10,7 @@ from pathlib import Path
 from oncopersistnet.atomic import write_h5ad
 from oncopersistnet.config import Params
 from oncopersistnet.errors import ConfigError
-from oncopersistnet.data.load import load_labelled_h5ad
+from oncopersistnet.data.load import load_labelled
 from oncopersistnet.data.simulate import simulate_cells
 from oncopersistnet.genes import harmonize_adata
 from oncopersistnet.paths import ProjectPaths
@@ -28,14 +28,13 @@ def run(params: Params, paths: ProjectPaths) -> None:
         # Compare lexically normalised paths: data/external may itself be a symlink
         # to a big disk, and "data/external/../x" must not slip through.
         external = Path(os.path.normpath(os.path.abspath(paths.root / EXTERNAL_DIR)))
-        if external not in Path(os.path.normpath(os.path.abspath(paths.root / data.input))).parents:
-            raise ConfigError(
-                f"data.input: {data.input} is outside {EXTERNAL_DIR}/; put the file (or a symlink to it) there "
-                "so that DVC notices when it changes"
-            )
-        adata = load_labelled_h5ad(
-            data.input, data.label_key, data.sample_key, data.persister_values, data.non_persister_values
-        )
+        for key, value in (("data.input", data.input), ("data.metadata", data.metadata)):
+            if value and external not in Path(os.path.normpath(os.path.abspath(paths.root / value))).parents:
+                raise ConfigError(
+                    f"{key}: {value} is outside {EXTERNAL_DIR}/; put the file (or a symlink to it) there "
+                    "so that DVC notices when it changes"
+                )
+        adata = load_labelled(data)
     else:
         adata = simulate_cells(params.simulate)
     # One gene namespace for training and for every later prediction input.
