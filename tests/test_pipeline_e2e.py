@@ -62,7 +62,10 @@ def test_registered_champion_and_mlflow_run(project):
     assert info["version"] == "1" and info["status"] == "FINISHED"
     assert info["params"]["train.learning_rate"] == "0.001"
     assert {"test_f1", "test_roc_auc", "logistic_regression_test_f1", "onnx_parity_max_abs_diff", "val_loss"} <= set(info["metrics"])
-    assert {"git_commit", "data_hash", "params_hash", "model_family"} <= set(info["tags"])
+    assert {"git_commit", "data_hash", "params_hash", "model_family", "dvc_raw_md5"} <= set(info["tags"])
+    lock = yaml.safe_load((project / "dvc.lock").read_text())
+    raw_md5 = next(o["md5"] for o in lock["stages"]["ingest"]["outs"] if o["path"] == "data/raw/cells.h5ad")
+    assert info["tags"]["dvc_raw_md5"] == raw_md5  # the run traces back to the DVC-versioned raw data
     assert info["tags"]["git_commit"] != "unknown"
     assert sorted(info["figures"]) == ["figures/confusion.png", "figures/roc_pr.png", "figures/training_curves.png"]
 

@@ -47,7 +47,7 @@ class SimulateConfig:
     n_genes: int = 2000
     n_samples: int = 8
     persister_fraction: float = 0.3
-    effect_size: float = 2.0
+    effect_size: float = 2.2
     cycling_fraction: float = 0.2
     label_noise: float = 0.02
     seed: int = 0
@@ -59,7 +59,7 @@ class ValidateConfig:
     """Thresholds for the Great Expectations suite."""
 
     min_genes_per_cell: int = 20
-    min_counts_per_cell: int = 100
+    min_counts_per_cell: int = 50
     min_cells_per_sample: int = 10
     min_samples_per_class: int = 3
 

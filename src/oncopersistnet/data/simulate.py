@@ -166,6 +166,8 @@ def simulate_cells(config: SimulateConfig) -> ad.AnnData:
     # that cells still pass the default QC thresholds), as targeted panels do.
     depth = 900.0 * max(np.sqrt(n_genes / 2000.0), 0.5)
     library = np.exp(rng.normal(np.log(depth), 0.45, n_cells)) * sample_depth[sample_of_cell]
+    # Cell calling keeps droplets with enough UMIs: no library far below the bulk.
+    library = np.maximum(library, 0.35 * depth)
     proliferation = programme * is_prolif  # the cell-cycle part, which cycling persisters keep
     blocks = []
     for start in range(0, n_cells, _CHUNK_CELLS):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 
 import numpy as np
@@ -37,6 +38,9 @@ def run(params: Params, paths: ProjectPaths) -> None:
     y = binary_labels(labels)
     summary: dict[str, object] = {
         "data_hash": data_hash(adata.X, labels, samples, np.asarray(adata.var_names), cells),
+        # validate copies raw bytes unchanged, so this is the md5 DVC records for data/raw/cells.h5ad:
+        # any model traces back to the exact raw file (`dvc.lock`, `dvc get`, `git log dvc.lock`).
+        "raw_md5": hashlib.md5(paths.validated.read_bytes()).hexdigest(),
         "n_genes_in": int(adata.n_vars),
         "n_genes_selected": int(preprocessor.selected_.size),
         "n_components": preprocessor.n_features_out,
