@@ -73,6 +73,50 @@ def test_ingest_with_a_wrong_label_key(tmp_path, small_adata):
     assert "obs has no column 'status' (data.label_key); columns are: sample, condition, label" in line
 
 
+def _bad_inputs(small_adata):
+    """(file name, writer, expected message) for inputs ingest must refuse in one line."""
+
+    def unknown(path):
+        path.write_text("whatever")
+
+    def truncated(path):
+        small_adata.write_h5ad(path)
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+
+    def no_sample_column(path):
+        bad = small_adata.copy()
+        bad.obs = bad.obs.drop(columns=["sample"])
+        bad.write_h5ad(path)
+
+    def duplicated_barcodes(path):
+        table = pd.DataFrame(small_adata.X[:4].toarray(), index=["AAAC-1", "AAAC-1", "GGTT-1", "CCAA-1"], columns=small_adata.var_names)
+        table.to_csv(path)
+
+    def empty(path):
+        small_adata[:0].copy().write_h5ad(path)
+
+    return [
+        ("cells.foo", unknown, "unknown format"),
+        ("cut.h5ad", truncated, "cut.h5ad"),
+        ("nosample.h5ad", no_sample_column, "obs has no column 'sample' (data.sample_key)"),
+        ("dups.csv", duplicated_barcodes, "AAAC-1"),
+        ("empty.h5ad", empty, "empty"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(5))
+def test_ingest_refuses_bad_files_in_one_line_and_writes_nothing(tmp_path, small_adata, case):
+    name, write, message = _bad_inputs(small_adata)[case]
+    project = make_project(tmp_path, deep_update(TINY_PARAMS, {"data": {"input": f"data/external/{name}"}}), git=False)
+    write(project / "data/external" / name)
+    result = stage("ingest", project, check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-1500:]
+    (line,) = _error_lines(result.stderr)
+    assert message in line, line
+    assert not (project / "data/raw").exists() or not any((project / "data/raw").iterdir())
+
+
 def _write_raw(project, adata):
     (project / "data/raw").mkdir(parents=True, exist_ok=True)
     adata.write_h5ad(project / "data/raw/cells.h5ad")
