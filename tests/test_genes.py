@@ -38,3 +38,9 @@ def test_duplicates_are_summed_and_sparse_integer_counts_stay_so():
     assert out.X.toarray().tolist() == [[4, 2, 0], [0, 5, 7]]
     assert out.var.loc["TP53", "input_names"] == "ENSG00000141510;tp53"
     assert report.n_merged == 1 and "1 duplicates summed into 3 genes" in report.describe()
+
+
+def test_mouse_style_symbols_are_not_passed_off_as_human():
+    names, report = harmonize_names(["Actb", "Gapdh", "Tp53", "Xist"])
+    assert names.tolist() == ["Actb", "Gapdh", "Tp53", "Xist"]
+    assert report.namespace == "symbol (mouse-style case)" and report.n_symbol_recognised == 0

@@ -168,6 +168,15 @@ def test_h5ad_backed(tmp_path, truth):
     out = read_counts(path, backed=True)
     assert not out.isbacked and out.uns["input"]["counts_source"] == "layers/counts"
     np.testing.assert_array_equal(out.X.toarray(), truth["X"])
+    # the usual scanpy layout: log-normalised X, integer counts in .raw; streaming falls back to memory
+    del adata.layers["counts"]
+    adata.raw = ad.AnnData(X=sparse.csr_matrix(truth["X"]), obs=adata.obs, var=adata.var)
+    adata.write_h5ad(path)
+    out = read_counts(path, backed=True)
+    assert not out.isbacked and out.uns["input"]["counts_source"] == "raw"
+    np.testing.assert_array_equal(out.X.toarray(), truth["X"])
+    assert read_counts(path, require_integer=False).uns["input"]["counts_source"] == "raw"
+    adata = ad.AnnData(X=adata.X, obs=adata.obs, var=adata.var, layers={"counts": sparse.csr_matrix(truth["X"])})
     # a user who insists on scoring normalised X can, explicitly
     del adata.layers["counts"]
     adata.write_h5ad(path)
@@ -363,7 +372,7 @@ def test_normalised_only_h5ad(tmp_path, truth):
     assert "look normalised" in message
     assert "X holds non-integer values (e.g. " in message and "at cell '" in message and "gene '" in message
     assert "no layers['counts'] or integer .raw found" in message
-    assert "point data.counts_source at the raw counts" in message
+    assert "point data.counts_source (predict: --counts-source) at the raw counts" in message
     with pytest.raises(InputDataError, match=r"counts_source 'X' is not raw counts: X holds non-integer values"):
         read_counts(path, counts_source="X")
 

@@ -36,6 +36,10 @@ def test_pipeline_runs_on_the_real_dataset(gbm_project):
     metrics = json.loads((gbm_project / "metrics/evaluate.json").read_text())
     assert metrics["logistic_regression"]["roc_auc"] > 0.7
     assert metrics["cnn_lstm"]["n_test_cells"] == 1000
+    import hashlib
+
+    original = hashlib.md5((gbm_project / "data/external/gbm_panobinostat_zhao2021_lemur.h5ad").read_bytes()).hexdigest()
+    assert summary["input_md5"] == original  # the run is tagged with the user's original file
     registry = json.loads((gbm_project / "models/registry.json").read_text())
     assert registry["model_name"] == "oncopersistnet-gbm" and registry["alias"] == "champion"
 

@@ -96,16 +96,23 @@ def _bad_inputs(small_adata):
     def empty(path):
         small_adata[:0].copy().write_h5ad(path)
 
+    def missing_sample_values(path):
+        bad = small_adata.copy()
+        bad.obs["sample"] = bad.obs["sample"].astype(object)
+        bad.obs.iloc[[3, 9], bad.obs.columns.get_loc("sample")] = None
+        bad.write_h5ad(path)
+
     return [
         ("cells.foo", unknown, "unknown format"),
         ("cut.h5ad", truncated, "cut.h5ad"),
         ("nosample.h5ad", no_sample_column, "obs has no column 'sample' (data.sample_key)"),
         ("dups.csv", duplicated_barcodes, "AAAC-1"),
         ("empty.h5ad", empty, "empty"),
+        ("nosamplevalue.h5ad", missing_sample_values, "2 cells have no 'sample' value"),
     ]
 
 
-@pytest.mark.parametrize("case", range(5))
+@pytest.mark.parametrize("case", range(6))
 def test_ingest_refuses_bad_files_in_one_line_and_writes_nothing(tmp_path, small_adata, case):
     name, write, message = _bad_inputs(small_adata)[case]
     project = make_project(tmp_path, deep_update(TINY_PARAMS, {"data": {"input": f"data/external/{name}"}}), git=False)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy import sparse
 
 from oncopersistnet.config import RegisterConfig
 from oncopersistnet.errors import InputDataError
@@ -55,11 +56,11 @@ class PromotionDecision:
 
 
 def score_on_cells(
-    model: OnnxPersisterModel, counts: np.ndarray, genes: np.ndarray, y: np.ndarray, min_gene_fraction: float = 0.0
+    model: OnnxPersisterModel, counts: np.ndarray | sparse.spmatrix, genes: np.ndarray, y: np.ndarray, min_gene_fraction: float = 0.0
 ) -> dict[str, float]:
     """Metrics of an ONNX model on raw counts (cells x ``genes``) at the model's own threshold."""
     match = match_genes(genes, model.genes, min_gene_fraction, source=model.source, selected_genes=model.selected_genes)
-    probability = model.predict_proba(aligned_block(np.asarray(counts, dtype=np.float32), match))
+    probability = model.predict_proba(aligned_block(counts, match))
     metrics = classification_metrics(y, probability, model.threshold)
     metrics["gene_match_fraction"] = match.fraction
     return metrics
@@ -69,7 +70,7 @@ def head_to_head(
     candidate: OnnxPersisterModel,
     champion: OnnxPersisterModel,
     champion_version: str,
-    counts: np.ndarray,
+    counts: np.ndarray | sparse.spmatrix,
     genes: np.ndarray,
     y: np.ndarray,
     samples: np.ndarray,

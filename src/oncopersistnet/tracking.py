@@ -112,6 +112,18 @@ def data_hash(matrix: Any, labels: np.ndarray, samples: np.ndarray, genes: np.nd
     return digest.hexdigest()[:16]
 
 
+def file_md5(path: Path) -> str:
+    """md5 of a file, or of a folder's files in name order (a 10x directory), read in chunks."""
+    digest = hashlib.md5()
+    for item in sorted(path.rglob("*")) if path.is_dir() else [path]:
+        if item.is_file():
+            digest.update(item.relative_to(path).as_posix().encode() if path.is_dir() else b"")
+            with open(item, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()
+
+
 def flatten_for_mlflow(values: Mapping[str, Any]) -> dict[str, str]:
     """MLflow params are strings; lists become compact JSON, None becomes 'null'."""
     return {key: json.dumps(value) if not isinstance(value, str) else value for key, value in values.items()}

@@ -73,10 +73,19 @@ def label_cells(
             "dropped %d cells whose %s is neither persister nor non-persister: %s",
             dropped, label_key, ", ".join(f"{k} ({v})" for k, v in counts.items()),
         )
+    samples = adata.obs[sample_key][keep]
+    if samples.isna().any():
+        missing = samples.index[samples.isna().to_numpy()]
+        raise InputDataError(
+            f"{source}: {len(missing)} cells have no {sample_key!r} value (data.sample_key), e.g. "
+            f"{', '.join(map(str, missing[:3]))}; every cell needs its biological sample for the group split"
+        )
     subset = adata[keep]
     matrix = subset.X
     matrix = sparse.csr_matrix(matrix) if not sparse.issparse(matrix) else sparse.csr_matrix(matrix)
     obs = subset.obs.copy()
+    for column in obs.columns[obs.dtypes == object]:  # mixed-type columns cannot be written to .h5ad
+        obs[column] = obs[column].astype(str)
     obs["label"] = pd.Categorical(mapped[keep].to_numpy(), categories=[NON_PERSISTER, PERSISTER])
     obs["sample"] = subset.obs[sample_key].astype(str).to_numpy()
     out = ad.AnnData(X=matrix, obs=obs, var=subset.var.copy(), uns=dict(adata.uns))

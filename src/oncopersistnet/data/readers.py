@@ -496,7 +496,7 @@ def _resolve_auto_source(adata: ad.AnnData, path: Path, backed: bool) -> str:
             problems.append(problem)
     raise InputDataError(
         f"{path}: the data look normalised, not raw counts: {'; '.join(problems)}; "
-        "no layers['counts'] or integer .raw found — point data.counts_source at the raw counts "
+        "no layers['counts'] or integer .raw found — point data.counts_source (predict: --counts-source) at the raw counts "
         f"(this file has: {', '.join(_h5ad_sources(adata)) or 'nothing'})"
     )
 
@@ -506,8 +506,17 @@ def _read_h5ad_counts(
 ) -> tuple[ad.AnnData, dict[str, Any]]:
     adata = read_h5ad(path, backed=backed)
     detected = counts_source == "auto"
+    if detected and backed and "counts" not in adata.layers.keys() and adata.raw is not None:
+        # An integer .raw (the usual scanpy layout) cannot stream: judge X on a sample,
+        # and if X is not counts, decide in memory where .raw can be checked.
+        if _describe_non_integer("X", _backed_sample(adata.X), adata.obs_names, adata.var_names) is not None:
+            adata.file.close()
+            return _read_h5ad_counts(path, counts_source, backed=False, require_integer=require_integer)
     if detected and not require_integer:
-        key = "layers/counts" if "counts" in adata.layers.keys() else "X"
+        try:
+            key = _resolve_auto_source(adata, path, backed)
+        except InputDataError:  # nothing integer: the caller accepts X as it is
+            key = "layers/counts" if "counts" in adata.layers.keys() else "X"
     elif detected:
         key = _resolve_auto_source(adata, path, backed)
     else:
@@ -525,7 +534,7 @@ def _read_h5ad_counts(
         if problem is not None:
             raise InputDataError(
                 f"{path}: counts_source {counts_source!r} is not raw counts: {problem} "
-                "— point data.counts_source at the raw counts "
+                "— point data.counts_source (predict: --counts-source) at the raw counts "
                 f"(this file has: {', '.join(_h5ad_sources(adata))})"
             )
     description = f"counts from {key} ({'auto' if detected else 'given'})"
@@ -974,7 +983,8 @@ def _read_metadata_table(path: Path, cell_column: str | None) -> pd.DataFrame:
                 f"{path}: no column {cell_column!r} (cell_column); columns are: "
                 f"{', '.join(map(str, header.columns))}"
             )
-        meta = pd.read_csv(path, sep=sep, dtype={id_col: str}, compression="infer")
+        # low_memory=False: one dtype per column, not a mix across chunks (which h5ad cannot store)
+        meta = pd.read_csv(path, sep=sep, dtype={id_col: str}, compression="infer", low_memory=False, keep_default_na=True)
     except InputDataError:
         raise
     except Exception as exc:

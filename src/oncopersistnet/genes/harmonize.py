@@ -14,7 +14,10 @@ Rules, in order:
 * anything else is kept as given (a custom or newer gene name still matches itself);
 * names that end up equal are duplicates: their counts are **summed** (two IDs or
   two rows for one gene are the same molecules counted in two places; dropping
-  one would lose them). The report says how many were merged.
+  one would lose them). The report says how many were merged;
+* symbols mostly in Title case (``Actb``, ``Tp53``) are mouse-style: they are kept
+  as given, not upper-cased into human symbols, so a mouse matrix does not pass
+  silently for a human one; the report's namespace says ``symbol (mouse-style case)``.
 
 Symbol aliases (previous HGNC symbols such as ``C10orf54`` for ``VSIR``) are not
 mapped: the vendored table has none.
@@ -101,9 +104,19 @@ def detect_namespace(names: Sequence[str]) -> str:
     return "ensembl" if fraction >= 0.9 else "symbol" if fraction <= 0.1 else "mixed"
 
 
+_TITLE_CASE = re.compile(r"^[A-Z][a-z0-9][a-z0-9-]*$")
+
+
+def looks_mouse_style(names: Sequence[str]) -> bool:
+    """True when most symbol-like names are Title case (``Actb``), the mouse convention."""
+    symbols = [str(n) for n in names if not ENSEMBL_ID.match(str(n)) and any(c.isalpha() for c in str(n))]
+    return bool(symbols) and sum(bool(_TITLE_CASE.match(n)) for n in symbols) / len(symbols) >= 0.5
+
+
 def harmonize_names(names: Sequence[str]) -> tuple[np.ndarray, HarmonizationReport]:
     """Map each name to the project namespace (same length; duplicates are left for the caller to merge)."""
     table = load_gene_table()
+    mouse_style = looks_mouse_style(names)
     out, ensembl_mapped, recognised, unknown = [], 0, 0, []
     for name in map(str, names):
         if ENSEMBL_ID.match(name):
@@ -115,7 +128,7 @@ def harmonize_names(names: Sequence[str]) -> tuple[np.ndarray, HarmonizationRepo
             out.append(name.split(".")[0].upper())
             unknown.append(name)
             continue
-        canonical = table.canonical_symbol.get(name.upper())
+        canonical = None if mouse_style else table.canonical_symbol.get(name.upper())
         if canonical is not None:
             out.append(canonical)
             recognised += 1
@@ -124,7 +137,7 @@ def harmonize_names(names: Sequence[str]) -> tuple[np.ndarray, HarmonizationRepo
             unknown.append(name)
     mapped = np.asarray(out, dtype=object).astype(str)
     report = HarmonizationReport(
-        namespace=detect_namespace(names),
+        namespace="symbol (mouse-style case)" if mouse_style else detect_namespace(names),
         n_input=len(out),
         n_ensembl_mapped=ensembl_mapped,
         n_symbol_recognised=recognised,
@@ -162,7 +175,7 @@ def harmonize_adata(adata: ad.AnnData) -> tuple[ad.AnnData, HarmonizationReport]
     unique, merge = merge_matrix(mapped)
     X = adata.X
     if report.n_merged:
-        summed = sparse.csr_matrix(X) @ merge if sparse.issparse(X) else np.asarray(X) @ merge.toarray()
+        summed = sparse.csr_matrix(X) @ merge if sparse.issparse(X) else merge.T.dot(np.asarray(X).T).T
         X = sparse.csr_matrix(summed) if sparse.issparse(X) else summed
         if np.issubdtype(adata.X.dtype, np.integer):
             X = X.astype(adata.X.dtype)

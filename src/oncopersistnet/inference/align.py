@@ -23,6 +23,7 @@ from scipy import sparse
 
 from oncopersistnet.errors import InputDataError
 from oncopersistnet.genes import HarmonizationReport, harmonize_names
+from oncopersistnet.genes.harmonize import detect_namespace
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +68,12 @@ class GeneMatch:
 
 
 def _likely_cause(input_namespace: str, model_genes: Sequence[str], before: int, after: int, n_model: int) -> str:
-    model_namespace = "Ensembl IDs" if str(model_genes[0]).upper().startswith("ENS") else "gene symbols"
+    model_namespace = "Ensembl IDs" if detect_namespace([str(g) for g in model_genes]) == "ensembl" else "gene symbols"
+    if input_namespace.startswith("symbol (mouse"):
+        return (
+            " The input's gene symbols are in mouse-style Title case (e.g. Actb) while the model was trained on "
+            "human genes: another species needs ortholog mapping first."
+        )
     if input_namespace == "ensembl" and model_namespace == "gene symbols":
         return (
             f" The input uses Ensembl IDs and the model uses gene symbols: {before:,} of {n_model:,} genes matched before "

@@ -45,15 +45,16 @@ def check_counts(
     else:
         dense = np.asarray(block)
         values = dense.ravel()
-        rows, cols = np.divmod(np.arange(values.size), dense.shape[1]) if dense.ndim == 2 else (None, None)
+        rows = cols = None  # positions computed for the first bad value only
     checks = [(~np.isfinite(values), "non-finite value", ""), (values < 0, "negative count", "; raw counts expected")]
     if not allow_non_integer:
         checks.append((values != np.round(values), "non-integer value", "; the model expects raw counts (pass --allow-non-integer to score anyway)"))
     for bad, what, hint in checks:
         if bad.any():
-            i = int(np.flatnonzero(bad)[0])
+            i = int(np.argmax(bad))
+            row, col = (int(rows[i]), int(cols[i])) if rows is not None else np.unravel_index(i, dense.shape)
             raise InputDataError(
-                f"{source}: {what} {values[i]} at cell {str(cell_ids[rows[i]])!r}, gene {str(genes[cols[i]])!r}{hint}"
+                f"{source}: {what} {values[i]} at cell {str(cell_ids[row])!r}, gene {str(genes[col])!r}{hint}"
             )
 
 

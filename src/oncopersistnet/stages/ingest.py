@@ -14,6 +14,7 @@ from oncopersistnet.data.load import load_labelled
 from oncopersistnet.data.simulate import simulate_cells
 from oncopersistnet.genes import harmonize_adata
 from oncopersistnet.paths import ProjectPaths
+from oncopersistnet.tracking import file_md5
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,11 @@ def run(params: Params, paths: ProjectPaths) -> None:
                     "so that DVC notices when it changes"
                 )
         adata = load_labelled(data)
+        # The user's original file, fingerprinted: the MLflow run carries it (tag input_md5).
+        adata.uns["source"]["input_md5"] = file_md5(Path(data.input))
     else:
+        if data.metadata:
+            logger.warning("data.metadata is set but data.input is not: the simulator ignores it")
         adata = simulate_cells(params.simulate)
     # One gene namespace for training and for every later prediction input.
     adata, report = harmonize_adata(adata)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 
 import numpy as np
@@ -14,7 +13,7 @@ from oncopersistnet.data.load import read_h5ad
 from oncopersistnet.paths import ProjectPaths
 from oncopersistnet.preprocessing import SPLITS, CellPreprocessor, FeatureSet, split_by_sample
 from oncopersistnet.stages.common import binary_labels
-from oncopersistnet.tracking import data_hash
+from oncopersistnet.tracking import data_hash, file_md5
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +39,8 @@ def run(params: Params, paths: ProjectPaths) -> None:
         "data_hash": data_hash(adata.X, labels, samples, np.asarray(adata.var_names), cells),
         # validate copies raw bytes unchanged, so this is the md5 DVC records for data/raw/cells.h5ad:
         # any model traces back to the exact raw file (`dvc.lock`, `dvc get`, `git log dvc.lock`).
-        "raw_md5": hashlib.md5(paths.validated.read_bytes()).hexdigest(),
+        "raw_md5": file_md5(paths.validated),
+        "input_md5": str(adata.uns.get("source", {}).get("input_md5", "simulated")),
         "n_genes_in": int(adata.n_vars),
         "n_genes_selected": int(preprocessor.selected_.size),
         "n_components": preprocessor.n_features_out,

@@ -37,19 +37,18 @@ def run(params: Params, paths: ProjectPaths) -> None:
     config = params.register
     configure_mlflow(params.mlflow, paths.root)
     run_id = load_run_id(paths.run_reference)
-    test = read_split_cells(paths, "test")
-    dense = test.counts.toarray().astype(np.float32)
+    test = read_split_cells(paths, "test")  # sparse; scoring densifies only the model's genes
     candidate_model = OnnxPersisterModel(paths.onnx)  # carries evaluate.threshold from export
-    candidate = score_on_cells(candidate_model, dense, test.genes, test.y)
+    candidate = score_on_cells(candidate_model, test.counts, test.genes, test.y)
     champion_version = current_champion(config.model_name)
     comparison = None
     if champion_version is not None:
         champion_model = load_model(f"models:/{config.model_name}/{champion_version.version}")
         comparison = head_to_head(
-            candidate_model, champion_model, str(champion_version.version), dense, test.genes, test.y, test.samples
+            candidate_model, champion_model, str(champion_version.version), test.counts, test.genes, test.y, test.samples
         )
 
-    example = dense[:2]
+    example = test.counts[:2].toarray().astype(np.float32)
     with resumed_run(run_id):
         log_params_once(params.flat(["register"]))
         info = mlflow.onnx.log_model(

@@ -31,6 +31,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
         "model_family": "cnn_lstm",
         "data_hash": summary["data_hash"],
         "dvc_raw_md5": summary["raw_md5"],
+        "input_md5": summary["input_md5"],
         "params_hash": params_hash,
         "git_commit": git_commit(paths.root),
         "oncopersistnet_version": __version__,
