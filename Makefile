@@ -57,8 +57,9 @@ test: install ## install and run the whole test suite (slow end-to-end tests inc
 test-fast: install ## run the tests except the slow end-to-end ones
 	$(BIN)/python -m pytest -m "not slow"
 
-bench: install ## measure prediction throughput and peak memory (after make run): benchmarks/results/
+bench: install ## measure prediction throughput and ingest / predict peak memory (after make run): benchmarks/results/
 	$(BIN)/python benchmarks/bench_predict.py
+	$(BIN)/python benchmarks/bench_ingest.py
 
 clean: ## remove pipeline outputs, the MLflow store and caches (keeps .venv)
 	rm -rf data/raw data/validated data/processed data/example metrics plots reports predictions dvc_plots mlruns .dvc/cache .dvc/tmp

@@ -80,9 +80,8 @@ def label_cells(
             f"{source}: {len(missing)} cells have no {sample_key!r} value (data.sample_key), e.g. "
             f"{', '.join(map(str, missing[:3]))}; every cell needs its biological sample for the group split"
         )
-    subset = adata[keep]
-    matrix = subset.X
-    matrix = sparse.csr_matrix(matrix) if not sparse.issparse(matrix) else sparse.csr_matrix(matrix)
+    subset = adata if keep.all() else adata[keep]  # no copy of a large matrix when nothing is dropped
+    matrix = sparse.csr_matrix(subset.X)
     obs = subset.obs.copy()
     for column in obs.columns[obs.dtypes == object]:  # mixed-type columns cannot be written to .h5ad
         obs[column] = obs[column].astype(str)
