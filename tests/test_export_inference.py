@@ -14,7 +14,6 @@ from oncopersistnet.errors import InputDataError, ModelError
 from oncopersistnet.export import export_onnx, parity_check
 from oncopersistnet.inference import OnnxPersisterModel, load_model, match_genes, predict_file
 from oncopersistnet.inference.align import aligned_block
-from oncopersistnet.model import predict_proba
 
 from conftest import dense
 
