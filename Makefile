@@ -45,7 +45,7 @@ predict: install ## classify cells: make predict INPUT=cells.h5ad OUTPUT=predict
 	@test -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "usage: make predict INPUT=cells.h5ad OUTPUT=predictions.csv [MODEL=models:/NAME@ALIAS|path.onnx]" >&2; exit 2; }
 	oncopersistnet predict --input "$(INPUT)" --output "$(OUTPUT)" $(if $(MODEL),--model "$(MODEL)")
 
-ui: install ## open the MLflow UI on this project's tracking store (http://127.0.0.1:$(UI_PORT))
+ui: install ## open the MLflow UI on this project's tracking store (http://127.0.0.1:5000; UI_PORT=... to change)
 	@mkdir -p mlruns
 	@echo "Runs: http://127.0.0.1:$(UI_PORT)/#/experiments  (experiment 'oncopersistnet'; registered models under 'Models')"
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlruns/mlflow.db" \
