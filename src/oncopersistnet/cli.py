@@ -56,6 +56,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         allow_non_integer=args.allow_non_integer,
         counts_source=args.counts_source,
         orientation=args.orientation,
+        uncertain_band=tuple(params.predict.uncertain_band if args.uncertain_band is None else args.uncertain_band),
     )
     print(json.dumps(summary, indent=2))  # the command's result, on stdout for scripts
     return 0
@@ -124,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--chunk-size", type=int, default=None, help="cells per batch (default: predict.chunk_size)")
     predict.add_argument("--min-gene-fraction", type=float, default=None, help="stop below this fraction of model genes found (default: predict.min_gene_fraction)")
     predict.add_argument("--threshold", type=float, default=None, help="decision threshold (default: the model's own)")
+    predict.add_argument(
+        "--uncertain-band", type=float, nargs=2, metavar=("LOW", "HIGH"), default=None,
+        help="label cells with LOW < probability < HIGH 'uncertain' (default: predict.uncertain_band; 0.5 0.5 turns it off)",
+    )
     predict.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: all cores)")
     predict.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     predict.add_argument(

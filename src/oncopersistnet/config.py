@@ -86,8 +86,9 @@ class PreprocessConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Hybrid Conv1D + LSTM + dense network and its optimiser."""
+    """The network (hybrid Conv1D + LSTM + dense by default), its optimiser and its calibration."""
 
+    architecture: str = "cnn_lstm"
     conv_channels: list[int] = field(default_factory=lambda: [16, 32])
     kernel_size: int = 5
     lstm_hidden: int = 32
@@ -101,14 +102,36 @@ class TrainConfig:
     max_epochs: int = 60
     patience: int = 8
     seed: int = 0
+    calibration: str = "platt"
 
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    """Decision threshold on the persister probability, and the baseline's strength."""
+    """Decision threshold on the (calibrated) persister probability, and calibration bins."""
 
     threshold: float = 0.5
-    baseline_c: float = 1.0
+    calibration_bins: int = 10
+
+
+ALL_MODEL_FAMILIES = (
+    "cnn_lstm", "cnn_lstm_permuted", "mlp", "logistic_regression", "linear_svm", "hist_gbm", "marker_score", "celltypist",
+)
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """The side-by-side comparison: which models, how many seeds, which splits."""
+
+    models: list[str] = field(default_factory=lambda: list(ALL_MODEL_FAMILIES))
+    n_seeds: int = 3
+    cv_folds: int = 0
+    logistic_c: float = 1.0
+    svm_c: float = 0.1
+    gbm_max_iter: int = 200
+    gbm_learning_rate: float = 0.1
+    marker_genes: list[str] = field(default_factory=list)
+    marker_top_genes: int = 25
+    celltypist_alpha: float = 0.0001
 
 
 @dataclass(frozen=True)
@@ -144,6 +167,7 @@ class PredictConfig:
 
     min_gene_fraction: float = 0.5
     chunk_size: int = 10000
+    uncertain_band: list[float] = field(default_factory=lambda: [0.35, 0.65])
 
 
 @dataclass(frozen=True)
@@ -157,6 +181,7 @@ class Params:
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     register: RegisterConfig = field(default_factory=RegisterConfig)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
@@ -191,15 +216,17 @@ _POSITIVE_FIELDS = {
     "n_cells", "n_genes", "n_samples", "n_top_genes", "n_components", "kernel_size",
     "lstm_hidden", "lstm_layers", "dense_units", "batch_size", "max_epochs", "patience",
     "opset", "parity_cells", "chunk_size", "min_samples_per_class", "conv_channels",
-    "target_sum", "learning_rate", "baseline_c", "parity_tolerance",
+    "target_sum", "learning_rate", "parity_tolerance", "calibration_bins", "n_seeds",
+    "logistic_c", "svm_c", "gbm_max_iter", "gbm_learning_rate", "marker_top_genes", "celltypist_alpha",
 }
 _NON_NEGATIVE_FIELDS = {
-    "seed", "world_seed", "effect_size", "weight_decay",
+    "seed", "world_seed", "effect_size", "weight_decay", "cv_folds",
     "min_genes_per_cell", "min_counts_per_cell", "min_cells_per_sample",
 }
 _FRACTION_FIELDS = {
     "persister_fraction", "val_fraction", "test_fraction", "min_cells_fraction", "dropout",
     "threshold", "min_f1", "min_roc_auc", "min_gene_fraction", "tolerance", "cycling_fraction", "label_noise",
+    "uncertain_band",
 }
 
 
@@ -293,6 +320,21 @@ def params_from_dict(raw: dict[str, Any] | None) -> Params:
         raise ConfigError("train.conv_channels: give at least one convolution layer")
     if params.data.orientation not in ("auto", "cells_x_genes", "genes_x_cells"):
         raise ConfigError(f"data.orientation: must be auto, cells_x_genes or genes_x_cells, got {params.data.orientation!r}")
+    if params.train.architecture not in ("cnn_lstm", "mlp"):
+        raise ConfigError(f"train.architecture: must be cnn_lstm or mlp, got {params.train.architecture!r}")
+    if params.train.calibration not in ("platt", "temperature", "none"):
+        raise ConfigError(f"train.calibration: must be platt, temperature or none, got {params.train.calibration!r}")
+    unknown = sorted(set(params.compare.models) - set(ALL_MODEL_FAMILIES))
+    if unknown or not params.compare.models:
+        raise ConfigError(
+            f"compare.models: {'unknown model ' + repr(unknown[0]) if unknown else 'list at least one model'} "
+            f"(known: {', '.join(ALL_MODEL_FAMILIES)})"
+        )
+    if params.compare.cv_folds == 1:
+        raise ConfigError("compare.cv_folds: 0 uses the pipeline's split, k >= 2 a grouped k-fold; 1 is neither")
+    band = params.predict.uncertain_band
+    if len(band) != 2 or band[0] > band[1]:
+        raise ConfigError(f"predict.uncertain_band: give [low, high] with low <= high, got {band!r}")
     overlap = set(params.data.persister_values) & set(params.data.non_persister_values)
     if overlap:
         raise ConfigError(f"data: {sorted(overlap)} listed as both persister and non-persister")

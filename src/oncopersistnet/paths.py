@@ -70,6 +70,22 @@ class ProjectPaths:
         return self._p("metrics/evaluate.json")
 
     @property
+    def comparison_metrics(self) -> Path:
+        return self._p("metrics/comparison.json")
+
+    @property
+    def comparison_per_sample(self) -> Path:
+        return self._p("metrics/comparison_per_sample.csv")
+
+    @property
+    def evaluate_per_sample(self) -> Path:
+        return self._p("metrics/evaluate_per_sample.csv")
+
+    @property
+    def comparison_report(self) -> Path:
+        return self._p("reports/comparison.md")
+
+    @property
     def plots(self) -> Path:
         return self._p("plots")
 

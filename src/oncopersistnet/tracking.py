@@ -40,12 +40,30 @@ def disable_telemetry() -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
+def dvc_experiment_name() -> str:
+    """Name of the DVC experiment this stage runs in (``dvc exp run``), or '' outside one."""
+    return os.environ.get("DVC_EXP_NAME", "")
+
+
+def store_root(project_root: Path) -> Path:
+    """The project whose ``mlruns/`` holds the runs.
+
+    ``dvc exp run --temp`` and queued experiments run in a copy under
+    ``<project>/.dvc/tmp/exps/``, which has no (git-ignored) ``mlruns/``. DVC
+    passes the original project root as ``DVC_ROOT`` to experiment stages, so
+    their runs land beside the workspace's and both views agree.
+    """
+    if dvc_experiment_name() and os.environ.get("DVC_ROOT"):
+        return Path(os.environ["DVC_ROOT"])
+    return project_root
+
+
 def resolve_tracking_uri(config: MlflowConfig, project_root: Path) -> str:
     """``MLFLOW_TRACKING_URI`` > params.yaml ``mlflow.tracking_uri`` > the project's sqlite store."""
     uri = os.environ.get("MLFLOW_TRACKING_URI") or config.tracking_uri
     if uri:
         return uri
-    store = (project_root / STORE_DIR).resolve()
+    store = (store_root(project_root) / STORE_DIR).resolve()
     store.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{store / 'mlflow.db'}"
 
@@ -68,7 +86,7 @@ def configure_mlflow(config: MlflowConfig, project_root: Path = Path(".")) -> st
         if experiment is None:
             artifact_location = None
             if project_store:
-                artifact_location = (project_root / STORE_DIR / "artifacts").resolve().as_uri()
+                artifact_location = (store_root(project_root) / STORE_DIR / "artifacts").resolve().as_uri()
             experiment_id = mlflow.create_experiment(
                 config.experiment_name, artifact_location=artifact_location, tags=EXPERIMENT_TAGS
             )

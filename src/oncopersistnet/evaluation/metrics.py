@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import (
     accuracy_score,
+    brier_score_loss,
     average_precision_score,
     balanced_accuracy_score,
     confusion_matrix,
@@ -25,14 +26,53 @@ from sklearn.metrics import (
 from oncopersistnet import NON_PERSISTER, PERSISTER
 
 METRIC_NAMES = (
-    "accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "balanced_accuracy", "mcc",
+    "accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "balanced_accuracy", "mcc", "brier", "ece",
 )
+# Lower is better for these; higher for the rest.
+LOWER_IS_BETTER = ("brier", "ece")
 
 
-def classification_metrics(y_true: np.ndarray, probability: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
-    """Threshold metrics at ``threshold`` and ranking metrics on the probabilities.
+def reliability_table(y_true: np.ndarray, probability: np.ndarray, n_bins: int = 10) -> pd.DataFrame:
+    """Equal-width probability bins: cells, mean predicted probability and observed persister fraction.
+
+    Empty bins are left out. This is the data of a reliability diagram and of the ECE.
+    """
+    y_true = np.asarray(y_true).astype(float)
+    probability = np.clip(np.asarray(probability, dtype=np.float64), 0.0, 1.0)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    index = np.clip(np.digitize(probability, edges[1:-1], right=False), 0, n_bins - 1)
+    rows = []
+    for b in range(n_bins):
+        in_bin = index == b
+        if in_bin.any():
+            rows.append(
+                {
+                    "bin_low": edges[b],
+                    "bin_high": edges[b + 1],
+                    "cells": int(in_bin.sum()),
+                    "mean_predicted": float(probability[in_bin].mean()),
+                    "fraction_persister": float(y_true[in_bin].mean()),
+                }
+            )
+    return pd.DataFrame(rows, columns=["bin_low", "bin_high", "cells", "mean_predicted", "fraction_persister"])
+
+
+def expected_calibration_error(y_true: np.ndarray, probability: np.ndarray, n_bins: int = 10) -> float:
+    """Cell-weighted mean |observed - predicted| over equal-width bins (0 = perfectly calibrated)."""
+    table = reliability_table(y_true, probability, n_bins)
+    if table.empty:
+        return float("nan")
+    gap = (table["fraction_persister"] - table["mean_predicted"]).abs()
+    return float((gap * table["cells"]).sum() / table["cells"].sum())
+
+
+def classification_metrics(
+    y_true: np.ndarray, probability: np.ndarray, threshold: float = 0.5, n_bins: int = 10
+) -> dict[str, float]:
+    """Threshold metrics at ``threshold``, ranking metrics and calibration on the probabilities.
 
     ROC-AUC and PR-AUC are NaN when only one class is present (undefined, not 0).
+    Brier score and ECE judge the probabilities as probabilities (lower is better).
     """
     y_true = np.asarray(y_true).astype(int)
     probability = np.asarray(probability, dtype=np.float64)
@@ -47,7 +87,41 @@ def classification_metrics(y_true: np.ndarray, probability: np.ndarray, threshol
         "pr_auc": float(average_precision_score(y_true, probability)) if both else float("nan"),
         "balanced_accuracy": float(balanced_accuracy_score(y_true, predicted)) if both else float("nan"),
         "mcc": float(matthews_corrcoef(y_true, predicted)),
+        "brier": float(brier_score_loss(y_true, np.clip(probability, 0.0, 1.0))) if len(y_true) else float("nan"),
+        "ece": expected_calibration_error(y_true, probability, n_bins),
     }
+
+
+def per_sample_table(
+    y_true: np.ndarray, probability: np.ndarray, samples: np.ndarray, threshold: float = 0.5
+) -> pd.DataFrame:
+    """One row per held-out sample: is the culture as a whole called right?
+
+    A sample's truth is the majority label of its cells; its call is the majority
+    of the cells' predicted labels. Users judge a classifier by whether it calls a
+    treated culture persister-rich, not only by cell-level scores.
+    """
+    frame = pd.DataFrame(
+        {
+            "sample": np.asarray(samples, dtype=str),
+            "truth": np.asarray(y_true).astype(int),
+            "probability": np.asarray(probability, dtype=np.float64),
+        }
+    )
+    frame["called"] = (frame["probability"] >= threshold).astype(int)
+    table = frame.groupby("sample", sort=True).agg(
+        cells=("truth", "size"),
+        true_persister_fraction=("truth", "mean"),
+        called_persister_fraction=("called", "mean"),
+        mean_probability=("probability", "mean"),
+        cell_accuracy=("truth", lambda t: float((t.to_numpy() == frame.loc[t.index, "called"].to_numpy()).mean())),
+    )
+    truth = np.where(table["true_persister_fraction"] >= 0.5, PERSISTER, NON_PERSISTER)
+    call = np.where(table["called_persister_fraction"] >= 0.5, PERSISTER, NON_PERSISTER)
+    table.insert(1, "sample_label", truth)
+    table["sample_call"] = call
+    table["sample_correct"] = truth == call
+    return table.reset_index()
 
 
 def curve_tables(

@@ -3,7 +3,8 @@
 Deployment needs nothing but onnxruntime, so everything between raw counts and
 the probability lives in the graph: NaN-aware library-size normalisation, log1p,
 gene selection, mean imputation of missing genes, and min-max scaling and PCA
-folded into one matrix multiply (both are affine). The arrays come from a fitted
+folded into one matrix multiply (both are affine), and the network's
+probability calibration (fitted on validation cells). The arrays come from a fitted
 :class:`~oncopersistnet.preprocessing.CellPreprocessor`, so the graph and the
 Python path share one source of truth.
 """
@@ -14,14 +15,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from oncopersistnet.model.network import CnnLstmClassifier
+from oncopersistnet.model.network import PersisterNetwork
 from oncopersistnet.preprocessing.transformer import CellPreprocessor
 
 
 class DeployedGraph(nn.Module):
     """Raw counts over the model's genes (NaN = missing gene) -> persister probability."""
 
-    def __init__(self, preprocessor: CellPreprocessor, network: CnnLstmClassifier) -> None:
+    def __init__(self, preprocessor: CellPreprocessor, network: PersisterNetwork) -> None:
         super().__init__()
         p = preprocessor
         components = p.components_.astype(np.float64)
@@ -45,4 +46,4 @@ class DeployedGraph(nn.Module):
         chosen_missing = missing.index_select(1, self.selected)
         imputed = torch.where(chosen_missing, self.impute_mean.expand_as(chosen), chosen)
         features = imputed @ self.weight + self.bias
-        return torch.sigmoid(self.network(features))
+        return self.network.calibrated_probability(features)

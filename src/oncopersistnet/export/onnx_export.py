@@ -22,17 +22,16 @@ from oncopersistnet.atomic import atomic_path
 from oncopersistnet.errors import ModelError
 from oncopersistnet.export.graph import DeployedGraph
 from oncopersistnet.inference.model import INPUT_NAME, OUTPUT_NAME
-from oncopersistnet.model.network import CnnLstmClassifier
+from oncopersistnet.model.network import PersisterNetwork
 from oncopersistnet.model.training import predict_proba
 from oncopersistnet.preprocessing.transformer import CellPreprocessor
 
 logger = logging.getLogger(__name__)
 
 
-
 def export_onnx(
     preprocessor: CellPreprocessor,
-    network: CnnLstmClassifier,
+    network: PersisterNetwork,
     path: str | Path,
     metadata: Mapping[str, object],
     opset: int = 17,
@@ -75,7 +74,7 @@ def _to_str(value: object) -> str:
 def parity_check(
     onnx_path: str | Path,
     preprocessor: CellPreprocessor,
-    network: CnnLstmClassifier,
+    network: PersisterNetwork,
     counts: np.ndarray,
     tolerance: float,
     seed: int = 0,

@@ -17,6 +17,8 @@ from scipy import sparse
 from tqdm.auto import tqdm
 
 from oncopersistnet import NON_PERSISTER, PERSISTER
+
+UNCERTAIN = "uncertain"
 from oncopersistnet.atomic import atomic_path
 from oncopersistnet.data.readers import detect_format, read_counts
 from oncopersistnet.errors import InputDataError
@@ -58,6 +60,14 @@ def check_counts(
             )
 
 
+def label_cells(probability: np.ndarray, threshold: float, uncertain_band: tuple[float, float]) -> np.ndarray:
+    """persister / non-persister at ``threshold``; ``uncertain`` strictly inside the band."""
+    low, high = uncertain_band
+    labels = np.where(probability >= threshold, PERSISTER, NON_PERSISTER).astype(object)
+    labels[(probability > low) & (probability < high)] = UNCERTAIN
+    return labels.astype(str)
+
+
 def predict_file(
     model: OnnxPersisterModel,
     input_path: str | Path,
@@ -69,11 +79,14 @@ def predict_file(
     allow_non_integer: bool = False,
     counts_source: str = "auto",
     orientation: str = "auto",
+    uncertain_band: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     """Score every cell of ``input_path`` (any supported format) and write a CSV; return a summary.
 
     An ``.h5ad`` with counts in ``X`` is streamed from disk in backed mode; other
-    formats are read whole, as sparse matrices.
+    formats are read whole, as sparse matrices. The probability is the model's
+    calibrated one; a cell whose probability lies strictly inside
+    ``uncertain_band`` is labelled ``uncertain`` rather than forced into a class.
     """
     input_path, output_path = Path(input_path), Path(output_path)
     if output_path.suffix.lower() != ".csv":
@@ -81,6 +94,9 @@ def predict_file(
     if chunk_size <= 0:
         raise InputDataError(f"chunk size must be positive, got {chunk_size}")
     threshold = model.threshold if threshold is None else threshold
+    low, high = uncertain_band if uncertain_band is not None else (threshold, threshold)
+    if not 0.0 <= low <= high <= 1.0:
+        raise InputDataError(f"uncertain band must satisfy 0 <= low <= high <= 1, got {low}, {high}")
     adata = read_counts(
         input_path,
         counts_source=counts_source,
@@ -93,7 +109,7 @@ def predict_file(
         match = match_genes(input_genes, model.genes, min_gene_fraction, source=str(input_path), selected_genes=model.selected_genes)
         logger.info("%s: %s", input_path, match.describe())
         cell_ids = np.asarray(adata.obs_names, dtype=str)
-        n_persister = 0
+        n_persister = n_uncertain = 0
         with atomic_path(output_path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(OUTPUT_COLUMNS)
@@ -103,8 +119,9 @@ def predict_file(
                 block = adata.X[start:stop]
                 check_counts(block, cell_ids[start:stop], input_genes, str(input_path), allow_non_integer)
                 probability = model.predict_proba(aligned_block(block, match))
-                labels = np.where(probability >= threshold, PERSISTER, NON_PERSISTER)
-                n_persister += int((probability >= threshold).sum())
+                labels = label_cells(probability, threshold, (low, high))
+                n_persister += int((labels == PERSISTER).sum())
+                n_uncertain += int((labels == UNCERTAIN).sum())
                 writer.writerows(zip(cell_ids[start:stop], (f"{p:.6f}" for p in probability), labels))
                 bar.update(stop - start)
             bar.close()
@@ -115,6 +132,9 @@ def predict_file(
         "cells": int(adata.n_obs),
         "persisters": n_persister,
         "persister_fraction": n_persister / adata.n_obs,
+        "uncertain": n_uncertain,
+        "uncertain_fraction": n_uncertain / adata.n_obs,
+        "uncertain_band": [low, high],
         "genes_matched": match.n_matched,
         "genes_matched_before_mapping": match.n_matched_before_mapping,
         "genes_expected": match.n_model_genes,
@@ -125,7 +145,8 @@ def predict_file(
         "output": str(output_path),
     }
     logger.info(
-        "wrote %d predictions to %s: %d persisters (%.1f%%)",
+        "wrote %d predictions to %s: %d persisters (%.1f%%), %d uncertain (%.1f%%, probability in (%.2f, %.2f))",
         summary["cells"], output_path, n_persister, 100 * summary["persister_fraction"],
+        n_uncertain, 100 * summary["uncertain_fraction"], low, high,
     )
     return summary

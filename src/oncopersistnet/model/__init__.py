@@ -1,6 +1,28 @@
-"""The hybrid Conv1D + LSTM + dense persister classifier and its training loop."""
+"""The persister networks (hybrid CNN-LSTM, same-size MLP), training and calibration."""
 
-from oncopersistnet.model.network import CnnLstmClassifier
-from oncopersistnet.model.training import TrainingResult, load_checkpoint, predict_proba, save_checkpoint, train_model
+from oncopersistnet.model.calibration import apply_calibration, fit_calibration
+from oncopersistnet.model.network import CnnLstmClassifier, MlpClassifier, PersisterNetwork
+from oncopersistnet.model.training import (
+    TrainingResult,
+    build_network,
+    load_checkpoint,
+    predict_logits,
+    predict_proba,
+    save_checkpoint,
+    train_model,
+)
 
-__all__ = ["CnnLstmClassifier", "TrainingResult", "load_checkpoint", "predict_proba", "save_checkpoint", "train_model"]
+__all__ = [
+    "CnnLstmClassifier",
+    "MlpClassifier",
+    "PersisterNetwork",
+    "TrainingResult",
+    "apply_calibration",
+    "build_network",
+    "fit_calibration",
+    "load_checkpoint",
+    "predict_logits",
+    "predict_proba",
+    "save_checkpoint",
+    "train_model",
+]

@@ -25,7 +25,8 @@ from tqdm.auto import tqdm
 from oncopersistnet.atomic import atomic_path
 from oncopersistnet.config import TrainConfig
 from oncopersistnet.errors import ModelError
-from oncopersistnet.model.network import CnnLstmClassifier
+from oncopersistnet.model.calibration import fit_calibration
+from oncopersistnet.model.network import NETWORK_CLASSES, CnnLstmClassifier, MlpClassifier, PersisterNetwork, mlp_width_for
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +35,9 @@ EpochCallback = Callable[[int, dict[str, float]], None]
 
 @dataclass
 class TrainingResult:
-    """The best model (by validation loss) and the per-epoch history."""
+    """The best model (by validation loss), calibrated on validation, and the per-epoch history."""
 
-    model: CnnLstmClassifier
+    model: PersisterNetwork
     best_epoch: int
     history: list[dict[str, float]] = field(default_factory=list)
 
@@ -49,15 +50,45 @@ def seed_everything(seed: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def predict_proba(model: nn.Module, features: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-    """Persister probabilities for a float32 feature matrix, in eval mode, without gradients."""
+def _batched(model: PersisterNetwork, features: np.ndarray, batch_size: int, calibrated: bool) -> np.ndarray:
     model.eval()
     out = []
     with torch.no_grad():
         for start in range(0, len(features), batch_size):
             batch = torch.from_numpy(np.ascontiguousarray(features[start : start + batch_size], dtype=np.float32))
-            out.append(torch.sigmoid(model(batch)).numpy())
+            out.append((model.calibrated_probability(batch) if calibrated else model(batch)).numpy())
     return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+
+
+def predict_proba(model: PersisterNetwork, features: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+    """Calibrated persister probabilities for a float32 feature matrix (eval mode, no gradients)."""
+    return _batched(model, features, batch_size, calibrated=True)
+
+
+def predict_logits(model: PersisterNetwork, features: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+    """Raw (uncalibrated) logits, for fitting and judging the calibration."""
+    return _batched(model, features, batch_size, calibrated=False)
+
+
+def build_network(config: TrainConfig, n_features: int) -> PersisterNetwork:
+    """The network ``config.architecture`` names; an MLP is sized to the CNN-LSTM's parameter count."""
+    cnn_lstm = CnnLstmClassifier(
+        n_features=n_features,
+        conv_channels=config.conv_channels,
+        kernel_size=config.kernel_size,
+        lstm_hidden=config.lstm_hidden,
+        lstm_layers=config.lstm_layers,
+        bidirectional=config.bidirectional,
+        dense_units=config.dense_units,
+        dropout=config.dropout,
+    )
+    if config.architecture == "cnn_lstm":
+        return cnn_lstm
+    if config.architecture == "mlp":
+        # Re-seed so the MLP's initial weights do not depend on having built the CNN-LSTM first.
+        torch.manual_seed(config.seed)
+        return MlpClassifier(n_features, mlp_width_for(cnn_lstm.n_parameters, n_features), config.dropout)
+    raise ModelError(f"train.architecture: unknown network {config.architecture!r} (choose from {', '.join(NETWORK_CLASSES)})")
 
 
 def _safe_auc(y: np.ndarray, p: np.ndarray) -> float:
@@ -73,18 +104,10 @@ def train_model(
     on_epoch: EpochCallback | None = None,
     progress: bool = True,
 ) -> TrainingResult:
-    """Train a :class:`CnnLstmClassifier`; keep the weights of the best validation loss."""
+    """Train the network of ``config.architecture``; keep the weights of the best validation
+    loss, then fit the probability calibration (``config.calibration``) on the validation split."""
     seed_everything(config.seed)
-    model = CnnLstmClassifier(
-        n_features=X_train.shape[1],
-        conv_channels=config.conv_channels,
-        kernel_size=config.kernel_size,
-        lstm_hidden=config.lstm_hidden,
-        lstm_layers=config.lstm_layers,
-        bidirectional=config.bidirectional,
-        dense_units=config.dense_units,
-        dropout=config.dropout,
-    )
+    model = build_network(config, X_train.shape[1])
     n_pos = float(y_train.sum())
     n_neg = float(len(y_train) - n_pos)
     if n_pos == 0 or n_neg == 0:
@@ -144,24 +167,30 @@ def train_model(
         )
     model.load_state_dict(best_state)
     model.eval()
-    logger.info("best validation loss %.4f at epoch %d", best_loss, best_epoch)
+    scale, shift = fit_calibration(predict_logits(model, X_val), np.asarray(y_val), config.calibration)
+    model.set_calibration(scale, shift)
+    logger.info(
+        "best validation loss %.4f at epoch %d; %s calibration on validation: scale %.3f, shift %.3f",
+        best_loss, best_epoch, config.calibration, scale, shift,
+    )
     return TrainingResult(model=model, best_epoch=best_epoch, history=history)
 
 
-def save_checkpoint(model: CnnLstmClassifier, path: str | Path, extra: dict[str, Any] | None = None) -> None:
-    """Save weights plus the constructor arguments (tensors and plain types only)."""
-    payload = {"config": model.config, "state_dict": model.state_dict(), "extra": extra or {}}
+def save_checkpoint(model: PersisterNetwork, path: str | Path, extra: dict[str, Any] | None = None) -> None:
+    """Save weights, calibration and the constructor arguments (tensors and plain types only)."""
+    payload = {"architecture": model.architecture, "config": model.config, "state_dict": model.state_dict(), "extra": extra or {}}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
 
-def load_checkpoint(path: str | Path) -> CnnLstmClassifier:
+def load_checkpoint(path: str | Path) -> PersisterNetwork:
     """Rebuild a model from :func:`save_checkpoint` output (``weights_only`` loading: no code runs)."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError, pickle.UnpicklingError) as exc:
+        network_class = NETWORK_CLASSES[payload.get("architecture", "cnn_lstm")]
+    except (OSError, RuntimeError, ValueError, KeyError, pickle.UnpicklingError) as exc:
         raise ModelError(f"{path}: not a model checkpoint ({exc.__class__.__name__})") from exc
-    model = CnnLstmClassifier(**payload["config"])
+    model = network_class(**payload["config"])
     model.load_state_dict(payload["state_dict"])
     model.eval()
     return model

@@ -20,6 +20,7 @@ from scipy import sparse
 from sklearn.decomposition import PCA
 
 from oncopersistnet.atomic import atomic_path
+from oncopersistnet.config import PreprocessConfig
 from oncopersistnet.errors import InputDataError, ModelError
 from oncopersistnet.preprocessing.normalize import log_normalize
 
@@ -169,3 +170,14 @@ class CellPreprocessor:
         except (OSError, KeyError, ValueError) as exc:
             raise ModelError(f"{path}: not a preprocessor written by CellPreprocessor.save ({exc})") from exc
         return obj
+
+
+def build_preprocessor(config: PreprocessConfig) -> CellPreprocessor:
+    """An unfitted :class:`CellPreprocessor` with the hyper-parameters of params.yaml ``preprocess``."""
+    return CellPreprocessor(
+        target_sum=config.target_sum,
+        n_top_genes=config.n_top_genes,
+        min_cells_fraction=config.min_cells_fraction,
+        n_components=config.n_components,
+        seed=config.seed,
+    )

@@ -1,70 +1,95 @@
-"""Stage evaluate: the CNN-LSTM and a logistic-regression baseline on held-out samples."""
+"""Stage evaluate: the deployable model on held-out samples, its calibration and its errors.
+
+The baselines and the other seeds live in the compare stage; this stage judges the
+one model that export and register ship: calibrated and uncalibrated metrics, a
+reliability diagram, the confusion matrix, a per-sample table and a 2-D view of
+the test cells coloured by truth and by prediction.
+"""
 
 from __future__ import annotations
 
 import logging
 
+import numpy as np
 import pandas as pd
 
+from oncopersistnet import LABELS, NON_PERSISTER, PERSISTER
 from oncopersistnet.atomic import atomic_path, write_json
 from oncopersistnet.config import Params
-from oncopersistnet.evaluation.baselines import fit_logistic_baseline
-from oncopersistnet.evaluation.metrics import classification_metrics, confusion_counts, curve_tables
-from oncopersistnet.evaluation.plots import plot_confusion, plot_roc_pr
-from oncopersistnet.model import load_checkpoint, predict_proba
+from oncopersistnet.evaluation.metrics import (
+    classification_metrics,
+    confusion_counts,
+    curve_tables,
+    per_sample_table,
+    reliability_table,
+)
+from oncopersistnet.evaluation.plots import plot_confusion, plot_embedding, plot_reliability
+from oncopersistnet.model import apply_calibration, load_checkpoint, predict_logits, predict_proba
 from oncopersistnet.paths import ProjectPaths
 from oncopersistnet.preprocessing import FeatureSet
 from oncopersistnet.tracking import configure_mlflow, load_run_id, log_params_once, resumed_run
 
 logger = logging.getLogger(__name__)
 
-NETWORK = "cnn_lstm"
-BASELINE = "logistic_regression"
+CALIBRATED = "calibrated"
+UNCALIBRATED = "uncalibrated"
 
 
 def run(params: Params, paths: ProjectPaths) -> None:
     """Write ``metrics/evaluate.json``, DVC plot data and PNGs; log them into the training run."""
     import mlflow
 
-    configure_mlflow(params.mlflow, paths.root)
-    threshold = params.evaluate.threshold
-    train, test = FeatureSet.load(paths.features("train")), FeatureSet.load(paths.features("test"))
-    probabilities = {
-        NETWORK: predict_proba(load_checkpoint(paths.model), test.X),
-        BASELINE: fit_logistic_baseline(train.X, train.y, c=params.evaluate.baseline_c, seed=params.train.seed)
-        .predict_proba(test.X)[:, 1],
+    threshold, bins = params.evaluate.threshold, params.evaluate.calibration_bins
+    test = FeatureSet.load(paths.features("test"))
+    network = load_checkpoint(paths.model)
+    scale, shift = (float(v) for v in network.calibration)
+    probability = {
+        CALIBRATED: predict_proba(network, test.X).astype(np.float64),
+        UNCALIBRATED: apply_calibration(predict_logits(network, test.X), 1.0, 0.0),
     }
-    metrics = {name: classification_metrics(test.y, p, threshold) for name, p in probabilities.items()}
-    metrics[NETWORK]["n_test_cells"] = int(len(test.y))
-    metrics[NETWORK]["n_test_samples"] = int(len(set(test.samples)))
+    scores = {name: classification_metrics(test.y, p, threshold, bins) for name, p in probability.items()}
+    metrics = {
+        "model": params.train.architecture,
+        "test": scores[CALIBRATED] | {"n_test_cells": int(len(test.y)), "n_test_samples": int(len(set(test.samples)))},
+        "test_uncalibrated": scores[UNCALIBRATED],
+        "calibration": {"method": params.train.calibration, "scale": scale, "shift": shift},
+    }
     write_json(paths.evaluate_metrics, metrics)
 
-    tables = {name: curve_tables(test.y, p, name, threshold) for name, p in probabilities.items()}
-    # DVC colours plots by file, not by a column: one curve file per model.
-    for name, table in tables.items():
-        for kind in ("roc", "pr"):
-            with atomic_path(paths.plots / kind / f"{name}.csv") as tmp:
-                table[kind].to_csv(tmp, index=False)
+    per_sample = per_sample_table(test.y, probability[CALIBRATED], test.samples, threshold)
+    reliability = {name: reliability_table(test.y, p, bins) for name, p in probability.items()}
+    for name, table in reliability.items():
+        with atomic_path(paths.plots / "calibration" / f"{name}.csv") as tmp:
+            table.to_csv(tmp, index=False, float_format="%.5f")
     with atomic_path(paths.plots / "confusion.csv") as tmp:
-        tables[NETWORK]["confusion"].to_csv(tmp, index=False)
+        curve_tables(test.y, probability[CALIBRATED], metrics["model"], threshold)["confusion"].to_csv(tmp, index=False)
+    predicted = np.where(probability[CALIBRATED] >= threshold, PERSISTER, NON_PERSISTER)
+    truth = np.asarray(LABELS)[test.y]
+    embedding = pd.DataFrame({"pc1": test.X[:, 0], "pc2": test.X[:, 1], "truth": truth, "predicted": predicted})
+    for label in LABELS:  # DVC colours by file: one file per true label
+        with atomic_path(paths.plots / "embedding" / f"{label}.csv") as tmp:
+            embedding[embedding["truth"] == label].to_csv(tmp, index=False, float_format="%.4f")
     figures = [
-        plot_roc_pr(
-            pd.concat([t["roc"] for t in tables.values()]), pd.concat([t["pr"] for t in tables.values()]),
-            metrics, paths.figures / "roc_pr.png",
-        ),
-        plot_confusion({name: confusion_counts(test.y, p, threshold) for name, p in probabilities.items()}, paths.figures / "confusion.png"),
+        plot_reliability(reliability, scores, paths.figures / "calibration.png"),
+        plot_confusion({metrics["model"]: confusion_counts(test.y, probability[CALIBRATED], threshold)}, paths.figures / "confusion.png"),
+        plot_embedding(test.X[:, :2], truth, predicted, paths.figures / "embedding.png"),
     ]
+    with atomic_path(paths.evaluate_per_sample) as tmp:
+        per_sample.to_csv(tmp, index=False, float_format="%.4f")
 
+    configure_mlflow(params.mlflow, paths.root)
     with resumed_run(load_run_id(paths.run_reference)):
         log_params_once(params.flat(["evaluate"]))
-        for name, values in metrics.items():
-            prefix = "test_" if name == NETWORK else f"{name}_test_"
-            mlflow.log_metrics({f"{prefix}{k}": v for k, v in values.items() if not k.startswith("n_")})
+        mlflow.log_metrics({f"test_{k}": v for k, v in scores[CALIBRATED].items()})
+        mlflow.log_metrics({f"test_uncalibrated_{k}": scores[UNCALIBRATED][k] for k in ("brier", "ece", "f1", "mcc")})
+        mlflow.log_metric("test_samples_called_right", float(per_sample["sample_correct"].mean()))
         for figure in figures:
             mlflow.log_artifact(str(figure), artifact_path="figures")
         mlflow.log_artifact(str(paths.evaluate_metrics), artifact_path="metrics")
-    for name, values in metrics.items():
-        logger.info(
-            "%-20s test F1 %.3f  ROC-AUC %.3f  PR-AUC %.3f  balanced accuracy %.3f",
-            name, values["f1"], values["roc_auc"], values["pr_auc"], values["balanced_accuracy"],
-        )
+        mlflow.log_artifact(str(paths.evaluate_per_sample), artifact_path="metrics")
+    s, u = scores[CALIBRATED], scores[UNCALIBRATED]
+    logger.info(
+        "%s on %d held-out cells: F1 %.3f  ROC-AUC %.3f  MCC %.3f; calibration (%s) Brier %.3f -> %.3f, ECE %.3f -> %.3f",
+        metrics["model"], len(test.y), s["f1"], s["roc_auc"], s["mcc"], params.train.calibration,
+        u["brier"], s["brier"], u["ece"], s["ece"],
+    )

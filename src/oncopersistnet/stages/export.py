@@ -30,6 +30,8 @@ def run(params: Params, paths: ProjectPaths) -> None:
     metadata = {
         "model_name": params.register.model_name,
         "threshold": params.evaluate.threshold,
+        "architecture": params.train.architecture,
+        "calibration": {"method": params.train.calibration, "scale": float(network.calibration[0]), "shift": float(network.calibration[1])},
         "mlflow_run_id": run_id,
         **{key: reference.get(key, "") for key in ("data_hash", "params_hash", "git_commit", "oncopersistnet_version")},
         "n_components": preprocessor.n_features_out,

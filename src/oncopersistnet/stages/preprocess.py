@@ -11,7 +11,7 @@ from oncopersistnet.atomic import atomic_path, write_json
 from oncopersistnet.config import Params
 from oncopersistnet.data.load import read_h5ad
 from oncopersistnet.paths import ProjectPaths
-from oncopersistnet.preprocessing import SPLITS, CellPreprocessor, FeatureSet, split_by_sample
+from oncopersistnet.preprocessing import SPLITS, FeatureSet, build_preprocessor, split_by_sample
 from oncopersistnet.stages.common import binary_labels
 from oncopersistnet.tracking import data_hash, file_md5
 
@@ -25,14 +25,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
     labels = np.asarray(adata.obs["label"], dtype=str)
     cells = np.asarray(adata.obs_names, dtype=str)
     split = split_by_sample(samples, labels, params.split.val_fraction, params.split.test_fraction, params.split.seed)
-    cfg = params.preprocess
-    preprocessor = CellPreprocessor(
-        target_sum=cfg.target_sum,
-        n_top_genes=cfg.n_top_genes,
-        min_cells_fraction=cfg.min_cells_fraction,
-        n_components=cfg.n_components,
-        seed=cfg.seed,
-    ).fit(adata.X[split == "train"], adata.var_names)
+    preprocessor = build_preprocessor(params.preprocess).fit(adata.X[split == "train"], adata.var_names)
 
     y = binary_labels(labels)
     summary: dict[str, object] = {

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 import pandas as pd
 
-from oncopersistnet import __version__
 from oncopersistnet.atomic import atomic_path
 from oncopersistnet.config import MODEL_SECTIONS, Params
 from oncopersistnet.evaluation.plots import plot_training_curves
 from oncopersistnet.model import save_checkpoint, train_model
 from oncopersistnet.paths import ProjectPaths
 from oncopersistnet.preprocessing import FeatureSet
-from oncopersistnet.tracking import configure_mlflow, flatten_for_mlflow, git_commit, save_run_reference
+from oncopersistnet.stages.common import read_preprocess_summary, run_provenance
+from oncopersistnet.tracking import configure_mlflow, flatten_for_mlflow, save_run_reference
 
 logger = logging.getLogger(__name__)
 
@@ -25,27 +24,22 @@ def run(params: Params, paths: ProjectPaths) -> None:
 
     experiment_id = configure_mlflow(params.mlflow, paths.root)
     train, val = FeatureSet.load(paths.features("train")), FeatureSet.load(paths.features("val"))
-    summary = json.loads(paths.preprocess_summary.read_text())
-    params_hash = params.hash(MODEL_SECTIONS)
-    provenance = {
-        "model_family": "cnn_lstm",
-        "data_hash": summary["data_hash"],
-        "dvc_raw_md5": summary["raw_md5"],
-        "input_md5": summary["input_md5"],
-        "params_hash": params_hash,
-        "git_commit": git_commit(paths.root),
-        "oncopersistnet_version": __version__,
-        "pipeline": "dvc",
-    }
+    summary = read_preprocess_summary(paths)
+    architecture = params.train.architecture
+    provenance = run_provenance(params, paths, architecture, run_kind="deployable")
     description = {
         "mlflow.note.content": (
-            "CNN-LSTM persister classifier (Conv1D + LSTM + dense over PCA components) trained by the DVC "
-            f"pipeline on data {summary['data_hash']}: {summary['train']['cells']} training cells from samples "
-            f"{', '.join(summary['train']['samples'])}; tested on held-out samples {', '.join(summary['test']['samples'])}. "
-            "Metrics prefixed test_ are the network's, logistic_regression_test_ the baseline's on the same cells."
+            f"Deployable {architecture} persister classifier trained by the DVC pipeline on data "
+            f"{summary['data_hash']}: {summary['train']['cells']} training cells from samples "
+            f"{', '.join(summary['train']['samples'])}; probabilities {params.train.calibration}-calibrated on "
+            f"validation samples {', '.join(summary['val']['samples'])}; tested on held-out samples "
+            f"{', '.join(summary['test']['samples'])}. test_* metrics are the calibrated model's; "
+            "the baselines and the other seeds are the compare stage's runs (tag run_kind=comparison)."
         ),
     }
-    with mlflow.start_run(run_name=f"cnn-lstm-{params_hash[:8]}", tags=provenance | description) as active:
+    experiment = f"{provenance['dvc_experiment']}/" if "dvc_experiment" in provenance else ""
+    run_name = f"{experiment}{architecture.replace('_', '-')}-{provenance['params_hash'][:8]}"
+    with mlflow.start_run(run_name=run_name, tags=provenance | description) as active:
         run_id = active.info.run_id
         # Save the reference first: a killed run can still be found and closed.
         save_run_reference(paths.run_reference, run_id, experiment_id=experiment_id, **provenance)
@@ -65,10 +59,11 @@ def run(params: Params, paths: ProjectPaths) -> None:
             train.X, train.y, val.X, val.y, params.train,
             on_epoch=lambda epoch, row: mlflow.log_metrics(row, step=epoch),
         )
-        n_parameters = sum(p.numel() for p in result.model.parameters())
+        n_parameters = result.model.n_parameters
         best = result.history[result.best_epoch - 1]
+        scale, shift = (float(v) for v in result.model.calibration)
         mlflow.log_metrics(
-            {"best_epoch": result.best_epoch, "n_parameters": n_parameters}
+            {"best_epoch": result.best_epoch, "n_parameters": n_parameters, "calibration_scale": scale, "calibration_shift": shift}
             | {f"best_{name}": value for name, value in best.items() if name.startswith("val_")}
         )
         save_checkpoint(result.model, paths.model, extra={"best_epoch": result.best_epoch})
@@ -78,4 +73,4 @@ def run(params: Params, paths: ProjectPaths) -> None:
             history.to_csv(tmp, index=False)
         figure = plot_training_curves(result.history, result.best_epoch, paths.figures / "training_curves.png")
         mlflow.log_artifact(str(figure), artifact_path="figures")
-    logger.info("trained %d-parameter CNN-LSTM (best epoch %d); MLflow run %s", n_parameters, result.best_epoch, run_id)
+    logger.info("trained %d-parameter %s (best epoch %d); MLflow run %s", n_parameters, architecture, result.best_epoch, run_id)

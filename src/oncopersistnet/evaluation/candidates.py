@@ -1,0 +1,309 @@
+"""Every model of the comparison behind one small interface.
+
+Each candidate is fitted on a fold's training cells (and, where it needs one, its
+validation cells: early stopping, calibration) and scored on the fold's test
+cells. Hyper-parameters come from params.yaml; the learned state stays in the
+object. Families:
+
+* ``cnn_lstm``: the project's network, exactly as the train stage fits it;
+* ``cnn_lstm_permuted``: the same network with the PCA components fed in a random
+  order (a new order per seed): tests whether the sequence reading matters;
+* ``mlp``: a plain two-layer network with about the CNN-LSTM's parameter count;
+* ``logistic_regression``, ``linear_svm`` (Platt-calibrated on validation) and
+  ``hist_gbm``: scikit-learn on the same PCA features;
+* ``marker_score``: mean log-expression of persister-up genes minus persister-down
+  genes, learned from training cells (or given), thresholded by a 1-D logistic fit on train;
+* ``celltypist``: the classifier users would pick instead, trained on the training
+  cells through its own API on log1p-normalised expression of all genes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from abc import ABC, abstractmethod
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from oncopersistnet import NON_PERSISTER, PERSISTER
+from oncopersistnet.config import Params
+from oncopersistnet.errors import InputDataError
+from oncopersistnet.evaluation.folds import Fold
+from oncopersistnet.preprocessing import log_normalize
+
+logger = logging.getLogger(__name__)
+
+
+class Candidate(ABC):
+    """One model family with its hyper-parameters; ``fit`` then ``predict_proba``."""
+
+    family = ""
+    #: False when the seed cannot change the result (one fit per fold is enough).
+    seeded = True
+
+    def __init__(self, params: Params, seed: int) -> None:
+        self.params = params
+        self.seed = seed
+
+    @abstractmethod
+    def fit(self, fold: Fold) -> Candidate:
+        """Learn from ``fold``'s train (and validation) cells only."""
+
+    @abstractmethod
+    def predict_proba(self, fold: Fold, split: str = "test") -> np.ndarray:
+        """Persister probability of every cell of ``split``."""
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """What the MLflow run logs as this family's params."""
+        return {}
+
+    def details(self) -> dict[str, Any]:
+        """Facts learned in ``fit`` worth reporting (parameter count, permutation, signature)."""
+        return {}
+
+
+# --------------------------------------------------------------------- networks
+class NetworkCandidate(Candidate):
+    """The CNN-LSTM, its component-permuted twin or the same-size MLP, trained like the train stage."""
+
+    def __init__(self, params: Params, seed: int, architecture: str = "cnn_lstm", permute: bool = False) -> None:
+        super().__init__(params, seed)
+        self.config = replace(params.train, seed=seed, architecture=architecture)
+        self.permute = permute
+        self.family = f"{architecture}_permuted" if permute else architecture
+
+    def _x(self, fold: Fold, split: str) -> np.ndarray:
+        features = fold.features[split].X
+        return features[:, self.order_] if self.permute else features
+
+    def fit(self, fold: Fold) -> NetworkCandidate:
+        from oncopersistnet.model import train_model
+
+        n = fold.features["train"].X.shape[1]
+        self.order_ = np.random.default_rng([self.seed, 1]).permutation(n) if self.permute else np.arange(n)
+        result = train_model(
+            self._x(fold, "train"), fold.features["train"].y, self._x(fold, "val"), fold.features["val"].y,
+            self.config, progress=False,
+        )
+        self.model_, self.best_epoch_ = result.model, result.best_epoch
+        return self
+
+    def predict_proba(self, fold: Fold, split: str = "test") -> np.ndarray:
+        from oncopersistnet.model import predict_proba
+
+        return predict_proba(self.model_, self._x(fold, split)).astype(np.float64)
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {f"train.{k}": v for k, v in vars(self.config).items() if k != "seed"}
+
+    def details(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"n_parameters": self.model_.n_parameters, "best_epoch": self.best_epoch_}
+        if self.permute:
+            out["component_order"] = [int(i) for i in self.order_]
+        return out
+
+
+# ------------------------------------------------------------ scikit-learn on PCA
+class LogisticRegressionCandidate(Candidate):
+    family = "logistic_regression"
+    seeded = False
+
+    def fit(self, fold: Fold) -> LogisticRegressionCandidate:
+        from sklearn.linear_model import LogisticRegression
+
+        train = fold.features["train"]
+        self.model_ = LogisticRegression(
+            C=self.params.compare.logistic_c, class_weight="balanced", max_iter=5000, random_state=self.seed
+        ).fit(train.X, train.y)
+        return self
+
+    def predict_proba(self, fold: Fold, split: str = "test") -> np.ndarray:
+        return self.model_.predict_proba(fold.features[split].X)[:, 1]
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {"C": self.params.compare.logistic_c, "class_weight": "balanced", "penalty": "l2"}
+
+
+class LinearSvmCandidate(Candidate):
+    """Linear SVM on train; its scores Platt-calibrated on the validation split (as the network is)."""
+
+    family = "linear_svm"
+    seeded = False
+
+    def fit(self, fold: Fold) -> LinearSvmCandidate:
+        from sklearn.calibration import CalibratedClassifierCV
+        from sklearn.frozen import FrozenEstimator
+        from sklearn.svm import LinearSVC
+
+        train, val = fold.features["train"], fold.features["val"]
+        svm = LinearSVC(C=self.params.compare.svm_c, class_weight="balanced", max_iter=20000, random_state=self.seed)
+        svm.fit(train.X, train.y)
+        self.model_ = CalibratedClassifierCV(FrozenEstimator(svm), method="sigmoid").fit(val.X, val.y)
+        return self
+
+    def predict_proba(self, fold: Fold, split: str = "test") -> np.ndarray:
+        return self.model_.predict_proba(fold.features[split].X)[:, 1]
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {"C": self.params.compare.svm_c, "class_weight": "balanced", "calibration": "sigmoid on validation"}
+
+
+class HistGbmCandidate(Candidate):
+    """Histogram gradient boosting; no subsampling or internal early stopping, so seeds do not matter."""
+
+    family = "hist_gbm"
+    seeded = False
+
+    def fit(self, fold: Fold) -> HistGbmCandidate:
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        train = fold.features["train"]
+        self.model_ = HistGradientBoostingClassifier(
+            max_iter=self.params.compare.gbm_max_iter,
+            learning_rate=self.params.compare.gbm_learning_rate,
+            class_weight="balanced",
+            early_stopping=False,
+            random_state=self.seed,
+        ).fit(train.X, train.y)
+        return self
+
+    def predict_proba(self, fold: Fold, split: str = "test") -> np.ndarray:
+        return self.model_.predict_proba(fold.features[split].X)[:, 1]
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {
+            "max_iter": self.params.compare.gbm_max_iter,
+            "learning_rate": self.params.compare.gbm_learning_rate,
+            "class_weight": "balanced",
+        }
+
+
+# ------------------------------------------------------------------ gene-level
+class MarkerScoreCandidate(Candidate):
+    """A persister signature score: what a biologist would compute in scanpy by hand."""
+
+    family = "marker_score"
+    seeded = False
+
+    def _logged(self, fold: Fold, split: str) -> Any:
+        return log_normalize(fold.counts[split], self.params.preprocess.target_sum)
+
+    def _score(self, logged: Any) -> np.ndarray:
+        up = np.asarray(logged[:, self.up_].mean(axis=1)).ravel()
+        down = np.asarray(logged[:, self.down_].mean(axis=1)).ravel() if self.down_.size else 0.0
+        return up - down
+
+    def fit(self, fold: Fold) -> MarkerScoreCandidate:
+        from sklearn.linear_model import LogisticRegression
+
+        logged = self._logged(fold, "train")
+        y = fold.features["train"].y
+        given = self.params.compare.marker_genes
+        if given:
+            index = {g: i for i, g in enumerate(fold.genes)}
+            self.up_ = np.array([index[g] for g in given if g in index], dtype=np.int64)
+            self.down_ = np.zeros(0, dtype=np.int64)
+            if self.up_.size == 0:
+                raise InputDataError(f"compare.marker_genes: none of {given[:5]} ... is among the data's genes")
+        else:
+            difference = np.asarray(logged[y == 1].mean(axis=0)).ravel() - np.asarray(logged[y == 0].mean(axis=0)).ravel()
+            k = min(self.params.compare.marker_top_genes, len(difference) // 2)
+            order = np.argsort(difference, kind="stable")
+            self.up_, self.down_ = np.sort(order[::-1][:k]), np.sort(order[:k])
+        self.threshold_model_ = LogisticRegression(class_weight="balanced").fit(self._score(logged)[:, None], y)
+        return self
+
+    def predict_proba(self, fold: Fold, split: str = "test") -> np.ndarray:
+        return self.threshold_model_.predict_proba(self._score(self._logged(fold, split))[:, None])[:, 1]
+
+    def hyperparameters(self) -> dict[str, Any]:
+        given = self.params.compare.marker_genes
+        return {"signature": "given" if given else f"top {self.params.compare.marker_top_genes} up/down genes on train"}
+
+    def details(self) -> dict[str, Any]:
+        coef = float(self.threshold_model_.coef_[0, 0])
+        return {
+            "score_threshold": -float(self.threshold_model_.intercept_[0]) / coef if coef else float("nan"),
+            "n_up_genes": int(self.up_.size),
+            "n_down_genes": int(self.down_.size),
+        }
+
+
+class CellTypistCandidate(Candidate):
+    """CellTypist (Domínguez Conde et al. 2022, Science) trained through ``celltypist.train``.
+
+    Fed what CellTypist expects: log1p of counts normalised to 10,000 per cell, all
+    genes; its own gene scaling and logistic regression do the rest. It is trained
+    with ``use_SGD=True`` (its stochastic-gradient logistic regression, seeded):
+    CellTypist 1.7.1's default solver path passes ``multi_class='ovr'``, which
+    scikit-learn 1.8 removed, so that path fails with the pinned scikit-learn.
+    """
+
+    family = "celltypist"
+
+    def _adata(self, fold: Fold, split: str) -> Any:
+        import anndata as ad
+
+        logged = log_normalize(fold.counts[split], 10_000.0)
+        adata = ad.AnnData(X=logged.astype(np.float32))
+        adata.var_names = [str(g) for g in fold.genes]
+        adata.obs_names = [str(c) for c in fold.features[split].cell_ids]
+        return adata
+
+    def fit(self, fold: Fold) -> CellTypistCandidate:
+        celltypist = _import_celltypist()
+        labels = np.where(fold.features["train"].y == 1, PERSISTER, NON_PERSISTER)
+        self.model_ = celltypist.train(
+            self._adata(fold, "train"), labels=labels, use_SGD=True, alpha=self.params.compare.celltypist_alpha,
+            check_expression=True, feature_selection=False, n_jobs=1, random_state=self.seed,
+        )
+        return self
+
+    def predict_proba(self, fold: Fold, split: str = "test") -> np.ndarray:
+        celltypist = _import_celltypist()
+        result = celltypist.annotate(self._adata(fold, split), model=self.model_, majority_voting=False)
+        return result.probability_matrix[PERSISTER].to_numpy(dtype=np.float64)
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {
+            "alpha": self.params.compare.celltypist_alpha, "use_SGD": True, "feature_selection": False,
+            "input": "log1p CP10k, all genes",
+        }
+
+
+def _import_celltypist() -> Any:
+    """Import CellTypist quietly and without writing to ``~/.celltypist``.
+
+    CellTypist creates its model folder at import time; point it at a temporary
+    folder unless the user chose one, and keep its console chatter at warnings.
+    """
+    os.environ.setdefault("CELLTYPIST_FOLDER", os.path.join(tempfile.gettempdir(), "oncopersistnet-celltypist"))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        import celltypist
+    for name in ("celltypist", "scanpy"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    return celltypist
+
+
+def make_candidate(family: str, params: Params, seed: int) -> Candidate:
+    """The candidate object of ``family`` (one of ``config.ALL_MODEL_FAMILIES``)."""
+    if family == "cnn_lstm":
+        return NetworkCandidate(params, seed)
+    if family == "cnn_lstm_permuted":
+        return NetworkCandidate(params, seed, permute=True)
+    if family == "mlp":
+        return NetworkCandidate(params, seed, architecture="mlp")
+    classes: dict[str, type[Candidate]] = {
+        "logistic_regression": LogisticRegressionCandidate,
+        "linear_svm": LinearSvmCandidate,
+        "hist_gbm": HistGbmCandidate,
+        "marker_score": MarkerScoreCandidate,
+        "celltypist": CellTypistCandidate,
+    }
+    return classes[family](params, seed)

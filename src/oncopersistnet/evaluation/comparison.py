@@ -1,0 +1,121 @@
+"""Run every model family on the same folds and seeds, and summarise mean ± std.
+
+A single number from a single seed on one split decides nothing, so each family
+is fitted ``n_seeds`` times (seeds ``train.seed``, ``train.seed + 1``, ...) on
+every fold. Families whose result cannot depend on the seed (``seeded = False``)
+are fitted once per fold; their spread comes from the folds alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from oncopersistnet.config import Params
+from oncopersistnet.evaluation.candidates import make_candidate
+from oncopersistnet.evaluation.folds import Fold
+from oncopersistnet.evaluation.metrics import METRIC_NAMES, classification_metrics, per_sample_table
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class FitResult:
+    """One fitted model on one fold: its test metrics, test probabilities and what it learned."""
+
+    family: str
+    fold: str
+    seed: int
+    metrics: dict[str, float]
+    probability: np.ndarray
+    y: np.ndarray
+    samples: np.ndarray
+    seconds: float
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def seeds_for(params: Params) -> list[int]:
+    """The seeds of the comparison; the first is the deployed model's ``train.seed``."""
+    return [params.train.seed + i for i in range(params.compare.n_seeds)]
+
+
+def run_comparison(
+    folds: Sequence[Fold],
+    params: Params,
+    families: Sequence[str] | None = None,
+    on_result: Callable[[FitResult], None] | None = None,
+    progress: bool = True,
+) -> list[FitResult]:
+    """Fit and test every family on every fold (and seed, where seeds matter)."""
+    families = list(families or params.compare.models)
+    seeds = seeds_for(params)
+    plan = []
+    for family in families:
+        seeded = make_candidate(family, params, seeds[0]).seeded
+        for fold in folds:
+            for seed in seeds if seeded else seeds[:1]:
+                plan.append((family, fold, seed))
+    results: list[FitResult] = []
+    bar = tqdm(plan, desc="comparing models", unit="fit", disable=not progress)
+    for family, fold, seed in bar:
+        bar.set_postfix(model=family, fold=fold.name, seed=seed)
+        started = time.perf_counter()
+        candidate = make_candidate(family, params, seed).fit(fold)
+        probability = np.asarray(candidate.predict_proba(fold, "test"), dtype=np.float64)
+        test = fold.features["test"]
+        result = FitResult(
+            family=family,
+            fold=fold.name,
+            seed=seed,
+            metrics=classification_metrics(test.y, probability, params.evaluate.threshold, params.evaluate.calibration_bins),
+            probability=probability,
+            y=test.y,
+            samples=test.samples,
+            seconds=time.perf_counter() - started,
+            hyperparameters=candidate.hyperparameters(),
+            details=candidate.details(),
+        )
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+    bar.close()
+    return results
+
+
+def summarize(results: Sequence[FitResult]) -> dict[str, dict[str, Any]]:
+    """Per family: mean, sample std (ddof=1; 0 for one fit) and number of fits of every metric."""
+    summary: dict[str, dict[str, Any]] = {}
+    for family in dict.fromkeys(r.family for r in results):
+        mine = [r for r in results if r.family == family]
+        entry: dict[str, Any] = {"n_fits": len(mine), "seeds": sorted({r.seed for r in mine}), "folds": sorted({r.fold for r in mine})}
+        for name in METRIC_NAMES:
+            values = np.array([r.metrics[name] for r in mine], dtype=np.float64)
+            finite = values[np.isfinite(values)]
+            entry[name] = {
+                "mean": float(finite.mean()) if finite.size else float("nan"),
+                "std": float(finite.std(ddof=1)) if finite.size > 1 else 0.0,
+            }
+        entry["fit_seconds"] = float(np.mean([r.seconds for r in mine]))
+        summary[family] = entry
+    return summary
+
+
+def sample_level_table(results: Sequence[FitResult], threshold: float) -> pd.DataFrame:
+    """Per family and held-out sample: probabilities averaged over seeds, then called per sample."""
+    rows = []
+    for family in dict.fromkeys(r.family for r in results):
+        for fold in dict.fromkeys(r.fold for r in results if r.family == family):
+            mine = [r for r in results if r.family == family and r.fold == fold]
+            probability = np.mean([r.probability for r in mine], axis=0)
+            table = per_sample_table(mine[0].y, probability, mine[0].samples, threshold)
+            table.insert(0, "model", family)
+            rows.append(table)
+    return pd.concat(rows, ignore_index=True)

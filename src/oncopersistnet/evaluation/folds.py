@@ -1,0 +1,108 @@
+"""The splits every model in the comparison is trained and tested on.
+
+A :class:`Fold` holds, for one assignment of samples to train / validation /
+test, both views of the same cells: raw counts (for models that read genes:
+the marker score, CellTypist) and PCA features from a preprocessor fitted on
+that fold's training cells only (for the rest). Every model of a comparison sees
+the same folds, so their figures differ by the model alone.
+
+Two ways to get folds: the pipeline's own split (``compare.cv_folds: 0``; the
+features are then identical to the preprocess stage's), or grouped k-fold by
+sample (``cv_folds: k``): each sample is tested exactly once, a validation set
+is drawn by sample from the rest, and the preprocessor is refitted per fold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+from sklearn.model_selection import StratifiedGroupKFold
+
+from oncopersistnet.config import PreprocessConfig
+from oncopersistnet.errors import DataValidationError
+from oncopersistnet.preprocessing import SPLITS, CellPreprocessor, FeatureSet, build_preprocessor
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One train / validation / test assignment, as counts and as train-fitted PCA features."""
+
+    name: str
+    genes: np.ndarray
+    counts: dict[str, sparse.csr_matrix]
+    features: dict[str, FeatureSet]
+    preprocessor: CellPreprocessor
+
+    @property
+    def test_samples(self) -> list[str]:
+        return sorted(set(self.features["test"].samples))
+
+
+def build_fold(
+    name: str,
+    counts: sparse.spmatrix,
+    genes: np.ndarray,
+    y: np.ndarray,
+    cell_ids: np.ndarray,
+    samples: np.ndarray,
+    split: np.ndarray,
+    config: PreprocessConfig,
+) -> Fold:
+    """Fit the preprocessor on the fold's training cells, then transform every split."""
+    counts = sparse.csr_matrix(counts)
+    missing = [s for s in SPLITS if not (split == s).any()]
+    if missing:
+        raise DataValidationError(f"fold {name}: no cells in split(s) {', '.join(missing)}")
+    preprocessor = build_preprocessor(config).fit(counts[split == "train"], genes)
+    parts = {s: counts[split == s] for s in SPLITS}
+    features = {
+        s: FeatureSet(preprocessor.transform(parts[s]), y[split == s], cell_ids[split == s], samples[split == s])
+        for s in SPLITS
+    }
+    return Fold(name=name, genes=np.asarray(genes, dtype=str), counts=parts, features=features, preprocessor=preprocessor)
+
+
+def _sample_classes(samples: np.ndarray, y: np.ndarray) -> dict[str, int]:
+    """Majority class (1 = persister) of every sample."""
+    out: dict[str, int] = {}
+    for sample in np.unique(samples):
+        out[str(sample)] = int(y[samples == sample].mean() >= 0.5)
+    return out
+
+
+def grouped_splits(samples: np.ndarray, y: np.ndarray, k: int, val_fraction: float, seed: int) -> list[np.ndarray]:
+    """``k`` split-name arrays: each sample is in test exactly once, never in two splits of a fold.
+
+    Test folds are stratified by the samples' majority class; the validation
+    samples of a fold are one stratified group-fold of the remaining samples.
+    """
+    samples = np.asarray(samples, dtype=str)
+    classes = _sample_classes(samples, y)
+    per_class = [sum(1 for c in classes.values() if c == label) for label in (0, 1)]
+    if min(per_class) < k:
+        raise DataValidationError(
+            f"compare.cv_folds={k}: grouped k-fold needs at least {k} samples of each majority class "
+            f"to put both classes in every test fold; found {per_class[0]} non-persister and {per_class[1]} persister samples"
+        )
+    sample_names = np.array(sorted(classes))
+    sample_y = np.array([classes[s] for s in sample_names])
+    outer = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    splits = []
+    for fold, (rest, test) in enumerate(outer.split(sample_names, sample_y, groups=sample_names)):
+        rest_y = sample_y[rest]
+        n_inner = max(2, min(round(1 / max(val_fraction, 1e-9)), int(np.bincount(rest_y, minlength=2).min())))
+        inner = StratifiedGroupKFold(n_splits=n_inner, shuffle=True, random_state=seed + fold)
+        _, val = next(inner.split(sample_names[rest], rest_y, groups=sample_names[rest]))
+        assignment = dict.fromkeys(sample_names[rest], "train")
+        assignment.update(dict.fromkeys(sample_names[rest][val], "val"))
+        assignment.update(dict.fromkeys(sample_names[test], "test"))
+        split = np.array([assignment[s] for s in samples])
+        for name in SPLITS:
+            if len(set(y[split == name])) < 2:
+                raise DataValidationError(
+                    f"compare.cv_folds={k}: fold {fold + 1} has one class only in its {name} split; use fewer folds"
+                )
+        splits.append(split)
+    return splits

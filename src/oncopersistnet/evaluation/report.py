@@ -1,0 +1,143 @@
+"""The comparison as Markdown: ``reports/comparison.md`` and the README's results block.
+
+Everything here renders numbers the compare stage measured (``metrics/comparison.json``);
+nothing is typed by hand, so the README cannot drift from the pipeline's output.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from oncopersistnet.errors import InputDataError
+
+TABLE_METRICS = ("f1", "roc_auc", "pr_auc", "balanced_accuracy", "mcc", "brier", "ece")
+HEADERS = {
+    "f1": "F1", "roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "balanced_accuracy": "bal. acc.",
+    "mcc": "MCC", "brier": "Brier ↓", "ece": "ECE ↓",
+}
+DESCRIPTIONS = {
+    "cnn_lstm": "CNN-LSTM (the project's network; PCA components in explained-variance order)",
+    "cnn_lstm_permuted": "CNN-LSTM on randomly permuted component orders (one order per seed)",
+    "mlp": "MLP with about the CNN-LSTM's parameter count",
+    "logistic_regression": "logistic regression (L2, class-balanced)",
+    "linear_svm": "linear SVM, Platt-calibrated on validation",
+    "hist_gbm": "histogram gradient boosting",
+    "marker_score": "marker score (persister signature, threshold fitted on train)",
+    "celltypist": "CellTypist, trained through its own API on all genes",
+}
+README_START = "<!-- results:start (written by `make results` from metrics/comparison.json; do not edit) -->"
+README_END = "<!-- results:end -->"
+
+
+def _cell(entry: Mapping[str, Any], metric: str) -> str:
+    value = entry[metric]
+    if value["mean"] != value["mean"]:  # NaN
+        return "n/a"
+    return f"{value['mean']:.3f} ± {value['std']:.3f}"
+
+
+def results_table(comparison: Mapping[str, Any]) -> str:
+    """Markdown table: one row per model, mean ± std over fits, best of each column in bold."""
+    models: Mapping[str, Any] = comparison["models"]
+    best: dict[str, float] = {}
+    for metric in TABLE_METRICS:
+        means = [m[metric]["mean"] for m in models.values() if m[metric]["mean"] == m[metric]["mean"]]
+        if means:
+            best[metric] = min(means) if metric in ("brier", "ece") else max(means)
+    lines = [
+        "| model | " + " | ".join(HEADERS[m] for m in TABLE_METRICS) + " | fits |",
+        "|---|" + "---|" * len(TABLE_METRICS) + "---|",
+    ]
+    for family, entry in models.items():
+        cells = []
+        for metric in TABLE_METRICS:
+            text = _cell(entry, metric)
+            cells.append(f"**{text}**" if round(entry[metric]["mean"], 3) == round(best.get(metric, float("nan")), 3) else text)
+        lines.append(f"| {family} | " + " | ".join(cells) + f" | {entry['n_fits']} |")
+    return "\n".join(lines)
+
+
+def premise_summary(comparison: Mapping[str, Any]) -> str:
+    """Plain statement of what the permutation and MLP controls measured (no verdict typed in)."""
+    models = comparison["models"]
+    if "cnn_lstm" not in models:
+        return "The CNN-LSTM was not part of this comparison."
+    base = models["cnn_lstm"]
+    lines = []
+    for control, label in (("cnn_lstm_permuted", "random component orders"), ("mlp", "the same-size MLP")):
+        if control not in models:
+            continue
+        other = models[control]
+        diffs = [
+            f"{HEADERS[m]} {other[m]['mean']:.3f} vs {base[m]['mean']:.3f} ({other[m]['mean'] - base[m]['mean']:+.3f})"
+            for m in ("roc_auc", "f1")
+        ]
+        lines.append(f"- With {label}: " + ", ".join(diffs) + f" against the CNN-LSTM in explained-variance order.")
+    permutations = comparison.get("permutations", [])
+    if permutations:
+        per = ", ".join(f"{p['roc_auc']:.3f}" for p in permutations)
+        lines.append(f"- ROC-AUC per random order (seed): {per}.")
+    return "\n".join(lines)
+
+
+def context_line(comparison: Mapping[str, Any]) -> str:
+    """Where the numbers come from: data, split, seeds."""
+    c = comparison["context"]
+    folds = "the pipeline's train/validation/test split" if c["cv_folds"] == 0 else f"grouped {c['cv_folds']}-fold CV by sample"
+    return (
+        f"Data `{c['data_hash']}`, {folds}; test samples never seen in training "
+        f"({', '.join(c['test_samples'])}; {c['n_test_cells']} cells). Seeds {c['seeds']} for models whose fit depends "
+        f"on the seed, one fit per split otherwise. Mean ± sample std over fits; threshold {c['threshold']} "
+        "on each model's probability."
+    )
+
+
+def results_block(comparison: Mapping[str, Any]) -> str:
+    """The README's results section body."""
+    return "\n\n".join([context_line(comparison), results_table(comparison), premise_summary(comparison)]).strip()
+
+
+def comparison_markdown(comparison: Mapping[str, Any], per_sample: pd.DataFrame) -> str:
+    """The full ``reports/comparison.md``."""
+    models = comparison["models"]
+    sample_rows = ["| model | sample | truth | called persister | mean probability | culture called right |", "|---|---|---|---|---|---|"]
+    for row in per_sample.itertuples(index=False):
+        sample_rows.append(
+            f"| {row.model} | {row.sample} | {row.sample_label} | {row.called_persister_fraction:.1%} | "
+            f"{row.mean_probability:.3f} | {'yes' if row.sample_correct else '**no**'} |"
+        )
+    legend = "\n".join(f"- `{k}`: {DESCRIPTIONS[k]}" for k in models if k in DESCRIPTIONS)
+    return "\n\n".join(
+        [
+            "# Model comparison on held-out samples",
+            "Written by the `compare` stage; every model saw the same folds and features. "
+            "Each model is also an MLflow run (tag `run_kind=comparison`, same `comparison_id`).",
+            context_line(comparison),
+            results_table(comparison),
+            legend,
+            "## Does the CNN-LSTM's sequence reading of PCA components matter?",
+            premise_summary(comparison),
+            "## Per held-out sample",
+            "Cell probabilities averaged over seeds; a culture is called persister when most of its cells are.",
+            "\n".join(sample_rows),
+        ]
+    ) + "\n"
+
+
+def update_readme(readme: Path, comparison: Mapping[str, Any]) -> bool:
+    """Replace the README's results block; return whether the file changed."""
+    text = readme.read_text(encoding="utf-8")
+    pattern = re.compile(re.escape(README_START) + r".*?" + re.escape(README_END), re.DOTALL)
+    if not pattern.search(text):
+        raise InputDataError(f"{readme}: no results block ({README_START} ... {README_END})")
+    new = pattern.sub(lambda _: f"{README_START}\n{results_block(comparison)}\n{README_END}", text)
+    if new != text:
+        from oncopersistnet.atomic import write_text
+
+        write_text(readme, new)
+    return new != text

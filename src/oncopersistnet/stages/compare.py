@@ -1,0 +1,132 @@
+"""Stage compare: every model family on the same folds and seeds, side by side in MLflow and DVC.
+
+Writes ``metrics/comparison.json`` (``dvc metrics show/diff``), ``reports/comparison.md``,
+``metrics/per_sample.csv``, one ROC / PR curve file per model under ``plots/`` and
+figures; logs one MLflow run per model family with the same metric names, so the
+UI's compare view and ``mlflow.search_runs`` put them in one table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from oncopersistnet.atomic import atomic_path, write_json, write_text
+from oncopersistnet.config import MODEL_SECTIONS, Params
+from oncopersistnet.data.load import read_h5ad
+from oncopersistnet.evaluation.comparison import FitResult, run_comparison, sample_level_table, seeds_for, summarize
+from oncopersistnet.evaluation.folds import Fold, build_fold, grouped_splits
+from oncopersistnet.evaluation.metrics import METRIC_NAMES, curve_tables
+from oncopersistnet.evaluation.plots import plot_model_comparison, plot_roc_pr
+from oncopersistnet.evaluation.report import comparison_markdown
+from oncopersistnet.paths import ProjectPaths
+from oncopersistnet.stages.common import binary_labels, read_split_table, run_provenance
+from oncopersistnet.tracking import configure_mlflow, flatten_for_mlflow
+
+logger = logging.getLogger(__name__)
+
+
+def build_folds(params: Params, paths: ProjectPaths) -> list[Fold]:
+    """The pipeline's split (``cv_folds: 0``) or grouped k-fold by sample, as :class:`Fold` objects."""
+    adata = read_h5ad(paths.validated)
+    samples = np.asarray(adata.obs["sample"], dtype=str)
+    y = binary_labels(adata.obs["label"])
+    cells = np.asarray(adata.obs_names, dtype=str)
+    genes = np.asarray(adata.var_names, dtype=str)
+    if params.compare.cv_folds == 0:
+        assignments = {"holdout": read_split_table(paths, adata.obs_names)}
+    else:
+        splits = grouped_splits(samples, y, params.compare.cv_folds, params.split.val_fraction, params.split.seed)
+        assignments = {f"fold{i + 1}": split for i, split in enumerate(splits)}
+    return [build_fold(name, adata.X, genes, y, cells, samples, split, params.preprocess) for name, split in assignments.items()]
+
+
+def _comparison_id(provenance: dict[str, str], params: Params) -> str:
+    """Same data, params and code -> same id: the runs of one comparison share it."""
+    key = "|".join([provenance["data_hash"], params.hash([*MODEL_SECTIONS, "compare", "evaluate"]), provenance["git_commit"], provenance.get("dvc_experiment", "")])
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def _log_family_run(family: str, results: Sequence[FitResult], entry: dict, params: Params, tags: dict[str, str], paths: ProjectPaths) -> str:
+    import mlflow
+
+    experiment = f"{tags['dvc_experiment']}/" if "dvc_experiment" in tags else ""
+    with mlflow.start_run(run_name=f"{experiment}compare/{family}", tags=tags | {"model_family": family}) as run:
+        mlflow.log_params(
+            flatten_for_mlflow(
+                params.flat(MODEL_SECTIONS + ("compare",))
+                | {"evaluate.threshold": params.evaluate.threshold}
+                | {f"model.{k}": v for k, v in results[0].hyperparameters.items() if not k.startswith("train.")}
+            )
+        )
+        mlflow.log_metrics(
+            {f"test_{m}": entry[m]["mean"] for m in METRIC_NAMES}
+            | {f"test_{m}_std": entry[m]["std"] for m in METRIC_NAMES}
+            | {"n_fits": entry["n_fits"], "fit_seconds": entry["fit_seconds"]}
+        )
+        for step, result in enumerate(results):  # every fit, as steps: the UI charts the spread
+            mlflow.log_metrics({f"fit_test_{m}": v for m, v in result.metrics.items()}, step=step)
+        if "n_parameters" in results[0].details:
+            mlflow.log_metric("n_parameters", results[0].details["n_parameters"])
+        for artifact in (paths.comparison_report, paths.comparison_per_sample, paths.figures / "model_comparison.png"):
+            mlflow.log_artifact(str(artifact), artifact_path="comparison")
+        return run.info.run_id
+
+
+def run(params: Params, paths: ProjectPaths) -> None:
+    """Fit, test, summarise, write and log every model family."""
+    folds = build_folds(params, paths)
+    results = run_comparison(folds, params)
+    models = summarize(results)
+    per_sample = sample_level_table(results, params.evaluate.threshold)
+    provenance = run_provenance(params, paths, "", run_kind="comparison")
+    comparison = {
+        "models": models,
+        "permutations": [
+            {"seed": r.seed, "fold": r.fold, "roc_auc": r.metrics["roc_auc"], "f1": r.metrics["f1"]}
+            for r in results if r.family == "cnn_lstm_permuted"
+        ],
+        "context": {
+            "data_hash": provenance["data_hash"],
+            "comparison_id": _comparison_id(provenance, params),
+            "cv_folds": params.compare.cv_folds,
+            "seeds": seeds_for(params),
+            "threshold": params.evaluate.threshold,
+            "test_samples": sorted({s for f in folds for s in f.test_samples}),
+            "n_test_cells": int(sum(len(f.features["test"].y) for f in folds)),
+        },
+    }
+    write_json(paths.comparison_metrics, comparison)
+    with atomic_path(paths.comparison_per_sample) as tmp:
+        per_sample.to_csv(tmp, index=False, float_format="%.4f")
+    write_text(paths.comparison_report, comparison_markdown(comparison, per_sample))
+
+    # Curves of the first fold at train.seed: the deployed model's split and seed.
+    first = {r.family: r for r in results if r.fold == folds[0].name and r.seed == params.train.seed}
+    tables = {family: curve_tables(r.y, r.probability, family, params.evaluate.threshold) for family, r in first.items()}
+    for family, table in tables.items():
+        for kind in ("roc", "pr"):
+            with atomic_path(paths.plots / kind / f"{family}.csv") as tmp:
+                table[kind].to_csv(tmp, index=False, float_format="%.5f")
+    plot_roc_pr(
+        pd.concat([t["roc"] for t in tables.values()]), pd.concat([t["pr"] for t in tables.values()]),
+        {family: r.metrics for family, r in first.items()}, paths.figures / "roc_pr.png",
+    )
+    plot_model_comparison(models, paths.figures / "model_comparison.png")
+
+    configure_mlflow(params.mlflow, paths.root)
+    tags = provenance | {"comparison_id": comparison["context"]["comparison_id"]}
+    del tags["model_family"]
+    for family in models:
+        _log_family_run(family, [r for r in results if r.family == family], models[family], params, tags, paths)
+    for family, entry in models.items():
+        logger.info(
+            "%-20s F1 %.3f ± %.3f  ROC-AUC %.3f ± %.3f  Brier %.3f  (%d fits)",
+            family, entry["f1"]["mean"], entry["f1"]["std"], entry["roc_auc"]["mean"], entry["roc_auc"]["std"],
+            entry["brier"]["mean"], entry["n_fits"],
+        )
+    logger.info("wrote %s and %s; %d MLflow runs (comparison %s)", paths.comparison_metrics, paths.comparison_report, len(models), comparison["context"]["comparison_id"])
