@@ -18,7 +18,7 @@ export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 MODEL ?=
 UI_PORT ?= 5000
 
-.PHONY: help install run repro predict ui test test-fast bench clean
+.PHONY: help install run repro results predict ui test test-fast bench clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -35,7 +35,11 @@ install: $(STAMP) ## create .venv and install the project with pinned dependenci
 run: install ## install, rebuild the pipeline with `dvc repro`, and classify example cells
 	@bash scripts/ensure_scm.sh
 	dvc repro
+	@$(BIN)/python -m oncopersistnet.evaluation.report README.md metrics/comparison.json metrics/evaluate.json
 	@bash scripts/run_example.sh
+
+results: install ## rewrite the README's results table from metrics/comparison.json and metrics/evaluate.json (done by make run)
+	$(BIN)/python -m oncopersistnet.evaluation.report README.md metrics/comparison.json metrics/evaluate.json
 
 repro: install ## rerun only the DVC stages whose inputs changed
 	@bash scripts/ensure_scm.sh
@@ -57,9 +61,10 @@ test: install ## install and run the whole test suite (slow end-to-end tests inc
 test-fast: install ## run the tests except the slow end-to-end ones
 	$(BIN)/python -m pytest -m "not slow"
 
-bench: install ## measure prediction throughput and ingest / predict peak memory (after make run): benchmarks/results/
+bench: install ## prediction throughput, ingest / predict peak memory, and the model comparison with 5 seeds x grouped 4-fold CV (after make run): benchmarks/results/
 	$(BIN)/python benchmarks/bench_predict.py
 	$(BIN)/python benchmarks/bench_ingest.py
+	$(BIN)/python benchmarks/bench_compare.py
 
 clean: ## remove pipeline outputs, the MLflow store and caches (keeps .venv)
 	rm -rf data/raw data/validated data/processed data/example metrics plots reports predictions dvc_plots mlruns .dvc/cache .dvc/tmp

@@ -9,13 +9,19 @@ python - "$predictions" "$model" <<'PY'
 import json
 import sys
 
-metrics = json.load(open("metrics/evaluate.json"))
+evaluate = json.load(open("metrics/evaluate.json"))
+comparison = json.load(open("metrics/comparison.json"))
 parity = json.load(open("metrics/export.json"))["parity_max_abs_diff"]
 registry = json.load(open("models/registry.json"))
-print("Test metrics on held-out samples (metrics/evaluate.json):")
-print(f"  {'model':<22}{'F1':>7}{'ROC-AUC':>9}{'PR-AUC':>8}{'bal.acc':>9}")
-for model, m in metrics.items():
-    print(f"  {model:<22}{m['f1']:>7.3f}{m['roc_auc']:>9.3f}{m['pr_auc']:>8.3f}{m['balanced_accuracy']:>9.3f}")
+seeds = comparison["context"]["seeds"]
+print(f"Held-out samples, mean +- std over seeds {seeds} (metrics/comparison.json, reports/comparison.md):")
+print(f"  {'model':<22}{'F1':>15}{'ROC-AUC':>15}{'Brier':>8}")
+for model, m in comparison["models"].items():
+    f1, auc = m["f1"], m["roc_auc"]
+    print(f"  {model:<22}{f1['mean']:>8.3f} +-{f1['std']:.3f}{auc['mean']:>8.3f} +-{auc['std']:.3f}{m['brier']['mean']:>8.3f}")
+test, raw, cal = evaluate["test"], evaluate["test_uncalibrated"], evaluate["calibration"]
+print(f"Deployable {evaluate['model']} ({cal['method']} calibration): Brier {raw['brier']:.3f} -> {test['brier']:.3f}, "
+      f"ECE {raw['ece']:.3f} -> {test['ece']:.3f} (reports/figures/calibration.png)")
 print(f"ONNX parity, max |onnxruntime - PyTorch|: {parity:.1e} (metrics/export.json)")
 print(f"Registered: {registry['model_name']} version {registry['version']} -> alias '{registry['alias']}'")
 print(f"  {registry['reason']}")

@@ -20,6 +20,7 @@ TINY_PARAMS: dict[str, Any] = {
     "simulate": {"n_cells": 600, "n_genes": 300, "n_samples": 6, "effect_size": 2.5, "seed": 1},
     "preprocess": {"n_top_genes": 100, "n_components": 16},
     "train": {"conv_channels": [4, 8], "lstm_hidden": 8, "dense_units": 8, "max_epochs": 8, "patience": 4, "batch_size": 64},
+    "compare": {"n_seeds": 2},
     "export": {"parity_cells": 64},
     "register": {"min_f1": 0.3, "min_roc_auc": 0.6},
 }

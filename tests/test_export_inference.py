@@ -236,3 +236,12 @@ def test_inference_path_never_imports_torch(onnx_path, small_adata, tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True)
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
     assert (tmp_path / "o.csv").exists()
+
+
+def test_cells_inside_the_uncertain_band_are_not_forced_into_a_class():
+    from oncopersistnet.inference.predict import label_cells
+
+    probability = np.array([0.1, 0.35, 0.4, 0.5, 0.64, 0.65, 0.9])
+    labels = label_cells(probability, 0.5, (0.35, 0.65))
+    assert list(labels) == ["non-persister", "non-persister", "uncertain", "uncertain", "uncertain", "persister", "persister"]
+    assert "uncertain" not in label_cells(probability, 0.5, (0.5, 0.5))  # an empty band turns it off

@@ -46,3 +46,43 @@ def test_checkpoint_roundtrip(fitted, trained, tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ModelError, match="not a model checkpoint"):
         load_checkpoint(tmp_path / "junk.pt")
+
+
+def test_platt_calibration_recovers_a_known_mapping():
+    from oncopersistnet.model import apply_calibration, fit_calibration
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 3, 20000)
+    y = rng.random(20000) < apply_calibration(logits, 0.5, -1.0)
+    scale, shift = fit_calibration(logits, y, "platt")
+    assert scale == pytest.approx(0.5, abs=0.05) and shift == pytest.approx(-1.0, abs=0.1)
+    temperature_scale, zero = fit_calibration(logits, y, "temperature")
+    assert zero == 0.0 and 0 < temperature_scale < 1
+    assert fit_calibration(logits, y, "none") == (1.0, 0.0)
+    assert fit_calibration(logits, np.zeros(20000), "platt") == (1.0, 0.0)  # one class: nothing to fit
+
+
+def test_trained_network_is_calibrated_on_validation_and_checkpoint_keeps_it(trained, fitted, tmp_path):
+    from oncopersistnet.model import apply_calibration, predict_logits
+
+    _, features, _ = fitted
+    scale, shift = (float(v) for v in trained.model.calibration)
+    assert (scale, shift) != (1.0, 0.0)
+    expected = apply_calibration(predict_logits(trained.model, features["test"]), scale, shift)
+    assert np.allclose(predict_proba(trained.model, features["test"]), expected, atol=1e-6)
+    save_checkpoint(trained.model, tmp_path / "c.pt")
+    assert np.array_equal(load_checkpoint(tmp_path / "c.pt").calibration.numpy(), trained.model.calibration.numpy())
+
+
+def test_mlp_architecture_trains_and_reloads(fitted, tmp_path):
+    from dataclasses import replace as _replace
+
+    from oncopersistnet.model import MlpClassifier
+
+    _, features, labels = fitted
+    result = train_model(features["train"], labels["train"], features["val"], labels["val"], _replace(FAST_TRAIN, architecture="mlp"), progress=False)
+    assert isinstance(result.model, MlpClassifier)
+    save_checkpoint(result.model, tmp_path / "mlp.pt")
+    loaded = load_checkpoint(tmp_path / "mlp.pt")
+    assert isinstance(loaded, MlpClassifier)
+    assert np.array_equal(predict_proba(loaded, features["test"]), predict_proba(result.model, features["test"]))

@@ -18,7 +18,8 @@ from helpers import TINY_PARAMS, make_project, run
 
 pytestmark = pytest.mark.slow
 
-STAGES = ("ingest", "validate", "preprocess", "train", "evaluate", "export", "register")
+STAGES = ("ingest", "validate", "preprocess", "train", "evaluate", "compare", "export", "register")
+FAMILIES = {"cnn_lstm", "cnn_lstm_permuted", "mlp", "logistic_regression", "linear_svm", "hist_gbm", "marker_score", "celltypist"}
 
 
 def _ran(output: str) -> list[str]:
@@ -33,14 +34,24 @@ def project(tmp_path_factory):
     return project
 
 
-def test_repro_writes_metrics_for_network_and_baseline(project):
+def test_repro_writes_metrics_for_network_and_baselines(project):
     metrics = json.loads((project / "metrics/evaluate.json").read_text())
-    for model in ("cnn_lstm", "logistic_regression"):
-        for name in ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "balanced_accuracy"):
-            assert 0.0 <= metrics[model][name] <= 1.0
-        assert metrics[model]["roc_auc"] > 0.6
-    shown = run(["dvc", "metrics", "show", "--json"], project).stdout
-    assert "cnn_lstm" in shown
+    for name in ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "balanced_accuracy", "brier", "ece"):
+        assert 0.0 <= metrics["test"][name] <= 1.0
+    assert metrics["test"]["roc_auc"] > 0.6
+    assert metrics["test"]["brier"] <= metrics["test_uncalibrated"]["brier"] + 0.02  # calibration does not make it worse
+    comparison = json.loads((project / "metrics/comparison.json").read_text())
+    assert set(comparison["models"]) == FAMILIES
+    assert comparison["models"]["cnn_lstm"]["n_fits"] == 2 and comparison["models"]["logistic_regression"]["n_fits"] == 1
+    # seed train.seed of the comparison's CNN-LSTM is the deployed model: same cells, same figures
+    assert comparison["models"]["cnn_lstm"]["f1"]["mean"] != 0.0
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], project).stdout)
+    files = next(iter(shown.values()))["data"]
+    assert {"metrics/evaluate.json", "metrics/comparison.json"} <= set(files)
+    for name in ("roc_pr", "model_comparison", "calibration", "embedding", "confusion", "training_curves"):
+        assert (project / f"reports/figures/{name}.png").stat().st_size > 10_000
+    report = (project / "reports/comparison.md").read_text()
+    assert "| celltypist |" in report and "Per held-out sample" in report
     export = json.loads((project / "metrics/export.json").read_text())
     assert export["parity_max_abs_diff"] <= 1e-5
 
@@ -61,13 +72,40 @@ def test_registered_champion_and_mlflow_run(project):
     info = json.loads(run([sys.executable, "-c", code], project).stdout.strip().splitlines()[-1])
     assert info["version"] == "1" and info["status"] == "FINISHED"
     assert info["params"]["train.learning_rate"] == "0.001"
-    assert {"test_f1", "test_roc_auc", "logistic_regression_test_f1", "onnx_parity_max_abs_diff", "val_loss"} <= set(info["metrics"])
+    assert {"test_f1", "test_roc_auc", "test_brier", "test_ece", "test_uncalibrated_ece", "calibration_scale",
+            "onnx_parity_max_abs_diff", "val_loss"} <= set(info["metrics"])
     assert {"git_commit", "data_hash", "params_hash", "model_family", "dvc_raw_md5"} <= set(info["tags"])
+    assert info["tags"]["run_kind"] == "deployable"
     lock = yaml.safe_load((project / "dvc.lock").read_text())
     raw_md5 = next(o["md5"] for o in lock["stages"]["ingest"]["outs"] if o["path"] == "data/raw/cells.h5ad")
     assert info["tags"]["dvc_raw_md5"] == raw_md5  # the run traces back to the DVC-versioned raw data
     assert info["tags"]["git_commit"] != "unknown"
-    assert sorted(info["figures"]) == ["figures/confusion.png", "figures/roc_pr.png", "figures/training_curves.png"]
+    assert sorted(info["figures"]) == [
+        "figures/calibration.png", "figures/confusion.png", "figures/embedding.png", "figures/training_curves.png",
+    ]
+
+
+COMPARISON_RUNS = (
+    "import mlflow, json\n"
+    "mlflow.set_tracking_uri('sqlite:///mlruns/mlflow.db')\n"
+    "runs = mlflow.search_runs(experiment_names=['oncopersistnet'], filter_string=\"tags.run_kind = 'comparison'\")\n"
+    "cols = [c for c in runs.columns if c.startswith(('metrics.', 'tags.'))]\n"
+    "print(json.dumps(runs[cols].to_dict('records')))\n"
+)
+
+
+def _comparison_runs(project):
+    return json.loads(run([sys.executable, "-c", COMPARISON_RUNS], project).stdout.strip().splitlines()[-1])
+
+
+def test_every_model_family_is_an_mlflow_run_with_the_same_metric_names(project):
+    runs = _comparison_runs(project)
+    assert {r["tags.model_family"] for r in runs} == FAMILIES and len(runs) == len(FAMILIES)
+    metric_names = [{k for k, v in r.items() if k.startswith("metrics.test_") and v == v} for r in runs]
+    assert all(names == metric_names[0] for names in metric_names)
+    assert {"metrics.test_f1", "metrics.test_f1_std", "metrics.test_mcc", "metrics.test_brier", "metrics.test_ece"} <= metric_names[0]
+    for key in ("tags.data_hash", "tags.params_hash", "tags.git_commit", "tags.comparison_id"):
+        assert len({r[key] for r in runs}) == 1 and runs[0][key]
 
 
 def test_champion_classifies_new_cells_with_onnxruntime(project):
@@ -76,7 +114,10 @@ def test_champion_classifies_new_cells_with_onnxruntime(project):
     summary = json.loads(result.stdout)
     assert summary["cells"] == 200 and summary["model"] == "models:/oncopersistnet@champion"
     table = pd.read_csv(project / "pred.csv")
-    assert len(table) == 200 and set(table["predicted_label"]) <= {"persister", "non-persister"}
+    assert len(table) == 200 and set(table["predicted_label"]) <= {"persister", "non-persister", "uncertain"}
+    inside = table["persister_probability"].between(0.35, 0.65, inclusive="neither")
+    assert (table.loc[inside, "predicted_label"] == "uncertain").all() and (table.loc[~inside, "predicted_label"] != "uncertain").all()
+    assert summary["uncertain"] == int(inside.sum()) and summary["uncertain_fraction"] == pytest.approx(inside.mean())
 
 
 def test_second_repro_does_nothing(project):
@@ -101,3 +142,20 @@ def test_changing_the_gate_reruns_only_register(project):
         "print(MlflowClient().get_model_version_by_alias('oncopersistnet', 'champion').version)\n"
     )
     assert run([sys.executable, "-c", code], project).stdout.strip().splitlines()[-1] == "1"
+
+
+def test_dvc_experiment_runs_show_up_in_mlflow_under_their_name(project):
+    """`dvc exp run --temp` runs in a copy under .dvc/tmp/exps; its runs must still land in this project's store."""
+    before = len(_comparison_runs(project))
+    run(["dvc", "exp", "run", "--temp", "--name", "lr-probe", "-S", "train.learning_rate=0.003"], project)
+    assert "lr-probe" in run(["dvc", "exp", "list", "--all-commits"], project).stdout
+    runs = _comparison_runs(project)
+    tagged = [r for r in runs if r.get("tags.dvc_experiment") == "lr-probe"]
+    assert len(runs) == before + len(FAMILIES) and {r["tags.model_family"] for r in tagged} == FAMILIES
+    code = (
+        "import mlflow\nmlflow.set_tracking_uri('sqlite:///mlruns/mlflow.db')\n"
+        "r = mlflow.search_runs(experiment_names=['oncopersistnet'], filter_string=\"tags.run_kind = 'deployable' and tags.dvc_experiment = 'lr-probe'\")\n"
+        "print(len(r), r['params.train.learning_rate'].iloc[0], r['tags.mlflow.runName'].iloc[0])\n"
+    )
+    count, lr, name = run([sys.executable, "-c", code], project).stdout.strip().splitlines()[-1].split()
+    assert count == "1" and lr == "0.003" and name.startswith("lr-probe/")

@@ -1,6 +1,5 @@
-"""Metrics, baselines and figures on held-out samples."""
+"""Metrics, the model comparison (folds, candidates, summaries, reports) and figures on held-out samples."""
 
-from oncopersistnet.evaluation.baselines import fit_logistic_baseline
 from oncopersistnet.evaluation.metrics import METRIC_NAMES, classification_metrics, curve_tables
 
-__all__ = ["METRIC_NAMES", "classification_metrics", "curve_tables", "fit_logistic_baseline"]
+__all__ = ["METRIC_NAMES", "classification_metrics", "curve_tables"]

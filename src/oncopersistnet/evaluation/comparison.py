@@ -91,7 +91,11 @@ def run_comparison(
 
 
 def summarize(results: Sequence[FitResult]) -> dict[str, dict[str, Any]]:
-    """Per family: mean, sample std (ddof=1; 0 for one fit) and number of fits of every metric."""
+    """Per family: mean, sample std (ddof=1; 0 for one fit) and number of fits of every metric.
+
+    Timings stay out (they are logged to MLflow): this goes into a git-tracked
+    metrics file, where the same params must give the same content.
+    """
     summary: dict[str, dict[str, Any]] = {}
     for family in dict.fromkeys(r.family for r in results):
         mine = [r for r in results if r.family == family]
@@ -103,7 +107,6 @@ def summarize(results: Sequence[FitResult]) -> dict[str, dict[str, Any]]:
                 "mean": float(finite.mean()) if finite.size else float("nan"),
                 "std": float(finite.std(ddof=1)) if finite.size > 1 else 0.0,
             }
-        entry["fit_seconds"] = float(np.mean([r.seconds for r in mine]))
         summary[family] = entry
     return summary
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from oncopersistnet.config import ALL_MODEL_FAMILIES
 from oncopersistnet.errors import InputDataError
 
 TABLE_METRICS = ("f1", "roc_auc", "pr_auc", "balanced_accuracy", "mcc", "brier", "ece")
@@ -30,8 +31,13 @@ DESCRIPTIONS = {
     "marker_score": "marker score (persister signature, threshold fitted on train)",
     "celltypist": "CellTypist, trained through its own API on all genes",
 }
-README_START = "<!-- results:start (written by `make results` from metrics/comparison.json; do not edit) -->"
+README_START = "<!-- results:start (written by `make results` from metrics/comparison.json and metrics/evaluate.json; do not edit) -->"
 README_END = "<!-- results:end -->"
+
+
+def _in_order(models: Mapping[str, Any]) -> list[str]:
+    """The project's family order (network, controls, baselines), not the JSON's sorted keys."""
+    return [f for f in ALL_MODEL_FAMILIES if f in models] + sorted(f for f in models if f not in ALL_MODEL_FAMILIES)
 
 
 def _cell(entry: Mapping[str, Any], metric: str) -> str:
@@ -53,7 +59,8 @@ def results_table(comparison: Mapping[str, Any]) -> str:
         "| model | " + " | ".join(HEADERS[m] for m in TABLE_METRICS) + " | fits |",
         "|---|" + "---|" * len(TABLE_METRICS) + "---|",
     ]
-    for family, entry in models.items():
+    for family in _in_order(models):
+        entry = models[family]
         cells = []
         for metric in TABLE_METRICS:
             text = _cell(entry, metric)
@@ -77,7 +84,7 @@ def premise_summary(comparison: Mapping[str, Any]) -> str:
             f"{HEADERS[m]} {other[m]['mean']:.3f} vs {base[m]['mean']:.3f} ({other[m]['mean'] - base[m]['mean']:+.3f})"
             for m in ("roc_auc", "f1")
         ]
-        lines.append(f"- With {label}: " + ", ".join(diffs) + f" against the CNN-LSTM in explained-variance order.")
+        lines.append(f"- With {label}: " + ", ".join(diffs) + " against the CNN-LSTM in explained-variance order.")
     permutations = comparison.get("permutations", [])
     if permutations:
         per = ", ".join(f"{p['roc_auc']:.3f}" for p in permutations)
@@ -97,13 +104,32 @@ def context_line(comparison: Mapping[str, Any]) -> str:
     )
 
 
-def results_block(comparison: Mapping[str, Any]) -> str:
+def calibration_line(evaluate: Mapping[str, Any]) -> str:
+    """Before/after calibration of the deployable model (the evaluate stage's output)."""
+    raw, cal, how = evaluate["test_uncalibrated"], evaluate["test"], evaluate["calibration"]
+    return (
+        f"Calibration of the deployable {evaluate['model']} ({how['method']} scaling fitted on the validation samples, "
+        f"baked into the ONNX graph): Brier {raw['brier']:.3f} → {cal['brier']:.3f}, ECE {raw['ece']:.3f} → {cal['ece']:.3f}, "
+        f"F1 at 0.5 {raw['f1']:.3f} → {cal['f1']:.3f} on the held-out cells (`reports/figures/calibration.png`)."
+    )
+
+
+def results_block(comparison: Mapping[str, Any], evaluate: Mapping[str, Any] | None = None) -> str:
     """The README's results section body."""
-    return "\n\n".join([context_line(comparison), results_table(comparison), premise_summary(comparison)]).strip()
+    parts = [context_line(comparison), results_table(comparison), premise_summary(comparison)]
+    if evaluate is not None:
+        parts.append(calibration_line(evaluate))
+    return "\n\n".join(parts).strip()
 
 
-def comparison_markdown(comparison: Mapping[str, Any], per_sample: pd.DataFrame) -> str:
-    """The full ``reports/comparison.md``."""
+COMPARE_STAGE_ORIGIN = (
+    "Written by the `compare` stage; every model saw the same folds and features. "
+    "Each model is also an MLflow run (tag `run_kind=comparison`, same `comparison_id`)."
+)
+
+
+def comparison_markdown(comparison: Mapping[str, Any], per_sample: pd.DataFrame, origin: str = COMPARE_STAGE_ORIGIN) -> str:
+    """The full ``reports/comparison.md`` (``origin``: one sentence on what produced it)."""
     models = comparison["models"]
     sample_rows = ["| model | sample | truth | called persister | mean probability | culture called right |", "|---|---|---|---|---|---|"]
     for row in per_sample.itertuples(index=False):
@@ -111,12 +137,11 @@ def comparison_markdown(comparison: Mapping[str, Any], per_sample: pd.DataFrame)
             f"| {row.model} | {row.sample} | {row.sample_label} | {row.called_persister_fraction:.1%} | "
             f"{row.mean_probability:.3f} | {'yes' if row.sample_correct else '**no**'} |"
         )
-    legend = "\n".join(f"- `{k}`: {DESCRIPTIONS[k]}" for k in models if k in DESCRIPTIONS)
+    legend = "\n".join(f"- `{k}`: {DESCRIPTIONS[k]}" for k in _in_order(models) if k in DESCRIPTIONS)
     return "\n\n".join(
         [
             "# Model comparison on held-out samples",
-            "Written by the `compare` stage; every model saw the same folds and features. "
-            "Each model is also an MLflow run (tag `run_kind=comparison`, same `comparison_id`).",
+            origin,
             context_line(comparison),
             results_table(comparison),
             legend,
@@ -129,15 +154,45 @@ def comparison_markdown(comparison: Mapping[str, Any], per_sample: pd.DataFrame)
     ) + "\n"
 
 
-def update_readme(readme: Path, comparison: Mapping[str, Any]) -> bool:
+def update_readme(readme: Path, comparison: Mapping[str, Any], evaluate: Mapping[str, Any] | None = None) -> bool:
     """Replace the README's results block; return whether the file changed."""
     text = readme.read_text(encoding="utf-8")
     pattern = re.compile(re.escape(README_START) + r".*?" + re.escape(README_END), re.DOTALL)
     if not pattern.search(text):
         raise InputDataError(f"{readme}: no results block ({README_START} ... {README_END})")
-    new = pattern.sub(lambda _: f"{README_START}\n{results_block(comparison)}\n{README_END}", text)
+    new = pattern.sub(lambda _: f"{README_START}\n{results_block(comparison, evaluate)}\n{README_END}", text)
     if new != text:
         from oncopersistnet.atomic import write_text
 
         write_text(readme, new)
     return new != text
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m oncopersistnet.evaluation.report README.md metrics/comparison.json [metrics/evaluate.json]``."""
+    import argparse
+    import json
+    import logging
+
+    from oncopersistnet.logging_setup import configure_logging
+
+    parser = argparse.ArgumentParser(description="Rewrite the README's results block from the compare stage's output.")
+    parser.add_argument("readme", type=Path)
+    parser.add_argument("comparison", type=Path)
+    parser.add_argument("evaluate", type=Path, nargs="?", help="adds the deployable model's calibration line")
+    args = parser.parse_args(argv)
+    configure_logging()
+    log = logging.getLogger("oncopersistnet")
+    try:
+        comparison = json.loads(args.comparison.read_text())
+        evaluate = json.loads(args.evaluate.read_text()) if args.evaluate else None
+        changed = update_readme(args.readme, comparison, evaluate)
+    except (OSError, ValueError, KeyError, InputDataError) as exc:
+        log.error("results: %s", exc)
+        return 1
+    log.info("%s: results block %s", args.readme, "updated" if changed else "already up to date")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -17,8 +17,6 @@ from scipy import sparse
 from tqdm.auto import tqdm
 
 from oncopersistnet import NON_PERSISTER, PERSISTER
-
-UNCERTAIN = "uncertain"
 from oncopersistnet.atomic import atomic_path
 from oncopersistnet.data.readers import detect_format, read_counts
 from oncopersistnet.errors import InputDataError
@@ -27,6 +25,7 @@ from oncopersistnet.inference.model import OnnxPersisterModel
 
 logger = logging.getLogger(__name__)
 
+UNCERTAIN = "uncertain"
 OUTPUT_COLUMNS = ("cell_id", "persister_probability", "predicted_label")
 
 

@@ -1,0 +1,134 @@
+"""The side-by-side comparison: folds, every model family, leakage, summaries, reports."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import FAST_TRAIN
+from scipy import sparse
+
+from oncopersistnet.config import ALL_MODEL_FAMILIES, Params, PreprocessConfig
+from oncopersistnet.errors import DataValidationError
+from oncopersistnet.evaluation.candidates import make_candidate
+from oncopersistnet.evaluation.comparison import run_comparison, sample_level_table, summarize
+from oncopersistnet.evaluation.folds import build_fold, grouped_splits
+from oncopersistnet.evaluation.metrics import METRIC_NAMES
+from oncopersistnet.evaluation.report import README_END, README_START, results_block, update_readme
+
+ROOT = Path(__file__).resolve().parents[1]
+PREPROCESS = PreprocessConfig(n_top_genes=150, n_components=16)
+PARAMS = Params(train=FAST_TRAIN, preprocess=PREPROCESS)
+
+
+def _fold(adata, split, name="holdout"):
+    y = (adata.obs["label"].to_numpy() == "persister").astype(int)
+    return build_fold(
+        name, adata.X, np.asarray(adata.var_names), y, np.asarray(adata.obs_names),
+        np.asarray(adata.obs["sample"], dtype=str), split, PREPROCESS,
+    )
+
+
+@pytest.fixture(scope="module")
+def fold(small_adata, small_split):
+    return _fold(small_adata, small_split)
+
+
+@pytest.mark.parametrize("family", ALL_MODEL_FAMILIES)
+def test_every_family_learns_from_train_and_scores_test(fold, family):
+    candidate = make_candidate(family, PARAMS, seed=0).fit(fold)
+    probability = candidate.predict_proba(fold, "test")
+    assert probability.shape == (len(fold.features["test"].y),)
+    assert np.all((probability >= 0) & (probability <= 1))
+    assert candidate.hyperparameters()  # what MLflow logs as the family's params
+    if family != "cnn_lstm_permuted":  # the premise test may legitimately fail to learn
+        from sklearn.metrics import roc_auc_score
+
+        assert roc_auc_score(fold.features["test"].y, probability) > 0.7
+
+
+@pytest.mark.parametrize("family", ALL_MODEL_FAMILIES)
+def test_no_family_sees_test_cells_when_fitting(small_adata, small_split, fold, family):
+    """Leakage: wildly changing test cells must not change anything fitted (preprocessor, model)."""
+    changed = small_adata.copy()
+    counts = sparse.lil_matrix(changed.X, dtype=np.float64)
+    test_rows = np.flatnonzero(small_split == "test")
+    rng = np.random.default_rng(0)
+    counts[test_rows] = rng.poisson(50, size=(test_rows.size, counts.shape[1])).astype(np.float64)
+    changed.X = sparse.csr_matrix(counts)
+    leaky = _fold(changed, small_split)
+    assert np.array_equal(leaky.preprocessor.components_, fold.preprocessor.components_)
+    for split in ("train", "val"):
+        assert np.array_equal(leaky.features[split].X, fold.features[split].X)
+    original = make_candidate(family, PARAMS, seed=1).fit(fold).predict_proba(fold, "val")
+    again = make_candidate(family, PARAMS, seed=1).fit(leaky).predict_proba(leaky, "val")
+    assert np.allclose(original, again, atol=1e-12)
+    assert not np.allclose(fold.features["test"].X, leaky.features["test"].X)  # the change was real
+
+
+def test_network_seeds_vary_and_repeat(fold):
+    first = make_candidate("cnn_lstm", PARAMS, seed=0).fit(fold).predict_proba(fold)
+    again = make_candidate("cnn_lstm", PARAMS, seed=0).fit(fold).predict_proba(fold)
+    other = make_candidate("cnn_lstm", PARAMS, seed=1).fit(fold).predict_proba(fold)
+    assert np.array_equal(first, again)
+    assert not np.array_equal(first, other)
+
+
+def test_permuted_twin_reads_a_different_order_and_mlp_matches_size(fold):
+    permuted = make_candidate("cnn_lstm_permuted", PARAMS, seed=0).fit(fold)
+    order = permuted.details()["component_order"]
+    assert sorted(order) == list(range(fold.features["train"].X.shape[1])) and order != sorted(order)
+    network = make_candidate("cnn_lstm", PARAMS, seed=0).fit(fold).details()["n_parameters"]
+    mlp = make_candidate("mlp", PARAMS, seed=0).fit(fold).details()["n_parameters"]
+    assert abs(mlp - network) / network < 0.1
+
+
+def test_summary_gives_mean_and_std_over_seeds(fold):
+    params = replace(PARAMS, compare=replace(PARAMS.compare, n_seeds=2))
+    results = run_comparison([fold], params, families=["mlp", "logistic_regression"], progress=False)
+    assert [(r.family, r.seed) for r in results] == [("mlp", 0), ("mlp", 1), ("logistic_regression", 0)]
+    summary = summarize(results)
+    f1 = [r.metrics["f1"] for r in results if r.family == "mlp"]
+    assert summary["mlp"]["f1"]["mean"] == pytest.approx(np.mean(f1))
+    assert summary["mlp"]["f1"]["std"] == pytest.approx(np.std(f1, ddof=1))
+    assert summary["logistic_regression"]["n_fits"] == 1 and summary["logistic_regression"]["f1"]["std"] == 0.0
+    assert set(METRIC_NAMES) <= set(summary["mlp"])
+    table = sample_level_table(results, 0.5)
+    assert set(table["sample"]) == set(fold.test_samples) and set(table["model"]) == {"mlp", "logistic_regression"}
+
+
+def test_grouped_splits_test_every_sample_once(small_adata):
+    samples = np.asarray(small_adata.obs["sample"], dtype=str)
+    y = (small_adata.obs["label"].to_numpy() == "persister").astype(int)
+    splits = grouped_splits(samples, y, k=2, val_fraction=0.2, seed=0)
+    tested = [sorted(set(samples[s == "test"])) for s in splits]
+    assert sorted(sum(tested, [])) == sorted(set(samples))  # each sample tested exactly once
+    for split in splits:
+        for sample in set(samples):
+            assert len(set(split[samples == sample])) == 1  # a sample never straddles two splits
+        assert {"train", "val", "test"} == set(split)
+    with pytest.raises(DataValidationError, match="needs at least 9 samples of each majority class"):
+        grouped_splits(samples, y, k=9, val_fraction=0.2, seed=0)
+
+
+def test_readme_results_come_from_the_pipeline_output():
+    comparison = json.loads((ROOT / "metrics/comparison.json").read_text())
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split(README_START, 1)[1].split(README_END, 1)[0].strip()
+    evaluate = json.loads((ROOT / "metrics/evaluate.json").read_text())
+    assert block == results_block(comparison, evaluate), "README results are stale: run `make results` after `make run`"
+    assert set(comparison["models"]) == set(ALL_MODEL_FAMILIES)
+
+
+def test_update_readme_rewrites_only_the_block(tmp_path):
+    comparison = json.loads((ROOT / "metrics/comparison.json").read_text())
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n\n{README_START}\nold numbers\n{README_END}\n\nafter\n")
+    assert update_readme(readme, comparison)
+    text = readme.read_text()
+    assert "old numbers" not in text and text.startswith("# title") and text.endswith("after\n")
+    assert "| cnn_lstm |" in text
+    assert not update_readme(readme, comparison)  # idempotent
