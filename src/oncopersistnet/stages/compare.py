@@ -92,7 +92,6 @@ def run(params: Params, paths: ProjectPaths) -> None:
         ],
         "context": {
             "data_hash": provenance["data_hash"],
-            "comparison_id": _comparison_id(provenance, params),
             "cv_folds": params.compare.cv_folds,
             "seeds": seeds_for(params),
             "threshold": params.evaluate.threshold,
@@ -119,7 +118,10 @@ def run(params: Params, paths: ProjectPaths) -> None:
     plot_model_comparison(models, paths.figures / "model_comparison.png")
 
     configure_mlflow(params.mlflow, paths.root)
-    tags = provenance | {"comparison_id": comparison["context"]["comparison_id"]}
+    # The id (which includes the git commit) lives in MLflow only: the git-tracked
+    # metrics file must not change when nothing but the commit did.
+    comparison_id = _comparison_id(provenance, params)
+    tags = provenance | {"comparison_id": comparison_id}
     del tags["model_family"]
     for family in models:
         _log_family_run(family, [r for r in results if r.family == family], models[family], params, tags, paths)
@@ -129,4 +131,4 @@ def run(params: Params, paths: ProjectPaths) -> None:
             family, entry["f1"]["mean"], entry["f1"]["std"], entry["roc_auc"]["mean"], entry["roc_auc"]["std"],
             entry["brier"]["mean"], entry["n_fits"],
         )
-    logger.info("wrote %s and %s; %d MLflow runs (comparison %s)", paths.comparison_metrics, paths.comparison_report, len(models), comparison["context"]["comparison_id"])
+    logger.info("wrote %s and %s; %d MLflow runs (comparison %s)", paths.comparison_metrics, paths.comparison_report, len(models), comparison_id)
