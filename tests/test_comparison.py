@@ -112,6 +112,11 @@ def test_grouped_splits_test_every_sample_once(small_adata):
         assert {"train", "val", "test"} == set(split)
     with pytest.raises(DataValidationError, match="needs at least 9 samples of each majority class"):
         grouped_splits(samples, y, k=9, val_fraction=0.2, seed=0)
+    untreated = sorted(s for s in set(samples) if s.endswith("day0"))[:3]
+    treated = sorted(s for s in set(samples) if "treated" in s)[:3]
+    three_each = np.isin(samples, untreated + treated)  # a 2-fold test fold leaves 1 sample per class: too few
+    with pytest.raises(DataValidationError, match="needs at least 4 samples of each majority class"):
+        grouped_splits(samples[three_each], y[three_each], k=2, val_fraction=0.2, seed=0)
 
 
 def test_readme_results_come_from_the_pipeline_output():

@@ -245,3 +245,12 @@ def test_cells_inside_the_uncertain_band_are_not_forced_into_a_class():
     labels = label_cells(probability, 0.5, (0.35, 0.65))
     assert list(labels) == ["non-persister", "non-persister", "uncertain", "uncertain", "uncertain", "persister", "persister"]
     assert "uncertain" not in label_cells(probability, 0.5, (0.5, 0.5))  # an empty band turns it off
+
+
+def test_an_uncertain_band_that_misses_the_threshold_is_refused(tmp_path, small_adata):
+    from oncopersistnet.errors import InputDataError
+    from oncopersistnet.inference.predict import predict_file
+
+    with pytest.raises(InputDataError, match="must contain the threshold 0.7"):
+        predict_file(None, tmp_path / "x.h5ad", tmp_path / "out.csv", threshold=0.7, uncertain_band=(0.35, 0.65))
+    assert not (tmp_path / "out.csv").exists()

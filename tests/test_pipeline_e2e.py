@@ -44,7 +44,9 @@ def test_repro_writes_metrics_for_network_and_baselines(project):
     assert set(comparison["models"]) == FAMILIES
     assert comparison["models"]["cnn_lstm"]["n_fits"] == 2 and comparison["models"]["logistic_regression"]["n_fits"] == 1
     # seed train.seed of the comparison's CNN-LSTM is the deployed model: same cells, same figures
-    assert comparison["models"]["cnn_lstm"]["f1"]["mean"] != 0.0
+    first = next(f for f in comparison["fits"] if f["model"] == "cnn_lstm" and f["seed"] == 0)
+    assert first["f1"] == pytest.approx(metrics["test"]["f1"], abs=1e-9)
+    assert first["roc_auc"] == pytest.approx(metrics["test"]["roc_auc"], abs=1e-9)
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], project).stdout)
     files = next(iter(shown.values()))["data"]
     assert {"metrics/evaluate.json", "metrics/comparison.json"} <= set(files)
@@ -159,3 +161,8 @@ def test_dvc_experiment_runs_show_up_in_mlflow_under_their_name(project):
     )
     count, lr, name = run([sys.executable, "-c", code], project).stdout.strip().splitlines()[-1].split()
     assert count == "1" and lr == "0.003" and name.startswith("lr-probe/")
+    champion = (
+        "import mlflow\nfrom mlflow import MlflowClient\nmlflow.set_tracking_uri('sqlite:///mlruns/mlflow.db')\n"
+        "print(MlflowClient().get_model_version_by_alias('oncopersistnet', 'champion').version)\n"
+    )
+    assert run([sys.executable, "-c", champion], project).stdout.strip().splitlines()[-1] == "1"  # experiments never promote

@@ -30,7 +30,7 @@ import numpy as np
 
 from oncopersistnet import NON_PERSISTER, PERSISTER
 from oncopersistnet.config import Params
-from oncopersistnet.errors import InputDataError
+from oncopersistnet.errors import InputDataError, ModelError
 from oncopersistnet.evaluation.folds import Fold
 from oncopersistnet.preprocessing import log_normalize
 
@@ -152,7 +152,11 @@ class LinearSvmCandidate(Candidate):
 
 
 class HistGbmCandidate(Candidate):
-    """Histogram gradient boosting; no subsampling or internal early stopping, so seeds do not matter."""
+    """Histogram gradient boosting without internal early stopping.
+
+    Seeds do not change it below 200,000 training cells (above that, scikit-learn
+    bins on a seeded subsample); it is fitted once per fold.
+    """
 
     family = "hist_gbm"
     seeded = False
@@ -206,8 +210,15 @@ class MarkerScoreCandidate(Candidate):
             index = {g: i for i, g in enumerate(fold.genes)}
             self.up_ = np.array([index[g] for g in given if g in index], dtype=np.int64)
             self.down_ = np.zeros(0, dtype=np.int64)
-            if self.up_.size == 0:
-                raise InputDataError(f"compare.marker_genes: none of {given[:5]} ... is among the data's genes")
+            missing = [g for g in given if g not in index]
+            if self.up_.size < max(1, len(given) / 2):
+                raise InputDataError(
+                    f"compare.marker_genes: only {self.up_.size} of {len(given)} genes are among the data's genes "
+                    f"(missing e.g. {', '.join(missing[:5])}); give symbols as in the data's var_names"
+                )
+            if missing:
+                logger.warning("compare.marker_genes: %d of %d genes not in the data, scored without them: %s",
+                               len(missing), len(given), ", ".join(missing[:10]))
         else:
             difference = np.asarray(logged[y == 1].mean(axis=0)).ravel() - np.asarray(logged[y == 0].mean(axis=0)).ravel()
             k = min(self.params.compare.marker_top_genes, len(difference) // 2)
@@ -256,15 +267,22 @@ class CellTypistCandidate(Candidate):
     def fit(self, fold: Fold) -> CellTypistCandidate:
         celltypist = _import_celltypist()
         labels = np.where(fold.features["train"].y == 1, PERSISTER, NON_PERSISTER)
-        self.model_ = celltypist.train(
-            self._adata(fold, "train"), labels=labels, use_SGD=True, alpha=self.params.compare.celltypist_alpha,
-            check_expression=True, feature_selection=False, n_jobs=1, random_state=self.seed,
-        )
+        try:
+            self.model_ = celltypist.train(
+                self._adata(fold, "train"), labels=labels, use_SGD=True, alpha=self.params.compare.celltypist_alpha,
+                check_expression=True, feature_selection=False, n_jobs=1, random_state=self.seed,
+            )
+        except Exception as exc:  # CellTypist raises bare Exception/ValueError on bad input
+            raise ModelError(f"compare: CellTypist could not train on fold {fold.name} ({exc.__class__.__name__}: {exc}); "
+                             "drop celltypist from compare.models to skip it") from exc
         return self
 
     def predict_proba(self, fold: Fold, split: str = "test") -> np.ndarray:
         celltypist = _import_celltypist()
-        result = celltypist.annotate(self._adata(fold, split), model=self.model_, majority_voting=False)
+        try:
+            result = celltypist.annotate(self._adata(fold, split), model=self.model_, majority_voting=False)
+        except Exception as exc:
+            raise ModelError(f"compare: CellTypist could not score fold {fold.name} ({exc.__class__.__name__}: {exc})") from exc
         return result.probability_matrix[PERSISTER].to_numpy(dtype=np.float64)
 
     def hyperparameters(self) -> dict[str, Any]:

@@ -14,6 +14,7 @@ is drawn by sample from the rest, and the preprocessor is refitted per fold.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,10 +82,13 @@ def grouped_splits(samples: np.ndarray, y: np.ndarray, k: int, val_fraction: flo
     samples = np.asarray(samples, dtype=str)
     classes = _sample_classes(samples, y)
     per_class = [sum(1 for c in classes.values() if c == label) for label in (0, 1)]
-    if min(per_class) < k:
+    # every test fold needs one sample of each class, and what is left, two (train + validation)
+    if min(per_class) < k or min(n - math.ceil(n / k) for n in per_class) < 2:
+        need = max(k, next(n for n in range(k, 10 * k) if n - math.ceil(n / k) >= 2))
         raise DataValidationError(
-            f"compare.cv_folds={k}: grouped k-fold needs at least {k} samples of each majority class "
-            f"to put both classes in every test fold; found {per_class[0]} non-persister and {per_class[1]} persister samples"
+            f"compare.cv_folds={k}: grouped k-fold needs at least {need} samples of each majority class "
+            f"(both classes in every test fold, and in train and validation); found {per_class[0]} "
+            f"non-persister and {per_class[1]} persister samples; use compare.cv_folds: 0 (the pipeline's split)"
         )
     sample_names = np.array(sorted(classes))
     sample_y = np.array([classes[s] for s in sample_names])

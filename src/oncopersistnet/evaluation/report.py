@@ -44,6 +44,8 @@ def _cell(entry: Mapping[str, Any], metric: str) -> str:
     value = entry[metric]
     if value["mean"] != value["mean"]:  # NaN
         return "n/a"
+    if entry["n_fits"] == 1:  # no spread was measured: say nothing rather than ± 0
+        return f"{value['mean']:.3f}"
     return f"{value['mean']:.3f} ± {value['std']:.3f}"
 
 
@@ -88,7 +90,7 @@ def premise_summary(comparison: Mapping[str, Any]) -> str:
     permutations = comparison.get("permutations", [])
     if permutations:
         per = ", ".join(f"{p['roc_auc']:.3f}" for p in permutations)
-        lines.append(f"- ROC-AUC per random order (seed): {per}.")
+        lines.append(f"- ROC-AUC per random order (one per seed and fold): {per}.")
     return "\n".join(lines)
 
 
@@ -99,8 +101,11 @@ def context_line(comparison: Mapping[str, Any]) -> str:
     return (
         f"Data `{c['data_hash']}`, {folds}; test samples never seen in training "
         f"({', '.join(c['test_samples'])}; {c['n_test_cells']} cells). Seeds {c['seeds']} for models whose fit depends "
-        f"on the seed, one fit per split otherwise. Mean ± sample std over fits; threshold {c['threshold']} "
-        "on each model's probability."
+        f"on the seed, one fit per split otherwise. Mean ± sample std over fits (no ± where there was one fit); "
+        f"F1, balanced accuracy, MCC at threshold {c['threshold']} on each model's probability. The networks and the "
+        "linear SVM are Platt-calibrated on the validation samples; logistic regression, HistGBM and the marker "
+        "score are class-balanced and CellTypist uses its own probabilities, so threshold metrics, Brier and ECE "
+        "partly measure calibration; ROC-AUC and PR-AUC do not depend on it."
     )
 
 

@@ -96,6 +96,11 @@ def predict_file(
     low, high = uncertain_band if uncertain_band is not None else (threshold, threshold)
     if not 0.0 <= low <= high <= 1.0:
         raise InputDataError(f"uncertain band must satisfy 0 <= low <= high <= 1, got {low}, {high}")
+    if not (low <= threshold <= high or low == high):
+        raise InputDataError(
+            f"uncertain band ({low}, {high}) must contain the threshold {threshold}, or cells on one side of it "
+            "would be called without being confident; move the band or pass --uncertain-band T T to turn it off"
+        )
     adata = read_counts(
         input_path,
         counts_source=counts_source,

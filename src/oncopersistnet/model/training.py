@@ -190,7 +190,10 @@ def load_checkpoint(path: str | Path) -> PersisterNetwork:
         network_class = NETWORK_CLASSES[payload.get("architecture", "cnn_lstm")]
     except (OSError, RuntimeError, ValueError, KeyError, pickle.UnpicklingError) as exc:
         raise ModelError(f"{path}: not a model checkpoint ({exc.__class__.__name__})") from exc
-    model = network_class(**payload["config"])
-    model.load_state_dict(payload["state_dict"])
+    try:
+        model = network_class(**payload["config"])
+        model.load_state_dict(payload["state_dict"])
+    except (TypeError, RuntimeError) as exc:  # written by another version of this code
+        raise ModelError(f"{path}: checkpoint does not fit this version's network ({exc.__class__.__name__}); retrain with dvc repro") from exc
     model.eval()
     return model

@@ -1,7 +1,7 @@
 """Stage compare: every model family on the same folds and seeds, side by side in MLflow and DVC.
 
 Writes ``metrics/comparison.json`` (``dvc metrics show/diff``), ``reports/comparison.md``,
-``metrics/per_sample.csv``, one ROC / PR curve file per model under ``plots/`` and
+``metrics/comparison_per_sample.csv``, one ROC / PR curve file per model under ``plots/`` and
 figures; logs one MLflow run per model family with the same metric names, so the
 UI's compare view and ``mlflow.search_runs`` put them in one table.
 """
@@ -59,10 +59,12 @@ def _log_family_run(family: str, results: Sequence[FitResult], entry: dict, para
         mlflow.log_params(
             flatten_for_mlflow(
                 params.flat(MODEL_SECTIONS + ("compare",))
-                | {"evaluate.threshold": params.evaluate.threshold}
-                | {f"model.{k}": v for k, v in results[0].hyperparameters.items() if not k.startswith("train.")}
+                | {"evaluate.threshold": params.evaluate.threshold, "compare.seeds": sorted({r.seed for r in results})}
+                # the family's own settings win (the MLP run says train.architecture=mlp)
+                | {k if k.startswith("train.") else f"model.{k}": v for k, v in results[0].hyperparameters.items()}
             )
         )
+        mlflow.log_dict([{"fold": r.fold, "seed": r.seed} | r.details for r in results], "comparison/fit_details.json")
         mlflow.log_metrics(
             {f"test_{m}": entry[m]["mean"] for m in METRIC_NAMES}
             | {f"test_{m}_std": entry[m]["std"] for m in METRIC_NAMES}
@@ -86,6 +88,10 @@ def run(params: Params, paths: ProjectPaths) -> None:
     provenance = run_provenance(params, paths, "", run_kind="comparison")
     comparison = {
         "models": models,
+        "fits": [
+            {"model": r.family, "fold": r.fold, "seed": r.seed} | {m: r.metrics[m] for m in ("f1", "roc_auc", "brier")}
+            for r in results
+        ],
         "permutations": [
             {"seed": r.seed, "fold": r.fold, "roc_auc": r.metrics["roc_auc"], "f1": r.metrics["f1"]}
             for r in results if r.family == "cnn_lstm_permuted"

@@ -49,7 +49,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
     }
     scores = {name: classification_metrics(test.y, p, threshold, bins) for name, p in probability.items()}
     metrics = {
-        "model": params.train.architecture,
+        "model": network.architecture,
         "test": scores[CALIBRATED] | {"n_test_cells": int(len(test.y)), "n_test_samples": int(len(set(test.samples)))},
         "test_uncalibrated": scores[UNCALIBRATED],
         "calibration": {"method": params.train.calibration, "scale": scale, "shift": shift},
@@ -65,14 +65,15 @@ def run(params: Params, paths: ProjectPaths) -> None:
         curve_tables(test.y, probability[CALIBRATED], metrics["model"], threshold)["confusion"].to_csv(tmp, index=False)
     predicted = np.where(probability[CALIBRATED] >= threshold, PERSISTER, NON_PERSISTER)
     truth = np.asarray(LABELS)[test.y]
-    embedding = pd.DataFrame({"pc1": test.X[:, 0], "pc2": test.X[:, 1], "truth": truth, "predicted": predicted})
+    coordinates = np.column_stack([test.X[:, 0], test.X[:, 1] if test.X.shape[1] > 1 else np.zeros(len(test.X))])
+    embedding = pd.DataFrame({"pc1": coordinates[:, 0], "pc2": coordinates[:, 1], "truth": truth, "predicted": predicted})
     for label in LABELS:  # DVC colours by file: one file per true label
         with atomic_path(paths.plots / "embedding" / f"{label}.csv") as tmp:
             embedding[embedding["truth"] == label].to_csv(tmp, index=False, float_format="%.4f")
     figures = [
         plot_reliability(reliability, scores, paths.figures / "calibration.png"),
         plot_confusion({metrics["model"]: confusion_counts(test.y, probability[CALIBRATED], threshold)}, paths.figures / "confusion.png"),
-        plot_embedding(test.X[:, :2], truth, predicted, paths.figures / "embedding.png"),
+        plot_embedding(coordinates, truth, predicted, paths.figures / "embedding.png"),
     ]
     with atomic_path(paths.evaluate_per_sample) as tmp:
         per_sample.to_csv(tmp, index=False, float_format="%.4f")

@@ -12,9 +12,9 @@ from oncopersistnet.config import Params
 from oncopersistnet.inference.model import OnnxPersisterModel
 from oncopersistnet.inference.resolve import load_model
 from oncopersistnet.paths import ProjectPaths
-from oncopersistnet.registry import CHAMPION, HeadToHead, current_champion, decide_promotion, head_to_head, score_on_cells
+from oncopersistnet.registry import CHALLENGER, CHAMPION, HeadToHead, current_champion, decide_promotion, head_to_head, score_on_cells
 from oncopersistnet.stages.common import read_split_cells
-from oncopersistnet.tracking import configure_mlflow, load_run_id, log_params_once, resumed_run
+from oncopersistnet.tracking import configure_mlflow, dvc_experiment_name, load_run_id, log_params_once, resumed_run
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +63,14 @@ def run(params: Params, paths: ProjectPaths) -> None:
         )
         version = str(info.registered_model_version)
         decision = decide_promotion(candidate, config, comparison)
+        experiment = dvc_experiment_name()
+        if experiment and decision.alias == CHAMPION:
+            # A sweep must not move what `predict` serves: the last passing experiment would win.
+            decision.alias = CHALLENGER
+            decision.reason = (
+                f"DVC experiment {experiment} passes the gate ({decision.reason}) but experiments never move "
+                f"champion; to promote it: dvc exp apply {experiment} && dvc repro -f -s register"
+            )
         client = MlflowClient()
         client.set_registered_model_alias(config.model_name, decision.alias, version)
         if not client.get_registered_model(config.model_name).description:
