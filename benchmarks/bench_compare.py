@@ -18,8 +18,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from oncopersistnet.atomic import write_json, write_text
-from oncopersistnet.config import load_params
-from oncopersistnet.evaluation.comparison import run_comparison, sample_level_table, seeds_for, summarize
+from oncopersistnet.errors import OncoPersistNetError
+from oncopersistnet.config import load_params, params_from_dict
+from oncopersistnet.evaluation.comparison import comparison_summary, run_comparison, sample_level_table
 from oncopersistnet.evaluation.report import comparison_markdown
 from oncopersistnet.logging_setup import configure_logging
 from oncopersistnet.paths import ProjectPaths
@@ -38,27 +39,14 @@ def main() -> None:
     logging.getLogger("oncopersistnet.preprocessing").setLevel(logging.WARNING)
     paths = ProjectPaths(Path("."))
     params = load_params("params.yaml")
-    params = replace(params, compare=replace(params.compare, n_seeds=args.seeds, cv_folds=args.folds))
+    # through params_from_dict, so --folds 1 gets the same message as params.yaml would
+    params = params_from_dict(replace(params, compare=replace(params.compare, n_seeds=args.seeds, cv_folds=args.folds)).to_dict())
     started = time.perf_counter()
     folds = build_folds(params, paths)
     results = run_comparison(folds, params)
     per_sample = sample_level_table(results, params.evaluate.threshold)
-    comparison = {
-        "models": summarize(results),
-        "permutations": [
-            {"seed": r.seed, "fold": r.fold, "roc_auc": r.metrics["roc_auc"], "f1": r.metrics["f1"]}
-            for r in results if r.family == "cnn_lstm_permuted"
-        ],
-        "context": {
-            "data_hash": read_preprocess_summary(paths)["data_hash"],
-            "cv_folds": args.folds,
-            "seeds": seeds_for(params),
-            "threshold": params.evaluate.threshold,
-            "test_samples": sorted({s for f in folds for s in f.test_samples}),
-            "n_test_cells": int(sum(len(f.features["test"].y) for f in folds)),
-        },
-        "seconds": time.perf_counter() - started,
-    }
+    comparison = comparison_summary(results, folds, params, read_preprocess_summary(paths)["data_hash"])
+    comparison["seconds"] = time.perf_counter() - started
     write_json(args.out / "comparison_cv.json", comparison)
     write_text(args.out / "comparison_cv.md", comparison_markdown(
         comparison, per_sample,
@@ -68,4 +56,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except OncoPersistNetError as exc:
+        logging.getLogger("oncopersistnet").error("bench_compare: %s", exc)
+        raise SystemExit(1) from None

@@ -107,9 +107,17 @@ class NetworkCandidate(Candidate):
 
 
 # ------------------------------------------------------------ scikit-learn on PCA
-class LogisticRegressionCandidate(Candidate):
-    family = "logistic_regression"
+class PcaFeatureCandidate(Candidate):
+    """A scikit-learn classifier on the fold's PCA features; ``fit`` sets ``model_``."""
+
     seeded = False
+
+    def predict_proba(self, fold: Fold, split: str = "test") -> np.ndarray:
+        return self.model_.predict_proba(fold.features[split].X)[:, 1]
+
+
+class LogisticRegressionCandidate(PcaFeatureCandidate):
+    family = "logistic_regression"
 
     def fit(self, fold: Fold) -> LogisticRegressionCandidate:
         from sklearn.linear_model import LogisticRegression
@@ -120,18 +128,14 @@ class LogisticRegressionCandidate(Candidate):
         ).fit(train.X, train.y)
         return self
 
-    def predict_proba(self, fold: Fold, split: str = "test") -> np.ndarray:
-        return self.model_.predict_proba(fold.features[split].X)[:, 1]
-
     def hyperparameters(self) -> dict[str, Any]:
         return {"C": self.params.compare.logistic_c, "class_weight": "balanced", "penalty": "l2"}
 
 
-class LinearSvmCandidate(Candidate):
+class LinearSvmCandidate(PcaFeatureCandidate):
     """Linear SVM on train; its scores Platt-calibrated on the validation split (as the network is)."""
 
     family = "linear_svm"
-    seeded = False
 
     def fit(self, fold: Fold) -> LinearSvmCandidate:
         from sklearn.calibration import CalibratedClassifierCV
@@ -144,14 +148,11 @@ class LinearSvmCandidate(Candidate):
         self.model_ = CalibratedClassifierCV(FrozenEstimator(svm), method="sigmoid").fit(val.X, val.y)
         return self
 
-    def predict_proba(self, fold: Fold, split: str = "test") -> np.ndarray:
-        return self.model_.predict_proba(fold.features[split].X)[:, 1]
-
     def hyperparameters(self) -> dict[str, Any]:
         return {"C": self.params.compare.svm_c, "class_weight": "balanced", "calibration": "sigmoid on validation"}
 
 
-class HistGbmCandidate(Candidate):
+class HistGbmCandidate(PcaFeatureCandidate):
     """Histogram gradient boosting without internal early stopping.
 
     Seeds do not change it below 200,000 training cells (above that, scikit-learn
@@ -159,7 +160,6 @@ class HistGbmCandidate(Candidate):
     """
 
     family = "hist_gbm"
-    seeded = False
 
     def fit(self, fold: Fold) -> HistGbmCandidate:
         from sklearn.ensemble import HistGradientBoostingClassifier
@@ -173,9 +173,6 @@ class HistGbmCandidate(Candidate):
             random_state=self.seed,
         ).fit(train.X, train.y)
         return self
-
-    def predict_proba(self, fold: Fold, split: str = "test") -> np.ndarray:
-        return self.model_.predict_proba(fold.features[split].X)[:, 1]
 
     def hyperparameters(self) -> dict[str, Any]:
         return {

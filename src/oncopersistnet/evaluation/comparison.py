@@ -111,6 +111,29 @@ def summarize(results: Sequence[FitResult]) -> dict[str, dict[str, Any]]:
     return summary
 
 
+def comparison_summary(results: Sequence[FitResult], folds: Sequence[Fold], params: Params, data_hash: str) -> dict[str, Any]:
+    """What ``metrics/comparison.json`` holds: per-model summaries, every fit, the permutation figures, the context."""
+    return {
+        "models": summarize(results),
+        "fits": [
+            {"model": r.family, "fold": r.fold, "seed": r.seed} | {m: r.metrics[m] for m in ("f1", "roc_auc", "brier")}
+            for r in results
+        ],
+        "permutations": [
+            {"seed": r.seed, "fold": r.fold, "roc_auc": r.metrics["roc_auc"], "f1": r.metrics["f1"]}
+            for r in results if r.family == "cnn_lstm_permuted"
+        ],
+        "context": {
+            "data_hash": data_hash,
+            "cv_folds": params.compare.cv_folds,
+            "seeds": seeds_for(params),
+            "threshold": params.evaluate.threshold,
+            "test_samples": sorted({s for f in folds for s in f.test_samples}),
+            "n_test_cells": int(sum(len(f.features["test"].y) for f in folds)),
+        },
+    }
+
+
 def sample_level_table(results: Sequence[FitResult], threshold: float) -> pd.DataFrame:
     """Per family and held-out sample: probabilities averaged over seeds, then called per sample."""
     rows = []

@@ -18,7 +18,7 @@ import pandas as pd
 from oncopersistnet.atomic import atomic_path, write_json, write_text
 from oncopersistnet.config import MODEL_SECTIONS, Params
 from oncopersistnet.data.load import read_h5ad
-from oncopersistnet.evaluation.comparison import FitResult, run_comparison, sample_level_table, seeds_for, summarize
+from oncopersistnet.evaluation.comparison import FitResult, comparison_summary, run_comparison, sample_level_table
 from oncopersistnet.evaluation.folds import Fold, build_fold, grouped_splits
 from oncopersistnet.evaluation.metrics import METRIC_NAMES, curve_tables
 from oncopersistnet.evaluation.plots import plot_model_comparison, plot_roc_pr
@@ -83,28 +83,9 @@ def run(params: Params, paths: ProjectPaths) -> None:
     """Fit, test, summarise, write and log every model family."""
     folds = build_folds(params, paths)
     results = run_comparison(folds, params)
-    models = summarize(results)
     per_sample = sample_level_table(results, params.evaluate.threshold)
     provenance = run_provenance(params, paths, "", run_kind="comparison")
-    comparison = {
-        "models": models,
-        "fits": [
-            {"model": r.family, "fold": r.fold, "seed": r.seed} | {m: r.metrics[m] for m in ("f1", "roc_auc", "brier")}
-            for r in results
-        ],
-        "permutations": [
-            {"seed": r.seed, "fold": r.fold, "roc_auc": r.metrics["roc_auc"], "f1": r.metrics["f1"]}
-            for r in results if r.family == "cnn_lstm_permuted"
-        ],
-        "context": {
-            "data_hash": provenance["data_hash"],
-            "cv_folds": params.compare.cv_folds,
-            "seeds": seeds_for(params),
-            "threshold": params.evaluate.threshold,
-            "test_samples": sorted({s for f in folds for s in f.test_samples}),
-            "n_test_cells": int(sum(len(f.features["test"].y) for f in folds)),
-        },
-    }
+    comparison = comparison_summary(results, folds, params, provenance["data_hash"])
     write_json(paths.comparison_metrics, comparison)
     with atomic_path(paths.comparison_per_sample) as tmp:
         per_sample.to_csv(tmp, index=False, float_format="%.4f")
@@ -121,6 +102,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
         pd.concat([t["roc"] for t in tables.values()]), pd.concat([t["pr"] for t in tables.values()]),
         {family: r.metrics for family, r in first.items()}, paths.figures / "roc_pr.png",
     )
+    models = comparison["models"]
     plot_model_comparison(models, paths.figures / "model_comparison.png")
 
     configure_mlflow(params.mlflow, paths.root)
