@@ -16,7 +16,10 @@ registry = json.load(open("models/registry.json"))
 seeds = comparison["context"]["seeds"]
 print(f"Held-out samples, mean +- std over seeds {seeds} (metrics/comparison.json, reports/comparison.md):")
 print(f"  {'model':<22}{'F1':>15}{'ROC-AUC':>15}{'Brier':>8}")
-for model, m in comparison["models"].items():
+from oncopersistnet.evaluation.report import ordered_families
+
+for model in ordered_families(comparison["models"]):
+    m = comparison["models"][model]
     f1, auc = m["f1"], m["roc_auc"]
     print(f"  {model:<22}{f1['mean']:>8.3f} +-{f1['std']:.3f}{auc['mean']:>8.3f} +-{auc['std']:.3f}{m['brier']['mean']:>8.3f}")
 test, raw, cal = evaluate["test"], evaluate["test_uncalibrated"], evaluate["calibration"]

@@ -35,7 +35,7 @@ README_START = "<!-- results:start (written by `make results` from metrics/compa
 README_END = "<!-- results:end -->"
 
 
-def _in_order(models: Mapping[str, Any]) -> list[str]:
+def ordered_families(models: Mapping[str, Any]) -> list[str]:
     """The project's family order (network, controls, baselines), not the JSON's sorted keys."""
     return [f for f in ALL_MODEL_FAMILIES if f in models] + sorted(f for f in models if f not in ALL_MODEL_FAMILIES)
 
@@ -61,7 +61,7 @@ def results_table(comparison: Mapping[str, Any]) -> str:
         "| model | " + " | ".join(HEADERS[m] for m in TABLE_METRICS) + " | fits |",
         "|---|" + "---|" * len(TABLE_METRICS) + "---|",
     ]
-    for family in _in_order(models):
+    for family in ordered_families(models):
         entry = models[family]
         cells = []
         for metric in TABLE_METRICS:
@@ -142,7 +142,7 @@ def comparison_markdown(comparison: Mapping[str, Any], per_sample: pd.DataFrame,
             f"| {row.model} | {row.sample} | {row.sample_label} | {row.called_persister_fraction:.1%} | "
             f"{row.mean_probability:.3f} | {'yes' if row.sample_correct else '**no**'} |"
         )
-    legend = "\n".join(f"- `{k}`: {DESCRIPTIONS[k]}" for k in _in_order(models) if k in DESCRIPTIONS)
+    legend = "\n".join(f"- `{k}`: {DESCRIPTIONS[k]}" for k in ordered_families(models) if k in DESCRIPTIONS)
     return "\n\n".join(
         [
             "# Model comparison on held-out samples",
