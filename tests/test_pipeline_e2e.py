@@ -166,3 +166,26 @@ def test_dvc_experiment_runs_show_up_in_mlflow_under_their_name(project):
         "print(MlflowClient().get_model_version_by_alias('oncopersistnet', 'champion').version)\n"
     )
     assert run([sys.executable, "-c", champion], project).stdout.strip().splitlines()[-1] == "1"  # experiments never promote
+
+
+def test_champion_has_a_model_card_and_loads_through_mlflow_pyfunc(project):
+    code = (
+        "import json, mlflow, numpy as np, pandas as pd\n"
+        "mlflow.set_tracking_uri('sqlite:///mlruns/mlflow.db')\n"
+        "from oncopersistnet.registry_client import show_version\n"
+        "from oncopersistnet.inference import load_model\n"
+        "card = show_version('oncopersistnet', 'champion')\n"
+        "onnx_model = load_model('models:/oncopersistnet@champion')\n"
+        "x = np.random.default_rng(0).poisson(2.0, size=(7, len(onnx_model.genes))).astype(np.float32)\n"
+        "pyfunc = mlflow.pyfunc.load_model('models:/oncopersistnet@champion')\n"
+        "out = pyfunc.predict(pd.DataFrame(x, columns=onnx_model.genes))['persister_probability']\n"
+        "print(json.dumps({'card': card, 'pyfunc': np.asarray(out).tolist(), 'ort': onnx_model.predict_proba(x).tolist()}))\n"
+    )
+    info = json.loads(run([sys.executable, "-c", code], project).stdout.strip().splitlines()[-1])
+    assert info["pyfunc"] == pytest.approx(info["ort"], abs=1e-6)  # the MLflow way gives the same probabilities
+    card = info["card"]
+    assert "model card" in card["description"] and "Known limits" in card["description"] and "Intended use" in card["description"]
+    tags = card["tags"]
+    for key in ("data_hash", "params_hash", "n_genes", "calibration", "comparison_f1", "intended_use", "known_limits", "training_samples"):
+        assert tags[key], key
+    assert "±" in tags["comparison_roc_auc"] and json.loads(tags["calibration"])["method"] == "platt"

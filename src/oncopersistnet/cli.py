@@ -81,6 +81,46 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_models(args: argparse.Namespace) -> int:
+    """list | show | promote | rollback, on the project's MLflow store (or --tracking-uri)."""
+    from oncopersistnet import registry_client
+    from oncopersistnet.tracking import resolve_tracking_uri
+
+    params = _project_params(args.params)
+    import mlflow
+
+    mlflow.set_tracking_uri(args.tracking_uri or resolve_tracking_uri(params.mlflow, Path(".")))
+    name = args.name or params.register.model_name
+    if args.action == "list":
+        rows = registry_client.list_versions(name)
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        else:
+            print(f"{'version':>7}  {'aliases':<20} {'created':<26} {'test F1':>8} {'ROC-AUC':>8}  data")
+            for row in rows:
+                print(
+                    f"{row['version']:>7}  {','.join(row['aliases']) or '-':<20} {row['created']:<26} "
+                    f"{row['test_f1'] or '-':>8} {row['test_roc_auc'] or '-':>8}  {row['data_hash'] or '-'}"
+                )
+    elif args.action == "show":
+        card = registry_client.show_version(name, args.version or "champion")
+        if args.json:
+            print(json.dumps(card, indent=2))
+        else:
+            print(f"{name} v{card['version']}  aliases: {', '.join(card['aliases']) or '-'}  created {card['created']}  run {card['run_id']}")
+            print()
+            print(card["description"])
+    elif args.action == "promote":
+        if not args.version:
+            raise ConfigError("models promote: give the VERSION to make champion (see `oncopersistnet models list`)")
+        previous = registry_client.promote(name, args.version, args.reason or "promoted by hand")
+        print(f"{name}: champion is now v{args.version} (was {'v' + previous if previous else 'unset'})")
+    else:  # rollback
+        old, new = registry_client.rollback(name, args.reason or "rolled back by hand")
+        print(f"{name}: champion rolled back from v{old} to v{new}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(
@@ -136,6 +176,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="score X even if it holds non-integer values (normalised data gives unreliable results)",
     )
     predict.set_defaults(handler=_cmd_predict)
+
+    models = commands.add_parser(
+        "models",
+        help="list, show, promote or roll back registered model versions (MLflow aliases)",
+        description="Read and move the MLflow registry's aliases. `list`: every version with its aliases and "
+        "test metrics; `show [VERSION|ALIAS]`: a version's model card (default: champion); `promote VERSION`: "
+        "make it champion; `rollback`: give champion back to the version that held it before.",
+    )
+    models.add_argument("action", choices=["list", "show", "promote", "rollback"])
+    models.add_argument("version", nargs="?", default=None, help="version number or alias (show, promote)")
+    models.add_argument("--name", default=None, help="registered model (default: register.model_name)")
+    models.add_argument("--reason", default=None, help="why (promote, rollback); recorded in the champion history")
+    models.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or the project's store)")
+    models.add_argument("--json", action="store_true", help="machine-readable output (list, show)")
+    models.set_defaults(handler=_cmd_models)
 
     simulate = commands.add_parser(
         "simulate",

@@ -42,6 +42,7 @@ class HeadToHead:
     champion: dict[str, float]
     champion_version: str
     n_cells: int
+    cells_hash: str = ""
 
 
 @dataclass
@@ -74,6 +75,7 @@ def head_to_head(
     genes: np.ndarray,
     y: np.ndarray,
     samples: np.ndarray,
+    cell_ids: np.ndarray | None = None,
 ) -> HeadToHead | str:
     """Score both models on the test cells the champion never saw; a reason string if impossible.
 
@@ -91,7 +93,12 @@ def head_to_head(
     except InputDataError as exc:
         return f"champion v{champion_version} cannot be compared fairly: it needs genes these cells lack ({exc})"
     candidate_metrics = score_on_cells(candidate, counts[unseen], genes, y[unseen])
-    return HeadToHead(candidate_metrics, champion_metrics, champion_version, int(unseen.sum()))
+    from oncopersistnet.tracking import data_hash
+
+    # The evaluation set, frozen by content: counts, labels, samples, genes and cell ids of the cells both were scored on.
+    cells = np.asarray(cell_ids if cell_ids is not None else np.arange(len(y)), dtype=str)[unseen]
+    cells_hash = data_hash(counts[unseen], y[unseen].astype(str), np.asarray(samples, dtype=str)[unseen], np.asarray(genes, dtype=str), cells)
+    return HeadToHead(candidate_metrics, champion_metrics, champion_version, int(unseen.sum()), cells_hash)
 
 
 def decide_promotion(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import numpy as np
@@ -11,9 +12,11 @@ from oncopersistnet.atomic import write_json
 from oncopersistnet.config import Params
 from oncopersistnet.inference.model import OnnxPersisterModel
 from oncopersistnet.inference.resolve import load_model
+from oncopersistnet.model_card import build_model_card
 from oncopersistnet.paths import ProjectPaths
 from oncopersistnet.registry import CHALLENGER, CHAMPION, HeadToHead, current_champion, decide_promotion, head_to_head, score_on_cells
-from oncopersistnet.stages.common import read_split_cells
+from oncopersistnet.registry_client import promote
+from oncopersistnet.stages.common import read_preprocess_summary, read_split_cells
 from oncopersistnet.tracking import configure_mlflow, dvc_experiment_name, load_run_id, log_params_once, resumed_run
 
 logger = logging.getLogger(__name__)
@@ -45,7 +48,8 @@ def run(params: Params, paths: ProjectPaths) -> None:
     if champion_version is not None:
         champion_model = load_model(f"models:/{config.model_name}/{champion_version.version}")
         comparison = head_to_head(
-            candidate_model, champion_model, str(champion_version.version), test.counts, test.genes, test.y, test.samples
+            candidate_model, champion_model, str(champion_version.version), test.counts, test.genes, test.y, test.samples,
+            test.cell_ids,
         )
 
     example = test.counts[:2].toarray().astype(np.float32)
@@ -72,29 +76,26 @@ def run(params: Params, paths: ProjectPaths) -> None:
                 f"champion; to promote it: dvc exp apply {experiment} && dvc repro -f -s register"
             )
         client = MlflowClient()
-        client.set_registered_model_alias(config.model_name, decision.alias, version)
         if not client.get_registered_model(config.model_name).description:
             client.update_registered_model(config.model_name, description=MODEL_DESCRIPTION)
-        client.update_model_version(
-            config.model_name, version,
-            description=(
-                f"ONNX graph: raw counts over {len(candidate_model.genes)} genes (float32, NaN = missing gene) -> "
-                f"persister probability; runs with onnxruntime alone. Trained on data {candidate_model.metadata.get('data_hash', '?')} "
-                f"(samples {', '.join(candidate_model.fit_samples)}); test F1 {candidate['f1']:.3f}, ROC-AUC {candidate['roc_auc']:.3f} "
-                f"on {len(test.y)} cells of held-out samples. Alias {decision.alias}: {decision.reason}."
-            ),
+        card, card_tags = build_model_card(
+            params, version, len(candidate_model.genes), candidate_model.metadata, read_preprocess_summary(paths),
+            json.loads(paths.evaluate_metrics.read_text()), json.loads(paths.comparison_metrics.read_text()), candidate,
         )
-        for key, value in {
+        client.update_model_version(config.model_name, version, description=card)
+        gate = decision.head_to_head
+        card_tags |= {
             # the decision when registered; the current aliases live on the registered model
             "promotion_decision": decision.alias,
             "promotion_reason": decision.reason,
-            "data_hash": candidate_model.metadata.get("data_hash", ""),
-            "params_hash": candidate_model.metadata.get("params_hash", ""),
-            "n_genes": str(len(candidate_model.genes)),
-            "test_f1": f"{candidate['f1']:.4f}",
-            "test_roc_auc": f"{candidate['roc_auc']:.4f}",
-        }.items():
+            "gate_cells_hash": gate.cells_hash if isinstance(gate, HeadToHead) else "",
+        }
+        for key, value in card_tags.items():
             client.set_model_version_tag(config.model_name, version, key, value)
+        if decision.alias == CHAMPION:
+            promote(config.model_name, version, decision.reason)  # records the move for `models rollback`
+        else:
+            client.set_registered_model_alias(config.model_name, decision.alias, version)
         mlflow.set_tags({"registered_version": version, "promotion_alias": decision.alias, "promotion_reason": decision.reason})
         if isinstance(decision.head_to_head, HeadToHead):
             h2h = decision.head_to_head
@@ -102,6 +103,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
                 {f"gate_{who}_{k}": m[k] for who, m in (("candidate", h2h.candidate), ("champion", h2h.champion)) for k in ("f1", "roc_auc")}
                 | {"gate_cells": h2h.n_cells}
             )
+            mlflow.set_tag("gate_cells_hash", h2h.cells_hash)
 
     h2h = decision.head_to_head
     write_json(
@@ -116,9 +118,15 @@ def run(params: Params, paths: ProjectPaths) -> None:
             "candidate_test_metrics": candidate,
             "previous_champion_version": str(champion_version.version) if champion_version else None,
             "head_to_head": None if h2h is None else {
-                "cells": h2h.n_cells, "candidate": h2h.candidate, "champion": h2h.champion,
+                "cells": h2h.n_cells, "cells_hash": h2h.cells_hash, "candidate": h2h.candidate, "champion": h2h.champion,
             },
         },
     )
     log = logger.info if decision.alias == CHAMPION else logger.warning
     log("registered %s version %s as %s: %s", config.model_name, version, decision.alias, decision.reason)
+    if isinstance(h2h, HeadToHead):
+        logger.info(
+            "gate, on the same %d unseen cells (evaluation set %s): candidate F1 %.3f ROC-AUC %.3f; champion v%s F1 %.3f ROC-AUC %.3f",
+            h2h.n_cells, h2h.cells_hash, h2h.candidate["f1"], h2h.candidate["roc_auc"], h2h.champion_version,
+            h2h.champion["f1"], h2h.champion["roc_auc"],
+        )

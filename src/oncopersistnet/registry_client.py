@@ -1,0 +1,135 @@
+"""Read and move the registry's aliases: list, show, promote, rollback.
+
+Everything goes through :class:`mlflow.MlflowClient` and aliases (MLflow's
+stages are deprecated). Every move of ``champion`` is appended to the registered
+model's ``champion_history`` tag (JSON), so ``rollback`` knows which version was
+champion before the current one, whoever moved the alias: the register stage or
+a person with ``oncopersistnet models promote``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from oncopersistnet.errors import ModelError
+from oncopersistnet.registry import CHAMPION
+
+logger = logging.getLogger(__name__)
+
+HISTORY_TAG = "champion_history"
+_HISTORY_LIMIT = 50  # tag values are bounded; the last 50 moves are plenty to roll back
+CARD_TAGS = (
+    "data_hash", "params_hash", "n_genes", "architecture", "calibration", "test_f1", "test_roc_auc",
+    "comparison_f1", "comparison_roc_auc", "promotion_decision", "promotion_reason",
+)
+
+
+def _client() -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient()
+
+
+def _registered(name: str) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return _client().get_registered_model(name)
+    except MlflowException as exc:
+        raise ModelError(f"no registered model {name!r} in this MLflow store; run the pipeline (make run) first") from exc
+
+
+def _version(name: str, reference: str) -> Any:
+    """A version by number or by alias."""
+    from mlflow.exceptions import MlflowException
+
+    _registered(name)
+    client = _client()
+    try:
+        if str(reference).isdigit():
+            return client.get_model_version(name, str(reference))
+        return client.get_model_version_by_alias(name, str(reference))
+    except MlflowException as exc:
+        raise ModelError(f"{name}: no version or alias {reference!r} (see `oncopersistnet models list`)") from exc
+
+
+def champion_history(name: str) -> list[dict[str, str]]:
+    """Every recorded move of ``champion``, oldest first."""
+    raw = _registered(name).tags.get(HISTORY_TAG)
+    return json.loads(raw) if raw else []
+
+
+def _record(name: str, entry: dict[str, str]) -> None:
+    history = (champion_history(name) + [entry])[-_HISTORY_LIMIT:]
+    _client().set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
+
+
+def current_champion_version(name: str) -> str | None:
+    """Version number holding ``champion``, or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(_client().get_model_version_by_alias(name, CHAMPION).version)
+    except MlflowException:
+        return None
+
+
+def promote(name: str, version: str, reason: str, kind: str = "promote") -> str | None:
+    """Give ``version`` the champion alias; record the move; return the previous champion's version."""
+    target = _version(name, version)
+    previous = current_champion_version(name)
+    client = _client()
+    client.set_registered_model_alias(name, CHAMPION, str(target.version))
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    _record(name, {"version": str(target.version), "previous": previous or "", "kind": kind, "at": now, "reason": reason})
+    client.set_model_version_tag(name, str(target.version), "promoted_at", now)
+    client.set_model_version_tag(name, str(target.version), "promotion_reason", reason)
+    logger.info("%s: champion %s -> v%s (%s)", name, f"v{previous}" if previous else "(none)", target.version, reason)
+    return previous
+
+
+def rollback_target(name: str) -> str:
+    """The version that was champion before the current one was promoted."""
+    current = current_champion_version(name)
+    if current is None:
+        raise ModelError(f"{name}: no champion to roll back from")
+    for entry in reversed(champion_history(name)):
+        if entry["version"] == current and entry["kind"] == "promote" and entry["previous"]:
+            return entry["previous"]
+    raise ModelError(f"{name}: champion v{current} has no recorded predecessor to roll back to")
+
+
+def rollback(name: str, reason: str = "rolled back by hand") -> tuple[str, str]:
+    """Move ``champion`` back to its predecessor; return ``(from_version, to_version)``."""
+    target = rollback_target(name)
+    current = promote(name, target, reason, kind="rollback")
+    return str(current), target
+
+
+def describe_version(version: Any, aliases: list[str] | None = None) -> dict[str, Any]:
+    """One version as plain data: number, aliases, dates, run, card tags."""
+    return {
+        "version": str(version.version),
+        "aliases": sorted(aliases if aliases is not None else version.aliases or []),
+        "created": datetime.fromtimestamp(version.creation_timestamp / 1000, UTC).isoformat(timespec="seconds"),
+        "run_id": version.run_id,
+        **{key: version.tags.get(key, "") for key in CARD_TAGS},
+    }
+
+
+def list_versions(name: str) -> list[dict[str, Any]]:
+    """Every version of ``name``, newest first."""
+    # search results carry no aliases; the registered model maps alias -> version
+    alias_map = _registered(name).aliases or {}
+    versions = _client().search_model_versions(f"name = '{name}'")
+    rows = [describe_version(v, [a for a, n in alias_map.items() if str(n) == str(v.version)]) for v in versions]
+    return sorted(rows, key=lambda row: -int(row["version"]))
+
+
+def show_version(name: str, reference: str = CHAMPION) -> dict[str, Any]:
+    """A version's card: summary, every tag and the description."""
+    version = _version(name, reference)
+    return describe_version(version) | {"tags": dict(version.tags), "description": version.description or ""}
