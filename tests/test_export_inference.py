@@ -197,9 +197,9 @@ def test_wrong_namespace_and_unreadable_files(onnx_path, small_adata, tmp_path):
     assert not (tmp_path / "out.csv").exists()
 
 
-def test_output_must_be_csv(onnx_path, small_adata, tmp_path):
+def test_output_must_be_csv_or_parquet(onnx_path, small_adata, tmp_path):
     src = _write_input(tmp_path / "in.h5ad", small_adata[:5])
-    with pytest.raises(InputDataError, match="output must be a .csv file"):
+    with pytest.raises(InputDataError, match="output must be a .csv or .parquet file"):
         predict_file(OnnxPersisterModel(onnx_path), src, tmp_path / "p.txt", progress=False)
     assert not (tmp_path / "p.txt").exists()
 
@@ -254,3 +254,38 @@ def test_an_uncertain_band_that_misses_the_threshold_is_refused(tmp_path, small_
     with pytest.raises(InputDataError, match="must contain the threshold 0.7"):
         predict_file(None, tmp_path / "x.h5ad", tmp_path / "out.csv", threshold=0.7, uncertain_band=(0.35, 0.65))
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_parquet_output_and_annotated_anndata_copy(onnx_path, small_adata, tmp_path):
+    model = OnnxPersisterModel(onnx_path)
+    subset = small_adata[:130].copy()
+    subset.obs["batch"] = "b1"  # the user's own obs columns survive
+    source = tmp_path / "in.h5ad"
+    subset.write_h5ad(source)
+    before = source.read_bytes()
+    summary = predict_file(
+        model, source, tmp_path / "out.parquet", chunk_size=50, progress=False, obs_output=tmp_path / "annotated.h5ad",
+    )
+    table = pd.read_parquet(tmp_path / "out.parquet")
+    assert list(table.columns) == ["cell_id", "persister_probability", "predicted_label"] and len(table) == 130
+    expected = model.predict_proba(dense(subset.X).astype(np.float32))
+    assert np.allclose(table["persister_probability"], expected, atol=1e-6)
+    annotated = ad.read_h5ad(tmp_path / "annotated.h5ad")
+    assert list(annotated.obs_names) == list(subset.obs_names) and (annotated.obs["batch"] == "b1").all()
+    assert np.allclose(annotated.obs["persister_probability"], expected, atol=1e-6)
+    assert annotated.obs["persister_label"].tolist() == table["predicted_label"].tolist()
+    assert np.array_equal(dense(annotated.X), dense(subset.X))
+    assert source.read_bytes() == before  # the input is never modified
+    assert summary["obs_output"] == str(tmp_path / "annotated.h5ad")
+
+
+def test_annotated_copy_needs_an_h5ad_input_and_a_new_file(onnx_path, small_adata, tmp_path):
+    model = OnnxPersisterModel(onnx_path)
+    source = _write_input(tmp_path / "in.h5ad", small_adata[:20])
+    with pytest.raises(InputDataError, match="not over the input"):
+        predict_file(model, source, tmp_path / "out.csv", progress=False, obs_output=source)
+    assert not (tmp_path / "out.csv").exists()
+    table = tmp_path / "cells.csv"
+    pd.DataFrame(dense(small_adata[:5].X), index=small_adata.obs_names[:5], columns=small_adata.var_names).to_csv(table)
+    with pytest.raises(InputDataError, match="is not one"):
+        predict_file(model, table, tmp_path / "out.csv", progress=False, obs_output=tmp_path / "x.h5ad")

@@ -57,6 +57,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         counts_source=args.counts_source,
         orientation=args.orientation,
         uncertain_band=tuple(params.predict.uncertain_band if args.uncertain_band is None else args.uncertain_band),
+        obs_output=args.obs_output,
     )
     print(json.dumps(summary, indent=2))  # the command's result, on stdout for scripts
     return 0
@@ -154,7 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--orientation", default="auto", choices=["auto", "cells_x_genes", "genes_x_cells"],
         help="CSV/TSV only: which axis holds the genes (default: detected and logged)",
     )
-    predict.add_argument("--output", required=True, help="output .csv (written atomically)")
+    predict.add_argument("--output", required=True, help="output .csv or .parquet, one row per cell (written chunk by chunk, renamed when complete)")
+    predict.add_argument(
+        "--obs-output", default=None, metavar="H5AD",
+        help=".h5ad input only: also write a copy of the input with obs['persister_probability'] and obs['persister_label']",
+    )
     predict.add_argument(
         "--model",
         default=None,

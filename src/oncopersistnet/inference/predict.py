@@ -7,7 +7,6 @@ is renamed onto the output only when every cell is scored.
 
 from __future__ import annotations
 
-import csv
 import logging
 from pathlib import Path
 from typing import Any
@@ -22,11 +21,13 @@ from oncopersistnet.data.readers import detect_format, read_counts
 from oncopersistnet.errors import InputDataError
 from oncopersistnet.inference.align import aligned_block, match_genes
 from oncopersistnet.inference.model import OnnxPersisterModel
+from oncopersistnet.inference.writers import OUTPUT_COLUMNS, PredictionWriter, check_output, write_obs_copy
+
+__all__ = ["OUTPUT_COLUMNS", "UNCERTAIN", "check_counts", "label_cells", "predict_file"]
 
 logger = logging.getLogger(__name__)
 
 UNCERTAIN = "uncertain"
-OUTPUT_COLUMNS = ("cell_id", "persister_probability", "predicted_label")
 
 
 def check_counts(
@@ -79,6 +80,7 @@ def predict_file(
     counts_source: str = "auto",
     orientation: str = "auto",
     uncertain_band: tuple[float, float] | None = None,
+    obs_output: str | Path | None = None,
 ) -> dict[str, Any]:
     """Score every cell of ``input_path`` (any supported format) and write a CSV; return a summary.
 
@@ -86,10 +88,14 @@ def predict_file(
     formats are read whole, as sparse matrices. The probability is the model's
     calibrated one; a cell whose probability lies strictly inside
     ``uncertain_band`` is labelled ``uncertain`` rather than forced into a class.
+    Rows go to ``output_path`` (``.csv`` or ``.parquet``) chunk by chunk; with
+    ``obs_output``, a copy of an ``.h5ad`` input gets ``obs['persister_probability']``
+    and ``obs['persister_label']`` for users who continue in scanpy.
     """
     input_path, output_path = Path(input_path), Path(output_path)
-    if output_path.suffix.lower() != ".csv":
-        raise InputDataError(f"{output_path}: output must be a .csv file")
+    fmt = check_output(output_path)
+    if obs_output is not None and detect_format(input_path) != "h5ad":
+        raise InputDataError(f"{input_path}: --obs-output writes an annotated copy of an .h5ad input; this input is not one")
     if chunk_size <= 0:
         raise InputDataError(f"chunk size must be positive, got {chunk_size}")
     threshold = model.threshold if threshold is None else threshold
@@ -114,10 +120,10 @@ def predict_file(
         logger.info("%s: %s", input_path, match.describe())
         cell_ids = np.asarray(adata.obs_names, dtype=str)
         n_persister = n_uncertain = 0
-        with atomic_path(output_path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(OUTPUT_COLUMNS)
-            bar = tqdm(total=adata.n_obs, desc="predicting", unit="cell", disable=not progress)
+        kept: list[tuple[np.ndarray, np.ndarray]] = []  # for obs_output: one float and one label per cell
+        with atomic_path(output_path) as tmp:
+            writer = PredictionWriter(tmp, fmt)
+            bar = tqdm(total=adata.n_obs, desc="predicting", unit="cell", unit_scale=True, disable=not progress)
             for start in range(0, adata.n_obs, chunk_size):
                 stop = min(start + chunk_size, adata.n_obs)
                 block = adata.X[start:stop]
@@ -126,9 +132,18 @@ def predict_file(
                 labels = label_cells(probability, threshold, (low, high))
                 n_persister += int((labels == PERSISTER).sum())
                 n_uncertain += int((labels == UNCERTAIN).sum())
-                writer.writerows(zip(cell_ids[start:stop], (f"{p:.6f}" for p in probability), labels))
+                writer.write(cell_ids[start:stop], probability, labels)
+                if obs_output is not None:
+                    kept.append((probability, labels))
                 bar.update(stop - start)
             bar.close()
+            writer.close()
+            if obs_output is not None:
+                probabilities = np.concatenate([k[0] for k in kept]) if kept else np.zeros(0, dtype=np.float32)
+                all_labels = np.concatenate([k[1] for k in kept]) if kept else np.zeros(0, dtype=str)
+                if adata.isbacked:
+                    adata.file.close()
+                write_obs_copy(input_path, Path(obs_output), probabilities, all_labels)
     finally:
         if adata.isbacked:
             adata.file.close()
@@ -147,6 +162,7 @@ def predict_file(
         "threshold": threshold,
         "model": model.source,
         "output": str(output_path),
+        "obs_output": str(obs_output) if obs_output is not None else None,
     }
     logger.info(
         "wrote %d predictions to %s: %d persisters (%.1f%%), %d uncertain (%.1f%%, probability in (%.2f, %.2f))",
