@@ -17,8 +17,9 @@ export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 # Empty MODEL = models:/<register.model_name>@champion
 MODEL ?=
 UI_PORT ?= 5000
+SERVE_PORT ?= 8000
 
-.PHONY: help install run repro results predict ui test test-fast bench clean
+.PHONY: help install run repro results predict serve ui test test-fast bench clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,6 +38,9 @@ run: install ## install, rebuild the pipeline with `dvc repro`, and classify exa
 	dvc repro
 	@$(BIN)/python -m oncopersistnet.evaluation.report README.md metrics/comparison.json metrics/evaluate.json
 	@bash scripts/run_example.sh
+
+serve: install ## serve the champion over HTTP on http://127.0.0.1:$(SERVE_PORT) (docs at /docs)
+	$(BIN)/oncopersistnet serve --port $(SERVE_PORT)
 
 results: install ## rewrite the README's results table from metrics/comparison.json and metrics/evaluate.json (done by make run)
 	$(BIN)/python -m oncopersistnet.evaluation.report README.md metrics/comparison.json metrics/evaluate.json

@@ -122,6 +122,39 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the model over HTTP until interrupted."""
+    import os
+
+    import uvicorn
+
+    from oncopersistnet.serving import ServiceConfig, create_app
+    from oncopersistnet.tracking import resolve_tracking_uri
+
+    params = _project_params(args.params)
+    reference = args.model or f"models:/{params.register.model_name}@champion"
+    tracking_uri = args.tracking_uri
+    if tracking_uri is None and reference.startswith(("models:/", "runs:/")):
+        tracking_uri = resolve_tracking_uri(params.mlflow, Path("."))
+    token = args.token or os.environ.get("ONCOPERSISTNET_TOKEN") or None
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not token:
+        logger.warning("serving on %s without a token: anyone who reaches this port can use it (set --token)", args.host)
+    config = ServiceConfig(
+        model=reference,
+        tracking_uri=tracking_uri,
+        max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+        max_cells=args.max_cells,
+        min_gene_fraction=params.predict.min_gene_fraction,
+        uncertain_band=tuple(params.predict.uncertain_band),
+        threads=args.threads,
+        token=token,
+    )
+    app = create_app(config)
+    logger.info("serving %s on http://%s:%d (docs: /docs)", reference, args.host, args.port)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_keep_alive=5)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(
@@ -196,6 +229,22 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or the project's store)")
     models.add_argument("--json", action="store_true", help="machine-readable output (list, show)")
     models.set_defaults(handler=_cmd_models)
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve the champion model over HTTP (FastAPI): POST /predict, GET /model, GET /health, /docs",
+        description="Load the model once and answer HTTP requests: POST /predict (JSON), POST /predict/h5ad "
+        "(an .h5ad file as the body), GET /model, GET /health, POST /reload (re-resolve the alias), docs at /docs.",
+    )
+    serve.add_argument("--model", default=None, help="models:/NAME@ALIAS, models:/NAME/VERSION or an .onnx path (default: the champion)")
+    serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default: %(default)s, this machine only)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--token", default=None, help="require 'Authorization: Bearer TOKEN' (or set ONCOPERSISTNET_TOKEN)")
+    serve.add_argument("--max-body-mb", type=float, default=50.0, help="largest request body (default: %(default)s MB)")
+    serve.add_argument("--max-cells", type=int, default=20_000, help="most cells per request (default: %(default)s)")
+    serve.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
+    serve.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or the project's store)")
+    serve.set_defaults(handler=_cmd_serve)
 
     simulate = commands.add_parser(
         "simulate",
