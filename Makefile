@@ -65,10 +65,14 @@ test: install ## install and run the whole test suite (slow end-to-end tests inc
 test-fast: install ## run the tests except the slow end-to-end ones
 	$(BIN)/python -m pytest -m "not slow"
 
-bench: install ## prediction throughput, ingest / predict peak memory, and the model comparison with 5 seeds x grouped 4-fold CV (after make run): benchmarks/results/
+bench: install ## after make run: onnxruntime vs PyTorch, 1M-cell predict, HTTP load, dvc no-op, ingest memory, 5-seed x 4-fold comparison -> benchmarks/results.md
+	$(BIN)/python benchmarks/bench_dvc.py
+	$(BIN)/python benchmarks/bench_inference.py
 	$(BIN)/python benchmarks/bench_predict.py
+	$(BIN)/python benchmarks/bench_serve.py
 	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/bench_compare.py
+	$(BIN)/python benchmarks/report.py
 
 clean: ## remove pipeline outputs, the MLflow store and caches (keeps .venv)
 	rm -rf data/raw data/validated data/processed data/example metrics plots reports predictions dvc_plots mlruns .dvc/cache .dvc/tmp

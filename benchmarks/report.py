@@ -1,0 +1,139 @@
+"""Write benchmarks/results.md from the JSON figures of one `make bench` run.
+
+Reads benchmarks/results/{inference,predict,serve,dvc}.json (whichever exist) and
+writes absolute figures and ratios as Markdown tables, with the machine they were
+measured on. Run by `make bench` after the benchmarks; commit the file when the
+figures should be shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+from datetime import date
+from pathlib import Path
+
+from oncopersistnet.atomic import write_text
+
+TARGETS = {"1": 5.0, "256": 1.5}  # onnxruntime / eager PyTorch, from the deployment issue
+
+
+def _machine() -> str:
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
+        platform.processor() or "unknown CPU",
+    ) if Path("/proc/cpuinfo").exists() else platform.processor()
+    return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, {date.today().isoformat()}"
+
+
+def _inference(figures: dict) -> list[str]:
+    lines = [
+        "## onnxruntime vs eager PyTorch (raw counts -> probability)",
+        "",
+        f"The same deployed computation on {figures['test_cells']} held-out test cells tiled to the batch size, "
+        f"{figures['model_genes']} input genes; cells/s, best of three rounds. *PyTorch eager* runs the same deployed "
+        "graph as the ONNX file (`DeployedGraph`) under `inference_mode`; the *Python path* is NumPy preprocessing "
+        "(`CellPreprocessor.transform`) then the network in PyTorch, as evaluation runs it.",
+        "",
+        "| threads | batch | Python path | PyTorch eager | onnxruntime | ratio to eager | target | ratio to Python path | int8 onnxruntime | int8 ratio to eager |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for threads, by_runtime in figures["cells_per_s"].items():
+        for batch in by_runtime["pytorch_eager"]:
+            ratio = figures["speed_ratios"][threads][batch]
+            target = f"≥ {TARGETS[batch]}×" if batch in TARGETS else ""
+            lines.append(
+                f"| {threads.split('_')[0]} | {int(batch):,} | {by_runtime['python_path'][batch]:,} | "
+                f"{by_runtime['pytorch_eager'][batch]:,} | {by_runtime['onnxruntime'][batch]:,} | "
+                f"**{ratio['onnxruntime_vs_eager']}×** | {target} | {ratio['onnxruntime_vs_python_path']}× | "
+                f"{by_runtime['onnxruntime_int8'][batch]:,} | {ratio['int8_vs_eager']}× |"
+            )
+    q = figures["int8"]
+    f32, i8 = q["test_metrics_float32"], q["test_metrics_int8"]
+    lines += [
+        "",
+        f"int8 (dynamic quantisation of MatMul/Gemm weights): file {q['file_bytes']['float32'] / 1024:.0f} KiB -> "
+        f"{q['file_bytes']['int8'] / 1024:.0f} KiB; max |Δ probability| {q['max_abs_probability_diff']:.4f}, "
+        f"{q['labels_changed']} of {figures['test_cells']} labels changed; test ROC-AUC {f32['roc_auc']} -> {i8['roc_auc']}, "
+        f"F1 {f32['f1']} -> {i8['f1']}, ECE {f32['ece']} -> {i8['ece']}.",
+        "",
+    ]
+    return lines
+
+
+def _predict(figures: dict) -> list[str]:
+    run = figures["predict_file"]
+    session = ", ".join(f"{int(b):,}: {v:,}" for b, v in figures["session_cells_per_s_by_batch"].items())
+    return [
+        "## Streaming `oncopersistnet predict`",
+        "",
+        "| cells | chunk | threads | wall time (incl. start-up) | cells/s | peak RSS |",
+        "|---|---|---|---|---|---|",
+        f"| {run['cells']:,} | {run['chunk_size']:,} | {figures['threads']} | {run['seconds_including_start_up']} s | "
+        f"{run['cells_per_s']:,} | {figures['predict_peak_rss_mib']:,} MiB |",
+        "",
+        f"Backed `.h5ad` (CSR counts, {figures['model_genes']} genes) -> CSV; the bare session by batch size (cells/s): {session}.",
+        "",
+    ]
+
+
+def _serve(figures: dict) -> list[str]:
+    lines = [
+        "## HTTP service (`oncopersistnet serve`, loopback)",
+        "",
+        f"uvicorn, one process, onnxruntime with {figures['service_threads']} thread(s); JSON `POST /predict` "
+        f"(genes + matrix) from concurrent keep-alive clients. Server peak RSS {figures['server_peak_rss_mib']:,} MiB.",
+        "",
+        "| cells/request | requests | clients | non-200 | p50 | p99 | requests/s | cells/s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for load in figures["loads"]:
+        lines.append(
+            f"| {load['cells_per_request']} | {load['requests']:,} | {load['clients']} | {load['non_200']} | "
+            f"{load['p50_ms']} ms | {load['p99_ms']} ms | {load['requests_per_s']:,} | {load['cells_per_s']:,} |"
+        )
+    return lines + [""]
+
+
+def _dvc(figures: dict) -> list[str]:
+    return [
+        "## DVC",
+        "",
+        "| command | median | best | runs |",
+        "|---|---|---|---|",
+        *(
+            f"| `{name.replace('_', ' ').replace(' noop', '')}`{' (nothing to do)' if 'noop' in name else ''} | "
+            f"{v['median_s']} s | {v['best_s']} s | {v['repeats']} |"
+            for name, v in figures.items()
+        ),
+        "",
+    ]
+
+
+SECTIONS = {"inference": _inference, "predict": _predict, "serve": _serve, "dvc": _dvc}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", default="benchmarks/results")
+    parser.add_argument("--output", default="benchmarks/results.md")
+    args = parser.parse_args()
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Written by `make bench` (`benchmarks/report.py`) from one run on: {_machine()}. "
+        "Measurements, not assertions; rerun on your machine to compare.",
+        "",
+    ]
+    for name, section in SECTIONS.items():
+        path = Path(args.results) / f"{name}.json"
+        if path.exists():
+            lines += section(json.loads(path.read_text()))
+    write_text(args.output, "\n".join(lines))
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
