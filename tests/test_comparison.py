@@ -86,6 +86,42 @@ def test_permuted_twin_reads_a_different_order_and_mlp_matches_size(fold):
     assert abs(mlp - network) / network < 0.1
 
 
+def test_attention_family_is_the_cnn_lstm_with_attention_pooling_and_runs_in_the_comparison(fold):
+    from oncopersistnet.model import CnnLstmAttentionClassifier
+
+    attention = make_candidate("cnn_lstm_attention", PARAMS, seed=0).fit(fold)
+    assert attention.family == "cnn_lstm_attention" and isinstance(attention.model_, CnnLstmAttentionClassifier)
+    hyperparameters = attention.hyperparameters()
+    assert hyperparameters["train.architecture"] == "cnn_lstm_attention" and hyperparameters["attention_units"] == 32
+    network = make_candidate("cnn_lstm", PARAMS, seed=0).fit(fold).details()["n_parameters"]
+    summary = 2 * FAST_TRAIN.lstm_hidden
+    assert attention.details()["n_parameters"] == network + summary * 32 + 32 + 32
+    results = run_comparison([fold], replace(PARAMS, compare=replace(PARAMS.compare, n_seeds=1)),
+                             families=["cnn_lstm_attention"], progress=False)
+    assert [(r.family, r.seed) for r in results] == [("cnn_lstm_attention", 0)]
+    assert np.array_equal(results[0].probability, attention.predict_proba(fold))  # same split and seed, same model
+
+
+def test_every_family_is_described_and_ordered_in_the_report():
+    from oncopersistnet.evaluation.report import DESCRIPTIONS, ordered_families
+
+    assert set(DESCRIPTIONS) == set(ALL_MODEL_FAMILIES)
+    assert ordered_families({f: {} for f in reversed(ALL_MODEL_FAMILIES)})[:3] == ["cnn_lstm", "cnn_lstm_attention", "cnn_lstm_permuted"]
+
+
+def test_comparison_figure_draws_the_attention_variant_as_a_network(tmp_path, monkeypatch):
+    from matplotlib.axes import Axes
+
+    from oncopersistnet.evaluation.plots import plot_model_comparison
+
+    drawn: list[list[str]] = []
+    original = Axes.barh
+    monkeypatch.setattr(Axes, "barh", lambda ax, y, width, **kw: drawn.append(list(kw["color"])) or original(ax, y, width, **kw))
+    entry = {m: {"mean": 0.5, "std": 0.1} for m in ("roc_auc", "f1", "brier")}
+    plot_model_comparison({"cnn_lstm": entry, "cnn_lstm_attention": entry, "logistic_regression": entry}, tmp_path / "c.png")
+    assert drawn and all(colours == ["tab:red", "tab:red", "tab:blue"] for colours in drawn)
+
+
 def test_summary_gives_mean_and_std_over_seeds(fold):
     params = replace(PARAMS, compare=replace(PARAMS.compare, n_seeds=2))
     results = run_comparison([fold], params, families=["mlp", "logistic_regression"], progress=False)

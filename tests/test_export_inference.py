@@ -289,3 +289,43 @@ def test_annotated_copy_needs_an_h5ad_input_and_a_new_file(onnx_path, small_adat
     pd.DataFrame(dense(small_adata[:5].X), index=small_adata.obs_names[:5], columns=small_adata.var_names).to_csv(table)
     with pytest.raises(InputDataError, match="is not one"):
         predict_file(model, table, tmp_path / "out.csv", progress=False, obs_output=tmp_path / "x.h5ad")
+
+
+# ------------------------------------------------------------ attention variant
+@pytest.fixture(scope="module")
+def attention_export(fitted, tmp_path_factory):
+    """A tiny attention CNN-LSTM trained on the fixture features, and its exported graph."""
+    from dataclasses import replace
+
+    from oncopersistnet.model import train_model
+
+    from conftest import FAST_TRAIN
+
+    pre, features, labels = fitted
+    config = replace(FAST_TRAIN, architecture="cnn_lstm_attention")
+    model = train_model(features["train"], labels["train"], features["val"], labels["val"], config, progress=False).model
+    path = tmp_path_factory.mktemp("onnx_attention") / "attention.onnx"
+    export_onnx(pre, model, path, {"threshold": 0.5, "architecture": model.architecture})
+    return model, path
+
+
+def test_attention_variant_exports_with_parity_at_batch_1_and_a_full_batch(fitted, attention_export, small_adata, small_split):
+    import onnx
+
+    from oncopersistnet.model import CnnLstmAttentionClassifier, predict_proba
+
+    pre, _, _ = fitted
+    model, path = attention_export
+    assert isinstance(model, CnnLstmAttentionClassifier)
+    assert "Softmax" in {node.op_type for node in onnx.load(str(path)).graph.node}  # the pooling is in the graph
+    counts = dense(small_adata.X[small_split == "test"]).astype(np.float32)
+    assert len(counts) > 100
+    onnx_model = OnnxPersisterModel(path)
+    for batch in (counts[:1], counts):
+        reference = predict_proba(model, pre.transform(batch.astype(np.float64)))
+        assert np.allclose(onnx_model.predict_proba(batch), reference, atol=1e-5, rtol=0)
+    figures = parity_check(path, pre, model, counts, tolerance=1e-5)  # also single cells and missing genes
+    assert figures["parity_max_abs_diff"] <= 1e-5
+    untrained = CnnLstmAttentionClassifier(**model.config).eval()
+    with pytest.raises(ModelError, match="disagree"):
+        parity_check(path, pre, untrained, counts[:50], tolerance=1e-5)

@@ -6,6 +6,8 @@ cells. Hyper-parameters come from params.yaml; the learned state stays in the
 object. Families:
 
 * ``cnn_lstm``: the project's network, exactly as the train stage fits it;
+* ``cnn_lstm_attention``: the same network pooling every LSTM output by additive
+  attention instead of reading the final state (same initial weights where shared);
 * ``cnn_lstm_permuted``: the same network with the PCA components fed in a random
   order (a new order per seed): tests whether the sequence reading matters;
 * ``mlp``: a plain two-layer network with about the CNN-LSTM's parameter count;
@@ -67,7 +69,8 @@ class Candidate(ABC):
 
 # --------------------------------------------------------------------- networks
 class NetworkCandidate(Candidate):
-    """The CNN-LSTM, its component-permuted twin or the same-size MLP, trained like the train stage."""
+    """The CNN-LSTM, its attention variant, its component-permuted twin or the same-size MLP,
+    trained like the train stage."""
 
     def __init__(self, params: Params, seed: int, architecture: str = "cnn_lstm", permute: bool = False) -> None:
         super().__init__(params, seed)
@@ -97,7 +100,10 @@ class NetworkCandidate(Candidate):
         return predict_proba(self.model_, self._x(fold, split)).astype(np.float64)
 
     def hyperparameters(self) -> dict[str, Any]:
-        return {f"train.{k}": v for k, v in vars(self.config).items() if k != "seed"}
+        out = {f"train.{k}": v for k, v in vars(self.config).items() if k != "seed"}
+        # Constructor settings params.yaml does not hold (the attention width) come from the fitted model.
+        fitted_config = self.model_.config if hasattr(self, "model_") else {}
+        return out | {k: v for k, v in fitted_config.items() if k == "attention_units"}
 
     def details(self) -> dict[str, Any]:
         out: dict[str, Any] = {"n_parameters": self.model_.n_parameters, "best_epoch": self.best_epoch_}
@@ -312,8 +318,8 @@ def make_candidate(family: str, params: Params, seed: int) -> Candidate:
         return NetworkCandidate(params, seed)
     if family == "cnn_lstm_permuted":
         return NetworkCandidate(params, seed, permute=True)
-    if family == "mlp":
-        return NetworkCandidate(params, seed, architecture="mlp")
+    if family in ("cnn_lstm_attention", "mlp"):
+        return NetworkCandidate(params, seed, architecture=family)
     classes: dict[str, type[Candidate]] = {
         "logistic_regression": LogisticRegressionCandidate,
         "linear_svm": LinearSvmCandidate,

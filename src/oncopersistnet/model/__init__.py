@@ -1,7 +1,7 @@
-"""The persister networks (hybrid CNN-LSTM, same-size MLP), training and calibration."""
+"""The persister networks (hybrid CNN-LSTM, its attention variant, same-size MLP), training and calibration."""
 
 from oncopersistnet.model.calibration import apply_calibration, fit_calibration
-from oncopersistnet.model.network import CnnLstmClassifier, MlpClassifier, PersisterNetwork
+from oncopersistnet.model.network import CnnLstmAttentionClassifier, CnnLstmClassifier, MlpClassifier, PersisterNetwork
 from oncopersistnet.model.training import (
     TrainingResult,
     build_network,
@@ -13,6 +13,7 @@ from oncopersistnet.model.training import (
 )
 
 __all__ = [
+    "CnnLstmAttentionClassifier",
     "CnnLstmClassifier",
     "MlpClassifier",
     "PersisterNetwork",
