@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 
 import anndata as ad
 import numpy as np
@@ -90,25 +91,30 @@ def _gene_names(n_genes: int, world: np.random.Generator) -> list[str]:
     return named + [str(g) for g in background]
 
 
-def simulate_cells(config: SimulateConfig) -> ad.AnnData:
-    """Simulate a labelled count matrix (cells x genes, CSR of integer counts).
+@dataclass(frozen=True)
+class SimulatedWorld:
+    """The biology ``world_seed`` fixes: what every cell of every seed is drawn from.
 
-    The same ``config`` always yields the same matrix, labels and names.
+    Kept apart from the cell draws so that the truth an explanation is checked
+    against (:func:`planted_programme`) comes from the very arrays that made the
+    counts, not from a re-implementation that could drift.
     """
-    n_cells, n_genes, n_samples = config.n_cells, config.n_genes, config.n_samples
-    if n_samples < 2:
-        raise ConfigError("simulate.n_samples: at least 2 samples (one untreated, one treated) are needed")
-    if n_cells < 2 * n_samples:
-        raise ConfigError(
-            f"simulate.n_cells: {n_cells} cells cannot fill {n_samples} samples (need >= 2 each)"
-        )
-    if not 0.0 < config.persister_fraction < 1.0:
-        raise ConfigError("simulate.persister_fraction: must be strictly between 0 and 1")
-    # Two generators: ``world_seed`` fixes the biology (gene means, dispersions,
-    # the persister programme), ``seed`` draws samples and cells from it. New cells
-    # for prediction keep the world and change the seed.
+
+    genes: list[str]
+    base: np.ndarray  # baseline expression proportions, sum 1
+    dispersion: np.ndarray  # negative-binomial dispersion per gene
+    programme: np.ndarray  # persister log fold change per gene (natural log, full activity, x effect_size)
+    is_proliferation: np.ndarray  # the cell-cycle genes cycling persisters keep
+
+
+def simulate_world(config: SimulateConfig) -> SimulatedWorld:
+    """Draw genes, baseline means, dispersions and the persister programme from ``world_seed``.
+
+    The draws happen in exactly the order :func:`simulate_cells` always made
+    them, so refactoring them out changed no simulated count.
+    """
+    n_genes = config.n_genes
     world = np.random.default_rng(config.world_seed)
-    rng = np.random.default_rng(config.seed)
     genes = _gene_names(n_genes, world)
 
     # Gene-level parameters: baseline proportions spanning ~4 orders of magnitude
@@ -130,6 +136,44 @@ def simulate_cells(config: SimulateConfig) -> ad.AnnData:
         diffuse = world.choice(background_idx, size=max(1, background_idx.size // 25), replace=False)
         programme[diffuse] = world.normal(0.0, 0.5, diffuse.size)
     programme *= config.effect_size
+    return SimulatedWorld(genes=genes, base=base, dispersion=dispersion, programme=programme, is_proliferation=is_prolif)
+
+
+def planted_programme(config: SimulateConfig) -> pd.Series:
+    """Planted persister log fold change per gene (gene -> lfc; 0 for untouched genes).
+
+    Natural-log shift of a gene's expression rate in a persister at full
+    programme activity (day-14 cultures; day 7 is 0.8 of it, cell-to-cell
+    activity varies 0.6-1.4x, and cycling persisters keep their proliferation
+    genes). Besides the named :data:`PROGRAMME_GENES`, about 1 in 25 background
+    genes carries a small diffuse shift; this is the full truth that gene-level
+    explanations of a model trained on simulated data can be scored against.
+    """
+    biology = simulate_world(config)
+    return pd.Series(biology.programme, index=pd.Index(biology.genes, name="gene"), name="log_fold_change")
+
+
+def simulate_cells(config: SimulateConfig) -> ad.AnnData:
+    """Simulate a labelled count matrix (cells x genes, CSR of integer counts).
+
+    The same ``config`` always yields the same matrix, labels and names.
+    """
+    n_cells, n_genes, n_samples = config.n_cells, config.n_genes, config.n_samples
+    if n_samples < 2:
+        raise ConfigError("simulate.n_samples: at least 2 samples (one untreated, one treated) are needed")
+    if n_cells < 2 * n_samples:
+        raise ConfigError(
+            f"simulate.n_cells: {n_cells} cells cannot fill {n_samples} samples (need >= 2 each)"
+        )
+    if not 0.0 < config.persister_fraction < 1.0:
+        raise ConfigError("simulate.persister_fraction: must be strictly between 0 and 1")
+    # Two generators: ``world_seed`` fixes the biology (gene means, dispersions,
+    # the persister programme; :func:`simulate_world`), ``seed`` draws samples and
+    # cells from it. New cells for prediction keep the world and change the seed.
+    biology = simulate_world(config)
+    rng = np.random.default_rng(config.seed)
+    genes, base, dispersion, programme = biology.genes, biology.base, biology.dispersion, biology.programme
+    is_prolif = biology.is_proliferation
 
     # Samples: untreated day-0 cultures first, then treated survivors at day 7 / day 14.
     n_untreated = n_samples - n_samples // 2

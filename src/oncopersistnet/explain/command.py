@@ -1,0 +1,132 @@
+"""``oncopersistnet explain``: gene-level explanations of a user's cells.
+
+Reads any supported count format, harmonises gene names onto the model's genes
+exactly as ``predict`` does (missing genes become NaN, imputed at the training
+mean, which is also the IG baseline, so they get zero attribution), explains
+the cells, prints the top genes per class and optionally writes the per-gene
+table. Labels are optional: without them cells are grouped by the model's own
+calls, which explains what the model does, not whether it is right.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from oncopersistnet.atomic import atomic_path
+from oncopersistnet.data.readers import read_counts
+from oncopersistnet.errors import InputDataError
+from oncopersistnet.explain.explainer import Explanation, annotated_table, evenly_spaced, explain_cells, explanation_summary
+from oncopersistnet.explain.signatures import load_signatures
+from oncopersistnet.inference.align import aligned_block, match_genes
+from oncopersistnet.inference.predict import check_counts
+from oncopersistnet.model_source import TrainableModel
+
+logger = logging.getLogger(__name__)
+
+
+def _classes_from_labels(
+    obs: Any, label_key: str, persister_values: Sequence[str], non_persister_values: Sequence[str], source: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(kept cell positions, is_persister) from ``obs[label_key]``; cells with other labels are left out."""
+    if label_key not in obs.columns:
+        raise InputDataError(f"{source}: obs has no column {label_key!r} (--label-key); columns are: {', '.join(map(str, obs.columns)) or 'none'}")
+    labels = obs[label_key].astype(str).to_numpy()
+    is_persister = np.isin(labels, list(persister_values))
+    known = is_persister | np.isin(labels, list(non_persister_values))
+    if not known.any():
+        found = ", ".join(sorted(set(labels))[:5])
+        raise InputDataError(
+            f"{source}: no cell has a label in --persister-values {list(persister_values)} or "
+            f"--non-persister-values {list(non_persister_values)} (obs[{label_key!r}] has: {found})"
+        )
+    if not known.all():
+        logger.warning("%s: %d cells with other labels in obs[%r] are left out", source, int((~known).sum()), label_key)
+    kept = np.flatnonzero(known)
+    return kept, is_persister[kept]
+
+
+def explain_file(
+    model: TrainableModel,
+    input_path: str | Path,
+    top: int,
+    steps: int = 32,
+    max_cells: int = 1000,
+    label_key: str | None = None,
+    persister_values: Sequence[str] = ("persister",),
+    non_persister_values: Sequence[str] = ("non-persister",),
+    threshold: float = 0.5,
+    min_gene_fraction: float = 0.5,
+    counts_source: str = "auto",
+    orientation: str = "auto",
+    output: str | Path | None = None,
+) -> tuple[Explanation, dict[str, Any]]:
+    """Explain up to ``max_cells`` cells of ``input_path``; write the per-gene CSV to ``output`` if given."""
+    input_path = Path(input_path)
+    adata = read_counts(input_path, counts_source=counts_source, orientation=orientation)
+    pre = model.preprocessor
+    genes = np.asarray(adata.var_names, dtype=str)
+    match = match_genes(genes, pre.genes_, min_gene_fraction, source=str(input_path), selected_genes=pre.genes_[pre.selected_])
+    logger.info("%s: %s", input_path, match.describe())
+    if label_key is not None:
+        kept, is_persister = _classes_from_labels(adata.obs, label_key, persister_values, non_persister_values, str(input_path))
+    else:
+        kept, is_persister = np.arange(adata.n_obs), None
+    if kept.size == 0:
+        raise InputDataError(f"{input_path}: no cells to explain")
+    spread = evenly_spaced(kept.size, max_cells)  # cells come grouped by sample: keep every sample in proportion
+    chosen = kept[spread]
+    if is_persister is not None:
+        is_persister = is_persister[spread]
+    block = adata.X[chosen]
+    check_counts(block, np.asarray(adata.obs_names, dtype=str)[chosen], genes, str(input_path))
+    counts = aligned_block(block, match)
+    logger.info("integrated gradients on %d of %d cells, %d steps", chosen.size, adata.n_obs, steps)
+    explanation = explain_cells(pre, model.network, counts, steps, top, is_persister=is_persister, threshold=threshold)
+    signatures = load_signatures()
+    summary = explanation_summary(explanation, top, None, signatures)
+    if output is not None:
+        with atomic_path(output) as tmp:
+            annotated_table(explanation.table, None, signatures).to_csv(tmp, float_format="%.6g")
+        logger.info("wrote the per-gene table to %s", output)
+    return explanation, summary
+
+
+def format_top_table(explanation: Explanation, summary: dict[str, Any], top: int) -> str:
+    """The top genes per class side by side, then the signature overlaps: what the command prints."""
+    table, ranked = explanation.table, explanation.top
+    n_p = int(explanation.is_persister.sum())
+    n = int(explanation.is_persister.size)
+    grouped = "labels" if explanation.class_source == "labels" else "the model's calls"
+    lines = [
+        f"Integrated gradients of the calibrated persister logit, {n} cells ({n_p} persister, {n - n_p} non-persister, by {grouped}); "
+        f"completeness gap median {summary['completeness']['median_abs_gap']:.3f}, max {summary['completeness']['max_abs_gap']:.3f} logit",
+        "",
+        f"{'rank':>4}  {'persister cells: towards persister':<36}  {'non-persister cells: away':<36}  {'all cells: mean |attribution|':<32}",
+    ]
+
+    def cell(genes: list[str], i: int, column: str, signed: bool) -> str:
+        if i >= len(genes):
+            return ""
+        value = table.loc[genes[i], column]
+        return f"{genes[i]:<22} {value:+.4f}" if signed else f"{genes[i]:<22} {value:.4f}"
+
+    for i in range(min(top, max(len(v) for v in ranked.values()))):
+        lines.append(
+            f"{i + 1:>4}  {cell(ranked['persister'], i, 'mean_attribution_persister', True):<36}  "
+            f"{cell(ranked['non_persister'], i, 'mean_attribution_non_persister', True):<36}  "
+            f"{cell(ranked['global'], i, 'mean_abs_attribution', False):<32}"
+        )
+    lines.append("")
+    lines.append(f"Published persister signatures in the top {top} (all cells):")
+    for name, overlap in summary["signatures"].items():
+        found = ", ".join(overlap["overlap_genes"]) or "none"
+        lines.append(
+            f"  {name}: {overlap['overlap']} ({found}); {overlap['genes_read_by_model']} of {overlap['signature_genes']} genes "
+            f"read by the model, {overlap['expected_overlap']:.2f} expected by chance, p = {overlap['p_value']:.3g}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,371 @@
+"""Gene-level explanations: integrated gradients through the deployed path, checked against known truth."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from oncopersistnet.config import MlflowConfig, SimulateConfig, params_from_dict
+from oncopersistnet.data.simulate import PROGRAMME_GENES, planted_programme, simulate_cells
+from oncopersistnet.explain import (
+    PLANTED_LFC_CUT,
+    Signature,
+    attention_by_position,
+    deployed_graph,
+    evenly_spaced,
+    explain_cells,
+    explanation_summary,
+    gene_table,
+    integrated_gradients,
+    load_signatures,
+    signature_overlap,
+    top_genes,
+)
+from oncopersistnet.explain.attribution import Attributions
+from oncopersistnet.tracking import data_hash
+
+from conftest import SMALL, dense
+from helpers import TINY_PARAMS, deep_update, make_project, stage
+
+# data_hash of simulate_cells(SimulateConfig()) (the default params.yaml), as the
+# preprocess stage recorded it in data/processed/summary.json before the world
+# draws moved into simulate_world(): the refactor must not change one count.
+DEFAULT_SIMULATION_HASH = "6cc64737b54c6188"
+
+
+def _error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if " ERROR " in line]
+
+
+@pytest.fixture(scope="session")
+def test_cells(small_adata, small_split):
+    """Raw counts (float32) and labels of the fixture's test split."""
+    mask = small_split == "test"
+    counts = dense(small_adata.X[mask]).astype(np.float32)
+    return counts, (small_adata.obs["label"].to_numpy()[mask] == "persister")
+
+
+@pytest.fixture(scope="session")
+def explained(fitted, trained, test_cells):
+    """The fixture's test cells explained with the fixture's trained CNN-LSTM."""
+    pre, _, _ = fitted
+    counts, is_persister = test_cells
+    return explain_cells(pre, trained.model, counts, steps=32, top=20, is_persister=is_persister)
+
+
+def _genes(pre) -> np.ndarray:
+    return pre.genes_[pre.selected_]
+
+
+# ------------------------------------------------------------------ attribution
+
+
+def test_completeness_attributions_add_up_to_the_logit_change(fitted, trained, test_cells, explained):
+    pre, _, _ = fitted
+    counts, _ = test_cells
+    a = explained.attributions
+    change = a.logit - a.baseline_logit
+    assert np.median(np.abs(change)) > 0.5  # the cells are not all at the baseline: the check has teeth
+    # 32 midpoint steps: each cell's attributions sum to its logit change within a few percent.
+    assert np.all(np.abs(a.completeness_gap) <= 0.05 * np.abs(change) + 0.05)
+    assert np.median(np.abs(a.completeness_gap)) < 0.02 * np.median(np.abs(change))
+    # The gap is integration error: more steps shrink it, 2 steps leave it visibly open.
+    graph = deployed_graph(pre, trained.model)
+    coarse = integrated_gradients(graph, counts[:40], _genes(pre), steps=2)
+    fine = integrated_gradients(graph, counts[:40], _genes(pre), steps=64)
+    assert np.abs(fine.completeness_gap).mean() < np.abs(coarse.completeness_gap).mean() / 4
+    # The logit is the one behind the deployed probability (sigmoid of it is the graph's output).
+    with torch.no_grad():
+        deployed = graph(torch.from_numpy(counts)).numpy()
+    np.testing.assert_allclose(a.probability, deployed, atol=1e-5)
+
+
+def test_a_cell_at_the_baseline_gets_no_attribution(fitted, trained):
+    pre, _, _ = fitted
+    graph = deployed_graph(pre, trained.model)
+    # Every gene missing: the graph imputes the training mean, which is the baseline itself.
+    missing = np.full((3, pre.genes_.size), np.nan, dtype=np.float32)
+    a = integrated_gradients(graph, missing, _genes(pre), steps=8)
+    assert np.all(a.values == 0.0)
+    np.testing.assert_allclose(a.logit, a.baseline_logit, atol=1e-5)
+
+
+def test_genes_the_model_does_not_read_get_no_attribution(fitted, trained, test_cells, explained):
+    pre, _, _ = fitted
+    counts, _ = test_cells
+    selected = set(_genes(pre))
+    unread = set(pre.genes_) - selected
+    assert unread  # the fixture selects 150 of 300 genes
+    # Only genes the model reads appear, in the table and in every ranking.
+    assert set(explained.table.index) == selected
+    for ranking in explained.top.values():
+        assert not set(ranking) & unread
+    # A gene the input lacks (NaN) is imputed at the baseline: exactly zero attribution in every cell.
+    gene = _genes(pre)[0]
+    column = int(np.flatnonzero(pre.genes_ == gene)[0])
+    lacking = counts[:30].copy()
+    lacking[:, column] = np.nan
+    a = integrated_gradients(deployed_graph(pre, trained.model), lacking, _genes(pre), steps=8)
+    assert np.all(a.values[:, 0] == 0.0)
+    assert np.abs(a.values[:, 1:]).sum() > 0
+
+
+def test_attention_weights_only_for_attention_networks(fitted, trained, test_cells):
+    from oncopersistnet.model import CnnLstmAttentionClassifier
+
+    pre, _, _ = fitted
+    counts, _ = test_cells
+    assert attention_by_position(deployed_graph(pre, trained.model), counts[:5]) is None
+    torch.manual_seed(0)
+    network = CnnLstmAttentionClassifier(pre.n_features_out, conv_channels=[4], lstm_hidden=4, dense_units=4).eval()
+    weights = attention_by_position(deployed_graph(pre, network), counts[:5])
+    assert weights.shape[0] == 5 and np.allclose(weights.sum(axis=1), 1.0, atol=1e-5)
+    summary = explanation_summary(explain_cells(pre, network, counts[:6], steps=4, top=5), 5)
+    assert len(summary["attention"]["persister"]) + len(summary["attention"]["non_persister"]) >= weights.shape[1]
+
+
+# ------------------------------------------------------------------ aggregation
+
+
+def test_gene_table_and_rankings_follow_the_definitions():
+    values = np.array([[2.0, -1.0, 0.0], [4.0, 1.0, -3.0], [-1.0, -2.0, 0.5]])
+    a = Attributions(
+        values=values, path_gradient=np.ones_like(values), genes=np.array(["A", "B", "C"]),
+        expression=np.zeros_like(values), logit=values.sum(axis=1), baseline_logit=0.0,
+    )
+    is_persister = np.array([True, True, False])
+    table = gene_table(a, is_persister)
+    assert table.loc["A", "mean_attribution_persister"] == 3.0
+    assert table.loc["B", "mean_attribution_non_persister"] == -2.0
+    assert table.loc["C", "mean_abs_attribution"] == pytest.approx(3.5 / 3)
+    assert list(table.index) == ["A", "B", "C"] and list(table["rank"]) == [1, 2, 3]
+    top = top_genes(table, 3)
+    assert top["persister"] == ["A"]  # B (0.0) and C (-1.5) do not push persister cells towards persister
+    assert top["non_persister"] == ["B", "A"]  # -2.0 before -1.0; C (+0.5) pushes the other way
+    assert top["global"] == ["A", "B", "C"] and top_genes(table, 1)["global"] == ["A"]
+
+
+def test_evenly_spaced_keeps_every_part_of_the_input():
+    assert list(evenly_spaced(5, 10)) == [0, 1, 2, 3, 4]
+    picked = evenly_spaced(1000, 10)
+    assert picked.size == 10 and picked[0] == 0 and picked[-1] == 999
+
+
+# ------------------------------------------------------------------ known truth
+
+
+def test_shipped_signatures_are_small_sourced_and_in_the_vocabulary():
+    signatures = load_signatures()
+    assert {s.name for s in signatures} >= {"shaffer2017_pre_resistant_melanoma", "hangauer2017_gpx4_dependency"}
+    for signature in signatures:
+        assert 1 <= len(signature.genes) <= 15
+        assert "et al." in signature.source and "doi:" in signature.source
+        assert set(signature.direction.values()) <= {"up", "down", "required"}
+    genes = {g for s in signatures for g in s.genes}
+    assert {"AXL", "NGFR", "SERPINE1", "GPX4", "KDM5A"} <= genes
+
+
+def test_signature_overlap_counts_against_chance():
+    table = pd.DataFrame(
+        {"mean_path_gradient": [0.5, -0.2] + [0.1] * 8}, index=pd.Index(["AXL", "SOX10"] + [f"G{i}" for i in range(8)])
+    )
+    signature = Signature("s", "Someone et al. 2000 (doi:x)", {"AXL": "up", "SOX10": "up", "NGFR": "up"})
+    top = {"global": ["AXL", "SOX10", "G0", "G1", "G2"], "persister": ["AXL"], "non_persister": []}
+    result = signature_overlap(signature, table, top, k=5)
+    assert result["overlap"] == 2 and result["overlap_genes"] == ["AXL", "SOX10"]
+    assert result["genes_not_read"] == ["NGFR"] and result["genes_read_by_model"] == 2
+    assert result["chance_rate"] == pytest.approx(0.2) and result["expected_overlap"] == pytest.approx(1.0)
+    assert result["p_value"] == pytest.approx(2 / 9)  # both readable genes among 5 of 10: C(8,3)/C(10,5)
+    assert result["direction_agrees"] == {"AXL": True, "SOX10": False}
+    assert result["in_persister_top"] == ["AXL"]
+
+
+def test_planted_programme_is_the_simulators_truth(small_adata):
+    planted = planted_programme(SMALL)
+    assert list(planted.index) == list(small_adata.var_names)
+    nonzero = set(planted.index[planted != 0])
+    assert set(PROGRAMME_GENES) <= nonzero
+    assert len(nonzero - set(PROGRAMME_GENES)) >= 300 // 25 - 3  # the diffuse background shifts, not only the named programme
+    # The planted shifts are what the counts show: persister vs non-persister log ratio tracks them.
+    counts = small_adata.X.toarray().astype(float)
+    normalised = counts / counts.sum(axis=1, keepdims=True)
+    is_p = (small_adata.obs["label"] == "persister").to_numpy()
+    ratio = np.log((normalised[is_p].mean(0) + 1e-5) / (normalised[~is_p].mean(0) + 1e-5))
+    strong = np.abs(planted.to_numpy()) > 1.0
+    assert np.corrcoef(ratio[strong], planted.to_numpy()[strong])[0, 1] > 0.8
+
+
+def test_the_world_refactor_changed_no_simulated_count():
+    adata = simulate_cells(SimulateConfig())
+    digest = data_hash(
+        adata.X, np.asarray(adata.obs["label"], dtype=str), np.asarray(adata.obs["sample"], dtype=str),
+        np.asarray(adata.var_names), np.asarray(adata.obs_names, dtype=str),
+    )
+    assert digest == DEFAULT_SIMULATION_HASH
+    assert list(planted_programme(SimulateConfig()).index) == list(adata.var_names)
+
+
+def test_top_genes_find_the_planted_programme_above_chance(explained):
+    planted = planted_programme(SMALL)
+    summary = explanation_summary(explained, 20, planted)
+    recovery = summary["planted"]
+    assert recovery["lfc_cut"] == PLANTED_LFC_CUT and recovery["k"] == 20
+    assert 0.05 < recovery["chance_rate"] < 0.3
+    assert recovery["precision_at_k"] >= 2 * recovery["chance_rate"]
+    assert recovery["auroc"] > 0.65
+    # Planted genes in the top are read the planted way round (up-shifted -> towards persister).
+    assert recovery["direction_agreement"] >= 0.8
+    # A ranking that ignores the attributions (alphabetical) does not pass the same bar.
+    alphabetical = {key: sorted(explained.table.index)[:20] for key in ("global", "persister", "non_persister")}
+    from oncopersistnet.explain import planted_recovery
+
+    baseline = planted_recovery(explained.table, planted, alphabetical, 20)
+    assert baseline["precision_at_k"] < recovery["precision_at_k"]
+
+
+# ------------------------------------------------------------------ stage
+
+
+def _stage_inputs(root, small_adata, small_split, pre, network, run_id, drop_last_gene=False):
+    """The files the explain stage reads, from the session fixtures."""
+    from oncopersistnet.model import save_checkpoint
+
+    (root / "data/validated").mkdir(parents=True, exist_ok=True)
+    (root / "data/processed").mkdir(parents=True, exist_ok=True)
+    (root / "models").mkdir(parents=True, exist_ok=True)
+    adata = small_adata[:, :-1].copy() if drop_last_gene else small_adata
+    adata.write_h5ad(root / "data/validated/cells.h5ad")
+    pd.DataFrame(
+        {"cell_id": small_adata.obs_names, "sample": small_adata.obs["sample"].astype(str),
+         "label": small_adata.obs["label"].astype(str), "split": small_split}
+    ).to_csv(root / "data/processed/split.csv", index=False)
+    pre.save(root / "models/preprocessor.npz")
+    save_checkpoint(network, root / "models/model.pt")
+    (root / "models/mlflow_run.json").write_text(json.dumps({"run_id": run_id}))
+
+
+OUTPUTS = ("metrics/explain.json", "reports/attributions.csv", "reports/figures/attributions.png")
+
+
+@pytest.fixture()
+def store(tmp_path, monkeypatch):
+    # mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI: let monkeypatch restore it.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "unset")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    yield tmp_path
+    mlflow.set_tracking_uri(None)
+
+
+def test_stage_writes_scores_and_logs_to_the_deployable_run(store, small_adata, small_split, fitted, trained):
+    from oncopersistnet.paths import ProjectPaths
+    from oncopersistnet.stages import explain as explain_stage
+    from oncopersistnet.tracking import configure_mlflow
+
+    pre, _, _ = fitted
+    params = params_from_dict({"simulate": dict(vars(SMALL)), "explain": {"cells": 60, "steps": 8, "top": 10}})
+    configure_mlflow(params.mlflow, store)
+    with mlflow.start_run() as run:
+        pass
+    _stage_inputs(store, small_adata, small_split, pre, trained.model, run.info.run_id)
+    explain_stage.run(params, ProjectPaths(store))
+
+    summary = json.loads((store / "metrics/explain.json").read_text())
+    assert summary["cells"] == 60 and summary["classes_from"] == "labels"
+    assert summary["planted"]["k"] == 10 and 0 <= summary["planted"]["precision_at_k"] <= 1
+    assert set(summary["top_genes"]) == {"persister", "non_persister", "global"}
+    assert set(summary["signatures"]) == {s.name for s in load_signatures()}
+    table = pd.read_csv(store / "reports/attributions.csv", index_col="gene")
+    assert set(table.index) == set(_genes(pre)) and {"planted_lfc", "signatures", "rank"} <= set(table.columns)
+    assert (store / "reports/figures/attributions.png").read_bytes()[:4] == b"\x89PNG"
+    logged = mlflow.get_run(run.info.run_id)
+    assert logged.data.metrics["explain_precision_at_10"] == pytest.approx(summary["planted"]["precision_at_k"])
+    assert logged.data.metrics["explain_chance_rate"] == pytest.approx(summary["planted"]["chance_rate"])
+    assert logged.data.params["explain.steps"] == "8"
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "explain")}
+    assert {"explain/attributions.csv", "explain/attributions.json"} <= artifacts
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("genes", "genes are not the 300 genes models/preprocessor.npz was fitted on"),
+        ("steps", "explain.steps: must be positive"),
+    ],
+)
+def test_stage_on_bad_input_fails_in_one_line_and_writes_nothing(tmp_path, small_adata, small_split, fitted, trained, case, message):
+    pre, _, _ = fitted
+    params = deep_update(TINY_PARAMS, {"explain": {"steps": 0}} if case == "steps" else {})
+    project = make_project(tmp_path, params, git=False)
+    _stage_inputs(project, small_adata, small_split, pre, trained.model, "0" * 32, drop_last_gene=case == "genes")
+    result = stage("explain", project, check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    (line,) = _error_lines(result.stderr)
+    assert "explain failed:" in line and message in line
+    for output in OUTPUTS:
+        assert not (project / output).exists(), output
+
+
+# ------------------------------------------------------------------ CLI
+
+
+def test_cli_help_documents_explain(capsys):
+    from oncopersistnet.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["explain", "--help"])
+    assert exit_info.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    for option in ("--input", "--top", "--model", "--output", "--label-key"):
+        assert option in out
+    assert "models:/oncopersistnet@champion" in out
+
+
+@pytest.fixture()
+def model_folder(tmp_path, fitted, trained):
+    from oncopersistnet.model import save_checkpoint
+
+    pre, _, _ = fitted
+    folder = tmp_path / "model"
+    folder.mkdir()
+    pre.save(folder / "preprocessor.npz")
+    save_checkpoint(trained.model, folder / "model.pt")
+    return folder
+
+
+def test_cli_explains_a_small_h5ad_with_a_local_model(tmp_path, monkeypatch, capsys, small_adata, small_split, fitted, model_folder):
+    from oncopersistnet.cli import main
+
+    pre, _, _ = fitted
+    monkeypatch.chdir(tmp_path)  # no params.yaml here: built-in defaults
+    cells = small_adata[small_split == "test"][::3].copy()
+    cells.write_h5ad(tmp_path / "cells.h5ad")
+    args = ["explain", "--input", "cells.h5ad", "--model", str(model_folder), "--top", "5", "--steps", "8"]
+    assert main([*args, "--output", "out/attributions.csv", "--label-key", "label"]) == 0
+    out = capsys.readouterr().out
+    assert "persister cells: towards persister" in out and f"{cells.n_obs} cells" in out and "by labels" in out
+    table = pd.read_csv(tmp_path / "out/attributions.csv", index_col="gene")
+    assert set(table.index) == set(_genes(pre)) and "planted_lfc" not in table.columns
+    assert table.index[0] in out  # the most influential gene is printed
+    # Without labels: grouped by the model's own calls.
+    assert main(args) == 0
+    assert "by the model's calls" in capsys.readouterr().out
+
+
+def test_cli_bad_input_is_one_error_line_and_no_output(tmp_path, monkeypatch, capsys, small_adata, model_folder):
+    from oncopersistnet.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    small_adata[:20].copy().write_h5ad(tmp_path / "cells.h5ad")
+    code = main(["explain", "--input", "cells.h5ad", "--model", str(model_folder), "--label-key", "condition_x", "--output", "a.csv"])
+    assert code == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and "obs has no column 'condition_x'" in errors[0]
+    assert not (tmp_path / "a.csv").exists()
+    assert main(["explain", "--input", "absent.h5ad", "--model", str(model_folder)]) == 1
+    assert main(["explain", "--input", "cells.h5ad", "--model", str(tmp_path / "nowhere")]) == 1
+    assert main(["explain", "--input", "cells.h5ad", "--model", str(model_folder), "--top", "0"]) == 1
