@@ -42,7 +42,7 @@ def _registered(name: str) -> Any:
         raise ModelError(f"no registered model {name!r} in this MLflow store; run the pipeline (make run) first") from exc
 
 
-def _version(name: str, reference: str) -> Any:
+def resolve_version(name: str, reference: str) -> Any:
     """A version by number or by alias."""
     from mlflow.exceptions import MlflowException
 
@@ -79,7 +79,7 @@ def current_champion_version(name: str) -> str | None:
 
 def promote(name: str, version: str, reason: str, kind: str = "promote") -> str | None:
     """Give ``version`` the champion alias; record the move; return the previous champion's version."""
-    target = _version(name, version)
+    target = resolve_version(name, version)
     previous = current_champion_version(name)
     client = _client()
     client.set_registered_model_alias(name, CHAMPION, str(target.version))
@@ -131,5 +131,5 @@ def list_versions(name: str) -> list[dict[str, Any]]:
 
 def show_version(name: str, reference: str = CHAMPION) -> dict[str, Any]:
     """A version's card: summary, every tag and the description."""
-    version = _version(name, reference)
+    version = resolve_version(name, reference)
     return describe_version(version) | {"tags": dict(version.tags), "description": version.description or ""}

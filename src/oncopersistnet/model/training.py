@@ -26,7 +26,14 @@ from oncopersistnet.atomic import atomic_path
 from oncopersistnet.config import TrainConfig
 from oncopersistnet.errors import ModelError
 from oncopersistnet.model.calibration import fit_calibration
-from oncopersistnet.model.network import NETWORK_CLASSES, CnnLstmClassifier, MlpClassifier, PersisterNetwork, mlp_width_for
+from oncopersistnet.model.network import (
+    NETWORK_CLASSES,
+    CnnLstmAttentionClassifier,
+    CnnLstmClassifier,
+    MlpClassifier,
+    PersisterNetwork,
+    mlp_width_for,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -70,18 +77,29 @@ def predict_logits(model: PersisterNetwork, features: np.ndarray, batch_size: in
     return _batched(model, features, batch_size, calibrated=False)
 
 
+def _sequence_network_args(config: TrainConfig) -> dict[str, Any]:
+    """The constructor arguments the CNN-LSTM and its attention variant share."""
+    return {
+        "conv_channels": config.conv_channels,
+        "kernel_size": config.kernel_size,
+        "lstm_hidden": config.lstm_hidden,
+        "lstm_layers": config.lstm_layers,
+        "bidirectional": config.bidirectional,
+        "dense_units": config.dense_units,
+        "dropout": config.dropout,
+    }
+
+
 def build_network(config: TrainConfig, n_features: int) -> PersisterNetwork:
-    """The network ``config.architecture`` names; an MLP is sized to the CNN-LSTM's parameter count."""
-    cnn_lstm = CnnLstmClassifier(
-        n_features=n_features,
-        conv_channels=config.conv_channels,
-        kernel_size=config.kernel_size,
-        lstm_hidden=config.lstm_hidden,
-        lstm_layers=config.lstm_layers,
-        bidirectional=config.bidirectional,
-        dense_units=config.dense_units,
-        dropout=config.dropout,
-    )
+    """The network ``config.architecture`` names; an MLP is sized to the CNN-LSTM's parameter count.
+
+    The attention variant is built first thing from the seed, like the CNN-LSTM, so
+    the layers they share start from the same weights and a comparison of the two
+    measures the pooling, not the initialisation.
+    """
+    if config.architecture == "cnn_lstm_attention":
+        return CnnLstmAttentionClassifier(n_features, **_sequence_network_args(config))
+    cnn_lstm = CnnLstmClassifier(n_features, **_sequence_network_args(config))
     if config.architecture == "cnn_lstm":
         return cnn_lstm
     if config.architecture == "mlp":
@@ -95,6 +113,22 @@ def _safe_auc(y: np.ndarray, p: np.ndarray) -> float:
     return float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan")
 
 
+def _freeze_all_but(model: PersisterNetwork, train_only: tuple[str, ...] | None) -> list[nn.Module]:
+    """Stop gradients to every top-level submodule not named in ``train_only``; return the frozen ones."""
+    if train_only is None:
+        return []
+    children = dict(model.named_children())
+    unknown = sorted(set(train_only) - set(children))
+    if unknown:
+        raise ModelError(
+            f"cannot train only {unknown} of a {model.architecture} network; its parts are {sorted(children)}"
+        )
+    frozen = [module for name, module in children.items() if name not in train_only]
+    for module in frozen:
+        module.requires_grad_(False)
+    return frozen
+
+
 def train_model(
     X_train: np.ndarray,
     y_train: np.ndarray,
@@ -103,17 +137,29 @@ def train_model(
     config: TrainConfig,
     on_epoch: EpochCallback | None = None,
     progress: bool = True,
+    initial: PersisterNetwork | None = None,
+    train_only: tuple[str, ...] | None = None,
 ) -> TrainingResult:
     """Train the network of ``config.architecture``; keep the weights of the best validation
-    loss, then fit the probability calibration (``config.calibration``) on the validation split."""
+    loss, then fit the probability calibration (``config.calibration``) on the validation split.
+
+    Fine-tuning passes ``initial``, a trained network to start from (copied, never
+    changed in place; its calibration is refitted), and optionally ``train_only``,
+    the names of the submodules whose weights may move (``("head",)``: the dense
+    head on frozen convolutional and recurrent layers, whose BatchNorm statistics
+    stay frozen too).
+    """
     seed_everything(config.seed)
-    model = build_network(config, X_train.shape[1])
+    model = build_network(config, X_train.shape[1]) if initial is None else copy.deepcopy(initial)
+    model.set_calibration(1.0, 0.0)
+    frozen = _freeze_all_but(model, train_only)
     n_pos = float(y_train.sum())
     n_neg = float(len(y_train) - n_pos)
     if n_pos == 0 or n_neg == 0:
         raise ModelError("train: the training split must contain both persisters and non-persisters")
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(n_neg / n_pos))
-    optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimiser = torch.optim.Adam(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
     X_t = torch.from_numpy(np.asarray(X_train, dtype=np.float32))
     y_t = torch.from_numpy(np.asarray(y_train, dtype=np.float32))
@@ -125,6 +171,8 @@ def train_model(
     bar = tqdm(range(1, config.max_epochs + 1), desc="training", unit="epoch", disable=not progress)
     for epoch in bar:
         model.train()
+        for module in frozen:
+            module.eval()  # frozen BatchNorm keeps its running statistics
         order = torch.randperm(len(X_t), generator=generator)
         total = 0.0
         for start in range(0, len(order), config.batch_size):
@@ -167,6 +215,8 @@ def train_model(
         )
     model.load_state_dict(best_state)
     model.eval()
+    for module in frozen:
+        module.requires_grad_(True)  # frozen for this training only, not for later use
     scale, shift = fit_calibration(predict_logits(model, X_val), np.asarray(y_val), config.calibration)
     model.set_calibration(scale, shift)
     logger.info(

@@ -10,8 +10,10 @@ arithmetic from these arrays, so the deployed graph and this class cannot drift.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -116,6 +118,31 @@ class CellPreprocessor:
         if sparse.issparse(logged):
             return logged[:, self.selected_].toarray()
         return np.asarray(logged)[:, self.selected_]
+
+    def refit_scaling(self, counts: sparse.spmatrix | np.ndarray) -> CellPreprocessor:
+        """A copy whose imputation means, min-max range and PCA centre are refitted on ``counts``.
+
+        For transfer to another dataset: the selected genes and the PCA axes (what
+        the network's inputs mean) stay, while the statistics that absorb a
+        study's depth and batch offsets follow the new training cells. A gene the
+        new data lacks everywhere keeps its old mean. ``counts``: new training
+        cells over ``genes_``, NaN for missing genes.
+        """
+        self._check_fitted()
+        if counts.shape[0] < 2:
+            raise InputDataError("refit_scaling: at least 2 training cells are needed")
+        refitted = copy.deepcopy(self)
+        selected = self._dense_selected(log_normalize(counts, self.target_sum))
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: genes the new data lacks
+            new_mean = np.nanmean(selected, axis=0)
+        refitted.impute_mean_ = np.where(np.isnan(new_mean), self.impute_mean_, new_mean)
+        selected = np.where(np.isnan(selected), refitted.impute_mean_, selected)
+        refitted.min_ = selected.min(axis=0)
+        data_range = selected.max(axis=0) - refitted.min_
+        refitted.range_ = np.where(data_range > 0, data_range, self.range_)
+        refitted.pca_mean_ = ((selected - refitted.min_) / refitted.range_).mean(axis=0)
+        return refitted
 
     # ------------------------------------------------------------- transforming
     def _check_fitted(self) -> None:

@@ -8,13 +8,37 @@ import logging
 from oncopersistnet.atomic import atomic_path, write_json, write_text
 from oncopersistnet.config import Params
 from oncopersistnet.export import export_onnx, parity_check
-from oncopersistnet.model import load_checkpoint
+from oncopersistnet.model import PersisterNetwork, load_checkpoint
 from oncopersistnet.paths import ProjectPaths
 from oncopersistnet.preprocessing import CellPreprocessor
 from oncopersistnet.stages.common import read_split_cells
 from oncopersistnet.tracking import configure_mlflow, load_run_reference, log_params_once, resumed_run
 
 logger = logging.getLogger(__name__)
+
+
+def model_metadata(
+    preprocessor: CellPreprocessor,
+    network: PersisterNetwork,
+    model_name: str,
+    threshold: float,
+    calibration: str,
+    fit_samples: list[str],
+    provenance: dict[str, str],
+) -> dict[str, object]:
+    """What an exported ONNX file carries about itself (``metadata_props``)."""
+    return {
+        "model_name": model_name,
+        "threshold": threshold,
+        "architecture": network.architecture,
+        "calibration": {"method": calibration, "scale": float(network.calibration[0]), "shift": float(network.calibration[1])},
+        **provenance,
+        "n_components": preprocessor.n_features_out,
+        "n_genes_selected": int(preprocessor.selected_.size),
+        "selected_genes": [str(g) for g in preprocessor.genes_[preprocessor.selected_]],
+        # Samples the model was fitted or early-stopped on: a fair comparison avoids them.
+        "fit_samples": sorted(fit_samples),
+    }
 
 
 def run(params: Params, paths: ProjectPaths) -> None:
@@ -27,19 +51,11 @@ def run(params: Params, paths: ProjectPaths) -> None:
     preprocessor = CellPreprocessor.load(paths.preprocessor)
     network = load_checkpoint(paths.model)
     summary = json.loads(paths.preprocess_summary.read_text())
-    metadata = {
-        "model_name": params.register.model_name,
-        "threshold": params.evaluate.threshold,
-        "architecture": params.train.architecture,
-        "calibration": {"method": params.train.calibration, "scale": float(network.calibration[0]), "shift": float(network.calibration[1])},
-        "mlflow_run_id": run_id,
-        **{key: reference.get(key, "") for key in ("data_hash", "params_hash", "git_commit", "oncopersistnet_version")},
-        "n_components": preprocessor.n_features_out,
-        "n_genes_selected": int(preprocessor.selected_.size),
-        "selected_genes": [str(g) for g in preprocessor.genes_[preprocessor.selected_]],
-        # Samples the model was fitted or early-stopped on: a fair comparison avoids them.
-        "fit_samples": sorted(summary["train"]["samples"] + summary["val"]["samples"]),
-    }
+    metadata = model_metadata(
+        preprocessor, network, params.register.model_name, params.evaluate.threshold, params.train.calibration,
+        summary["train"]["samples"] + summary["val"]["samples"],
+        {"mlflow_run_id": run_id, **{key: reference.get(key, "") for key in ("data_hash", "params_hash", "git_commit", "oncopersistnet_version")}},
+    )
     test = read_split_cells(paths, "test", limit=params.export.parity_cells)
     with atomic_path(paths.onnx) as tmp:
         export_onnx(preprocessor, network, tmp, metadata, opset=params.export.opset)

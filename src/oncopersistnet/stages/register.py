@@ -9,12 +9,22 @@ import numpy as np
 import onnx
 
 from oncopersistnet.atomic import write_json
-from oncopersistnet.config import Params
+from oncopersistnet.config import Params, RegisterConfig
 from oncopersistnet.inference.model import OnnxPersisterModel
 from oncopersistnet.inference.resolve import load_model
 from oncopersistnet.model_card import build_model_card
+from oncopersistnet.model_source import ARTIFACT_DIR
 from oncopersistnet.paths import ProjectPaths
-from oncopersistnet.registry import CHALLENGER, CHAMPION, HeadToHead, current_champion, decide_promotion, head_to_head, score_on_cells
+from oncopersistnet.registry import (
+    CHALLENGER,
+    CHAMPION,
+    HeadToHead,
+    PromotionDecision,
+    current_champion,
+    decide_promotion,
+    head_to_head,
+    score_on_cells,
+)
 from oncopersistnet.registry_client import promote
 from oncopersistnet.stages.common import read_preprocess_summary, read_split_cells
 from oncopersistnet.tracking import configure_mlflow, dvc_experiment_name, load_run_id, log_params_once, resumed_run
@@ -29,6 +39,30 @@ MODEL_DESCRIPTION = (
     "the version that passed the promotion gate. Intended for cells like those it was trained on (see each "
     "version's description); not a clinical tool."
 )
+
+
+def gate_decision(candidate: dict[str, float], config: RegisterConfig, comparison: HeadToHead | str | None) -> PromotionDecision:
+    """The promotion gate's verdict, except that a DVC experiment never takes ``champion``."""
+    decision = decide_promotion(candidate, config, comparison)
+    experiment = dvc_experiment_name()
+    if experiment and decision.alias == CHAMPION:
+        # A sweep must not move what `predict` serves: the last passing experiment would win.
+        decision.alias = CHALLENGER
+        decision.reason = (
+            f"DVC experiment {experiment} passes the gate ({decision.reason}) but experiments never move "
+            f"champion; to promote it: dvc exp apply {experiment} && dvc repro -f -s register"
+        )
+    return decision
+
+
+def apply_decision(model_name: str, version: str, decision: PromotionDecision) -> None:
+    """Move ``champion`` through :func:`promote` (recorded for rollback), or set the other alias."""
+    from mlflow import MlflowClient
+
+    if decision.alias == CHAMPION:
+        promote(model_name, version, decision.reason)  # records the move for `models rollback`
+    else:
+        MlflowClient().set_registered_model_alias(model_name, decision.alias, version)
 
 
 def run(params: Params, paths: ProjectPaths) -> None:
@@ -66,15 +100,10 @@ def run(params: Params, paths: ProjectPaths) -> None:
             onnx_execution_providers=["CPUExecutionProvider"],
         )
         version = str(info.registered_model_version)
-        decision = decide_promotion(candidate, config, comparison)
-        experiment = dvc_experiment_name()
-        if experiment and decision.alias == CHAMPION:
-            # A sweep must not move what `predict` serves: the last passing experiment would win.
-            decision.alias = CHALLENGER
-            decision.reason = (
-                f"DVC experiment {experiment} passes the gate ({decision.reason}) but experiments never move "
-                f"champion; to promote it: dvc exp apply {experiment} && dvc repro -f -s register"
-            )
+        # The trainable form next to the ONNX model: `explain` and `transfer` start from it.
+        mlflow.log_artifact(str(paths.model), artifact_path=ARTIFACT_DIR)
+        mlflow.log_artifact(str(paths.preprocessor), artifact_path=ARTIFACT_DIR)
+        decision = gate_decision(candidate, config, comparison)
         client = MlflowClient()
         if not client.get_registered_model(config.model_name).description:
             client.update_registered_model(config.model_name, description=MODEL_DESCRIPTION)
@@ -92,10 +121,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
         }
         for key, value in card_tags.items():
             client.set_model_version_tag(config.model_name, version, key, value)
-        if decision.alias == CHAMPION:
-            promote(config.model_name, version, decision.reason)  # records the move for `models rollback`
-        else:
-            client.set_registered_model_alias(config.model_name, decision.alias, version)
+        apply_decision(config.model_name, version, decision)
         mlflow.set_tags({"registered_version": version, "promotion_alias": decision.alias, "promotion_reason": decision.reason})
         if isinstance(decision.head_to_head, HeadToHead):
             h2h = decision.head_to_head

@@ -1,0 +1,1 @@
+"""Transfer to independent datasets: adapt a trained model to another study or cancer type."""

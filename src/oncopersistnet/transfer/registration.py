@@ -1,0 +1,132 @@
+"""Track and register an adapted model: its own MLflow run, linked to the parent version.
+
+The run carries the parent's registry URI (tag ``parent_model_uri``), the new
+dataset's hash and the fine-tuning params; its metrics are the zero-shot and
+fine-tuned figures on the same new test cells (``zero_shot_*``, ``test_*``) and
+those of the models trained on the new data alone (``new_data_<family>_*``). The
+ONNX graph is registered under its own model name (one per target dataset by
+default), and the main model's promotion gate decides its alias.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from oncopersistnet.config import Params
+from oncopersistnet.inference.model import OnnxPersisterModel
+from oncopersistnet.inference.resolve import load_model
+from oncopersistnet.model_source import ARTIFACT_DIR, CHECKPOINT_NAME, PREPROCESSOR_NAME
+from oncopersistnet.registry import current_champion, head_to_head, score_on_cells
+from oncopersistnet.stages.register import PIP_REQUIREMENTS, apply_decision, gate_decision
+from oncopersistnet.tracking import dvc_experiment_name, flatten_for_mlflow, git_commit
+from oncopersistnet.transfer.adapt import Adapted, TargetCells
+
+logger = logging.getLogger(__name__)
+
+REPORTED = ("f1", "roc_auc", "pr_auc", "balanced_accuracy", "brier", "ece")
+
+
+def _description(summary: dict[str, Any], name: str) -> str:
+    study = summary["study"]
+    return (
+        f"{summary['parent_model_uri']} adapted to {study['dataset']} ({study['input']}): {summary['mode']} fine-tuning"
+        f"{' with scaling statistics refitted' if summary['refit_scaling'] else ''} on samples "
+        f"{', '.join(study['samples']['train'])}, validated on {', '.join(study['samples']['val'])}, tested on "
+        f"{', '.join(study['samples']['test'])}. test_* metrics: the fine-tuned model; zero_shot_*: the parent as it was, "
+        f"on the same cells; new_data_*: models trained on the new samples alone. Registered as {name}."
+    )
+
+
+def register_adapted(
+    params: Params,
+    proto: onnx.ModelProto,
+    folder: Path,
+    adapted: Adapted,
+    cells: TargetCells,
+    split: np.ndarray,
+    summary: dict[str, Any],
+    parity: dict[str, float],
+    experiment_id: str,
+    name: str,
+) -> dict[str, str]:
+    """One MLflow run and one registered version; returns name, version, alias, reason, run id and URI."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    test = cells.subset(split == "test")
+    candidate_model = OnnxPersisterModel(folder / "oncopersistnet.onnx")
+    model_genes = np.asarray(candidate_model.genes)
+    candidate = score_on_cells(candidate_model, test.counts, model_genes, test.y)
+    champion = current_champion(name)
+    comparison = None
+    if champion is not None:
+        comparison = head_to_head(
+            candidate_model, load_model(f"models:/{name}/{champion.version}"), str(champion.version),
+            test.counts, model_genes, test.y, test.samples, test.cell_ids,
+        )
+    study = summary["study"]
+    tags = {
+        "run_kind": "transfer",
+        "model_family": adapted.network.architecture,
+        "parent_model_uri": summary["parent_model_uri"],
+        "transfer_dataset": study["dataset"],
+        "data_hash": study["data_hash"],
+        "input_md5": study["input_md5"],
+        "git_commit": git_commit(),
+        "params_hash": params.hash(["transfer", "train", "preprocess"]),
+        "mlflow.note.content": _description(summary, name),
+    }
+    experiment = dvc_experiment_name()
+    if experiment:
+        tags["dvc_experiment"] = experiment
+    example = np.nan_to_num(test.counts[:2]).astype(np.float32)
+    run_name = f"{experiment + '/' if experiment else ''}transfer-{study['dataset']}-{summary['mode']}"
+    with mlflow.start_run(run_name=run_name, experiment_id=experiment_id, tags=tags) as run:
+        mlflow.log_params(flatten_for_mlflow(params.flat(["transfer"])))
+        for epoch, row in enumerate(adapted.history, start=1):
+            mlflow.log_metrics(row, step=epoch)
+        metrics = {f"zero_shot_{k}": adapted.zero_shot[k] for k in REPORTED}
+        metrics |= {f"test_{k}": adapted.fine_tuned[k] for k in REPORTED}
+        metrics |= {
+            f"new_data_{family}_{k}": entry[k]["mean"]
+            for family, entry in summary["trained_on_new_data_only"].items() for k in ("f1", "roc_auc")
+        }
+        metrics |= {f"onnx_{k}": v for k, v in parity.items()}
+        metrics |= {"best_epoch": adapted.best_epoch, "gene_match_fraction": candidate["gene_match_fraction"]}
+        mlflow.log_metrics({k: v for k, v in metrics.items() if v == v})  # NaN (one class) is not logged
+        for artifact in (CHECKPOINT_NAME, PREPROCESSOR_NAME):
+            mlflow.log_artifact(str(folder / artifact), artifact_path=ARTIFACT_DIR)
+        info = mlflow.onnx.log_model(
+            proto,
+            name="model",
+            signature=infer_signature(example, candidate_model.predict_proba(example)),
+            input_example=example,
+            registered_model_name=name,
+            pip_requirements=PIP_REQUIREMENTS,
+            save_as_external_data=False,
+            onnx_execution_providers=["CPUExecutionProvider"],
+        )
+        version = str(info.registered_model_version)
+        decision = gate_decision(candidate, params.register, comparison)
+        from mlflow import MlflowClient
+
+        client = MlflowClient()
+        client.update_model_version(name, version, description=_description(summary, name))
+        for key, value in {"parent_model_uri": summary["parent_model_uri"], "transfer_dataset": study["dataset"],
+                           "data_hash": study["data_hash"], "promotion_decision": decision.alias,
+                           "promotion_reason": decision.reason}.items():
+            client.set_model_version_tag(name, version, key, value)
+        apply_decision(name, version, decision)
+        mlflow.set_tags({"registered_model": name, "registered_version": version, "promotion_alias": decision.alias})
+        run_id = run.info.run_id
+    log = logger.info if decision.alias == "champion" else logger.warning
+    log("registered %s version %s as %s: %s", name, version, decision.alias, decision.reason)
+    return {
+        "model_name": name, "version": version, "alias": decision.alias, "reason": decision.reason,
+        "run_id": run_id, "model_uri": f"models:/{name}/{version}",
+    }

@@ -1,0 +1,178 @@
+"""The labelled studies of the cross-study report, loaded into one common form.
+
+Each ``cross_study.datasets`` entry becomes a :class:`LabelledDataset`: raw counts
+(CSR), harmonised gene symbols, binary labels (1 = persister, or the study's
+positive class), the biological sample of every cell and an ``origin`` line for
+the report. Three sources:
+
+* ``pipeline``: the pipeline's validated data (``data/validated/cells.h5ad``),
+  which is simulated study A unless ``data.input`` points at the user's file;
+* ``simulate``: :func:`oncopersistnet.data.simulate.simulate_cells` with the
+  ``simulate`` section plus the entry's overrides (another ``world_seed`` is another
+  study: other background genes, gene means and programme magnitudes);
+* a file under ``data/external/`` (a dependency of the DVC stage), read like
+  ``data.input`` with the entry's label and sample keys.
+
+Every path is checked before anything is loaded, so a typo stops the stage in a
+second with one line, not after minutes of simulation.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from scipy import sparse
+
+from oncopersistnet import PERSISTER
+from oncopersistnet.config import CROSS_STUDY_SOURCES, CrossStudyDataset, DataConfig, Params
+from oncopersistnet.data.load import load_labelled, read_h5ad
+from oncopersistnet.data.simulate import simulate_cells
+from oncopersistnet.errors import ConfigError, InputDataError
+from oncopersistnet.genes.harmonize import harmonize_adata
+from oncopersistnet.paths import ProjectPaths
+
+logger = logging.getLogger(__name__)
+
+#: Files must live here: the folder is a dependency of the DVC stage (as of ``ingest``).
+EXTERNAL_DIR = "data/external"
+SIMULATE_OVERRIDES = ("world_seed", "effect_size", "n_genes", "n_cells", "seed")
+
+
+@dataclass(frozen=True)
+class LabelledDataset:
+    """One study: raw counts over its own genes, labels, samples, and where it came from."""
+
+    name: str
+    counts: sparse.csr_matrix
+    genes: np.ndarray
+    y: np.ndarray
+    samples: np.ndarray
+    cell_ids: np.ndarray
+    origin: str
+    note: str = ""
+
+    @property
+    def n_cells(self) -> int:
+        return int(self.counts.shape[0])
+
+    def subset(self, mask: np.ndarray) -> LabelledDataset:
+        return replace(
+            self, counts=self.counts[mask], y=self.y[mask], samples=self.samples[mask], cell_ids=self.cell_ids[mask]
+        )
+
+    def describe(self) -> dict:
+        """Size, samples and class balance, for the report and the metrics file."""
+        return {
+            "origin": self.origin,
+            "note": self.note,
+            "cells": self.n_cells,
+            "genes": int(self.genes.size),
+            "samples": int(np.unique(self.samples).size),
+            "positive_fraction": float(self.y.mean()) if self.n_cells else float("nan"),
+        }
+
+
+def from_anndata(name: str, adata, origin: str, note: str = "") -> LabelledDataset:
+    """A labelled AnnData (``obs['label']`` persister / non-persister, ``obs['sample']``) as a dataset."""
+    return LabelledDataset(
+        name=name,
+        counts=sparse.csr_matrix(adata.X),
+        genes=np.asarray(adata.var_names, dtype=str),
+        y=(np.asarray(adata.obs["label"], dtype=str) == PERSISTER).astype(np.int64),
+        samples=np.asarray(adata.obs["sample"], dtype=str),
+        cell_ids=np.asarray(adata.obs_names, dtype=str),
+        origin=origin,
+        note=note,
+    )
+
+
+def _file_path(spec: CrossStudyDataset, index: int, paths: ProjectPaths) -> Path:
+    where = f"cross_study.datasets[{index}] ({spec.name})"
+    external = Path(os.path.normpath(os.path.abspath(paths.root / EXTERNAL_DIR)))
+    path = paths.root / spec.source
+    if external not in Path(os.path.normpath(os.path.abspath(path))).parents:
+        raise ConfigError(
+            f"{where}.source: {spec.source} is outside {EXTERNAL_DIR}/; put the file (or a symlink to it) there "
+            "so that DVC notices when it changes (or use pipeline / simulate)"
+        )
+    if not path.exists():
+        raise InputDataError(f"{where}.source: {spec.source}: no such file")
+    return path
+
+
+def check_sources(specs: Sequence[CrossStudyDataset], paths: ProjectPaths) -> None:
+    """Every file exists where DVC tracks it, and the pipeline's data exists when asked for; nothing is read."""
+    for index, spec in enumerate(specs):
+        if spec.source == "pipeline":
+            if not paths.validated.exists():
+                raise InputDataError(
+                    f"cross_study.datasets[{index}] ({spec.name}): {paths.validated}: no such file; run the validate stage first"
+                )
+        elif spec.source not in CROSS_STUDY_SOURCES:
+            _file_path(spec, index, paths)
+
+
+def _pipeline_origin(params: Params) -> str:
+    if params.data.input:
+        return f"the pipeline's validated data: the user's file {params.data.input} (data.input), not simulated"
+    s = params.simulate
+    return f"the pipeline's validated data: simulated (world_seed {s.world_seed}, effect_size {s.effect_size:g}, {s.n_genes} genes)"
+
+
+def load_study(spec: CrossStudyDataset, index: int, params: Params, paths: ProjectPaths) -> LabelledDataset:
+    """Read or simulate one study and harmonise its gene names."""
+    if spec.source == "pipeline":
+        adata = read_h5ad(paths.validated)  # ingest harmonised its names already
+        return from_anndata(spec.name, adata, _pipeline_origin(params), spec.note)
+    if spec.source == "simulate":
+        overrides = {k: getattr(spec, k) for k in SIMULATE_OVERRIDES if getattr(spec, k) is not None}
+        config = replace(params.simulate, **overrides)
+        adata, _ = harmonize_adata(simulate_cells(config))
+        origin = (
+            f"simulated (world_seed {config.world_seed}, effect_size {config.effect_size:g}, {config.n_genes} genes, "
+            f"{config.n_cells} cells, seed {config.seed})"
+        )
+        return from_anndata(spec.name, adata, origin, spec.note)
+    path = _file_path(spec, index, paths)
+    config = DataConfig(
+        input=str(path), counts_source=spec.counts_source, label_key=spec.label_key, sample_key=spec.sample_key,
+        persister_values=list(spec.persister_values), non_persister_values=list(spec.non_persister_values),
+    )
+    adata, _ = harmonize_adata(load_labelled(config))
+    positive = ", ".join(spec.persister_values)
+    return from_anndata(spec.name, adata, f"{spec.source} ({spec.label_key}: {positive} = positive, by {spec.sample_key})", spec.note)
+
+
+def subsample_per_sample(dataset: LabelledDataset, max_cells: int | None, seed: int) -> LabelledDataset:
+    """At most ``max_cells`` cells of every sample, drawn without replacement (seeded); order kept."""
+    if max_cells is None:
+        return dataset
+    rng = np.random.default_rng(seed)
+    keep = np.zeros(dataset.n_cells, dtype=bool)
+    for sample in np.unique(dataset.samples):
+        members = np.flatnonzero(dataset.samples == sample)
+        chosen = members if members.size <= max_cells else rng.choice(members, size=max_cells, replace=False)
+        keep[chosen] = True
+    return dataset.subset(keep)
+
+
+def load_studies(params: Params, paths: ProjectPaths) -> list[LabelledDataset]:
+    """Every study of ``cross_study.datasets``, subsampled per sample; paths checked first."""
+    config = params.cross_study
+    check_sources(config.datasets, paths)
+    studies = []
+    for index, spec in enumerate(config.datasets):
+        study = subsample_per_sample(load_study(spec, index, params, paths), config.max_cells_per_sample, config.seed + index)
+        if len(np.unique(study.y)) < 2:
+            raise InputDataError(f"cross_study.datasets[{index}] ({spec.name}): only one class after mapping labels")
+        logger.info(
+            "%s: %d cells x %d genes in %d samples (%.1f%% positive); %s",
+            study.name, study.n_cells, study.genes.size, np.unique(study.samples).size, 100 * study.y.mean(), study.origin,
+        )
+        studies.append(study)
+    return studies

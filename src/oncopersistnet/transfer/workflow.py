@@ -1,0 +1,158 @@
+"""One transfer of a trained model to an independent labelled dataset, end to end.
+
+Loads the new study (any supported format, gene names harmonised, labels mapped
+like ``data.*``), splits it by sample, scores the parent zero-shot, fine-tunes it
+(:mod:`oncopersistnet.transfer.adapt`), trains the compare stage's families on
+the new training samples alone for reference, exports the adapted model to ONNX
+(parity-checked) and registers it (:mod:`oncopersistnet.transfer.registration`).
+The DVC stage ``transfer`` and ``oncopersistnet transfer`` both run this.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from oncopersistnet.atomic import write_json, write_text
+from oncopersistnet.config import DataConfig, Params, TransferConfig
+from oncopersistnet.errors import ConfigError
+from oncopersistnet.data.load import load_labelled
+from oncopersistnet.evaluation.comparison import run_comparison, summarize
+from oncopersistnet.evaluation.folds import build_fold
+from oncopersistnet.export import export_onnx, parity_check
+from oncopersistnet.genes.harmonize import harmonize_adata
+from oncopersistnet.model import save_checkpoint
+from oncopersistnet.model_source import CHECKPOINT_NAME, PREPROCESSOR_NAME, TrainableModel
+from oncopersistnet.preprocessing.split import split_by_sample
+from oncopersistnet.stages.common import binary_labels
+from oncopersistnet.stages.export import model_metadata
+from oncopersistnet.tracking import configure_mlflow, data_hash, file_md5, git_commit
+from oncopersistnet.transfer.adapt import Adapted, TargetCells, adapt, fine_tune_config, map_to_model
+from oncopersistnet.transfer.registration import register_adapted
+from oncopersistnet.transfer.report import transfer_markdown
+
+logger = logging.getLogger(__name__)
+
+ONNX_NAME = "oncopersistnet.onnx"
+SUMMARY_NAME = "transfer.json"
+REPORT_NAME = "transfer.md"
+
+
+def registered_name(params: Params) -> str:
+    """Where adapted versions are registered: their own model per target dataset by default."""
+    return params.transfer.model_name or f"{params.register.model_name}-{params.transfer.dataset_name}"
+
+
+def _study_config(config: TransferConfig) -> DataConfig:
+    assert config.input is not None
+    return DataConfig(
+        input=config.input, counts_source=config.counts_source, label_key=config.label_key, sample_key=config.sample_key,
+        persister_values=list(config.persister_values), non_persister_values=list(config.non_persister_values),
+    )
+
+
+def run_transfer(params: Params, parent: TrainableModel, output_dir: Path, project_root: Path = Path(".")) -> dict[str, Any]:
+    """Adapt ``parent`` to ``params.transfer.input``; write ``output_dir`` as a whole; return the summary.
+
+    ``output_dir`` gets the adapted model (``oncopersistnet.onnx``, ``model.pt``,
+    ``preprocessor.npz``), ``transfer.json`` (every figure) and ``transfer.md``.
+    """
+    config = params.transfer
+    if config.input is None:
+        raise ConfigError("transfer.input: give the labelled dataset to adapt the model to")
+    experiment_id = configure_mlflow(params.mlflow, project_root)  # fail early on an unusable store
+
+    adata, _ = harmonize_adata(load_labelled(_study_config(config)))
+    y = binary_labels(adata.obs["label"])
+    samples = np.asarray(adata.obs["sample"], dtype=str)
+    cell_ids = np.asarray(adata.obs_names, dtype=str)
+    genes = np.asarray(adata.var_names, dtype=str)
+    split = split_by_sample(samples, adata.obs["label"], config.val_fraction, config.test_fraction, config.seed)
+    selected = parent.preprocessor.genes_[parent.preprocessor.selected_]
+    cells = map_to_model(adata.X, genes, y, samples, cell_ids, parent.preprocessor.genes_, selected, config.input)
+
+    tune = fine_tune_config(params.train, config.learning_rate, config.max_epochs, config.patience, config.seed)
+    adapted = adapt(parent, cells, split, tune, config.mode, config.refit_scaling, params.evaluate.threshold)
+    # Models trained on the new data alone, on the same split and test cells.
+    fold = build_fold(config.dataset_name, adata.X, genes, y, cell_ids, samples, split, params.preprocess)
+    baseline_params = replace(params, train=replace(params.train, seed=config.seed))
+    baselines = summarize(run_comparison([fold], baseline_params, families=config.baselines, progress=False))
+
+    samples_of = {name: sorted(set(samples[split == name])) for name in ("train", "val", "test")}
+    study = {
+        "dataset": config.dataset_name,
+        "input": config.input,
+        "input_md5": file_md5(Path(config.input)),
+        "data_hash": data_hash(adata.X, y, samples, genes, cell_ids),
+        "cells": int(len(y)),
+        "genes": int(len(genes)),
+        "samples": samples_of,
+        "test_cells": int((split == "test").sum()),
+        "gene_match": {
+            "model_genes": int(cells.match.n_model_genes),
+            "model_genes_found": int(cells.match.n_matched),
+            "selected_genes": int(cells.match.n_selected),
+            "selected_genes_found": int(cells.match.n_selected_matched),
+        },
+    }
+    summary = {
+        "parent_model_uri": parent.parent_uri,
+        "registered_model": registered_name(params),
+        "mode": config.mode,
+        "refit_scaling": config.refit_scaling,
+        "best_epoch": adapted.best_epoch,
+        "study": study,
+        "zero_shot": adapted.zero_shot,
+        "fine_tuned": adapted.fine_tuned,
+        "trained_on_new_data_only": baselines,
+    }
+    _export_and_register(params, output_dir, adapted, cells, split, samples_of, summary, experiment_id)
+    logger.info("wrote the adapted model, %s and %s to %s", SUMMARY_NAME, REPORT_NAME, output_dir)
+    return summary
+
+
+def _export_and_register(
+    params: Params,
+    output_dir: Path,
+    adapted: Adapted,
+    cells: TargetCells,
+    split: np.ndarray,
+    samples_of: dict[str, list[str]],
+    summary: dict,
+    experiment_id: str,
+) -> None:
+    """Write ``output_dir`` as a whole (built aside, then renamed) and register its ONNX graph."""
+    config = params.transfer
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
+    try:
+        metadata = model_metadata(
+            adapted.preprocessor, adapted.network, registered_name(params), params.evaluate.threshold,
+            params.train.calibration, samples_of["train"] + samples_of["val"],
+            {"parent_model_uri": summary["parent_model_uri"], "transfer_dataset": config.dataset_name,
+             "data_hash": summary["study"]["data_hash"], "git_commit": git_commit()},
+        )
+        onnx_path = building / ONNX_NAME
+        proto = export_onnx(adapted.preprocessor, adapted.network, onnx_path, metadata, opset=params.export.opset)
+        test_counts = cells.counts[split == "test"]
+        parity = parity_check(
+            onnx_path, adapted.preprocessor, adapted.network, test_counts[: params.export.parity_cells],
+            params.export.parity_tolerance, seed=config.seed,
+        )
+        save_checkpoint(adapted.network, building / CHECKPOINT_NAME, extra={"best_epoch": adapted.best_epoch})
+        adapted.preprocessor.save(building / PREPROCESSOR_NAME)
+        summary["registration"] = register_adapted(
+            params, proto, building, adapted, cells, split, summary, parity, experiment_id, registered_name(params),
+        )
+        write_json(building / SUMMARY_NAME, summary)
+        write_text(building / REPORT_NAME, transfer_markdown(summary))
+        shutil.rmtree(output_dir, ignore_errors=True)
+        building.rename(output_dir)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
