@@ -36,14 +36,15 @@ install: $(STAMP) ## create .venv and install the project with pinned dependenci
 run: install ## install, rebuild the pipeline with `dvc repro`, and classify example cells
 	@bash scripts/ensure_scm.sh
 	dvc repro
-	@$(BIN)/python -m oncopersistnet.evaluation.report README.md metrics/comparison.json metrics/evaluate.json
+	@$(MAKE) --no-print-directory results
 	@bash scripts/run_example.sh
 
 serve: install ## serve the champion over HTTP on http://127.0.0.1:$(SERVE_PORT) (docs at /docs)
 	$(BIN)/oncopersistnet serve --port $(SERVE_PORT)
 
-results: install ## rewrite the README's results table from metrics/comparison.json and metrics/evaluate.json (done by make run)
-	$(BIN)/python -m oncopersistnet.evaluation.report README.md metrics/comparison.json metrics/evaluate.json
+results: install ## rewrite the README's results (comparison, transfer, attributions, cross-study) from metrics/ (done by make run)
+	@$(BIN)/python -m oncopersistnet.evaluation.report README.md metrics/comparison.json metrics/evaluate.json
+	@$(BIN)/python -m oncopersistnet.readme_blocks README.md metrics
 
 repro: install ## rerun only the DVC stages whose inputs changed
 	@bash scripts/ensure_scm.sh

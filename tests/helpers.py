@@ -23,6 +23,9 @@ TINY_PARAMS: dict[str, Any] = {
     "compare": {"n_seeds": 2},
     "export": {"parity_cells": 64},
     "register": {"min_f1": 0.3, "min_roc_auc": 0.6},
+    "explain": {"cells": 200, "steps": 16},
+    "transfer": {"max_epochs": 4, "baselines": ["logistic_regression"]},
+    "cross_study": {"max_cells_per_sample": 60, "k_samples": [1], "max_epochs": 6},
 }
 
 

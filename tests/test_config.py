@@ -29,7 +29,7 @@ def test_shipped_params_yaml_loads_and_matches_the_defaults():
         ({"compare": {"models": ["cnn_lstm", "random_forest"]}}, "compare.models: unknown model 'random_forest'"),
         ({"compare": {"cv_folds": 1}}, "compare.cv_folds: 0 uses"),
         ({"train": {"calibration": "isotonic"}}, "train.calibration: must be platt"),
-        ({"train": {"architecture": "transformer"}}, "train.architecture: must be cnn_lstm or mlp"),
+        ({"train": {"architecture": "transformer"}}, "train.architecture: must be cnn_lstm, cnn_lstm_attention or mlp"),
         ({"predict": {"uncertain_band": [0.7, 0.3]}}, r"predict.uncertain_band: give \[low, high\]"),
         ({"predict": {"uncertain_band": [0.2, 1.3]}}, r"predict.uncertain_band\[1\]: must be between 0 and 1"),
         ({"preprocess": {"target_sum": -5}}, "preprocess.target_sum: must be positive"),
@@ -45,6 +45,17 @@ def test_bad_params_name_the_key(raw, message):
 
 def test_ints_are_accepted_where_floats_are_expected():
     assert params_from_dict({"preprocess": {"target_sum": 10000}}).preprocess.target_sum == 10000.0
+
+
+def test_every_network_the_code_builds_is_an_accepted_architecture_and_family():
+    from oncopersistnet.config import ALL_MODEL_FAMILIES, NETWORK_ARCHITECTURES
+    from oncopersistnet.model.network import ARCHITECTURES, NETWORK_CLASSES
+
+    assert set(NETWORK_ARCHITECTURES) == set(ARCHITECTURES) == set(NETWORK_CLASSES)
+    for architecture in ARCHITECTURES:
+        assert params_from_dict({"train": {"architecture": architecture}}).train.architecture == architecture
+        assert architecture in ALL_MODEL_FAMILIES
+    assert params_from_dict({"compare": {"models": ["cnn_lstm_attention"]}}).compare.models == ["cnn_lstm_attention"]
 
 
 def test_missing_and_malformed_files(tmp_path):

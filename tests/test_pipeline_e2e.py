@@ -18,8 +18,8 @@ from helpers import TINY_PARAMS, make_project, run
 
 pytestmark = pytest.mark.slow
 
-STAGES = ("ingest", "validate", "preprocess", "train", "evaluate", "compare", "export", "register")
-FAMILIES = {"cnn_lstm", "cnn_lstm_permuted", "mlp", "logistic_regression", "linear_svm", "hist_gbm", "marker_score", "celltypist"}
+STAGES = ("ingest", "validate", "preprocess", "train", "evaluate", "compare", "export", "explain", "register", "transfer", "cross_study")
+FAMILIES = {"cnn_lstm", "cnn_lstm_attention", "cnn_lstm_permuted", "mlp", "logistic_regression", "linear_svm", "hist_gbm", "marker_score", "celltypist"}
 
 
 def _ran(output: str) -> list[str]:
@@ -110,6 +110,29 @@ def test_every_model_family_is_an_mlflow_run_with_the_same_metric_names(project)
         assert len({r[key] for r in runs}) == 1 and runs[0][key]
 
 
+TRANSFER_RUNS = (
+    "import json, mlflow\n"
+    "mlflow.set_tracking_uri('sqlite:///mlruns/mlflow.db')\n"
+    "runs = mlflow.search_runs(experiment_names=['oncopersistnet'], filter_string=\"tags.run_kind = 'transfer'\", output_format='list')\n"
+    "print(json.dumps([{'tags': r.data.tags, 'metrics': r.data.metrics} for r in runs]))\n"
+)
+
+
+def test_transfer_explain_and_cross_study_outputs_are_tracked(project):
+    transfer = json.loads((project / "metrics/transfer.json").read_text())
+    assert transfer["parent_model_uri"] == "models:/oncopersistnet/1"
+    assert transfer["study"]["dataset"] == "gbm" and set(transfer["trained_on_new_data_only"]) == {"logistic_regression"}
+    assert 0.0 <= transfer["zero_shot"]["roc_auc"] <= 1.0 and 0.0 <= transfer["fine_tuned"]["roc_auc"] <= 1.0
+    runs = json.loads(run([sys.executable, "-c", TRANSFER_RUNS], project).stdout.strip().splitlines()[-1])
+    assert len(runs) == 1 and runs[0]["tags"]["parent_model_uri"] == "models:/oncopersistnet/1"
+    assert {"zero_shot_roc_auc", "test_roc_auc", "new_data_logistic_regression_roc_auc"} <= set(runs[0]["metrics"])
+    assert (project / "models/transfer/oncopersistnet.onnx").exists()
+    explain = json.loads((project / "metrics/explain.json").read_text())
+    assert explain["planted"]["precision_at_k"] >= explain["planted"]["chance_rate"]
+    cross = json.loads((project / "metrics/cross_study.json").read_text())
+    assert cross and (project / "reports/cross_study.md").read_text().startswith("# Cross-study")
+
+
 def test_champion_classifies_new_cells_with_onnxruntime(project):
     run(["oncopersistnet", "simulate", "--output", "new.h5ad", "--cells", "200", "--genes", "300", "--samples", "2", "--seed", "99", "--unlabelled"], project)
     result = run(["oncopersistnet", "predict", "--input", "new.h5ad", "--output", "pred.csv", "--no-progress"], project)
@@ -128,12 +151,13 @@ def test_second_repro_does_nothing(project):
     assert "up to date" in run(["dvc", "status"], project).stdout
 
 
-def test_changing_the_gate_reruns_only_register(project):
+def test_changing_the_gate_reruns_only_register_and_what_builds_on_it(project):
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["register"]["min_f1"] = 0.999
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     result = run(["dvc", "repro"], project)
-    assert _ran(result.stdout + result.stderr) == ["register"]
+    # transfer adapts the version register creates, and faces the same gate
+    assert _ran(result.stdout + result.stderr) == ["register", "transfer"]
     registry = json.loads((project / "models/registry.json").read_text())
     assert registry["version"] == "2" and registry["alias"] == "challenger"
     assert "< required 0.999" in registry["reason"]

@@ -27,19 +27,24 @@ def _project_params(path: str) -> Params:
     return load_params(path) if Path(path).exists() else Params()
 
 
+def _check_ranges(*options: tuple[str, float | int | None, float, float | None]) -> None:
+    """(option, value, low, high): a given value outside [low, high] is a ConfigError naming the option."""
+    for option, value, low, high in options:
+        if value is not None and (value < low or (high is not None and value > high)):
+            raise ConfigError(f"{option}: {value} is out of range ({low} to {high if high is not None else 'any'})")
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     from oncopersistnet.inference import load_model, predict_file
     from oncopersistnet.tracking import resolve_tracking_uri
 
     params = _project_params(args.params)
-    for option, value, low, high in (
+    _check_ranges(
         ("--chunk-size", args.chunk_size, 1, None),
         ("--threads", args.threads, 1, None),
         ("--threshold", args.threshold, 0.0, 1.0),
         ("--min-gene-fraction", args.min_gene_fraction, 0.0, 1.0),
-    ):
-        if value is not None and (value < low or (high is not None and value > high)):
-            raise ConfigError(f"{option}: {value} is out of range ({low} to {high if high is not None else 'any'})")
+    )
     reference = args.model or f"models:/{params.register.model_name}@champion"
     tracking_uri = args.tracking_uri
     if tracking_uri is None and reference.startswith(("models:/", "runs:/")):
@@ -60,6 +65,82 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         obs_output=args.obs_output,
     )
     print(json.dumps(summary, indent=2))  # the command's result, on stdout for scripts
+    return 0
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    """Gene-level explanations (integrated gradients) of the cells in --input."""
+    from oncopersistnet.explain.command import explain_file, format_top_table
+    from oncopersistnet.model_source import load_trainable
+    from oncopersistnet.tracking import resolve_tracking_uri
+
+    params = _project_params(args.params)
+    _check_ranges(
+        ("--top", args.top, 1, None),
+        ("--steps", args.steps, 1, None),
+        ("--cells", args.cells, 1, None),
+        ("--threshold", args.threshold, 0.0, 1.0),
+        ("--min-gene-fraction", args.min_gene_fraction, 0.0, 1.0),
+    )
+    reference = args.model or f"models:/{params.register.model_name}@champion"
+    tracking_uri = args.tracking_uri
+    if tracking_uri is None and reference.startswith("models:/"):
+        tracking_uri = resolve_tracking_uri(params.mlflow, Path("."))
+    model = load_trainable(reference, tracking_uri=tracking_uri)
+    explanation, summary = explain_file(
+        model,
+        args.input,
+        top=args.top,
+        steps=params.explain.steps if args.steps is None else args.steps,
+        max_cells=params.explain.cells if args.cells is None else args.cells,
+        label_key=args.label_key,
+        persister_values=args.persister_values or params.data.persister_values,
+        non_persister_values=args.non_persister_values or params.data.non_persister_values,
+        threshold=params.evaluate.threshold if args.threshold is None else args.threshold,
+        min_gene_fraction=params.predict.min_gene_fraction if args.min_gene_fraction is None else args.min_gene_fraction,
+        counts_source=args.counts_source,
+        orientation=args.orientation,
+        output=args.output,
+    )
+    print(format_top_table(explanation, summary, args.top))  # the command's result, on stdout
+    return 0
+
+
+def _cmd_transfer(args: argparse.Namespace) -> int:
+    """Adapt a registered (or local) model to a labelled dataset: zero-shot, fine-tuned, registered."""
+    from dataclasses import replace
+
+    from oncopersistnet.config import params_from_dict
+    from oncopersistnet.model_source import load_trainable
+    from oncopersistnet.tracking import configure_mlflow
+    from oncopersistnet.transfer.workflow import run_transfer
+
+    params = _project_params(args.params)
+    overrides = {
+        "input": args.input, "dataset_name": args.dataset_name, "label_key": args.label_key, "sample_key": args.sample_key,
+        "persister_values": args.persister_values, "non_persister_values": args.non_persister_values, "mode": args.mode,
+        "refit_scaling": args.refit_scaling, "learning_rate": args.learning_rate, "max_epochs": args.max_epochs,
+        "model_name": args.model_name, "counts_source": args.counts_source,
+    }
+    raw = params.to_dict()
+    raw["transfer"] |= {k: v for k, v in overrides.items() if v is not None}
+    params = params_from_dict(raw)  # validated like params.yaml, so a bad option is named
+    params = replace(params, mlflow=replace(params.mlflow, tracking_uri=args.tracking_uri or params.mlflow.tracking_uri))
+    configure_mlflow(params.mlflow, Path("."))  # the store the registry URI resolves in; fails early if unusable
+    reference = args.model or f"models:/{params.register.model_name}@champion"
+    parent = load_trainable(reference)
+    output = Path(args.output_dir or f"transfer-{params.transfer.dataset_name}")
+    summary = run_transfer(params, parent, output)
+    keys = ("f1", "roc_auc", "pr_auc", "brier")
+    print(json.dumps({
+        "parent_model_uri": summary["parent_model_uri"],
+        "gene_match": summary["study"]["gene_match"],
+        "zero_shot": {k: round(summary["zero_shot"][k], 4) for k in keys},
+        "fine_tuned": {k: round(summary["fine_tuned"][k], 4) for k in keys},
+        "trained_on_new_data_only": {f: round(e["roc_auc"]["mean"], 4) for f, e in summary["trained_on_new_data_only"].items()},
+        "registration": summary["registration"],
+        "output_dir": str(output),
+    }, indent=2))
     return 0
 
 
@@ -215,6 +296,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.set_defaults(handler=_cmd_predict)
 
+    explain = commands.add_parser(
+        "explain",
+        help="which genes drive the model's calls on your cells (integrated gradients)",
+        description="Attribute the model's calibrated persister logit to each gene the model reads, for every cell "
+        "(integrated gradients from an average training cell), then rank genes per class: by the labels in "
+        "--label-key when given, otherwise by the model's own calls. Prints the top genes and the overlap with "
+        "published persister signatures; --output writes the per-gene table. Needs the model's PyTorch form "
+        "(model.pt + preprocessor.npz), not the ONNX file.",
+    )
+    explain.add_argument("--input", required=True, help="cells: .h5ad, a 10x directory or .h5, or a .csv/.tsv(.gz) count table")
+    explain.add_argument("--top", type=int, default=50, help="genes per ranking (default: %(default)s)")
+    explain.add_argument(
+        "--model", default=None,
+        help="models:/NAME@ALIAS, models:/NAME/VERSION, or a folder with model.pt and preprocessor.npz such as models/ "
+        "(default: models:/<register.model_name>@champion, i.e. models:/oncopersistnet@champion)",
+    )
+    explain.add_argument("--output", default=None, help="write the per-gene table to this CSV (written whole, then renamed)")
+    explain.add_argument("--label-key", default=None, help="obs column with labels (.h5ad); without it cells are grouped by the model's calls")
+    explain.add_argument("--persister-values", nargs="+", default=None, help="labels meaning persister (default: data.persister_values)")
+    explain.add_argument("--non-persister-values", nargs="+", default=None, help="labels meaning non-persister (default: data.non_persister_values)")
+    explain.add_argument("--cells", type=int, default=None, help="explain at most this many cells, evenly spaced (default: explain.cells)")
+    explain.add_argument("--steps", type=int, default=None, help="integration steps per cell (default: explain.steps)")
+    explain.add_argument("--threshold", type=float, default=None, help="decision threshold for grouping by the model's calls (default: evaluate.threshold)")
+    explain.add_argument("--min-gene-fraction", type=float, default=None, help="stop below this fraction of model genes found (default: predict.min_gene_fraction)")
+    explain.add_argument("--counts-source", default="auto", help=".h5ad only: auto, X, raw or layers/NAME (default: %(default)s)")
+    explain.add_argument("--orientation", default="auto", choices=["auto", "cells_x_genes", "genes_x_cells"], help="CSV/TSV only: which axis holds the genes")
+    explain.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or the project's store)")
+    explain.set_defaults(handler=_cmd_explain)
+
     models = commands.add_parser(
         "models",
         help="list, show, promote or roll back registered model versions (MLflow aliases)",
@@ -245,6 +355,32 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
     serve.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or the project's store)")
     serve.set_defaults(handler=_cmd_serve)
+
+    transfer = commands.add_parser(
+        "transfer",
+        help="adapt a trained model to another labelled dataset (zero-shot, then fine-tuned) and register it",
+        description="Score a registered model zero-shot on a new labelled dataset (any supported format; genes "
+        "harmonised, missing genes imputed with the training means), fine-tune it on the dataset's training samples "
+        "(split by --sample-key, never by cell), compare both with models trained on the new data alone on the same "
+        "test cells, and register the adapted ONNX model as its own MLflow run and model version. Defaults: params.yaml's "
+        "transfer section.",
+    )
+    transfer.add_argument("--input", default=None, help="labelled dataset (.h5ad, 10x, CSV/TSV; default: transfer.input)")
+    transfer.add_argument("--model", default=None, help="models:/NAME@ALIAS, models:/NAME/VERSION or a folder with model.pt + preprocessor.npz (default: the champion)")
+    transfer.add_argument("--dataset-name", default=None, help="short name of the dataset (run name, default registered name)")
+    transfer.add_argument("--label-key", default=None, help="obs column with the labels")
+    transfer.add_argument("--sample-key", default=None, help="obs column with the biological sample (split unit)")
+    transfer.add_argument("--persister-values", nargs="+", default=None, metavar="VALUE", help="label values of the positive class")
+    transfer.add_argument("--non-persister-values", nargs="+", default=None, metavar="VALUE", help="label values of the negative class")
+    transfer.add_argument("--counts-source", default=None, help=".h5ad only: auto, X, raw or layers/NAME")
+    transfer.add_argument("--mode", choices=["head", "all"], default=None, help="head: retrain the dense head on frozen layers; all: every weight")
+    transfer.add_argument("--refit-scaling", action=argparse.BooleanOptionalAction, default=None, help="refit imputation means, min-max range and PCA centre on the new training cells")
+    transfer.add_argument("--learning-rate", type=float, default=None)
+    transfer.add_argument("--max-epochs", type=int, default=None)
+    transfer.add_argument("--model-name", default=None, help="registered model for the adapted version (default: <register.model_name>-<dataset-name>)")
+    transfer.add_argument("--output-dir", default=None, help="where the adapted model and its report go (default: transfer-<dataset-name>/)")
+    transfer.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or the project's store)")
+    transfer.set_defaults(handler=_cmd_transfer)
 
     simulate = commands.add_parser(
         "simulate",

@@ -113,8 +113,12 @@ class EvaluateConfig:
     calibration_bins: int = 10
 
 
+#: What ``train.architecture`` accepts (``model.network.ARCHITECTURES``; not imported, so config needs no torch).
+NETWORK_ARCHITECTURES = ("cnn_lstm", "cnn_lstm_attention", "mlp")
+
 ALL_MODEL_FAMILIES = (
-    "cnn_lstm", "cnn_lstm_permuted", "mlp", "logistic_regression", "linear_svm", "hist_gbm", "marker_score", "celltypist",
+    "cnn_lstm", "cnn_lstm_attention", "cnn_lstm_permuted", "mlp", "logistic_regression", "linear_svm", "hist_gbm",
+    "marker_score", "celltypist",
 )
 
 
@@ -141,6 +145,20 @@ class ExportConfig:
     opset: int = 17
     parity_tolerance: float = 1e-5
     parity_cells: int = 512
+
+
+@dataclass(frozen=True)
+class ExplainConfig:
+    """Gene-level explanations (integrated gradients) of the deployed model on held-out cells.
+
+    ``cells``: at most this many test cells, evenly spaced over the split (IG costs
+    ``steps`` forward and backward passes per cell); ``steps``: Riemann steps of the
+    path integral; ``top``: genes per ranking, and the k of precision@k.
+    """
+
+    cells: int = 1000
+    steps: int = 32
+    top: int = 50
 
 
 @dataclass(frozen=True)
@@ -171,6 +189,133 @@ class PredictConfig:
 
 
 @dataclass(frozen=True)
+class TransferConfig:
+    """Adapt the pipeline's model to an independent labelled dataset (stage ``transfer``).
+
+    The dataset keys mean what ``data.*`` means; the rest is the fine-tuning recipe
+    (see :mod:`oncopersistnet.transfer.adapt`).
+    """
+
+    input: str | None = "data/external/gbm_panobinostat_zhao2021_lemur.h5ad"
+    dataset_name: str = "gbm"
+    counts_source: str = "auto"
+    label_key: str = "label"
+    sample_key: str = "patient"
+    persister_values: list[str] = field(default_factory=lambda: ["drug_treated"])
+    non_persister_values: list[str] = field(default_factory=lambda: ["untreated"])
+    mode: str = "head"
+    refit_scaling: bool = True
+    learning_rate: float = 0.0003
+    max_epochs: int = 40
+    patience: int = 8
+    val_fraction: float = 0.2
+    test_fraction: float = 0.4
+    seed: int = 0
+    model_name: str | None = None
+    baselines: list[str] = field(default_factory=lambda: ["cnn_lstm", "logistic_regression", "marker_score"])
+
+
+#: ``cross_study.datasets[].source`` values that are not a file path.
+CROSS_STUDY_SOURCES = ("pipeline", "simulate")
+#: Baselines the cross-study report can refit on pooled PCA features (``evaluation.candidates``).
+CROSS_STUDY_BASELINES = ("logistic_regression", "linear_svm", "hist_gbm")
+
+
+@dataclass(frozen=True)
+class CrossStudyDataset:
+    """One labelled study of the cross-study report (stage ``cross_study``).
+
+    ``source``: ``pipeline`` (the pipeline's validated data), ``simulate`` (the
+    ``simulate`` section with the overrides below: another ``world_seed`` is another
+    study) or a file under ``data/external/`` read like ``data.input`` with the
+    label and sample keys below. ``note`` is printed beside the study's figures.
+    """
+
+    name: str = "study"
+    source: str = "pipeline"
+    world_seed: int | None = None
+    effect_size: float | None = None
+    n_genes: int | None = None
+    n_cells: int | None = None
+    seed: int | None = None
+    counts_source: str = "auto"
+    label_key: str = "label"
+    sample_key: str = "sample"
+    persister_values: list[str] = field(default_factory=lambda: ["persister"])
+    non_persister_values: list[str] = field(default_factory=lambda: ["non-persister"])
+    note: str = ""
+
+
+def _default_cross_study_datasets() -> list[CrossStudyDataset]:
+    return [
+        CrossStudyDataset(name="study_A", source="pipeline"),
+        CrossStudyDataset(name="study_B", source="simulate", world_seed=1, effect_size=1.6, n_genes=1500),
+        CrossStudyDataset(
+            name="gbm", source="data/external/gbm_panobinostat_zhao2021_lemur.h5ad", sample_key="patient",
+            persister_values=["drug_treated"], non_persister_values=["untreated"],
+            note="glioblastoma, drug_treated vs untreated: a drug-exposure contrast, NOT a persister label",
+        ),
+    ]
+
+
+@dataclass(frozen=True)
+class CrossStudyConfig:
+    """Leave-one-dataset-out transfer report (stage ``cross_study``, :mod:`oncopersistnet.transfer.cross_study`)."""
+
+    datasets: list[CrossStudyDataset] = field(default_factory=_default_cross_study_datasets)
+    max_cells_per_sample: int | None = 150
+    k_samples: list[int] = field(default_factory=lambda: [1, 2])
+    n_seeds: int = 1
+    seed: int = 0
+    max_epochs: int = 40
+    patience: int = 5
+    fine_tune_mode: str = "all"
+    fine_tune_learning_rate: float = 0.0003
+    refit_scaling: bool = True
+    pool_val_fraction: float = 0.25
+    baseline: str = "logistic_regression"
+    overlap_fractions: list[float] = field(default_factory=lambda: [1.0, 0.75, 0.5, 0.25, 0.1])
+    sweep_dataset: str = "study_B"
+
+
+def check_cross_study(config: CrossStudyConfig) -> None:
+    """Rules of the ``cross_study`` section that one key alone cannot state."""
+    names = [d.name for d in config.datasets]
+    if len(names) < 2:
+        raise ConfigError("cross_study.datasets: list at least 2 datasets (each is held out in turn)")
+    if any(not n or not n.replace("_", "").replace("-", "").isalnum() for n in names):
+        raise ConfigError(f"cross_study.datasets: names must be letters, digits, _ or -, got {names}")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"cross_study.datasets: names must be unique, got {names}")
+    for i, dataset in enumerate(config.datasets):
+        where = f"cross_study.datasets[{i}] ({dataset.name})"
+        file_source = dataset.source not in CROSS_STUDY_SOURCES
+        if file_source and not dataset.source.strip():
+            raise ConfigError(f"{where}.source: give pipeline, simulate or a file under data/external/")
+        overrides = [k for k in ("world_seed", "effect_size", "n_genes", "n_cells", "seed") if getattr(dataset, k) is not None]
+        if overrides and dataset.source != "simulate":
+            raise ConfigError(f"{where}: {', '.join(overrides)} only apply to source: simulate")
+        if set(dataset.persister_values) & set(dataset.non_persister_values):
+            raise ConfigError(f"{where}: a value is listed as both persister and non-persister")
+    if config.sweep_dataset not in names:
+        raise ConfigError(f"cross_study.sweep_dataset: {config.sweep_dataset!r} is not one of the datasets {names}")
+    if not config.k_samples or any(k < 1 for k in config.k_samples) or len(set(config.k_samples)) != len(config.k_samples):
+        raise ConfigError(f"cross_study.k_samples: give distinct labelled-sample counts >= 1, got {config.k_samples}")
+    if config.max_cells_per_sample is not None and config.max_cells_per_sample < 10:
+        raise ConfigError(f"cross_study.max_cells_per_sample: at least 10 (or null = every cell), got {config.max_cells_per_sample}")
+    if not config.overlap_fractions or any(not 0.0 < f <= 1.0 for f in config.overlap_fractions):
+        raise ConfigError(f"cross_study.overlap_fractions: each must be in (0, 1], got {config.overlap_fractions}")
+    if not 0.0 < config.pool_val_fraction < 1.0:
+        raise ConfigError(f"cross_study.pool_val_fraction: must be strictly between 0 and 1, got {config.pool_val_fraction}")
+    if config.fine_tune_mode not in ("head", "all"):
+        raise ConfigError(f"cross_study.fine_tune_mode: must be head or all, got {config.fine_tune_mode!r}")
+    if not config.fine_tune_learning_rate > 0:
+        raise ConfigError(f"cross_study.fine_tune_learning_rate: must be positive, got {config.fine_tune_learning_rate}")
+    if config.baseline not in CROSS_STUDY_BASELINES:
+        raise ConfigError(f"cross_study.baseline: must be one of {', '.join(CROSS_STUDY_BASELINES)}, got {config.baseline!r}")
+
+
+@dataclass(frozen=True)
 class Params:
     """The whole params.yaml."""
 
@@ -183,9 +328,12 @@ class Params:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    explain: ExplainConfig = field(default_factory=ExplainConfig)
     register: RegisterConfig = field(default_factory=RegisterConfig)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
     predict: PredictConfig = field(default_factory=PredictConfig)
+    transfer: TransferConfig = field(default_factory=TransferConfig)
+    cross_study: CrossStudyConfig = field(default_factory=CrossStudyConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict, as it would appear in params.yaml."""
@@ -218,6 +366,7 @@ _POSITIVE_FIELDS = {
     "opset", "parity_cells", "chunk_size", "min_samples_per_class", "conv_channels",
     "target_sum", "learning_rate", "parity_tolerance", "calibration_bins", "n_seeds",
     "logistic_c", "svm_c", "gbm_max_iter", "gbm_learning_rate", "marker_top_genes", "celltypist_alpha",
+    "cells", "steps", "top",  # explain
 }
 _NON_NEGATIVE_FIELDS = {
     "seed", "world_seed", "effect_size", "weight_decay", "cv_folds",
@@ -271,6 +420,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {value!r}")
         return value
+    if dataclasses.is_dataclass(tp):  # a list of mappings, e.g. cross_study.datasets
+        return _build(tp, value, where)
     raise ConfigError(f"{where}: unsupported type {_type_name(tp)}")  # pragma: no cover
 
 
@@ -320,8 +471,10 @@ def params_from_dict(raw: dict[str, Any] | None) -> Params:
         raise ConfigError("train.conv_channels: give at least one convolution layer")
     if params.data.orientation not in ("auto", "cells_x_genes", "genes_x_cells"):
         raise ConfigError(f"data.orientation: must be auto, cells_x_genes or genes_x_cells, got {params.data.orientation!r}")
-    if params.train.architecture not in ("cnn_lstm", "mlp"):
-        raise ConfigError(f"train.architecture: must be cnn_lstm or mlp, got {params.train.architecture!r}")
+    if params.train.architecture not in NETWORK_ARCHITECTURES:
+        raise ConfigError(
+            f"train.architecture: must be cnn_lstm, cnn_lstm_attention or mlp, got {params.train.architecture!r}"
+        )
     if params.train.calibration not in ("platt", "temperature", "none"):
         raise ConfigError(f"train.calibration: must be platt, temperature or none, got {params.train.calibration!r}")
     unknown = sorted(set(params.compare.models) - set(ALL_MODEL_FAMILIES))
@@ -332,12 +485,20 @@ def params_from_dict(raw: dict[str, Any] | None) -> Params:
         )
     if params.compare.cv_folds == 1:
         raise ConfigError("compare.cv_folds: 0 uses the pipeline's split, k >= 2 a grouped k-fold; 1 is neither")
+    if params.transfer.mode not in ("head", "all"):
+        raise ConfigError(f"transfer.mode: must be head or all, got {params.transfer.mode!r}")
+    if params.transfer.val_fraction + params.transfer.test_fraction >= 1.0:
+        raise ConfigError("transfer: val_fraction + test_fraction must leave samples for fine-tuning")
+    unknown_baselines = sorted(set(params.transfer.baselines) - set(ALL_MODEL_FAMILIES))
+    if unknown_baselines:
+        raise ConfigError(f"transfer.baselines: unknown model {unknown_baselines[0]!r} (known: {', '.join(ALL_MODEL_FAMILIES)})")
     band = params.predict.uncertain_band
     if len(band) != 2 or band[0] > band[1]:
         raise ConfigError(f"predict.uncertain_band: give [low, high] with low <= high, got {band!r}")
     overlap = set(params.data.persister_values) & set(params.data.non_persister_values)
     if overlap:
         raise ConfigError(f"data: {sorted(overlap)} listed as both persister and non-persister")
+    check_cross_study(params.cross_study)
     return params
 
 

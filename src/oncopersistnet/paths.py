@@ -106,5 +106,47 @@ class ProjectPaths:
         return self._p("metrics/export.json")
 
     @property
+    def explain_metrics(self) -> Path:
+        return self._p("metrics/explain.json")
+
+    @property
+    def attributions(self) -> Path:
+        """Per-gene integrated-gradients table of the explain stage."""
+        return self._p("reports/attributions.csv")
+
+    @property
+    def attributions_figure(self) -> Path:
+        return self._p("reports/figures/attributions.png")
+
+    @property
     def registry(self) -> Path:
         return self._p("models/registry.json")
+
+    @property
+    def models(self) -> Path:
+        return self._p("models")
+
+    @property
+    def transfer_dir(self) -> Path:
+        """The adapted model (ONNX, checkpoint, preprocessor) of the transfer stage."""
+        return self._p("models/transfer")
+
+    @property
+    def transfer_metrics(self) -> Path:
+        return self._p("metrics/transfer.json")
+
+    @property
+    def transfer_report(self) -> Path:
+        return self._p("reports/transfer.md")
+
+    @property
+    def cross_study_metrics(self) -> Path:
+        return self._p("metrics/cross_study.json")
+
+    @property
+    def cross_study_report(self) -> Path:
+        return self._p("reports/cross_study.md")
+
+    @property
+    def cross_study_figure(self) -> Path:
+        return self._p("reports/figures/cross_study.png")

@@ -23,6 +23,7 @@ HEADERS = {
 }
 DESCRIPTIONS = {
     "cnn_lstm": "CNN-LSTM (the project's network; PCA components in explained-variance order)",
+    "cnn_lstm_attention": "CNN-LSTM with additive attention pooling over all LSTM outputs instead of the final state",
     "cnn_lstm_permuted": "CNN-LSTM on randomly permuted component orders (one order per seed)",
     "mlp": "MLP with about the CNN-LSTM's parameter count",
     "logistic_regression": "logistic regression (L2, class-balanced)",
@@ -49,8 +50,8 @@ def _cell(entry: Mapping[str, Any], metric: str) -> str:
     return f"{value['mean']:.3f} ± {value['std']:.3f}"
 
 
-def results_table(comparison: Mapping[str, Any]) -> str:
-    """Markdown table: one row per model, mean ± std over fits, best of each column in bold."""
+def results_table(comparison: Mapping[str, Any], order: list[str] | None = None) -> str:
+    """Markdown table: one row per model (``order``, else the project's), mean ± std over fits, best of each column in bold."""
     models: Mapping[str, Any] = comparison["models"]
     best: dict[str, float] = {}
     for metric in TABLE_METRICS:
@@ -61,7 +62,7 @@ def results_table(comparison: Mapping[str, Any]) -> str:
         "| model | " + " | ".join(HEADERS[m] for m in TABLE_METRICS) + " | fits |",
         "|---|" + "---|" * len(TABLE_METRICS) + "---|",
     ]
-    for family in ordered_families(models):
+    for family in order or ordered_families(models):
         entry = models[family]
         cells = []
         for metric in TABLE_METRICS:

@@ -36,8 +36,8 @@ class DeployedGraph(nn.Module):
         self.register_buffer("bias", torch.from_numpy(bias.astype(np.float32)))
         self.network = network.eval()
 
-    def forward(self, counts: torch.Tensor) -> torch.Tensor:
-        """Probabilities, shape ``(batch,)``.
+    def expression(self, counts: torch.Tensor) -> torch.Tensor:
+        """Log-normalised expression of the selected genes, missing genes at their training mean.
 
         Only the library size needs every gene; the selected genes (about a
         quarter) are gathered before the element-wise work, and a missing gene's
@@ -49,6 +49,12 @@ class DeployedGraph(nn.Module):
         library = torch.where(missing, torch.zeros_like(counts), counts).sum(dim=1, keepdim=True).clamp(min=1.0)
         chosen = counts.index_select(1, self.selected)
         logged = torch.log1p(chosen * (self.target_sum / library))
-        imputed = torch.where(torch.isnan(logged), self.impute_mean.expand_as(logged), logged)
-        features = imputed @ self.weight + self.bias
-        return self.network.calibrated_probability(features)
+        return torch.where(torch.isnan(logged), self.impute_mean.expand_as(logged), logged)
+
+    def features(self, expression: torch.Tensor) -> torch.Tensor:
+        """PCA features the network reads: min-max scaling and projection as one affine map."""
+        return expression @ self.weight + self.bias
+
+    def forward(self, counts: torch.Tensor) -> torch.Tensor:
+        """Probabilities, shape ``(batch,)``."""
+        return self.network.calibrated_probability(self.features(self.expression(counts)))
