@@ -28,6 +28,17 @@ print(f"Deployable {evaluate['model']} ({cal['method']} calibration): Brier {raw
 print(f"ONNX parity, max |onnxruntime - PyTorch|: {parity:.1e} (metrics/export.json)")
 print(f"Registered: {registry['model_name']} version {registry['version']} -> alias '{registry['alias']}'")
 print(f"  {registry['reason']}")
+explain = json.load(open("metrics/explain.json"))
+if explain.get("planted"):
+    planted = explain["planted"]
+    print(f"Gene attributions: precision@{planted['k']} vs the planted programme {planted['precision_at_k']:.2f} "
+          f"(chance {planted['chance_rate']:.3f}) (metrics/explain.json, reports/figures/attributions.png)")
+transfer = json.load(open("metrics/transfer.json"))
+if "skipped" not in transfer:
+    best = max(transfer["trained_on_new_data_only"].items(), key=lambda kv: kv[1]["roc_auc"]["mean"])
+    print(f"Transfer to {transfer['study']['dataset']}: ROC-AUC zero-shot {transfer['zero_shot']['roc_auc']:.3f}, "
+          f"fine-tuned {transfer['fine_tuned']['roc_auc']:.3f}; best trained on the new data alone "
+          f"({best[0]}) {best[1]['roc_auc']['mean']:.3f} (reports/transfer.md; cross-study: reports/cross_study.md)")
 if sys.argv[1]:
     with open(sys.argv[1]) as handle:
         rows = sum(1 for _ in handle) - 1
@@ -38,3 +49,5 @@ echo "Next:"
 echo "  make ui                                      # compare runs in the MLflow UI (http://127.0.0.1:5000)"
 echo "  make predict INPUT=cells.h5ad OUTPUT=p.csv   # classify your cells with the champion model"
 echo "  dvc metrics show; dvc plots show             # metrics table; ROC / PR / confusion / training curves"
+echo "  oncopersistnet explain --input cells.h5ad    # which genes drive the champion's calls"
+echo "  oncopersistnet transfer --help               # adapt the champion to another labelled study"

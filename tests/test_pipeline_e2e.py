@@ -83,7 +83,8 @@ def test_registered_champion_and_mlflow_run(project):
     assert info["tags"]["dvc_raw_md5"] == raw_md5  # the run traces back to the DVC-versioned raw data
     assert info["tags"]["git_commit"] != "unknown"
     assert sorted(info["figures"]) == [
-        "figures/calibration.png", "figures/confusion.png", "figures/embedding.png", "figures/training_curves.png",
+        "figures/attributions.png", "figures/calibration.png", "figures/confusion.png", "figures/embedding.png",
+        "figures/training_curves.png",
     ]
 
 
@@ -120,7 +121,10 @@ TRANSFER_RUNS = (
 
 def test_transfer_explain_and_cross_study_outputs_are_tracked(project):
     transfer = json.loads((project / "metrics/transfer.json").read_text())
-    assert transfer["parent_model_uri"] == "models:/oncopersistnet/1"
+    assert "parent_model_uri" not in transfer and "registration" not in transfer  # git-tracked: figures only
+    adapted = json.loads((project / "models/transfer/transfer.json").read_text())
+    assert adapted["parent_model_uri"] == "models:/oncopersistnet/1"
+    assert adapted["registration"]["model_name"] == "oncopersistnet-gbm"
     assert transfer["study"]["dataset"] == "gbm" and set(transfer["trained_on_new_data_only"]) == {"logistic_regression"}
     assert 0.0 <= transfer["zero_shot"]["roc_auc"] <= 1.0 and 0.0 <= transfer["fine_tuned"]["roc_auc"] <= 1.0
     runs = json.loads(run([sys.executable, "-c", TRANSFER_RUNS], project).stdout.strip().splitlines()[-1])
@@ -128,7 +132,11 @@ def test_transfer_explain_and_cross_study_outputs_are_tracked(project):
     assert {"zero_shot_roc_auc", "test_roc_auc", "new_data_logistic_regression_roc_auc"} <= set(runs[0]["metrics"])
     assert (project / "models/transfer/oncopersistnet.onnx").exists()
     explain = json.loads((project / "metrics/explain.json").read_text())
-    assert explain["planted"]["precision_at_k"] >= explain["planted"]["chance_rate"]
+    # The tiny model's ranking is not judged here (tests/test_explain.py checks recovery of planted genes);
+    # the stage must score it against the simulator's truth and the shipped signatures.
+    planted = explain["planted"]
+    assert planted["k"] == 50 and 0.0 <= planted["precision_at_k"] <= 1.0 and 0.0 < planted["chance_rate"] < 1.0
+    assert 0 < explain["cells"] <= 200 and len(explain["top_genes"]["global"]) == 50 and explain["signatures"]
     cross = json.loads((project / "metrics/cross_study.json").read_text())
     assert cross and (project / "reports/cross_study.md").read_text().startswith("# Cross-study")
 

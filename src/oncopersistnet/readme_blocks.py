@@ -39,7 +39,7 @@ def transfer_block(summary: Mapping[str, Any]) -> str:
     study, match = summary["study"], summary["study"]["gene_match"]
     mode = "head retrained on frozen conv/LSTM layers" if summary["mode"] == "head" else "all weights trained"
     return "\n\n".join([
-        f"`{summary['parent_model_uri']}` on `{study['input']}` ({study['cells']:,} cells); tested on samples "
+        f"The pipeline's registered model on `{study['input']}` ({study['cells']:,} cells); tested on samples "
         f"{', '.join(study['samples']['test'])} ({study['test_cells']:,} cells), fine-tuned on "
         f"{', '.join(study['samples']['train'])} ({mode}, scaling {'refitted' if summary['refit_scaling'] else 'kept'}). "
         f"The new panel holds {match['model_genes_found']:,} of the model's {match['model_genes']:,} genes and "

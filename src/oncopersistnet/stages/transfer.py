@@ -21,6 +21,8 @@ from oncopersistnet.transfer.workflow import run_transfer
 
 logger = logging.getLogger(__name__)
 
+STORE_DEPENDENT = ("registration", "parent_model_uri")
+
 
 def run(params: Params, paths: ProjectPaths) -> None:
     """Write ``models/transfer/``, ``metrics/transfer.json`` and ``reports/transfer.md`` (or a skip note)."""
@@ -35,6 +37,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
     registry = json.loads(paths.registry.read_text())
     parent.registered_name, parent.registered_version = registry["model_name"], registry["version"]
     summary = run_transfer(params, parent, paths.transfer_dir, paths.root)
-    # The git-tracked metrics file holds figures only: run ids and version numbers change on every run.
-    write_json(paths.transfer_metrics, {k: v for k, v in summary.items() if k != "registration"})
+    # The git-tracked metrics file holds figures only: run ids and version numbers depend on the
+    # store's history (models/transfer/transfer.json keeps them), not on params and data.
+    write_json(paths.transfer_metrics, {k: v for k, v in summary.items() if k not in STORE_DEPENDENT})
     write_text(paths.transfer_report, transfer_markdown(summary))

@@ -35,7 +35,7 @@ def transfer_markdown(summary: Mapping[str, Any]) -> str:
     lines = [
         f"# Transfer to `{study['dataset']}`",
         "",
-        f"Parent model `{summary['parent_model_uri']}` applied to `{study['input']}` ({study['cells']:,} cells x "
+        f"Parent model `{summary.get('parent_model_uri', 'the pipeline model')}` applied to `{study['input']}` ({study['cells']:,} cells x "
         f"{study['genes']:,} genes, data {study['data_hash']}). Split by sample: fine-tuned on {', '.join(samples['train'])}, "
         f"early-stopped and calibrated on {', '.join(samples['val'])}, tested on {', '.join(samples['test'])} "
         f"({study['test_cells']:,} cells), the same test cells for every row.",
