@@ -67,6 +67,7 @@ test-fast: install ## run the tests except the slow end-to-end ones
 	$(BIN)/python -m pytest -m "not slow"
 
 bench: install ## after make run: onnxruntime vs PyTorch, 1M-cell predict, HTTP load, dvc no-op, ingest memory, 5-seed x 4-fold comparison -> benchmarks/results.md
+	@rm -rf benchmarks/results  # results.md describes one run only
 	$(BIN)/python benchmarks/bench_dvc.py
 	$(BIN)/python benchmarks/bench_inference.py
 	$(BIN)/python benchmarks/bench_predict.py

@@ -35,6 +35,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--output", default="benchmarks/results/dvc.json")
     args = parser.parse_args()
+    status = subprocess.run(["dvc", "status", "--quiet"], capture_output=True, text=True)
+    if status.returncode != 0:  # a changed stage: `dvc repro` would rebuild (and register) instead of measuring
+        raise SystemExit("the pipeline is not up to date (dvc status): run `make run` first")
     results = {
         "dvc_repro_noop": _timed(["dvc", "repro"], args.repeats),
         "dvc_status": _timed(["dvc", "status"], args.repeats),

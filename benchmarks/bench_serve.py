@@ -17,6 +17,7 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -57,12 +58,14 @@ def _peak_rss_mib(pid: int) -> float:
 
 
 def _load(url: str, bodies: list[dict], clients: int) -> dict[str, float]:
-    """Send every body once from ``clients`` threads (one keep-alive session each)."""
-    sessions = [requests.Session() for _ in range(clients)]
+    """Send every body once from ``clients`` threads (one keep-alive session per thread)."""
+    local = threading.local()
 
     def send(i: int) -> tuple[float, int]:
+        if not hasattr(local, "session"):
+            local.session = requests.Session()  # Session is not thread-safe: one per worker
         started = time.perf_counter()
-        status = sessions[i % clients].post(f"{url}/predict", json=bodies[i], timeout=60).status_code
+        status = local.session.post(f"{url}/predict", json=bodies[i], timeout=60).status_code
         return time.perf_counter() - started, status
 
     send(0)  # warm-up

@@ -162,3 +162,10 @@ def test_transfer_cli_help_and_config_errors(tmp_path, monkeypatch):
     assert done.value.code == 0
     monkeypatch.chdir(tmp_path)
     assert main(["transfer", "--input", "x.h5ad", "--learning-rate", "-1"]) == 1  # validated like params.yaml
+
+
+def test_a_study_sharing_no_gene_the_model_reads_is_refused(parent, target):
+    renamed = target.copy()
+    renamed.var_names = [f"NOTAGENE{i}" for i in range(renamed.n_vars)]
+    with pytest.raises(InputDataError, match="shares none of the"):
+        _cells(parent, renamed)

@@ -87,10 +87,11 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     if tracking_uri is None and reference.startswith("models:/"):
         tracking_uri = resolve_tracking_uri(params.mlflow, Path("."))
     model = load_trainable(reference, tracking_uri=tracking_uri)
+    top = params.explain.top if args.top is None else args.top
     explanation, summary = explain_file(
         model,
         args.input,
-        top=args.top,
+        top=top,
         steps=params.explain.steps if args.steps is None else args.steps,
         max_cells=params.explain.cells if args.cells is None else args.cells,
         label_key=args.label_key,
@@ -102,7 +103,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         orientation=args.orientation,
         output=args.output,
     )
-    print(format_top_table(explanation, summary, args.top))  # the command's result, on stdout
+    print(format_top_table(explanation, summary, top))  # the command's result, on stdout
     return 0
 
 
@@ -306,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(model.pt + preprocessor.npz), not the ONNX file.",
     )
     explain.add_argument("--input", required=True, help="cells: .h5ad, a 10x directory or .h5, or a .csv/.tsv(.gz) count table")
-    explain.add_argument("--top", type=int, default=50, help="genes per ranking (default: %(default)s)")
+    explain.add_argument("--top", type=int, default=None, help="genes per ranking (default: explain.top)")
     explain.add_argument(
         "--model", default=None,
         help="models:/NAME@ALIAS, models:/NAME/VERSION, or a folder with model.pt and preprocessor.npz such as models/ "

@@ -5,8 +5,14 @@ dvc.yaml declares the same paths as deps and outs; keep the two in step.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from oncopersistnet.errors import ConfigError
+
+#: User files a stage reads must live here: the folder is a dependency of those stages.
+EXTERNAL_DIR = "data/external"
 
 
 @dataclass(frozen=True)
@@ -17,6 +23,21 @@ class ProjectPaths:
 
     def _p(self, relative: str) -> Path:
         return self.root / relative
+
+    def external_file(self, key: str, value: str, hint: str = "") -> Path:
+        """``value`` (a params path) resolved under the root, refused outside ``data/external/``.
+
+        Paths are compared lexically normalised: data/external may itself be a
+        symlink to a big disk, and "data/external/../x" must not slip through.
+        """
+        external = Path(os.path.normpath(os.path.abspath(self.root / EXTERNAL_DIR)))
+        path = self.root / value
+        if external not in Path(os.path.normpath(os.path.abspath(path))).parents:
+            raise ConfigError(
+                f"{key}: {value} is outside {EXTERNAL_DIR}/; put the file (or a symlink to it) there "
+                f"so that DVC notices when it changes{hint}"
+            )
+        return path
 
     @property
     def raw(self) -> Path:

@@ -55,7 +55,7 @@ def run_comparison(
     progress: bool = True,
 ) -> list[FitResult]:
     """Fit and test every family on every fold (and seed, where seeds matter)."""
-    families = list(families or params.compare.models)
+    families = list(params.compare.models if families is None else families)
     seeds = seeds_for(params)
     plan = []
     for family in families:

@@ -12,6 +12,7 @@ import time
 
 from oncopersistnet import __version__
 from oncopersistnet.atomic import write_json, write_text
+from oncopersistnet.errors import ConfigError
 from oncopersistnet.config import Params
 from oncopersistnet.paths import ProjectPaths
 from oncopersistnet.tracking import configure_mlflow, dvc_experiment_name, flatten_for_mlflow, git_commit
@@ -72,6 +73,9 @@ def run(params: Params, paths: ProjectPaths) -> None:
     # Dozens of small networks: intra-op threads gain nothing here and collapse when the
     # CPU is shared (measured on 2 busy cores: 188 s with 2 threads, 23 s with 1).
     torch.set_num_threads(1)
+    if params.cross_study.fine_tune_mode == "head" and params.train.architecture == "mlp":
+        raise ConfigError("cross_study.fine_tune_mode: head fine-tuning freezes convolutional/recurrent layers, "
+                          "which train.architecture mlp has none of; use all")
     started = time.perf_counter()
     studies = load_studies(params, paths)
     results = run_cross_study(studies, params)

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict
-import os
 from pathlib import Path
 
 from oncopersistnet.atomic import write_h5ad
 from oncopersistnet.config import Params
-from oncopersistnet.errors import ConfigError
 from oncopersistnet.data.load import load_labelled
 from oncopersistnet.data.simulate import simulate_cells
 from oncopersistnet.genes import harmonize_adata
@@ -19,22 +17,15 @@ from oncopersistnet.tracking import file_md5
 logger = logging.getLogger(__name__)
 
 # Declared as a dependency of the ingest stage in dvc.yaml.
-EXTERNAL_DIR = "data/external"
 
 
 def run(params: Params, paths: ProjectPaths) -> None:
     """Produce the raw dataset that every later stage starts from."""
     data = params.data
     if data.input:
-        # Compare lexically normalised paths: data/external may itself be a symlink
-        # to a big disk, and "data/external/../x" must not slip through.
-        external = Path(os.path.normpath(os.path.abspath(paths.root / EXTERNAL_DIR)))
         for key, value in (("data.input", data.input), ("data.metadata", data.metadata)):
-            if value and external not in Path(os.path.normpath(os.path.abspath(paths.root / value))).parents:
-                raise ConfigError(
-                    f"{key}: {value} is outside {EXTERNAL_DIR}/; put the file (or a symlink to it) there "
-                    "so that DVC notices when it changes"
-                )
+            if value:
+                paths.external_file(key, value)
         adata = load_labelled(data)
         # The user's original file, fingerprinted: the MLflow run carries it (tag input_md5).
         adata.uns["source"]["input_md5"] = file_md5(Path(data.input))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -41,6 +42,34 @@ MODEL_DESCRIPTION = (
 )
 
 
+def log_and_register(
+    proto: onnx.ModelProto,
+    model: OnnxPersisterModel,
+    example: np.ndarray,
+    model_name: str,
+    trainable_files: tuple[Path, Path],
+) -> str:
+    """In the active run: log the ONNX model (signature, example) and register it under ``model_name``;
+    log its trainable form (checkpoint, preprocessor) under ``pytorch/``, where `explain` and `transfer`
+    find it. Returns the new version."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    info = mlflow.onnx.log_model(
+        proto,
+        name="model",
+        signature=infer_signature(example, model.predict_proba(example)),
+        input_example=example,
+        registered_model_name=model_name,
+        pip_requirements=PIP_REQUIREMENTS,
+        save_as_external_data=False,
+        onnx_execution_providers=["CPUExecutionProvider"],
+    )
+    for path in trainable_files:
+        mlflow.log_artifact(str(path), artifact_path=ARTIFACT_DIR)
+    return str(info.registered_model_version)
+
+
 def gate_decision(candidate: dict[str, float], config: RegisterConfig, comparison: HeadToHead | str | None) -> PromotionDecision:
     """The promotion gate's verdict, except that a DVC experiment never takes ``champion``."""
     decision = decide_promotion(candidate, config, comparison)
@@ -69,7 +98,6 @@ def run(params: Params, paths: ProjectPaths) -> None:
     """Register a new version; alias it champion or challenger; write ``models/registry.json``."""
     import mlflow
     from mlflow import MlflowClient
-    from mlflow.models import infer_signature
 
     config = params.register
     configure_mlflow(params.mlflow, paths.root)
@@ -89,20 +117,9 @@ def run(params: Params, paths: ProjectPaths) -> None:
     example = test.counts[:2].toarray().astype(np.float32)
     with resumed_run(run_id):
         log_params_once(params.flat(["register"]))
-        info = mlflow.onnx.log_model(
-            onnx.load(str(paths.onnx)),
-            name="model",
-            signature=infer_signature(example, candidate_model.predict_proba(example)),
-            input_example=example,
-            registered_model_name=config.model_name,
-            pip_requirements=PIP_REQUIREMENTS,
-            save_as_external_data=False,
-            onnx_execution_providers=["CPUExecutionProvider"],
+        version = log_and_register(
+            onnx.load(str(paths.onnx)), candidate_model, example, config.model_name, (paths.model, paths.preprocessor)
         )
-        version = str(info.registered_model_version)
-        # The trainable form next to the ONNX model: `explain` and `transfer` start from it.
-        mlflow.log_artifact(str(paths.model), artifact_path=ARTIFACT_DIR)
-        mlflow.log_artifact(str(paths.preprocessor), artifact_path=ARTIFACT_DIR)
         decision = gate_decision(candidate, config, comparison)
         client = MlflowClient()
         if not client.get_registered_model(config.model_name).description:

@@ -33,6 +33,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
         write_text(paths.transfer_report, "# Transfer\n\nSkipped: `transfer.input` is null in params.yaml.\n")
         logger.info("transfer skipped: transfer.input is null")
         return
+    paths.external_file("transfer.input", params.transfer.input)
     parent = load_trainable(str(paths.models))
     registry = json.loads(paths.registry.read_text())
     parent.registered_name, parent.registered_version = registry["model_name"], registry["version"]

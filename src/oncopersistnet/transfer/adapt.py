@@ -27,7 +27,7 @@ import numpy as np
 from scipy import sparse
 
 from oncopersistnet.config import TrainConfig
-from oncopersistnet.errors import ConfigError
+from oncopersistnet.errors import ConfigError, InputDataError
 from oncopersistnet.evaluation.metrics import classification_metrics
 from oncopersistnet.inference.align import GeneMatch, aligned_block, match_genes
 from oncopersistnet.model import PersisterNetwork, predict_proba, train_model
@@ -37,6 +37,10 @@ from oncopersistnet.preprocessing import SPLITS, CellPreprocessor
 logger = logging.getLogger(__name__)
 
 MODES = ("head", "all")
+# Below this share of the genes the model reads, `predict` refuses an input by default
+# (predict.min_gene_fraction); transfer still measures it, and says so.
+LOW_OVERLAP = 0.5
+LOW_OVERLAP_NOTE = "; most of what the model reads is imputed, so expect little to transfer"
 # What "head" fine-tuning keeps fixed: the feature extractor (convolutions and LSTM).
 # Everything after it trains: the dense head, and attention pooling where there is one.
 FROZEN_IN_HEAD_MODE = ("conv", "lstm")
@@ -79,7 +83,13 @@ def map_to_model(
 ) -> TargetCells:
     """Harmonise the study's gene names and lay its counts over the model's genes."""
     match = match_genes(genes, model_genes, 0.0, source=source, selected_genes=selected_genes)
-    logger.info("%s: %s", source, match.describe())
+    if match.n_selected_matched == 0:
+        raise InputDataError(
+            f"{source}: shares none of the {match.n_selected} genes the model reads ({match.describe()}); "
+            "every input would be imputed constants, so there is nothing to transfer"
+        )
+    log = logger.warning if match.selected_fraction < LOW_OVERLAP else logger.info
+    log("%s: %s%s", source, match.describe(), LOW_OVERLAP_NOTE if match.selected_fraction < LOW_OVERLAP else "")
     return TargetCells(aligned_block(counts, match), np.asarray(y), np.asarray(samples, dtype=str), np.asarray(cell_ids, dtype=str), match)
 
 

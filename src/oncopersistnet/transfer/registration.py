@@ -20,9 +20,9 @@ import onnx
 from oncopersistnet.config import Params
 from oncopersistnet.inference.model import OnnxPersisterModel
 from oncopersistnet.inference.resolve import load_model
-from oncopersistnet.model_source import ARTIFACT_DIR, CHECKPOINT_NAME, PREPROCESSOR_NAME
+from oncopersistnet.model_source import CHECKPOINT_NAME, PREPROCESSOR_NAME
 from oncopersistnet.registry import current_champion, head_to_head, score_on_cells
-from oncopersistnet.stages.register import PIP_REQUIREMENTS, apply_decision, gate_decision
+from oncopersistnet.stages.register import apply_decision, gate_decision, log_and_register
 from oncopersistnet.tracking import dvc_experiment_name, flatten_for_mlflow, git_commit
 from oncopersistnet.transfer.adapt import Adapted, TargetCells
 
@@ -47,27 +47,30 @@ def register_adapted(
     proto: onnx.ModelProto,
     folder: Path,
     adapted: Adapted,
-    cells: TargetCells,
-    split: np.ndarray,
+    test: TargetCells,
+    raw_test: tuple[Any, np.ndarray],
     summary: dict[str, Any],
     parity: dict[str, float],
     experiment_id: str,
     name: str,
 ) -> dict[str, str]:
-    """One MLflow run and one registered version; returns name, version, alias, reason, run id and URI."""
-    import mlflow
-    from mlflow.models import infer_signature
+    """One MLflow run and one registered version; returns name, version, alias, reason, run id and URI.
 
-    test = cells.subset(split == "test")
+    ``test``: the new test cells laid over the model's genes; ``raw_test``: the same
+    cells as the study gave them (counts, gene names), so the gate's gene matching
+    and ``gene_match_fraction`` see what the study really measured.
+    """
+    import mlflow
+
+    raw_counts, raw_genes = raw_test
     candidate_model = OnnxPersisterModel(folder / "oncopersistnet.onnx")
-    model_genes = np.asarray(candidate_model.genes)
-    candidate = score_on_cells(candidate_model, test.counts, model_genes, test.y)
+    candidate = score_on_cells(candidate_model, raw_counts, raw_genes, test.y)
     champion = current_champion(name)
     comparison = None
     if champion is not None:
         comparison = head_to_head(
             candidate_model, load_model(f"models:/{name}/{champion.version}"), str(champion.version),
-            test.counts, model_genes, test.y, test.samples, test.cell_ids,
+            raw_counts, raw_genes, test.y, test.samples, test.cell_ids,
         )
     study = summary["study"]
     tags = {
@@ -99,19 +102,9 @@ def register_adapted(
         metrics |= {f"onnx_{k}": v for k, v in parity.items()}
         metrics |= {"best_epoch": adapted.best_epoch, "gene_match_fraction": candidate["gene_match_fraction"]}
         mlflow.log_metrics({k: v for k, v in metrics.items() if v == v})  # NaN (one class) is not logged
-        for artifact in (CHECKPOINT_NAME, PREPROCESSOR_NAME):
-            mlflow.log_artifact(str(folder / artifact), artifact_path=ARTIFACT_DIR)
-        info = mlflow.onnx.log_model(
-            proto,
-            name="model",
-            signature=infer_signature(example, candidate_model.predict_proba(example)),
-            input_example=example,
-            registered_model_name=name,
-            pip_requirements=PIP_REQUIREMENTS,
-            save_as_external_data=False,
-            onnx_execution_providers=["CPUExecutionProvider"],
+        version = log_and_register(
+            proto, candidate_model, example, name, (folder / CHECKPOINT_NAME, folder / PREPROCESSOR_NAME)
         )
-        version = str(info.registered_model_version)
         decision = gate_decision(candidate, params.register, comparison)
         from mlflow import MlflowClient
 

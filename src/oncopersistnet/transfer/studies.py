@@ -20,7 +20,6 @@ second with one line, not after minutes of simulation.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,14 +31,12 @@ from oncopersistnet import PERSISTER
 from oncopersistnet.config import CROSS_STUDY_SOURCES, CrossStudyDataset, DataConfig, Params
 from oncopersistnet.data.load import load_labelled, read_h5ad
 from oncopersistnet.data.simulate import simulate_cells
-from oncopersistnet.errors import ConfigError, InputDataError
+from oncopersistnet.errors import InputDataError
 from oncopersistnet.genes.harmonize import harmonize_adata
 from oncopersistnet.paths import ProjectPaths
 
 logger = logging.getLogger(__name__)
 
-#: Files must live here: the folder is a dependency of the DVC stage (as of ``ingest``).
-EXTERNAL_DIR = "data/external"
 SIMULATE_OVERRIDES = ("world_seed", "effect_size", "n_genes", "n_cells", "seed")
 
 
@@ -93,13 +90,7 @@ def from_anndata(name: str, adata, origin: str, note: str = "") -> LabelledDatas
 
 def _file_path(spec: CrossStudyDataset, index: int, paths: ProjectPaths) -> Path:
     where = f"cross_study.datasets[{index}] ({spec.name})"
-    external = Path(os.path.normpath(os.path.abspath(paths.root / EXTERNAL_DIR)))
-    path = paths.root / spec.source
-    if external not in Path(os.path.normpath(os.path.abspath(path))).parents:
-        raise ConfigError(
-            f"{where}.source: {spec.source} is outside {EXTERNAL_DIR}/; put the file (or a symlink to it) there "
-            "so that DVC notices when it changes (or use pipeline / simulate)"
-        )
+    path = paths.external_file(f"{where}.source", spec.source, " (or use pipeline / simulate)")
     if not path.exists():
         raise InputDataError(f"{where}.source: {spec.source}: no such file")
     return path

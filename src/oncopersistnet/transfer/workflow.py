@@ -112,7 +112,8 @@ def run_transfer(params: Params, parent: TrainableModel, output_dir: Path, proje
         "fine_tuned": adapted.fine_tuned,
         "trained_on_new_data_only": baselines,
     }
-    _export_and_register(params, output_dir, adapted, cells, split, samples_of, summary, experiment_id)
+    raw_test = (adata.X[split == "test"], genes)  # the study's own columns: the gate matches genes itself
+    _export_and_register(params, output_dir, adapted, cells, split, raw_test, samples_of, summary, experiment_id)
     logger.info("wrote the adapted model, %s and %s to %s", SUMMARY_NAME, REPORT_NAME, output_dir)
     return summary
 
@@ -123,6 +124,7 @@ def _export_and_register(
     adapted: Adapted,
     cells: TargetCells,
     split: np.ndarray,
+    raw_test: tuple[Any, np.ndarray],
     samples_of: dict[str, list[str]],
     summary: dict,
     experiment_id: str,
@@ -147,11 +149,14 @@ def _export_and_register(
         )
         save_checkpoint(adapted.network, building / CHECKPOINT_NAME, extra={"best_epoch": adapted.best_epoch})
         adapted.preprocessor.save(building / PREPROCESSOR_NAME)
-        summary["registration"] = register_adapted(
-            params, proto, building, adapted, cells, split, summary, parity, experiment_id, registered_name(params),
-        )
-        write_json(building / SUMMARY_NAME, summary)
-        write_text(building / REPORT_NAME, transfer_markdown(summary))
+        for with_registration in (False, True):  # figures first: a failed registration still leaves no half folder
+            if with_registration:
+                summary["registration"] = register_adapted(
+                    params, proto, building, adapted, cells.subset(split == "test"), raw_test, summary, parity,
+                    experiment_id, registered_name(params),
+                )
+            write_json(building / SUMMARY_NAME, summary)
+            write_text(building / REPORT_NAME, transfer_markdown(summary))
         shutil.rmtree(output_dir, ignore_errors=True)
         building.rename(output_dir)
     finally:
