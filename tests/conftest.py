@@ -56,3 +56,18 @@ def trained(fitted):
 def dense(matrix) -> np.ndarray:
     """Dense float64 copy of a (possibly sparse) matrix."""
     return matrix.toarray().astype(np.float64) if hasattr(matrix, "toarray") else np.asarray(matrix, dtype=np.float64)
+
+
+@pytest.fixture()
+def store(tmp_path, monkeypatch):
+    """A temporary folder for an MLflow store, with the tracking URI restored afterwards.
+
+    mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI; setenv first so that
+    monkeypatch restores the original value (or its absence) after the test.
+    """
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "unset")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    yield tmp_path
+    mlflow.set_tracking_uri(None)

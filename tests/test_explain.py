@@ -252,15 +252,6 @@ def _stage_inputs(root, small_adata, small_split, pre, network, run_id, drop_las
 OUTPUTS = ("metrics/explain.json", "reports/attributions.csv", "reports/figures/attributions.png")
 
 
-@pytest.fixture()
-def store(tmp_path, monkeypatch):
-    # mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI: let monkeypatch restore it.
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "unset")
-    monkeypatch.delenv("MLFLOW_TRACKING_URI")
-    yield tmp_path
-    mlflow.set_tracking_uri(None)
-
-
 def test_stage_writes_scores_and_logs_to_the_deployable_run(store, small_adata, small_split, fitted, trained):
     from oncopersistnet.paths import ProjectPaths
     from oncopersistnet.stages import explain as explain_stage

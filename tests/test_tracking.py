@@ -9,16 +9,6 @@ from oncopersistnet.config import MlflowConfig
 from oncopersistnet.tracking import EXPERIMENT_TAGS, configure_mlflow, log_params_once, resolve_tracking_uri, resumed_run
 
 
-@pytest.fixture()
-def store(tmp_path, monkeypatch):
-    # mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI; setenv first so that
-    # monkeypatch restores the original value (or its absence) after the test.
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "unset")
-    monkeypatch.delenv("MLFLOW_TRACKING_URI")
-    yield tmp_path
-    mlflow.set_tracking_uri(None)
-
-
 def test_default_store_is_inside_the_project(store):
     experiment_id = configure_mlflow(MlflowConfig(experiment_name="t"), store)
     assert mlflow.get_tracking_uri() == f"sqlite:///{store / 'mlruns' / 'mlflow.db'}"
