@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from oncopersistnet import __version__
-from oncopersistnet.config import Params, load_params
+from oncopersistnet.config import FINE_TUNE_MODES, Params, load_params
 from oncopersistnet.errors import ConfigError, OncoPersistNetError
 from oncopersistnet.logging_setup import configure_logging
 from oncopersistnet.tracking import disable_telemetry
@@ -34,9 +34,19 @@ def _check_ranges(*options: tuple[str, float | int | None, float, float | None])
             raise ConfigError(f"{option}: {value} is out of range ({low} to {high if high is not None else 'any'})")
 
 
+def _model_reference(args: argparse.Namespace, params: Params, store_prefixes: tuple[str, ...]) -> tuple[str, str | None]:
+    """``--model`` (default: the champion) and the MLflow store it resolves in, when it is a store URI."""
+    from oncopersistnet.tracking import resolve_tracking_uri
+
+    reference = args.model or f"models:/{params.register.model_name}@champion"
+    tracking_uri = args.tracking_uri
+    if tracking_uri is None and reference.startswith(store_prefixes):
+        tracking_uri = resolve_tracking_uri(params.mlflow, Path("."))
+    return reference, tracking_uri
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     from oncopersistnet.inference import load_model, predict_file
-    from oncopersistnet.tracking import resolve_tracking_uri
 
     params = _project_params(args.params)
     _check_ranges(
@@ -45,10 +55,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         ("--threshold", args.threshold, 0.0, 1.0),
         ("--min-gene-fraction", args.min_gene_fraction, 0.0, 1.0),
     )
-    reference = args.model or f"models:/{params.register.model_name}@champion"
-    tracking_uri = args.tracking_uri
-    if tracking_uri is None and reference.startswith(("models:/", "runs:/")):
-        tracking_uri = resolve_tracking_uri(params.mlflow, Path("."))
+    reference, tracking_uri = _model_reference(args, params, ("models:/", "runs:/"))
     model = load_model(reference, threads=args.threads, tracking_uri=tracking_uri)
     summary = predict_file(
         model,
@@ -72,7 +79,6 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     """Gene-level explanations (integrated gradients) of the cells in --input."""
     from oncopersistnet.explain.command import explain_file, format_top_table
     from oncopersistnet.model_source import load_trainable
-    from oncopersistnet.tracking import resolve_tracking_uri
 
     params = _project_params(args.params)
     _check_ranges(
@@ -82,10 +88,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         ("--threshold", args.threshold, 0.0, 1.0),
         ("--min-gene-fraction", args.min_gene_fraction, 0.0, 1.0),
     )
-    reference = args.model or f"models:/{params.register.model_name}@champion"
-    tracking_uri = args.tracking_uri
-    if tracking_uri is None and reference.startswith("models:/"):
-        tracking_uri = resolve_tracking_uri(params.mlflow, Path("."))
+    reference, tracking_uri = _model_reference(args, params, ("models:/",))
     model = load_trainable(reference, tracking_uri=tracking_uri)
     top = params.explain.top if args.top is None else args.top
     explanation, summary = explain_file(
@@ -211,13 +214,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from oncopersistnet.serving import ServiceConfig, create_app
-    from oncopersistnet.tracking import resolve_tracking_uri
 
     params = _project_params(args.params)
-    reference = args.model or f"models:/{params.register.model_name}@champion"
-    tracking_uri = args.tracking_uri
-    if tracking_uri is None and reference.startswith(("models:/", "runs:/")):
-        tracking_uri = resolve_tracking_uri(params.mlflow, Path("."))
+    reference, tracking_uri = _model_reference(args, params, ("models:/", "runs:/"))
     token = args.token or os.environ.get("ONCOPERSISTNET_TOKEN") or None
     if args.host not in ("127.0.0.1", "localhost", "::1") and not token:
         logger.warning("serving on %s without a token: anyone who reaches this port can use it (set --token)", args.host)
@@ -374,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     transfer.add_argument("--persister-values", nargs="+", default=None, metavar="VALUE", help="label values of the positive class")
     transfer.add_argument("--non-persister-values", nargs="+", default=None, metavar="VALUE", help="label values of the negative class")
     transfer.add_argument("--counts-source", default=None, help=".h5ad only: auto, X, raw or layers/NAME")
-    transfer.add_argument("--mode", choices=["head", "all"], default=None, help="head: retrain the dense head on frozen layers; all: every weight")
+    transfer.add_argument("--mode", choices=list(FINE_TUNE_MODES), default=None, help="head: retrain the dense head on frozen layers; all: every weight")
     transfer.add_argument("--refit-scaling", action=argparse.BooleanOptionalAction, default=None, help="refit imputation means, min-max range and PCA centre on the new training cells")
     transfer.add_argument("--learning-rate", type=float, default=None)
     transfer.add_argument("--max-epochs", type=int, default=None)

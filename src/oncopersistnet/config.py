@@ -188,6 +188,10 @@ class PredictConfig:
     uncertain_band: list[float] = field(default_factory=lambda: [0.35, 0.65])
 
 
+#: How a transferred network is fine-tuned (``oncopersistnet.transfer.adapt``).
+FINE_TUNE_MODES = ("head", "all")
+
+
 @dataclass(frozen=True)
 class TransferConfig:
     """Adapt the pipeline's model to an independent labelled dataset (stage ``transfer``).
@@ -307,7 +311,7 @@ def check_cross_study(config: CrossStudyConfig) -> None:
         raise ConfigError(f"cross_study.overlap_fractions: each must be in (0, 1], got {config.overlap_fractions}")
     if not 0.0 < config.pool_val_fraction < 1.0:
         raise ConfigError(f"cross_study.pool_val_fraction: must be strictly between 0 and 1, got {config.pool_val_fraction}")
-    if config.fine_tune_mode not in ("head", "all"):
+    if config.fine_tune_mode not in FINE_TUNE_MODES:
         raise ConfigError(f"cross_study.fine_tune_mode: must be head or all, got {config.fine_tune_mode!r}")
     if not config.fine_tune_learning_rate > 0:
         raise ConfigError(f"cross_study.fine_tune_learning_rate: must be positive, got {config.fine_tune_learning_rate}")
@@ -485,7 +489,7 @@ def params_from_dict(raw: dict[str, Any] | None) -> Params:
         )
     if params.compare.cv_folds == 1:
         raise ConfigError("compare.cv_folds: 0 uses the pipeline's split, k >= 2 a grouped k-fold; 1 is neither")
-    if params.transfer.mode not in ("head", "all"):
+    if params.transfer.mode not in FINE_TUNE_MODES:
         raise ConfigError(f"transfer.mode: must be head or all, got {params.transfer.mode!r}")
     if params.transfer.val_fraction + params.transfer.test_fraction >= 1.0:
         raise ConfigError("transfer: val_fraction + test_fraction must leave samples for fine-tuning")

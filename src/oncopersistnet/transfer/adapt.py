@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import sparse
 
-from oncopersistnet.config import TrainConfig
+from oncopersistnet.config import FINE_TUNE_MODES, TrainConfig
 from oncopersistnet.errors import ConfigError, InputDataError
 from oncopersistnet.evaluation.metrics import classification_metrics
 from oncopersistnet.inference.align import GeneMatch, aligned_block, match_genes
@@ -36,7 +36,7 @@ from oncopersistnet.preprocessing import SPLITS, CellPreprocessor
 
 logger = logging.getLogger(__name__)
 
-MODES = ("head", "all")
+MODES = FINE_TUNE_MODES
 # Below this share of the genes the model reads, `predict` refuses an input by default
 # (predict.min_gene_fraction); transfer still measures it, and says so.
 LOW_OVERLAP = 0.5

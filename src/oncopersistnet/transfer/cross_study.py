@@ -133,12 +133,9 @@ class TargetPartition:
 
     def split_for(self, samples: np.ndarray, k: int) -> np.ndarray:
         """Per cell: ``train`` / ``val`` (pool of k), ``test`` (test samples) or ``""`` (unused pool samples)."""
-        out = np.full(samples.shape, "", dtype=object)
-        in_pool = np.isin(samples, self.pool[k])
-        out[in_pool & ~self.val_cell] = "train"
-        out[in_pool & self.val_cell] = "val"
-        out[np.isin(samples, self.test_samples)] = "test"
-        return out.astype(str)
+        split = partition_split(samples, self.pool[k], self.val_cell).astype(object)
+        split[np.isin(samples, self.test_samples)] = "test"
+        return split.astype(str)
 
 
 def partition_target(study: LabelledDataset, ks: Sequence[int], val_fraction: float, seed: int) -> TargetPartition:

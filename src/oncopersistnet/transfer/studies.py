@@ -88,6 +88,12 @@ def from_anndata(name: str, adata, origin: str, note: str = "") -> LabelledDatas
     )
 
 
+def load_labelled_file(name: str, config: DataConfig, origin: str, note: str = "") -> LabelledDataset:
+    """A labelled file (any supported format; labels and samples mapped as ``config`` says) with harmonised genes."""
+    adata, _ = harmonize_adata(load_labelled(config))
+    return from_anndata(name, adata, origin, note)
+
+
 def _file_path(spec: CrossStudyDataset, index: int, paths: ProjectPaths) -> Path:
     where = f"cross_study.datasets[{index}] ({spec.name})"
     path = paths.external_file(f"{where}.source", spec.source, " (or use pipeline / simulate)")
@@ -134,9 +140,8 @@ def load_study(spec: CrossStudyDataset, index: int, params: Params, paths: Proje
         input=str(path), counts_source=spec.counts_source, label_key=spec.label_key, sample_key=spec.sample_key,
         persister_values=list(spec.persister_values), non_persister_values=list(spec.non_persister_values),
     )
-    adata, _ = harmonize_adata(load_labelled(config))
     positive = ", ".join(spec.persister_values)
-    return from_anndata(spec.name, adata, f"{spec.source} ({spec.label_key}: {positive} = positive, by {spec.sample_key})", spec.note)
+    return load_labelled_file(spec.name, config, f"{spec.source} ({spec.label_key}: {positive} = positive, by {spec.sample_key})", spec.note)
 
 
 def subsample_per_sample(dataset: LabelledDataset, max_cells: int | None, seed: int) -> LabelledDataset:

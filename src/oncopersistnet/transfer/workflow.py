@@ -19,20 +19,19 @@ from typing import Any
 
 import numpy as np
 
+from oncopersistnet import NON_PERSISTER, PERSISTER
 from oncopersistnet.atomic import write_json, write_text
 from oncopersistnet.config import DataConfig, Params, TransferConfig
 from oncopersistnet.errors import ConfigError
-from oncopersistnet.data.load import load_labelled
 from oncopersistnet.evaluation.comparison import run_comparison, summarize
 from oncopersistnet.evaluation.folds import build_fold
 from oncopersistnet.export import export_onnx, parity_check
-from oncopersistnet.genes.harmonize import harmonize_adata
 from oncopersistnet.model import save_checkpoint
 from oncopersistnet.model_source import CHECKPOINT_NAME, PREPROCESSOR_NAME, TrainableModel
 from oncopersistnet.preprocessing.split import split_by_sample
-from oncopersistnet.stages.common import binary_labels
 from oncopersistnet.stages.export import model_metadata
 from oncopersistnet.tracking import configure_mlflow, data_hash, file_md5, git_commit
+from oncopersistnet.transfer.studies import load_labelled_file
 from oncopersistnet.transfer.adapt import Adapted, TargetCells, adapt, fine_tune_config, map_to_model
 from oncopersistnet.transfer.registration import register_adapted
 from oncopersistnet.transfer.report import transfer_markdown
@@ -68,19 +67,17 @@ def run_transfer(params: Params, parent: TrainableModel, output_dir: Path, proje
         raise ConfigError("transfer.input: give the labelled dataset to adapt the model to")
     experiment_id = configure_mlflow(params.mlflow, project_root)  # fail early on an unusable store
 
-    adata, _ = harmonize_adata(load_labelled(_study_config(config)))
-    y = binary_labels(adata.obs["label"])
-    samples = np.asarray(adata.obs["sample"], dtype=str)
-    cell_ids = np.asarray(adata.obs_names, dtype=str)
-    genes = np.asarray(adata.var_names, dtype=str)
-    split = split_by_sample(samples, adata.obs["label"], config.val_fraction, config.test_fraction, config.seed)
+    study_cells = load_labelled_file(config.dataset_name, _study_config(config), config.input)
+    counts, y, samples, cell_ids, genes = study_cells.counts, study_cells.y, study_cells.samples, study_cells.cell_ids, study_cells.genes
+    labels = np.where(y == 1, PERSISTER, NON_PERSISTER)
+    split = split_by_sample(samples, labels, config.val_fraction, config.test_fraction, config.seed)
     selected = parent.preprocessor.genes_[parent.preprocessor.selected_]
-    cells = map_to_model(adata.X, genes, y, samples, cell_ids, parent.preprocessor.genes_, selected, config.input)
+    cells = map_to_model(counts, genes, y, samples, cell_ids, parent.preprocessor.genes_, selected, config.input)
 
     tune = fine_tune_config(params.train, config.learning_rate, config.max_epochs, config.patience, config.seed)
     adapted = adapt(parent, cells, split, tune, config.mode, config.refit_scaling, params.evaluate.threshold)
     # Models trained on the new data alone, on the same split and test cells.
-    fold = build_fold(config.dataset_name, adata.X, genes, y, cell_ids, samples, split, params.preprocess)
+    fold = build_fold(config.dataset_name, counts, genes, y, cell_ids, samples, split, params.preprocess)
     baseline_params = replace(params, train=replace(params.train, seed=config.seed))
     baselines = summarize(run_comparison([fold], baseline_params, families=config.baselines, progress=False))
 
@@ -89,7 +86,7 @@ def run_transfer(params: Params, parent: TrainableModel, output_dir: Path, proje
         "dataset": config.dataset_name,
         "input": config.input,
         "input_md5": file_md5(Path(config.input)),
-        "data_hash": data_hash(adata.X, y, samples, genes, cell_ids),
+        "data_hash": data_hash(counts, y, samples, genes, cell_ids),
         "cells": int(len(y)),
         "genes": int(len(genes)),
         "samples": samples_of,
@@ -112,7 +109,7 @@ def run_transfer(params: Params, parent: TrainableModel, output_dir: Path, proje
         "fine_tuned": adapted.fine_tuned,
         "trained_on_new_data_only": baselines,
     }
-    raw_test = (adata.X[split == "test"], genes)  # the study's own columns: the gate matches genes itself
+    raw_test = (counts[split == "test"], genes)  # the study's own columns: the gate matches genes itself
     _export_and_register(params, output_dir, adapted, cells, split, raw_test, samples_of, summary, experiment_id)
     logger.info("wrote the adapted model, %s and %s to %s", SUMMARY_NAME, REPORT_NAME, output_dir)
     return summary
