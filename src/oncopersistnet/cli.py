@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 from oncopersistnet import __version__
 from oncopersistnet.config import FINE_TUNE_MODES, Params, load_params
 from oncopersistnet.errors import ConfigError, OncoPersistNetError
+from oncopersistnet.interrupts import exit_code, raise_on_sigterm
 from oncopersistnet.logging_setup import configure_logging
 from oncopersistnet.tracking import disable_telemetry
 
@@ -402,11 +404,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.log_level)
     disable_telemetry()  # before anything imports mlflow
+    previous = signal.getsignal(signal.SIGTERM)
+    raise_on_sigterm()
     try:
         return args.handler(args)
     except OncoPersistNetError as exc:
         logger.error("%s", exc)
         return 1
+    except KeyboardInterrupt as interrupt:
+        logger.error("%s stopped (%s); no partial output was kept", args.command, interrupt or "interrupted")
+        return exit_code(interrupt)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import subprocess
+import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ import numpy as np
 from oncopersistnet.atomic import write_json
 from oncopersistnet.config import MlflowConfig
 from oncopersistnet.errors import ConfigError, ModelError
+from oncopersistnet.processes import owner_alive, process_owner
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +34,10 @@ STORE_DIR = "mlruns"
 # Tells the MLflow 3 UI to open the experiment on its runs table (model training),
 # not on the GenAI traces dashboard it shows for experiments of unknown kind.
 EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
+# Which process holds a run open ("host:pid:start"), so a later start can tell a
+# run whose process was SIGKILLed (it stays RUNNING forever) from a live one.
+OWNER_TAG = "oncopersistnet.owner"
+ENDED_BY_TAG = "oncopersistnet.ended_by"
 
 
 def disable_telemetry() -> None:
@@ -78,6 +84,7 @@ def configure_mlflow(config: MlflowConfig, project_root: Path = Path(".")) -> st
     import mlflow
 
     uri = resolve_tracking_uri(config, project_root)
+    check_store_reachable(uri)
     # Decide before set_tracking_uri, which also exports MLFLOW_TRACKING_URI.
     project_store = not os.environ.get("MLFLOW_TRACKING_URI") and not config.tracking_uri
     mlflow.set_tracking_uri(uri)
@@ -97,8 +104,75 @@ def configure_mlflow(config: MlflowConfig, project_root: Path = Path(".")) -> st
                     mlflow.MlflowClient().set_experiment_tag(experiment_id, key, value)
     except Exception as exc:  # any backend failure: say where, before hours of work
         raise ConfigError(f"MLflow tracking store {uri} is not usable: {exc.__class__.__name__}: {exc}") from exc
+    check_artifact_location(mlflow.get_experiment(experiment_id).artifact_location)
     mlflow.set_experiment(experiment_id=experiment_id)
+    close_orphaned_runs(experiment_id)
     return experiment_id
+
+
+def check_store_reachable(uri: str, timeout_s: float = 10.0) -> None:
+    """Fail in seconds when an HTTP tracking server does not answer.
+
+    MLflow's own client retries a refused connection with exponential back-off
+    for minutes before it gives up; one plain request tells sooner. Any HTTP
+    answer (even 401 or 404) means the server is there.
+    """
+    if not uri.startswith(("http://", "https://")):
+        return
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s).close()  # noqa: S310 - http(s) only
+    except urllib.error.HTTPError:
+        return  # it answered
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or exc.__class__.__name__
+        raise ConfigError(
+            f"MLflow tracking server {uri} is not reachable ({reason}); "
+            "check MLFLOW_TRACKING_URI or mlflow.tracking_uri in params.yaml"
+        ) from exc
+
+
+def check_artifact_location(location: str | None) -> None:
+    """A local artifact folder must be writable now, not when the first model is logged after training."""
+    if not location:
+        return
+    from urllib.parse import unquote, urlparse
+
+    parsed = urlparse(location)
+    if parsed.scheme not in ("", "file"):
+        return  # remote artifact stores answer for themselves
+    folder = Path(unquote(parsed.path) if parsed.scheme == "file" else location)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"MLflow artifact folder {folder} is not writable ({exc.strerror or exc.__class__.__name__}); "
+            "models and plots could not be logged"
+        ) from exc
+
+
+def close_orphaned_runs(experiment_id: str) -> list[str]:
+    """End as KILLED every RUNNING run of this experiment whose process on this host is gone.
+
+    SIGKILL (or a power cut) leaves no chance to close a run; without this it
+    would show RUNNING in the UI forever. Runs of other hosts are left alone.
+    """
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    closed = []
+    for run in client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=1000):
+        owner = run.data.tags.get(OWNER_TAG)
+        if owner and not owner_alive(owner):
+            client.set_tag(run.info.run_id, ENDED_BY_TAG, f"process {owner} died with the run open; closed by {process_owner()}")
+            client.set_terminated(run.info.run_id, status="KILLED")
+            closed.append(run.info.run_id)
+            logger.warning("MLflow run %s was left RUNNING by a process that died (%s); marked KILLED", run.info.run_id, owner)
+    return closed
 
 
 def git_commit(project_root: Path = Path(".")) -> str:
@@ -168,15 +242,38 @@ def load_run_id(path: Path) -> str:
 
 
 @contextlib.contextmanager
+def tracked_run(**start_run_kwargs: Any) -> Iterator[Any]:
+    """``mlflow.start_run`` that records its owner process and always ends the run.
+
+    FINISHED on success, KILLED on Ctrl-C or SIGTERM, FAILED on an error; never
+    left RUNNING while this process lives (and :func:`close_orphaned_runs` ends
+    it after a SIGKILL).
+    """
+    import mlflow
+
+    run = mlflow.start_run(**start_run_kwargs)
+    try:
+        mlflow.set_tag(OWNER_TAG, process_owner())
+        yield run
+    except KeyboardInterrupt:
+        mlflow.end_run("KILLED")
+        raise
+    except BaseException:
+        mlflow.end_run("FAILED")
+        raise
+    mlflow.end_run("FINISHED")
+
+
+@contextlib.contextmanager
 def resumed_run(run_id: str) -> Iterator[Any]:
     """Reopen the training run; a failure inside marks the run FAILED instead of leaving it RUNNING."""
     import mlflow
 
     try:
-        run = mlflow.start_run(run_id=run_id)
+        mlflow.get_run(run_id)
     except Exception as exc:
         raise ModelError(f"MLflow run {run_id} cannot be reopened ({exc.__class__.__name__}: {exc})") from exc
-    with run:
+    with tracked_run(run_id=run_id) as run:
         yield run
 
 

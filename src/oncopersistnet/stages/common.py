@@ -17,6 +17,7 @@ from oncopersistnet import PERSISTER, __version__
 from oncopersistnet.config import MODEL_SECTIONS, Params, load_params
 from oncopersistnet.data.load import read_h5ad
 from oncopersistnet.errors import InputDataError, OncoPersistNetError
+from oncopersistnet.interrupts import exit_code, raise_on_sigterm
 from oncopersistnet.logging_setup import configure_logging
 from oncopersistnet.paths import ProjectPaths
 from oncopersistnet.tracking import disable_telemetry, dvc_experiment_name, git_commit
@@ -25,18 +26,19 @@ logger = logging.getLogger("oncopersistnet")
 
 
 def run_stage(name: str, stage: Callable[[Params, ProjectPaths], object], params_file: str = "params.yaml") -> None:
-    """Run one stage from the project root: one readable line and exit 1 on a user error."""
+    """Run one stage from the project root: one readable line and exit 1 on a user error, 130/143 when stopped."""
     configure_logging()
     disable_telemetry()  # before anything imports mlflow
+    raise_on_sigterm()  # `kill`, a scheduler or DVC stopping us: clean up as for Ctrl-C
     try:
         params = load_params(params_file)
         stage(params, ProjectPaths(Path(".")))
     except OncoPersistNetError as exc:
         logger.error("%s failed: %s", name, exc)
         sys.exit(1)
-    except KeyboardInterrupt:
-        logger.error("%s interrupted; no partial output was kept", name)
-        sys.exit(130)
+    except KeyboardInterrupt as interrupt:
+        logger.error("%s stopped (%s); no partial output was kept", name, interrupt or "interrupted")
+        sys.exit(exit_code(interrupt))
 
 
 def binary_labels(labels: pd.Series | np.ndarray) -> np.ndarray:

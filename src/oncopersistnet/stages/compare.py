@@ -25,7 +25,7 @@ from oncopersistnet.evaluation.plots import plot_model_comparison, plot_roc_pr
 from oncopersistnet.evaluation.report import comparison_markdown
 from oncopersistnet.paths import ProjectPaths
 from oncopersistnet.stages.common import binary_labels, read_split_table, run_provenance
-from oncopersistnet.tracking import configure_mlflow, flatten_for_mlflow
+from oncopersistnet.tracking import configure_mlflow, flatten_for_mlflow, tracked_run
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def _log_family_run(family: str, results: Sequence[FitResult], entry: dict, para
     import mlflow
 
     experiment = f"{tags['dvc_experiment']}/" if "dvc_experiment" in tags else ""
-    with mlflow.start_run(run_name=f"{experiment}compare/{family}", tags=tags | {"model_family": family}) as run:
+    with tracked_run(run_name=f"{experiment}compare/{family}", tags=tags | {"model_family": family}) as run:
         mlflow.log_params(
             flatten_for_mlflow(
                 params.flat(MODEL_SECTIONS + ("compare",))

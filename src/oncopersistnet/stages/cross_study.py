@@ -15,7 +15,7 @@ from oncopersistnet.atomic import write_json, write_text
 from oncopersistnet.errors import ConfigError
 from oncopersistnet.config import Params
 from oncopersistnet.paths import ProjectPaths
-from oncopersistnet.tracking import configure_mlflow, dvc_experiment_name, flatten_for_mlflow, git_commit
+from oncopersistnet.tracking import configure_mlflow, dvc_experiment_name, flatten_for_mlflow, git_commit, tracked_run
 from oncopersistnet.transfer.cross_study import run_cross_study
 from oncopersistnet.transfer.cross_study_report import cross_study_markdown, plot_cross_study, summarize
 from oncopersistnet.transfer.studies import load_studies
@@ -58,7 +58,7 @@ def _log_run(params: Params, paths: ProjectPaths, summary: dict, seconds: float)
     }
     if experiment:
         tags["dvc_experiment"] = experiment
-    with mlflow.start_run(run_name=f"{experiment + '/' if experiment else ''}cross_study", tags=tags) as run:
+    with tracked_run(run_name=f"{experiment + '/' if experiment else ''}cross_study", tags=tags) as run:
         mlflow.log_params(flatten_for_mlflow(params.flat(["cross_study"]) | {"train.architecture": params.train.architecture}))
         mlflow.log_metrics(_flat_metrics(summary) | {"stage_seconds": seconds})
         for artifact in (paths.cross_study_metrics, paths.cross_study_report, paths.cross_study_figure):

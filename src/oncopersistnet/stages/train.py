@@ -13,7 +13,7 @@ from oncopersistnet.model import save_checkpoint, train_model
 from oncopersistnet.paths import ProjectPaths
 from oncopersistnet.preprocessing import FeatureSet
 from oncopersistnet.stages.common import read_preprocess_summary, run_provenance
-from oncopersistnet.tracking import configure_mlflow, flatten_for_mlflow, save_run_reference
+from oncopersistnet.tracking import configure_mlflow, flatten_for_mlflow, save_run_reference, tracked_run
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +39,8 @@ def run(params: Params, paths: ProjectPaths) -> None:
     }
     experiment = f"{provenance['dvc_experiment']}/" if "dvc_experiment" in provenance else ""
     run_name = f"{experiment}{architecture.replace('_', '-')}-{provenance['params_hash'][:8]}"
-    with mlflow.start_run(run_name=run_name, tags=provenance | description) as active:
+    with tracked_run(run_name=run_name, tags=provenance | description) as active:
         run_id = active.info.run_id
-        # Save the reference first: a killed run can still be found and closed.
-        save_run_reference(paths.run_reference, run_id, experiment_id=experiment_id, **provenance)
         mlflow.log_params(flatten_for_mlflow(params.flat(MODEL_SECTIONS)))
         mlflow.log_metrics(
             {
@@ -73,4 +71,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
             history.to_csv(tmp, index=False)
         figure = plot_training_curves(result.history, result.best_epoch, paths.figures / "training_curves.png")
         mlflow.log_artifact(str(figure), artifact_path="figures")
+        # Last: later stages reopen this run, so it is named only once the model it describes exists.
+        # A killed attempt leaves no reference; its run is closed by tracked_run or close_orphaned_runs.
+        save_run_reference(paths.run_reference, run_id, experiment_id=experiment_id, **provenance)
     logger.info("trained %d-parameter %s (best epoch %d); MLflow run %s", n_parameters, architecture, result.best_epoch, run_id)

@@ -23,7 +23,7 @@ from oncopersistnet.inference.resolve import load_model
 from oncopersistnet.model_source import CHECKPOINT_NAME, PREPROCESSOR_NAME
 from oncopersistnet.registry import current_champion, head_to_head, score_on_cells
 from oncopersistnet.stages.register import apply_decision, gate_decision, log_and_register
-from oncopersistnet.tracking import dvc_experiment_name, flatten_for_mlflow, git_commit
+from oncopersistnet.tracking import dvc_experiment_name, flatten_for_mlflow, git_commit, tracked_run
 from oncopersistnet.transfer.adapt import Adapted, TargetCells
 
 logger = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ def register_adapted(
         tags["dvc_experiment"] = experiment
     example = np.nan_to_num(test.counts[:2]).astype(np.float32)
     run_name = f"{experiment + '/' if experiment else ''}transfer-{study['dataset']}-{summary['mode']}"
-    with mlflow.start_run(run_name=run_name, experiment_id=experiment_id, tags=tags) as run:
+    with tracked_run(run_name=run_name, experiment_id=experiment_id, tags=tags) as run:
         mlflow.log_params(flatten_for_mlflow(params.flat(["transfer"])))
         for epoch, row in enumerate(adapted.history, start=1):
             mlflow.log_metrics(row, step=epoch)
@@ -106,6 +106,7 @@ def register_adapted(
             proto, candidate_model, example, name, (folder / CHECKPOINT_NAME, folder / PREPROCESSOR_NAME)
         )
         decision = gate_decision(candidate, params.register, comparison)
+        apply_decision(name, version, decision, str(champion.version) if champion is not None else None)
         from mlflow import MlflowClient
 
         client = MlflowClient()
@@ -114,7 +115,6 @@ def register_adapted(
                            "data_hash": study["data_hash"], "promotion_decision": decision.alias,
                            "promotion_reason": decision.reason}.items():
             client.set_model_version_tag(name, version, key, value)
-        apply_decision(name, version, decision)
         mlflow.set_tags({"registered_model": name, "registered_version": version, "promotion_alias": decision.alias})
         run_id = run.info.run_id
     log = logger.info if decision.alias == "champion" else logger.warning
