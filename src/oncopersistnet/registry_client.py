@@ -5,14 +5,26 @@ stages are deprecated). Every move of ``champion`` is appended to the registered
 model's ``champion_history`` tag (JSON), so ``rollback`` knows which version was
 champion before the current one, whoever moved the alias: the register stage or
 a person with ``oncopersistnet models promote``.
+
+Moves are compare-and-set: the register stage says which champion its gate
+judged against, and :func:`promote` re-reads the alias under a lock before it
+moves it. Two registrations at once cannot both become champion: the second
+finds the alias moved and keeps ``challenger``. The lock is a file lock beside a
+local (sqlite or file) store; for a remote tracking server, which has no lock,
+the re-read narrows the race to the moment between reading and setting the alias.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 from oncopersistnet.errors import ModelError
 from oncopersistnet.registry import CHAMPION
@@ -77,14 +89,61 @@ def current_champion_version(name: str) -> str | None:
         return None
 
 
-def promote(name: str, version: str, reason: str, kind: str = "promote") -> str | None:
-    """Give ``version`` the champion alias; record the move; return the previous champion's version."""
+class ChampionMoved(ModelError):
+    """The champion alias moved after the gate judged a candidate against it."""
+
+
+# ``expected_champion`` when the caller does not care who is champion now (a move by hand).
+ANY_CHAMPION = object()
+
+
+def _local_store_folder() -> Path | None:
+    """The folder of a sqlite or file tracking store on this machine; None for a server."""
+    from mlflow import get_tracking_uri
+
+    uri = get_tracking_uri()
+    parsed = urlparse(uri)
+    if parsed.scheme == "sqlite" and uri.startswith("sqlite:///"):
+        return Path(unquote(uri[len("sqlite:///"):])).parent
+    if parsed.scheme in ("", "file"):
+        return Path(unquote(parsed.path))
+    return None
+
+
+@contextlib.contextmanager
+def alias_lock(name: str) -> Iterator[None]:
+    """Serialise alias moves of ``name`` among processes sharing a local store (a no-op for a server)."""
+    folder = _local_store_folder()
+    if folder is None or not folder.is_dir():
+        yield
+        return
+    with open(folder / f".alias-{name}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def promote(name: str, version: str, reason: str, kind: str = "promote", expected_champion: Any = ANY_CHAMPION) -> str | None:
+    """Give ``version`` the champion alias; record the move; return the previous champion's version.
+
+    ``expected_champion`` (a version string, or None for "no champion") is the
+    champion a gate compared against: when the alias holds another version by
+    now, nothing moves and :class:`ChampionMoved` says so.
+    """
     target = resolve_version(name, version)
-    previous = current_champion_version(name)
     client = _client()
-    client.set_registered_model_alias(name, CHAMPION, str(target.version))
-    now = datetime.now(UTC).isoformat(timespec="seconds")
-    _record(name, {"version": str(target.version), "previous": previous or "", "kind": kind, "at": now, "reason": reason})
+    with alias_lock(name):
+        previous = current_champion_version(name)
+        if expected_champion is not ANY_CHAMPION and previous != (None if expected_champion is None else str(expected_champion)):
+            raise ChampionMoved(
+                f"{name}: champion is v{previous} now, not {'v' + str(expected_champion) if expected_champion else 'unset'} "
+                f"as when v{target.version} was judged; register again to compare against the new champion"
+            )
+        client.set_registered_model_alias(name, CHAMPION, str(target.version))
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        _record(name, {"version": str(target.version), "previous": previous or "", "kind": kind, "at": now, "reason": reason})
     client.set_model_version_tag(name, str(target.version), "promoted_at", now)
     client.set_model_version_tag(name, str(target.version), "promotion_reason", reason)
     logger.info("%s: champion %s -> v%s (%s)", name, f"v{previous}" if previous else "(none)", target.version, reason)

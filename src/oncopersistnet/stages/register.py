@@ -26,7 +26,7 @@ from oncopersistnet.registry import (
     head_to_head,
     score_on_cells,
 )
-from oncopersistnet.registry_client import promote
+from oncopersistnet.registry_client import ChampionMoved, promote
 from oncopersistnet.stages.common import read_preprocess_summary, read_split_cells
 from oncopersistnet.tracking import configure_mlflow, dvc_experiment_name, load_run_id, log_params_once, resumed_run
 
@@ -84,14 +84,24 @@ def gate_decision(candidate: dict[str, float], config: RegisterConfig, compariso
     return decision
 
 
-def apply_decision(model_name: str, version: str, decision: PromotionDecision) -> None:
-    """Move ``champion`` through :func:`promote` (recorded for rollback), or set the other alias."""
+def apply_decision(model_name: str, version: str, decision: PromotionDecision, judged_against: str | None) -> None:
+    """Move ``champion`` through :func:`promote` (recorded for rollback), or set the other alias.
+
+    ``judged_against`` is the champion version the gate compared with (None: there
+    was none). If another registration moved ``champion`` meanwhile, this version
+    becomes ``challenger`` instead and ``decision`` says why: it was never
+    compared with the new champion.
+    """
     from mlflow import MlflowClient
 
     if decision.alias == CHAMPION:
-        promote(model_name, version, decision.reason)  # records the move for `models rollback`
-    else:
-        MlflowClient().set_registered_model_alias(model_name, decision.alias, version)
+        try:
+            promote(model_name, version, decision.reason, expected_champion=judged_against)  # recorded for rollback
+            return
+        except ChampionMoved as exc:
+            decision.alias = CHALLENGER
+            decision.reason = f"passed the gate ({decision.reason}) but lost a race: {exc}"
+    MlflowClient().set_registered_model_alias(model_name, decision.alias, version)
 
 
 def run(params: Params, paths: ProjectPaths) -> None:
@@ -121,6 +131,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
             onnx.load(str(paths.onnx)), candidate_model, example, config.model_name, (paths.model, paths.preprocessor)
         )
         decision = gate_decision(candidate, config, comparison)
+        apply_decision(config.model_name, version, decision, str(champion_version.version) if champion_version else None)
         client = MlflowClient()
         if not client.get_registered_model(config.model_name).description:
             client.update_registered_model(config.model_name, description=MODEL_DESCRIPTION)
@@ -138,7 +149,6 @@ def run(params: Params, paths: ProjectPaths) -> None:
         }
         for key, value in card_tags.items():
             client.set_model_version_tag(config.model_name, version, key, value)
-        apply_decision(config.model_name, version, decision)
         mlflow.set_tags({"registered_version": version, "promotion_alias": decision.alias, "promotion_reason": decision.reason})
         if isinstance(decision.head_to_head, HeadToHead):
             h2h = decision.head_to_head

@@ -1,0 +1,77 @@
+"""Two registrations at once must not both become champion.
+
+Real MLflow (sqlite store), real processes: each judged its candidate against
+"no champion" and then tries to take the alias at the same moment.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from oncopersistnet.registry import CHALLENGER, CHAMPION, PromotionDecision
+from oncopersistnet.registry_client import ChampionMoved, champion_history, current_champion_version, promote
+from oncopersistnet.stages.register import apply_decision
+
+NAME = "oncopersistnet"
+RACERS = 4
+
+
+def _versions(uri: str, n: int) -> list[str]:
+    import mlflow
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient()
+    client.create_registered_model(NAME)
+    return [str(client.create_model_version(NAME, source=f"file:///nowhere/{i}").version) for i in range(n)]
+
+
+def _race(uri: str, version: str, barrier: multiprocessing.synchronize.Barrier, results: multiprocessing.Queue) -> None:
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    decision = PromotionDecision(alias=CHAMPION, reason="passes the gate; no champion yet", candidate={})
+    barrier.wait(timeout=60)
+    apply_decision(NAME, version, decision, judged_against=None)
+    results.put((version, decision.alias, decision.reason))
+
+
+def test_simultaneous_registrations_make_one_champion(tmp_path: Path, store) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    versions = _versions(uri, RACERS)
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(RACERS), context.Queue()
+    racers = [context.Process(target=_race, args=(uri, v, barrier, results)) for v in versions]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join(timeout=120)
+        assert racer.exitcode == 0
+    outcomes = sorted(results.get(timeout=5) for _ in versions)
+
+    winners = [version for version, alias, _ in outcomes if alias == CHAMPION]
+    assert len(winners) == 1, outcomes
+    assert current_champion_version(NAME) == winners[0]
+    assert [entry["version"] for entry in champion_history(NAME)] == winners
+    for version, alias, reason in outcomes:
+        if version != winners[0]:
+            assert alias == CHALLENGER
+            assert f"lost a race: {NAME}: champion is v{winners[0]} now, not unset as when v{version} was judged" in reason
+
+
+def test_promotion_rereads_the_alias_it_was_judged_against(tmp_path: Path, store) -> None:
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    first, second, third = _versions(uri, 3)
+    mlflow.set_tracking_uri(uri)
+    promote(NAME, first, "first champion")
+    promote(NAME, second, "moved by someone else meanwhile", expected_champion=first)
+    with pytest.raises(ChampionMoved, match=f"champion is v{second} now, not v{first}"):
+        promote(NAME, third, "judged against the first", expected_champion=first)
+    assert current_champion_version(NAME) == second
+    promote(NAME, third, "by hand: whoever is champion")  # a person's move does not compare
+    assert current_champion_version(NAME) == third
