@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,11 @@ from oncopersistnet.errors import ModelError
 
 INPUT_NAME = "counts"
 OUTPUT_NAME = "persister_probability"
+
+
+def gene_list_digest(genes: list[str]) -> str:
+    """sha256 of the ordered gene list: what the registry records so a swapped file is noticed."""
+    return hashlib.sha256("\n".join(genes).encode()).hexdigest()
 
 
 class OnnxPersisterModel:

@@ -3,20 +3,64 @@
 A reference is a registry URI (``models:/oncopersistnet@champion``,
 ``models:/oncopersistnet/3``), a run URI (``runs:/<id>/model``), an ``.onnx``
 file, or an MLflow model folder that contains one.
+
+A model from MLflow must still be the model that was registered: its ONNX input
+must have the width of the signature logged with it (``MLmodel``), and its gene
+list the digest recorded on the version (tag ``genes_sha256``). An artifact
+swapped or edited in the store after registration is refused, not served.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 from pathlib import Path
 
+import yaml
+
 from oncopersistnet.errors import ModelError
-from oncopersistnet.inference.model import OnnxPersisterModel
+from oncopersistnet.inference.model import OnnxPersisterModel, gene_list_digest
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL_URI = "models:/oncopersistnet@champion"
+GENES_DIGEST_TAG = "genes_sha256"
+
+
+def _pinned(reference: str) -> tuple[str, dict[str, str]]:
+    """``models:/NAME@ALIAS`` as ``models:/NAME/VERSION`` plus the version's tags (an alias may move while we load)."""
+    if not reference.startswith("models:/"):
+        return reference, {}
+    from oncopersistnet.registry_client import resolve_version
+
+    name, at, alias = reference[len("models:/"):].partition("@")
+    if not at:
+        name, _, alias = name.partition("/")
+    version = resolve_version(name, alias)
+    return f"models:/{name}/{version.version}", dict(version.tags)
+
+
+def check_registration(model: OnnxPersisterModel, folder: Path, tags: dict[str, str], reference: str) -> None:
+    """Refuse a downloaded model whose input or genes differ from what was registered."""
+    mlmodel = folder / "MLmodel"
+    if mlmodel.exists():
+        try:
+            inputs = json.loads((yaml.safe_load(mlmodel.read_text()).get("signature") or {}).get("inputs") or "[]")
+            width = inputs[0]["tensor-spec"]["shape"][-1] if inputs else None
+        except (yaml.YAMLError, ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise ModelError(f"{reference}: its MLmodel signature cannot be read ({exc.__class__.__name__})") from exc
+        if width is not None and width != len(model.genes):
+            raise ModelError(
+                f"{reference}: registered with an input signature of {width} genes, but its ONNX graph reads "
+                f"{len(model.genes)}; the artifact was changed after registration, refusing it"
+            )
+    recorded = tags.get(GENES_DIGEST_TAG)
+    if recorded and recorded != gene_list_digest(model.genes):
+        raise ModelError(
+            f"{reference}: its gene list differs from the one registered (tag {GENES_DIGEST_TAG}); "
+            "the artifact was changed after registration, refusing it"
+        )
 
 
 def _find_onnx(folder: Path) -> Path:
@@ -42,16 +86,19 @@ def load_model(reference: str = DEFAULT_MODEL_URI, threads: int | None = None, t
         # downloaded copy can go as soon as the model is loaded.
         with tempfile.TemporaryDirectory(prefix="oncopersistnet-model-") as target:
             try:
-                local = mlflow.artifacts.download_artifacts(artifact_uri=reference, dst_path=target)
-            except MlflowException as exc:
+                pinned, tags = _pinned(reference)
+                local = mlflow.artifacts.download_artifacts(artifact_uri=pinned, dst_path=target)
+            except (MlflowException, ModelError) as exc:
                 first_line = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
                 raise ModelError(
                     f"{reference}: cannot be resolved in the MLflow store {where} ({first_line}). "
                     "Run the pipeline (make run); if mlruns/ was deleted, rebuild it with `dvc repro --force`."
                 ) from exc
             path = _find_onnx(Path(local))
-            logger.info("resolved %s (%s)", reference, where)
-            return OnnxPersisterModel(path, threads=threads, source=reference)
+            model = OnnxPersisterModel(path, threads=threads, source=reference)
+            check_registration(model, path.parent, tags, reference)
+            logger.info("resolved %s as %s (%s)", reference, pinned, where)
+            return model
     path = Path(reference)
     if not path.exists():
         raise ModelError(f"{reference}: no such model file, and not a models:/ or runs:/ URI")

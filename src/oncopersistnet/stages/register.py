@@ -11,8 +11,8 @@ import onnx
 
 from oncopersistnet.atomic import write_json
 from oncopersistnet.config import Params, RegisterConfig
-from oncopersistnet.inference.model import OnnxPersisterModel
-from oncopersistnet.inference.resolve import load_model
+from oncopersistnet.inference.model import OnnxPersisterModel, gene_list_digest
+from oncopersistnet.inference.resolve import GENES_DIGEST_TAG, load_model
 from oncopersistnet.model_card import build_model_card
 from oncopersistnet.model_source import ARTIFACT_DIR
 from oncopersistnet.paths import ProjectPaths
@@ -67,7 +67,10 @@ def log_and_register(
     )
     for path in trainable_files:
         mlflow.log_artifact(str(path), artifact_path=ARTIFACT_DIR)
-    return str(info.registered_model_version)
+    version = str(info.registered_model_version)
+    # load_model refuses an artifact whose genes no longer match this digest (swapped after registration)
+    mlflow.MlflowClient().set_model_version_tag(model_name, version, GENES_DIGEST_TAG, gene_list_digest(model.genes))
+    return version
 
 
 def gate_decision(candidate: dict[str, float], config: RegisterConfig, comparison: HeadToHead | str | None) -> PromotionDecision:
