@@ -3,59 +3,23 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 import requests
 from conftest import dense
+from serving_helpers import onnx_model, start, stop  # noqa: F401  (onnx_model is a fixture)
 
 from oncopersistnet.inference.model import OnnxPersisterModel
-from oncopersistnet.serving import ServiceConfig, create_app
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def onnx_model(fitted, trained, tmp_path_factory):
-    from oncopersistnet.export import export_onnx
-
-    pre, _, _ = fitted
-    path = tmp_path_factory.mktemp("serve") / "model.onnx"
-    export_onnx(pre, trained.model, path, {"threshold": 0.5, "data_hash": "test"})
-    return path
-
-
-def _start(config: ServiceConfig):
-    import uvicorn
-
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            if requests.get(f"{url}/health", timeout=1).status_code == 200:
-                return server, thread, url
-        except requests.ConnectionError:
-            time.sleep(0.05)
-    raise RuntimeError("service did not start")
+from oncopersistnet.serving import ServiceConfig
 
 
 @pytest.fixture(scope="module")
 def service(onnx_model):
-    server, thread, url = _start(ServiceConfig(model=str(onnx_model), max_cells=50, max_body_bytes=200_000))
+    server, thread, url = start(ServiceConfig(model=str(onnx_model), max_cells=50, max_body_bytes=200_000))
     yield url
-    server.should_exit = True
-    thread.join(timeout=10)
+    stop(server, thread)
 
 
 def test_health_model_and_openapi(service, small_adata):
@@ -131,7 +95,7 @@ def test_a_burst_of_concurrent_requests_all_succeed(service, small_adata):
 
 
 def test_reload_and_token(onnx_model, small_adata):
-    server, thread, url = _start(ServiceConfig(model=str(onnx_model), token="s3cret"))
+    server, thread, url = start(ServiceConfig(model=str(onnx_model), token="s3cret"))
     try:
         assert requests.get(f"{url}/health").status_code == 200  # liveness needs no token
         assert requests.get(f"{url}/model").status_code == 401
@@ -139,5 +103,4 @@ def test_reload_and_token(onnx_model, small_adata):
         assert requests.get(f"{url}/model", headers=headers).json()["n_genes"] == small_adata.n_vars
         assert requests.post(f"{url}/reload", headers=headers).status_code == 200
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+        stop(server, thread)

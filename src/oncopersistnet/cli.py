@@ -213,13 +213,17 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     """Serve the model over HTTP until interrupted."""
     import os
 
-    import uvicorn
-
-    from oncopersistnet.serving import ServiceConfig, create_app
+    from oncopersistnet.serving import ServiceConfig, make_server
 
     params = _project_params(args.params)
     reference, tracking_uri = _model_reference(args, params, ("models:/", "runs:/"))
     token = args.token or os.environ.get("ONCOPERSISTNET_TOKEN") or None
+    _check_ranges(
+        ("--max-parallel", args.max_parallel, 1, None),
+        ("--max-connections", args.max_connections, 1, None),
+        ("--body-timeout", args.body_timeout, 0.1, None),
+        ("--idle-timeout", args.idle_timeout, 0.1, None),
+    )
     if args.host not in ("127.0.0.1", "localhost", "::1") and not token:
         logger.warning("serving on %s without a token: anyone who reaches this port can use it (set --token)", args.host)
     config = ServiceConfig(
@@ -231,10 +235,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         uncertain_band=tuple(params.predict.uncertain_band),
         threads=args.threads,
         token=token,
+        max_parallel=args.max_parallel,
+        body_timeout_s=args.body_timeout,
+        idle_timeout_s=args.idle_timeout,
+        limit_concurrency=args.max_connections,
     )
-    app = create_app(config)
+    server = make_server(config, host=args.host, port=args.port)
     logger.info("serving %s on http://%s:%d (docs: /docs)", reference, args.host, args.port)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_keep_alive=5)
+    server.run()
     return 0
 
 
@@ -355,6 +363,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-body-mb", type=float, default=50.0, help="largest request body (default: %(default)s MB)")
     serve.add_argument("--max-cells", type=int, default=20_000, help="most cells per request (default: %(default)s)")
     serve.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
+    serve.add_argument("--max-parallel", type=int, default=2,
+                       help="requests parsed and scored at once, the others queue; bounds memory (default: %(default)s)")
+    serve.add_argument("--body-timeout", type=float, default=60.0, help="seconds a request body may take to arrive (default: %(default)s)")
+    serve.add_argument("--idle-timeout", type=float, default=10.0,
+                       help="seconds a connection may stall: in a body, or before sending a whole request head (default: %(default)s)")
+    serve.add_argument("--max-connections", type=int, default=256, help="open connections at once; beyond, 503 (default: %(default)s)")
     serve.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or the project's store)")
     serve.set_defaults(handler=_cmd_serve)
 

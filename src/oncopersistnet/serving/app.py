@@ -2,38 +2,49 @@
 
 The model is resolved once at start (``models:/<name>@champion`` by default) and
 held by one onnxruntime session; ``POST /reload`` re-resolves the reference, so
-a newly promoted champion is served without a restart. Inference runs in
-FastAPI's thread pool, so one slow request does not block the others.
+a newly promoted champion is served without a restart.
 
-Bad requests get a 4xx whose message says what is wrong: malformed JSON or
-wrong types 422 (FastAPI's validation), genes that do not match the model 422
-with the match figures, a body or batch over the limit 413 with the limit, a
-missing token 401. Nothing a client sends reaches the server as an unhandled
-exception: anything unexpected is a 500 with a generic message, never a stack
-trace or a file path. Paths in a request are never read; an ``.h5ad`` comes as
-the request body.
+Under load (see :mod:`oncopersistnet.serving.limits` for the body and connection
+limits): a request's body is read first, on the event loop, without holding
+anything but its bytes; parsing, checking and scoring then take one of
+``max_parallel`` slots and run in a worker thread, so at most that many bodies
+are ever expanded into Python objects at once and the event loop stays free for
+the other clients. Requests beyond the slots queue; they do not fail.
+
+Bad requests get a 4xx whose message says what is wrong: malformed JSON, wrong
+types or unknown fields 422, genes that do not match the model 422 with the
+match figures, a body or batch over the limit 413 with the limit, a body too
+slow 408, a /predict body that is not JSON 415, a missing token 401, a failed
+reload 409. Answers never hold a stack trace, an exception's repr or a path on
+the server (the log has the details); anything unexpected is a 500 with a
+generic message. Paths in a request are never read: an ``.h5ad`` comes as the
+request body, and JSON fields other than the documented ones are refused.
 """
 
 from __future__ import annotations
 
-import hmac
+import asyncio
+import json
 import logging
-import tempfile
+import re
 import threading
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from starlette.concurrency import run_in_threadpool
 
-from oncopersistnet.errors import InputDataError, ModelError, OncoPersistNetError
+from oncopersistnet.errors import InputDataError, OncoPersistNetError
 from oncopersistnet.inference.align import aligned_block, match_genes
 from oncopersistnet.inference.model import OnnxPersisterModel
 from oncopersistnet.inference.predict import check_counts, label_cells
+from oncopersistnet.serving.limits import ByteBudget, GuardMiddleware, guarded_h11
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +61,20 @@ class ServiceConfig:
     uncertain_band: tuple[float, float] = (0.35, 0.65)
     threads: int | None = None
     token: str | None = None
+    max_parallel: int = 2  # requests parsed and scored at once; the others queue
+    body_timeout_s: float = 60.0  # a request body must arrive within this
+    idle_timeout_s: float = 10.0  # longest stall in a body; longest wait for a request head
+    limit_concurrency: int = 256  # open connections (beyond: 503 from uvicorn)
+    body_budget_bytes: int | None = None  # raw bodies over 1 MiB held at once (default 2 x max_parallel x max_body_bytes)
+
+    def budget(self) -> int:
+        return max(self.body_budget_bytes or 2 * self.max_parallel * self.max_body_bytes, self.max_body_bytes)
+
+
+# Reachable without the token: liveness and the API's description (no data, no model facts).
+PUBLIC_PATHS = frozenset({"/health", "/docs", "/openapi.json"})
+# An .h5ad's datasets may hold at most this many times the body limit once decompressed.
+H5AD_EXPANSION_LIMIT = 16
 
 
 class CellMaps(BaseModel):
@@ -60,6 +85,8 @@ class CellMaps(BaseModel):
     then treated as missing (imputed), not as 0.
     """
 
+    model_config = ConfigDict(extra="forbid")
+
     cells: list[dict[str, float]] = Field(min_length=1, description="one {gene: raw count} map per cell; absent genes are 0")
     panel: list[str] | None = Field(default=None, description="genes measured (default: all the model's genes)")
     cell_ids: list[str] | None = Field(default=None, description="optional ids, one per cell")
@@ -68,9 +95,46 @@ class CellMaps(BaseModel):
 class CellMatrix(BaseModel):
     """Cells as a gene list plus a cells x genes matrix of raw counts."""
 
+    model_config = ConfigDict(extra="forbid")
+
     genes: list[str] = Field(min_length=1)
     counts: list[list[float]] = Field(min_length=1, description="cells x genes raw counts")
     cell_ids: list[str] | None = None
+
+
+PredictBody = TypeAdapter(Annotated[CellMatrix | CellMaps, Field(union_mode="left_to_right")])
+
+
+def _inline_refs(schema: Any, defs: dict[str, Any]) -> Any:
+    """A JSON schema with its ``$defs`` references written out (for the OpenAPI request body)."""
+    if isinstance(schema, dict):
+        if "$ref" in schema:
+            return _inline_refs(defs[schema["$ref"].rsplit("/", 1)[1]], defs)
+        return {k: _inline_refs(v, defs) for k, v in schema.items() if k != "$defs"}
+    if isinstance(schema, list):
+        return [_inline_refs(v, defs) for v in schema]
+    return schema
+
+
+def _predict_openapi() -> dict[str, Any]:
+    schema = PredictBody.json_schema()
+    body = _inline_refs(schema, schema.get("$defs", {}))
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": body}}}}
+
+
+def public_reference(reference: str) -> str:
+    """What clients are told is served: a registry or run URI as is, a file by its name only."""
+    return reference if reference.startswith(("models:/", "runs:/")) else Path(reference).name
+
+
+_PATH_LIKE = re.compile(r"(?:[A-Za-z]+:/+)?(?:~|\.{1,2})?(?:/[^\s/'\"(),;:]+){2,}/?")
+
+
+def scrub(text: str, *paths: str | Path) -> str:
+    """``text`` without the given paths (named generically) or anything else that looks like a server path."""
+    for path in paths:
+        text = text.replace(str(path), "uploaded .h5ad")
+    return _PATH_LIKE.sub("<path>", text)
 
 
 class ModelHolder:
@@ -86,7 +150,7 @@ class ModelHolder:
 
         model = load_model(self.config.model, threads=self.config.threads, tracking_uri=self.config.tracking_uri)
         info: dict[str, Any] = {
-            "reference": self.config.model,
+            "reference": public_reference(self.config.model),
             "n_genes": len(model.genes),
             "n_selected_genes": len(model.selected_genes),
             "threshold": model.threshold,
@@ -154,44 +218,40 @@ def create_app(config: ServiceConfig, holder: ModelHolder | None = None) -> Any:
         title="OncoPersistNet",
         version="1",
         description="Classify single cancer cells (raw scRNA-seq counts) as drug-tolerant persisters or non-persisters.",
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
-
-    @app.middleware("http")
-    async def limits_and_token(request: Request, call_next: Any) -> Any:
-        if config.token and request.url.path not in ("/health", "/docs", "/openapi.json"):
-            given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-            if not hmac.compare_digest(given, config.token):
-                return JSONResponse({"detail": "missing or wrong token (header: Authorization: Bearer <token>)"}, status_code=401)
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > config.max_body_bytes):
-            return JSONResponse({"detail": f"request body over the limit of {config.max_body_bytes} bytes"}, status_code=413)
-        return await call_next(request)
+    app.add_middleware(
+        GuardMiddleware,
+        token=config.token,
+        public_paths=PUBLIC_PATHS,
+        max_body_bytes=config.max_body_bytes,
+        budget=ByteBudget(config.budget()),
+        body_timeout_s=config.body_timeout_s,
+        idle_timeout_s=config.idle_timeout_s,
+    )
+    slots = asyncio.Semaphore(config.max_parallel)
 
     @app.exception_handler(InputDataError)
     async def bad_input(_: Request, exc: InputDataError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+        return JSONResponse({"detail": scrub(str(exc))}, status_code=422)
 
     @app.exception_handler(OncoPersistNetError)
     async def our_error(_: Request, exc: OncoPersistNetError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=400)
+        return JSONResponse({"detail": scrub(str(exc))}, status_code=400)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]]
-        return JSONResponse({"detail": "; ".join(errors)}, status_code=422)
+        return JSONResponse({"detail": _validation_detail(exc.errors())}, status_code=422)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         logger.exception("unexpected error while serving a request")
         return JSONResponse({"detail": "internal error; the server log has the details"}, status_code=500)
 
-    def _check_size(n_cells: int) -> None:
-        if n_cells > config.max_cells:
-            raise _TooLarge(f"{n_cells} cells in one request; the limit is {config.max_cells}")
-
-    @app.exception_handler(_TooLarge)
-    async def too_large(_: Request, exc: _TooLarge) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=413)
+    @app.exception_handler(_Refused)
+    async def refused(_: Request, exc: _Refused) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
 
     @app.get("/health", summary="liveness: the model is loaded")
     def health() -> dict[str, Any]:
@@ -202,70 +262,164 @@ def create_app(config: ServiceConfig, holder: ModelHolder | None = None) -> Any:
     def model_info() -> dict[str, Any]:
         return holder.current()[1]
 
-    @app.post("/predict", summary="classify cells given as gene->count maps or as genes + matrix")
-    def predict(body: CellMatrix | CellMaps) -> dict[str, Any]:
-        model, info = holder.current()
-        if isinstance(body, CellMaps):
-            _check_size(len(body.cells))
-            panel = body.panel if body.panel is not None else model.genes
-            genes = list(dict.fromkeys([*panel, *(g for cell in body.cells for g in cell)]))
-            index = {g: i for i, g in enumerate(genes)}
-            matrix = np.zeros((len(body.cells), len(genes)), dtype=np.float32)
-            for row, cell in enumerate(body.cells):
-                for gene, value in cell.items():
-                    matrix[row, index[gene]] = value
-        else:
-            _check_size(len(body.counts))
-            genes = body.genes
-            widths = {len(row) for row in body.counts}
-            if widths != {len(genes)}:
-                raise InputDataError(f"counts: every row needs {len(genes)} values (one per gene); got rows of {sorted(widths)}")
-            matrix = np.asarray(body.counts, dtype=np.float32)
-        ids = body.cell_ids or [f"cell{i}" for i in range(matrix.shape[0])]
-        return {"model": info.get("reference"), "version": info.get("version")} | _score(model, matrix, genes, ids, config)
+    @app.post(
+        "/predict",
+        summary="classify cells given as gene->count maps or as genes + matrix (JSON)",
+        openapi_extra=_predict_openapi(),
+    )
+    async def predict(request: Request) -> Response:
+        kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+        if kind != "application/json" and not kind.endswith("+json"):
+            raise _Refused(415, f"send JSON with Content-Type: application/json (got {kind[:60]!r}); an .h5ad goes to /predict/h5ad")
+        body = await request.body()
+        async with slots:
+            return await run_in_threadpool(_predict_json, body, holder, config)
 
     @app.post(
         "/predict/h5ad",
         summary="classify the cells of an .h5ad sent as the request body (raw counts in X, layers['counts'] or .raw)",
         openapi_extra={"requestBody": {"content": {"application/x-hdf5": {"schema": {"type": "string", "format": "binary"}}}}},
     )
-    async def predict_h5ad(request: Request) -> dict[str, Any]:
+    async def predict_h5ad(request: Request) -> Response:
         body = await request.body()
-        if len(body) > config.max_body_bytes:
-            raise _TooLarge(f"request body over the limit of {config.max_body_bytes} bytes")
         if not body:
             raise InputDataError("empty body: send the .h5ad file's bytes (curl --data-binary @cells.h5ad)")
-        from starlette.concurrency import run_in_threadpool
-
-        return await run_in_threadpool(_predict_h5ad_bytes, body, holder, config, _check_size)
+        async with slots:
+            return await run_in_threadpool(_predict_h5ad_bytes, body, holder, config)
 
     @app.post("/reload", summary="re-resolve the model reference (serve a newly promoted champion)")
-    def reload() -> dict[str, Any]:
+    def reload() -> Any:
         try:
             return holder.reload()
-        except ModelError as exc:
-            raise InputDataError(f"reload failed, still serving the previous model: {exc}") from exc
+        except Exception:  # the store's paths and errors stay in the server log
+            logger.exception("reload of %s failed; still serving the previous model", config.model)
+            version = holder.current()[1].get("version")
+            return JSONResponse(
+                {"detail": f"reload failed, still serving the previous model (version {version or 'as loaded at start'}); the server log has the reason"},
+                status_code=409,
+            )
 
     return app
 
 
-class _TooLarge(Exception):
-    """A request over the body or batch limit (413)."""
+def make_server(config: ServiceConfig, host: str = "127.0.0.1", port: int = 8000, log_level: str = "warning", app: Any = None) -> Any:
+    """The uvicorn server ``oncopersistnet serve`` runs: the app, its connection limits, loopback by default."""
+    import uvicorn
+
+    return uvicorn.Server(
+        uvicorn.Config(
+            app or create_app(config),
+            host=host,
+            port=port,
+            log_level=log_level,
+            http=guarded_h11(config.idle_timeout_s),
+            timeout_keep_alive=5,
+            limit_concurrency=config.limit_concurrency,
+            h11_max_incomplete_event_size=16 * 1024,  # request line and headers
+        )
+    )
 
 
-def _predict_h5ad_bytes(body: bytes, holder: ModelHolder, config: ServiceConfig, check_size: Any) -> dict[str, Any]:
+class _Refused(Exception):
+    """A request refused with ``status`` (413 over a limit, 415 not JSON) and a message for the client."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _check_size(n_cells: int, config: ServiceConfig) -> None:
+    if n_cells > config.max_cells:
+        raise _Refused(413, f"{n_cells} cells in one request; the limit is {config.max_cells}")
+
+
+def _validation_detail(errors: list[Any]) -> str:
+    """Readable ``field: problem`` lines; of a union's alternatives, the one the body came closest to."""
+    groups: dict[str, list[Any]] = {}
+    for error in errors:
+        loc = [str(p) for p in error.get("loc", ()) if p != "body"]
+        tag = loc[0] if loc and loc[0] in ("CellMatrix", "CellMaps") else ""
+        groups.setdefault(tag, []).append((".".join(loc[1:] if tag else loc) or "body", error.get("msg", "invalid")))
+    chosen = groups.get("") or min(groups.values(), key=len)
+    return "; ".join(f"{where}: {msg}" for where, msg in chosen[:5])
+
+
+def _json_answer(result: dict[str, Any]) -> Response:
+    return Response(json.dumps(result).encode(), media_type="application/json")
+
+
+def _predict_json(body: bytes, holder: ModelHolder, config: ServiceConfig) -> Response:
+    """Parse, check and score one JSON body (in a worker thread, holding a slot)."""
+    if not body:
+        raise InputDataError('empty body: send {"genes": [...], "counts": [[...]]} or {"cells": [{gene: count}, ...]}')
+    try:
+        request = PredictBody.validate_json(body)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False, include_input=False)) from None
+    del body
+    model, info = holder.current()
+    if isinstance(request, CellMaps):
+        _check_size(len(request.cells), config)
+        panel = request.panel if request.panel is not None else model.genes
+        genes = list(dict.fromkeys([*panel, *(g for cell in request.cells for g in cell)]))
+        index = {g: i for i, g in enumerate(genes)}
+        matrix = np.zeros((len(request.cells), len(genes)), dtype=np.float32)
+        for row, cell in enumerate(request.cells):
+            for gene, value in cell.items():
+                matrix[row, index[gene]] = value
+    else:
+        _check_size(len(request.counts), config)
+        genes = request.genes
+        widths = {len(row) for row in request.counts}
+        if widths != {len(genes)}:
+            raise InputDataError(f"counts: every row needs {len(genes)} values (one per gene); got rows of {sorted(widths)[:5]}")
+        matrix = np.asarray(request.counts, dtype=np.float32)
+    ids = request.cell_ids or [f"cell{i}" for i in range(matrix.shape[0])]
+    del request
+    return _json_answer({"model": info.get("reference"), "version": info.get("version")} | _score(model, matrix, genes, ids, config))
+
+
+def _check_h5ad_volume(path: Path, limit: int) -> None:
+    """Refuse an HDF5 file whose datasets would take over ``limit`` bytes once read (a compression bomb)."""
+    import h5py
+
+    total = 0
+
+    def add(_: str, item: Any) -> None:
+        nonlocal total
+        if isinstance(item, h5py.Dataset):
+            total += int(item.size) * max(int(item.dtype.itemsize), 1)
+
+    with h5py.File(path, "r") as store:
+        store.visititems(add)
+    if total > limit:
+        raise _Refused(413, f"the .h5ad holds {total} bytes once decompressed; the limit is {limit}")
+
+
+def _predict_h5ad_bytes(body: bytes, holder: ModelHolder, config: ServiceConfig) -> Response:
+    """Read and score an uploaded .h5ad (in a worker thread, holding a slot); its path is never shown."""
     from oncopersistnet.data.readers import read_counts
 
+    unreadable = "the body is not a readable .h5ad file (send the file's bytes: curl --data-binary @cells.h5ad)"
     model, info = holder.current()
     with tempfile.TemporaryDirectory(prefix="oncopersistnet-serve-") as folder:
         path = Path(folder) / "upload.h5ad"
         path.write_bytes(body)
+        del body
         try:
+            _check_h5ad_volume(path, H5AD_EXPANSION_LIMIT * config.max_body_bytes)
             adata = read_counts(path, require_integer=True)
-        except InputDataError as exc:  # do not echo the temporary path to the client
-            raise InputDataError(str(exc).replace(str(path), "uploaded .h5ad")) from None
-        check_size(adata.n_obs)
+        except _Refused:
+            raise
+        except InputDataError as exc:
+            message = str(exc)
+            logger.info("refused an uploaded .h5ad: %s", message)
+            raise InputDataError(unreadable if "not a readable .h5ad" in message else scrub(message, path, folder)) from None
+        except Exception:  # h5py and anndata raise many types for a malformed file
+            logger.info("refused an uploaded .h5ad", exc_info=True)
+            raise InputDataError(unreadable) from None
+        _check_size(adata.n_obs, config)
         matrix = adata.X
         genes = [str(g) for g in adata.var_names]
         ids = [str(c) for c in adata.obs_names]
-        return {"model": info.get("reference"), "version": info.get("version")} | _score(model, matrix, genes, ids, config)
+        return _json_answer({"model": info.get("reference"), "version": info.get("version")} | _score(model, matrix, genes, ids, config))

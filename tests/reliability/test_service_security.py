@@ -1,0 +1,158 @@
+"""The HTTP service's exposure: loopback by default, the token, nothing internal in answers, client paths never read."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+import sys
+
+import h5py
+import numpy as np
+import pytest
+import requests
+from conftest import dense
+from serving_helpers import onnx_model, running  # noqa: F401  (onnx_model is a fixture)
+
+from oncopersistnet.cli import build_parser
+from oncopersistnet.serving import ServiceConfig
+
+TOKEN = "s3cret-t0ken"
+PUBLIC = {"/health", "/docs", "/openapi.json"}
+JSON = {"Content-Type": "application/json"}
+# What must never reach a client: a stack trace, an exception's repr, a file path on the server.
+LEAKS = re.compile(r"Traceback|File \"|\w+(Error|Exception)\(|/tmp/|/work/|/home/|/root/|/[\w.-]+\.onnx|\.db\b|upload\.h5ad|sqlite:")
+
+
+def test_serve_binds_to_loopback_and_has_no_token_by_default():
+    args = build_parser().parse_args(["serve"])
+    assert args.host == "127.0.0.1" and args.token is None
+    assert ServiceConfig().token is None
+
+
+def _h5ad_bytes(adata, folder) -> bytes:
+    path = folder / "cells.h5ad"
+    adata.write_h5ad(path)
+    return path.read_bytes()
+
+
+def test_with_a_token_every_endpoint_but_health_and_docs_needs_it(onnx_model, small_adata):
+    body = {"genes": list(small_adata.var_names), "counts": dense(small_adata.X[:2]).tolist()}
+    with running(ServiceConfig(model=str(onnx_model), token=TOKEN)) as url:
+        routes = requests.get(f"{url}/openapi.json", timeout=10).json()["paths"]
+        assert {"/predict", "/predict/h5ad", "/model", "/reload", "/health"} <= set(routes)
+        wrong_headers = [
+            {},
+            {"Authorization": "Bearer wrong"},
+            {"Authorization": TOKEN},  # the token without the scheme
+            {"Authorization": f"Basic {TOKEN}"},
+            {"Authorization": f"Bearer {TOKEN}x"},
+            {"Authorization": "Bearer caf\u00e9"},  # not ASCII
+        ]
+        for path, methods in routes.items():
+            for method in methods:
+                for headers in wrong_headers:
+                    response = requests.request(method, url + path, headers=headers, timeout=10)
+                    if path in PUBLIC:
+                        assert response.status_code != 401
+                    else:
+                        assert response.status_code == 401, (method, path, headers, response.status_code)
+                        assert TOKEN not in response.text and not LEAKS.search(response.text)
+                        assert response.headers.get("www-authenticate") == "Bearer"
+        for path in ("/redoc", "/docs/oauth2-redirect", "/nothing-here"):  # no other public page
+            assert requests.get(url + path, timeout=10).status_code in (401, 404)
+        good = {"Authorization": f"Bearer {TOKEN}"}
+        assert requests.post(f"{url}/predict", json=body, headers=good, timeout=10).status_code == 200
+        assert requests.post(f"{url}/predict", json=body, headers={"authorization": f"bearer {TOKEN}"}, timeout=10).status_code == 200
+        assert requests.get(f"{url}/docs", timeout=10).status_code == 200
+
+
+def test_error_answers_hold_no_path_trace_or_exception(onnx_model, small_adata, tmp_path):
+    model = tmp_path / "served" / "model.onnx"
+    model.parent.mkdir()
+    shutil.copy(onnx_model, model)
+    genes = list(small_adata.var_names)
+    wrong_genes = small_adata[:3].copy()
+    wrong_genes.var_names = [f"NOTAGENE{i}" for i in range(wrong_genes.n_vars)]
+    normalised = small_adata[:3].copy()
+    normalised.X = np.log1p(dense(normalised.X)).astype(np.float32)
+    hdf5_not_anndata = io.BytesIO()
+    with h5py.File(hdf5_not_anndata, "w") as f:
+        f["X"] = np.arange(10)
+        f.create_group("obs")
+    requests_to_make = [
+        ("POST", "/predict/h5ad", b"\x89HDF\r\n\x1a\n" + b"\0" * 300, 422),  # an HDF5 signature, then nothing
+        ("POST", "/predict/h5ad", hdf5_not_anndata.getvalue(), 422),
+        ("POST", "/predict/h5ad", _h5ad_bytes(wrong_genes, tmp_path), 422),
+        ("POST", "/predict/h5ad", _h5ad_bytes(normalised, tmp_path), 422),
+        ("POST", "/predict/h5ad", _h5ad_bytes(small_adata[:60], tmp_path), 413),
+        ("POST", "/predict", b"{\"genes\": [1, 2], \"counts\": [[1.5, 2]]}", 422),
+        ("POST", "/predict", json.dumps({"genes": genes[:1], "counts": [[0.5]]}).encode(), 422),
+        ("POST", "/predict", b"\xff\xfe garbage", 422),
+        ("POST", "/predict", b"[]", 422),
+        ("POST", "/predict", b"{\"cells\": [{\"A\": {\"nested\": 1}}]}", 422),
+        ("POST", "/predict", b"x" * 300_000, 413),
+        ("GET", "/predict", b"", 405),
+    ]
+    with running(ServiceConfig(model=str(model), max_cells=50, max_body_bytes=200_000)) as url:
+        for method, path, data, status in requests_to_make:
+            headers = JSON if path == "/predict" else {"Content-Type": "application/x-hdf5"}
+            response = requests.request(method, url + path, data=data, headers=headers, timeout=30)
+            assert response.status_code == status, (path, data[:40], response.text)
+            assert isinstance(response.json()["detail"], str)
+            assert not LEAKS.search(response.text), response.text
+        for path in ("/health", "/model"):  # what is served is named, not where it lies
+            answer = requests.get(url + path, timeout=10)
+            assert answer.status_code == 200 and not LEAKS.search(answer.text), answer.text
+        model.unlink()  # a reload that cannot find the model
+        failed = requests.post(f"{url}/reload", timeout=30)
+        assert 400 <= failed.status_code < 500 and "reload failed" in failed.json()["detail"]
+        assert not LEAKS.search(failed.text), failed.text
+        assert requests.post(f"{url}/predict", json={"genes": genes, "counts": dense(small_adata.X[:1]).tolist()}, timeout=10).status_code == 200
+
+
+@pytest.fixture()
+def opened(monkeypatch):
+    """Paths this process opens (Python's open, and .h5ad reads) while a test runs."""
+    import oncopersistnet.data.readers as readers
+
+    seen: list[str] = []
+    recording = [True]
+
+    def hook(event: str, args: tuple) -> None:
+        if recording[0] and event == "open" and isinstance(args[0], str | bytes):
+            seen.append(str(args[0]))
+
+    sys.addaudithook(hook)  # cannot be removed: switched off after the test instead
+    original = readers.read_h5ad
+
+    def spy(path, *args, **kwargs):
+        seen.append(str(path))
+        return original(path, *args, **kwargs)
+
+    monkeypatch.setattr(readers, "read_h5ad", spy)
+    yield seen
+    recording[0] = False
+
+
+def test_paths_sent_by_a_client_are_refused_and_not_read(onnx_model, small_adata, tmp_path, opened):
+    secret = tmp_path / "server_side.h5ad"
+    small_adata[:5].write_h5ad(secret)
+    genes = list(small_adata.var_names)
+    one_cell = dense(small_adata.X[:1]).tolist()
+    with running(ServiceConfig(model=str(onnx_model))) as url:
+        opened.clear()
+        attempts = [
+            ("/predict/h5ad", str(secret).encode(), {"Content-Type": "application/x-hdf5"}),
+            ("/predict/h5ad", f"file://{secret}".encode(), {"Content-Type": "application/octet-stream"}),
+            ("/predict", json.dumps({"path": str(secret)}).encode(), JSON),
+            ("/predict", json.dumps({"input": str(secret), "genes": genes, "counts": one_cell}).encode(), JSON),
+            ("/predict", json.dumps({"cells": str(secret)}).encode(), JSON),
+            ("/predict", json.dumps(str(secret)).encode(), JSON),
+        ]
+        for path, data, headers in attempts:
+            response = requests.post(url + path, data=data, headers=headers, timeout=30)
+            assert 400 <= response.status_code < 500, (path, data, response.text)
+            assert "cells" not in response.json() and str(secret) not in response.text
+    assert not [p for p in opened if "server_side" in p], opened
