@@ -9,6 +9,13 @@ are appended chunk by chunk to a CSR ``X`` until the file holds ``--cells``
 cells, so neither this process nor the simulator holds the whole matrix. Run with `make bench` after `make run`. Figures are printed as
 a table and written to benchmarks/results/predict.json; they are measurements,
 not assertions.
+
+``--parallel N`` (default 2) then runs N ``oncopersistnet predict`` processes on
+the same file at once (``--threads`` 1 each, so N processes share the cores as
+N users would) and records each one's wall time and peak RSS, with the memory
+the machine had available before they started: what two users scoring a
+1,000,000-cell file at the same time on a 2-core machine need. ``--parallel 1``
+skips it.
 """
 
 from __future__ import annotations
@@ -69,6 +76,32 @@ def _repeat_to(simulated: Path, target: Path, n_cells: int) -> None:
         store.attrs["encoding-type"], store.attrs["encoding-version"] = "anndata", "0.1.0"
 
 
+def _available_mib() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) // 1024
+    return -1
+
+
+def _run_predicts(commands: list[list[str]]) -> list[dict[str, float]]:
+    """Start every command at once; each one's wall time and peak RSS (its own, from wait4)."""
+    started = time.perf_counter()
+    children = {subprocess.Popen(command, stdout=subprocess.DEVNULL).pid: i for i, command in enumerate(commands)}
+    out: list[dict[str, float]] = [{} for _ in commands]
+    failed = []
+    while children:
+        pid, status, usage = os.wait4(-1, 0)  # only these children are running
+        if pid not in children:
+            continue
+        i = children.pop(pid)
+        if os.waitstatus_to_exitcode(status) != 0:
+            failed.append(i)
+        out[i] = {"seconds_including_start_up": round(time.perf_counter() - started, 2), "peak_rss_mib": round(usage.ru_maxrss / 1024)}
+    if failed:
+        raise SystemExit(f"predict failed in process(es) {failed}")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="models/oncopersistnet.onnx")
@@ -76,6 +109,7 @@ def main() -> None:
     parser.add_argument("--simulated-cells", type=int, default=50_000, help="distinct simulated cells, repeated to --cells")
     parser.add_argument("--chunk-size", type=int, default=10_000)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--parallel", type=int, default=2, help="then N predict processes at once, --threads // N threads each (1: skip)")
     parser.add_argument("--output", default="benchmarks/results/predict.json")
     args = parser.parse_args()
     configure_logging("WARNING")
@@ -97,21 +131,33 @@ def main() -> None:
         _repeat_to(simulated, source, args.cells)
         simulated.unlink()
         del model  # measure the predict command alone, in its own process
-        command = [
-            sys.executable, "-m", "oncopersistnet.cli", "--log-level", "WARNING", "predict",
-            "--input", str(source), "--output", str(Path(tmp) / "out.csv"), "--model", args.model,
-            "--chunk-size", str(args.chunk_size), "--threads", str(args.threads), "--no-progress",
-        ]
-        started = time.perf_counter()
-        child = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-        # wait4 gives this child's own peak RSS (RUSAGE_CHILDREN would mix in others).
-        _, status, usage = os.wait4(child.pid, 0)
-        elapsed = time.perf_counter() - started
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise SystemExit(f"predict failed with status {status}")
+
+        def command(output: str, threads: int) -> list[str]:
+            return [
+                sys.executable, "-m", "oncopersistnet.cli", "--log-level", "WARNING", "predict",
+                "--input", str(source), "--output", str(Path(tmp) / output), "--model", args.model,
+                "--chunk-size", str(args.chunk_size), "--threads", str(threads), "--no-progress",
+            ]
+
+        single = _run_predicts([command("out.csv", args.threads)])[0]
+        parallel = None
+        if args.parallel > 1:
+            threads_each = max(1, args.threads // args.parallel)
+            available = _available_mib()
+            runs = _run_predicts([command(f"out{i}.csv", threads_each) for i in range(args.parallel)])
+            parallel = {
+                "processes": args.parallel,
+                "threads_each": threads_each,
+                "available_memory_before_mib": available,
+                "runs": runs,
+                "seconds_until_all_done": max(r["seconds_including_start_up"] for r in runs),
+                "cells_per_s_all_together": round(args.parallel * args.cells / max(r["seconds_including_start_up"] for r in runs)),
+            }
+    elapsed = single["seconds_including_start_up"]
     results = {
         "model_genes": n_genes,
         "threads": args.threads,
+        "cpu_cores": os.cpu_count(),
         "session_cells_per_s_by_batch": {k: round(v) for k, v in session.items()},
         "predict_file": {
             "cells": args.cells,
@@ -119,8 +165,10 @@ def main() -> None:
             "seconds_including_start_up": round(elapsed, 2),
             "cells_per_s": round(args.cells / elapsed),
         },
-        "predict_peak_rss_mib": round(usage.ru_maxrss / 1024),
+        "predict_peak_rss_mib": single["peak_rss_mib"],
     }
+    if parallel:
+        results["predict_parallel"] = parallel
     write_json(args.output, results)
     print(json.dumps(results, indent=2))
 

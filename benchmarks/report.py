@@ -76,7 +76,28 @@ def _predict(figures: dict) -> list[str]:
         "",
         f"Backed `.h5ad` (CSR counts, {figures['model_genes']} genes) -> CSV; the bare session by batch size (cells/s): {session}.",
         "",
+        *_predict_parallel(figures),
     ]
+
+
+def _predict_parallel(figures: dict) -> list[str]:
+    parallel = figures.get("predict_parallel")
+    if not parallel:
+        return []
+    cells = figures["predict_file"]["cells"]
+    lines = [
+        f"{parallel['processes']} `predict` processes on the same {cells:,}-cell file at once, {parallel['threads_each']} "
+        f"thread(s) each, on {figures.get('cpu_cores', '?')} cores; {parallel['available_memory_before_mib']:,} MiB "
+        f"available before they started:",
+        "",
+        "| process | wall time (incl. start-up) | peak RSS |",
+        "|---|---|---|",
+        *(f"| {i + 1} | {run['seconds_including_start_up']} s | {run['peak_rss_mib']:,} MiB |" for i, run in enumerate(parallel["runs"])),
+        "",
+        f"All done in {parallel['seconds_until_all_done']} s ({parallel['cells_per_s_all_together']:,} cells/s together).",
+        "",
+    ]
+    return lines
 
 
 def _serve(figures: dict) -> list[str]:
@@ -94,7 +115,31 @@ def _serve(figures: dict) -> list[str]:
             f"| {load['cells_per_request']} | {load['requests']:,} | {load['clients']} | {load['non_200']} | "
             f"{load['p50_ms']} ms | {load['p99_ms']} ms | {load['requests_per_s']:,} | {load['cells_per_s']:,} |"
         )
-    return lines + [""]
+    return lines + [""] + _mixed_load(figures.get("mixed_load"))
+
+
+def _mixed_load(mixed: dict | None) -> list[str]:
+    if not mixed:
+        return []
+    by_class = mixed["answers_by_class"]
+    return [
+        "### Mixed load: valid and malformed requests",
+        "",
+        f"A fresh server (`{mixed['server_limits']}`, the other options at their defaults); {mixed['requests']:,} requests "
+        f"from {mixed['clients']} concurrent "
+        f"clients, {mixed['valid_requests']:,} valid (JSON matrix, JSON maps, .h5ad upload, 1-5 cells) and the rest "
+        "malformed in 14 ways (bad JSON, wrong types, unknown genes, too many cells, body over the limit, non-integer, "
+        "negative and NaN counts, empty lists, ragged rows, garbage and empty .h5ad, wrong content type). The clients "
+        "run on the same cores as the server.",
+        "",
+        "| requests | clients | 2xx | 4xx | 5xx | no answer | not the expected status | p50 (valid) | p99 (valid) | requests/s | server peak RSS |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| {mixed['requests']:,} | {mixed['clients']} | {by_class['2xx']:,} | {by_class['4xx']:,} | {by_class['5xx']} | "
+        f"{by_class['no_answer']} | {mixed['unexpected_status']} | {mixed['p50_ms']} ms ({mixed['valid_p50_ms']} ms) | "
+        f"{mixed['p99_ms']} ms ({mixed['valid_p99_ms']} ms) | {mixed['requests_per_s']:,} | "
+        f"{mixed['server_peak_rss_mib']:,} MiB (after warm-up: {mixed['server_peak_rss_after_warm_up_mib']:,} MiB) |",
+        "",
+    ]
 
 
 def _dvc(figures: dict) -> list[str]:
