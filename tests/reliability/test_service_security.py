@@ -29,6 +29,20 @@ def test_serve_binds_to_loopback_and_has_no_token_by_default():
     args = build_parser().parse_args(["serve"])
     assert args.host == "127.0.0.1" and args.token is None
     assert ServiceConfig().token is None
+    assert (args.max_parallel, args.max_connections) == (ServiceConfig().max_parallel, ServiceConfig().limit_concurrency)
+    assert (args.body_timeout, args.idle_timeout) == (ServiceConfig().body_timeout_s, ServiceConfig().idle_timeout_s)
+
+
+def test_a_compressed_h5ad_that_would_expand_past_the_limit_is_refused_unread(onnx_model, small_adata, tmp_path):
+    import anndata as ad
+
+    bomb = ad.AnnData(X=np.zeros((5000, small_adata.n_vars), dtype=np.float32), var=small_adata.var[[]])
+    bomb.write_h5ad(tmp_path / "bomb.h5ad", compression="gzip")
+    data = (tmp_path / "bomb.h5ad").read_bytes()
+    assert len(data) < 200_000  # the body is small; its X is 6 MB once decompressed
+    with running(ServiceConfig(model=str(onnx_model), max_cells=50_000, max_body_bytes=200_000)) as url:
+        response = requests.post(f"{url}/predict/h5ad", data=data, timeout=30)
+    assert response.status_code == 413 and "decompressed" in response.json()["detail"]
 
 
 def _h5ad_bytes(adata, folder) -> bytes:
