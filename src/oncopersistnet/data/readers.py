@@ -13,7 +13,8 @@ and where, instead of a traceback from h5py or pandas.
 Gene names are left exactly as the source has them (symbols or Ensembl IDs,
 duplicates included): harmonising them is a separate step. Count values are
 not validated here (NaN, negatives) either; validation does that, except the
-integer check that decides *which* matrix of an ``.h5ad`` holds the counts.
+integer check that decides *which* matrix of an ``.h5ad`` holds the counts and
+a value too large for the float32 the counts are held in (it would become inf).
 """
 
 from __future__ import annotations
@@ -68,6 +69,13 @@ _BARCODE_RE = re.compile(r"^[ACGT]{8,}(-\d+)?$")
 _EMBEDDED_BARCODE_RE = re.compile(r"[ACGT]{12,}")
 _CELL_WORD_RE = re.compile(r"cell|barcode", re.IGNORECASE)
 _SYMBOL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]*(?:[.\-_][A-Za-z0-9]+)*$")
+# pandas' default spellings of a missing value. They are applied to count fields
+# only (see _chunk_to_sparse): parsing them in the name column too turned a cell
+# or gene called "NA", "None", "null" or "" into the string "nan".
+_NA_STRINGS = frozenset({
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+    "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+})
 _GENE_CORNER = {"gene", "genes", "gene_id", "gene_ids", "geneid", "gene_name", "gene_names", "gene_symbol",
                 "gene_symbols", "symbol", "symbols", "feature", "features", "ensembl", "ensembl_id", "ensembl_gene_id"}
 _CELL_CORNER = {"cell", "cells", "cell_id", "cell_ids", "cellid", "barcode", "barcodes", "cell_barcode",
@@ -159,7 +167,8 @@ def read_counts(
     Returns
     -------
     AnnData with ``X`` a CSR matrix of counts (integer dtype kept, otherwise
-    float32), ``obs_names`` cell ids, ``var_names`` gene names as given,
+    float32; a finite value beyond float32's range is refused rather than turned
+    into inf), ``obs_names`` cell ids, ``var_names`` gene names as given,
     ``uns['input']`` describing what was read. In backed mode ``X`` is the
     on-disk dataset as stored.
     """
@@ -177,6 +186,7 @@ def read_counts(
         adata, detail = _read_table(path, fmt, orientation)
 
     _check_shape_and_ids(adata, path)
+    _check_float32_range(adata, path)
     info: dict[str, Any] = {"format": fmt, "path": str(path)}
     info.update({k: v for k, v in detail.items() if not k.startswith("_")})
     adata.uns["input"] = info
@@ -325,8 +335,36 @@ def _compact(matrix: sparse.spmatrix | sparse.sparray) -> sparse.csr_matrix:
             return csr.astype(np.int32)
         return csr
     if csr.dtype != np.float32:
+        if csr.dtype.kind == "f" and _beyond_float32(csr.data) is not None:
+            # float32 would turn such a value into inf without a word; keep it as
+            # it is so that read_counts can refuse it naming the cell and gene.
+            return csr.astype(np.float64)
         return csr.astype(np.float32)
     return csr
+
+
+def _beyond_float32(values: np.ndarray) -> int | None:
+    """Index of the first finite value that float32 cannot hold (|v| > 3.4e38), or None."""
+    with np.errstate(invalid="ignore"):
+        bad = np.isfinite(values) & (np.abs(values) > np.finfo(np.float32).max)
+    return int(np.argmax(bad)) if bad.any() else None
+
+
+def _check_float32_range(adata: ad.AnnData, path: Path) -> None:
+    """Refuse a value too large for float32 (kept float64 by :func:`_compact`): no count is ever that large."""
+    if adata.isbacked or not sparse.issparse(adata.X) or adata.X.dtype.kind != "f" or adata.X.dtype.itemsize <= 4:
+        return
+    csr = sparse.csr_matrix(adata.X)
+    pos = _beyond_float32(csr.data)
+    if pos is None:
+        return
+    row = int(np.searchsorted(csr.indptr, pos, side="right") - 1)
+    col = int(csr.indices[pos])
+    raise InputDataError(
+        f"{path}: value {csr.data[pos]:.4g} at cell {str(adata.obs_names[row])!r}, gene "
+        f"{str(adata.var_names[col])!r} is beyond the float32 range counts are held in (3.4e38); "
+        "raw counts expected"
+    )
 
 
 def _check_shape_and_ids(adata: ad.AnnData, path: Path) -> None:
@@ -476,7 +514,16 @@ def _backed_sample(matrix: Any) -> Any:
 def _resolve_auto_source(adata: ad.AnnData, path: Path, backed: bool) -> str:
     """layers['counts'], else integer X, else integer .raw; otherwise explain why nothing qualifies."""
     if "counts" in adata.layers.keys():
-        return "layers/counts"
+        # A layer named 'counts' is taken on trust only if it holds whole numbers:
+        # unchecked, normalised values stored under that name passed as raw counts.
+        problem = _describe_non_integer("layers['counts']", adata.layers["counts"], adata.obs_names, adata.var_names)
+        if problem is None:
+            return "layers/counts"
+        raise InputDataError(
+            f"{path}: layers['counts'] is not raw counts: {problem} — point data.counts_source "
+            "(predict: --counts-source) at the raw counts "
+            f"(this file has: {', '.join(_h5ad_sources(adata))})"
+        )
     problems: list[str] = []
     if adata.X is None:
         problems.append("X is empty")
@@ -846,7 +893,12 @@ def _find_ragged_line(path: Path, sep: str, n_fields: int) -> str | None:
 
 
 def _chunk_to_sparse(chunk: pd.DataFrame, path: Path, columns: Sequence[str], row_axis: str) -> sparse.csr_matrix:
-    """One chunk of a table as CSR; non-numeric entries fail naming row and column."""
+    """One chunk of a table as CSR; non-numeric entries fail naming row and column.
+
+    The table is parsed without NA detection (so names stay as written); an
+    empty field or a missing-value spelling such as ``NA`` in a count column is
+    NaN here, as pandas' default parsing would have made it.
+    """
     numeric = chunk
     object_cols = [i for i, dtype in enumerate(chunk.dtypes) if dtype.kind not in "iufb"]
     if object_cols:
@@ -854,7 +906,7 @@ def _chunk_to_sparse(chunk: pd.DataFrame, path: Path, columns: Sequence[str], ro
         for i in object_cols:
             original = chunk.iloc[:, i]
             converted = pd.to_numeric(original, errors="coerce")
-            bad = converted.isna() & original.notna()
+            bad = converted.isna() & original.notna() & ~original.isin(_NA_STRINGS)
             if bad.any():
                 row = bad.to_numpy().nonzero()[0][0]
                 raise InputDataError(
@@ -879,7 +931,9 @@ def _read_table(path: Path, fmt: str, orientation: str) -> tuple[ad.AnnData, dic
 
     read_opts = dict(
         sep=sep, header=None, skiprows=1, index_col=0, dtype={0: str},
-        compression="infer", keep_default_na=True, skip_blank_lines=True,
+        # keep_default_na=False keeps row names such as "NA" or "" as written; the
+        # NA spellings in count fields become NaN in _chunk_to_sparse instead.
+        compression="infer", keep_default_na=False, skip_blank_lines=True,
         low_memory=False,  # we chunk ourselves; pandas' own sub-chunking only adds per-column overhead
     )
     detected = orientation == "auto"
