@@ -242,7 +242,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     )
     server = make_server(config, host=args.host, port=args.port)
     logger.info("serving %s on http://%s:%d (docs: /docs)", reference, args.host, args.port)
-    server.run()
+    try:
+        server.run()
+    except KeyboardInterrupt:  # uvicorn shuts down gracefully, then re-raises the signal it caught
+        pass
+    logger.info("stopped serving")
     return 0
 
 

@@ -18,8 +18,8 @@ import psutil
 import pytest
 
 from helpers import TINY_PARAMS, deep_update, env, make_project, run
+from serving_helpers import free_port, onnx_model  # noqa: F401  (onnx_model is a fixture)
 
-pytestmark = pytest.mark.slow
 
 # Long enough that the kill lands during training, identical for both projects.
 PARAMS = deep_update(TINY_PARAMS, {"train": {"max_epochs": 60, "patience": 60}})
@@ -91,6 +91,7 @@ def _leftovers(project: Path) -> list[str]:
     return found + [name for name in TRAIN_OUTPUTS if (project / name).exists()]
 
 
+@pytest.mark.slow
 def test_killed_train_leaves_nothing_and_repro_recovers_the_same_metrics(tmp_path):
     reference = make_project(tmp_path / "uninterrupted", PARAMS)
     run(["dvc", "repro", TARGET], reference)
@@ -138,3 +139,25 @@ def test_sigterm_to_a_command_while_it_writes_exits_143_and_keeps_no_output(tmp_
     assert "simulate stopped (received signal SIGTERM); no partial output was kept" in stderr
     assert "Traceback" not in stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_sigterm_stops_serve_gracefully(onnx_model, tmp_path):
+    """For a service SIGTERM is the normal way to stop: exit 0, no error line."""
+    import requests
+
+    port = free_port()
+    command = [sys.executable, "-m", "oncopersistnet.cli", "serve", "--model", str(onnx_model), "--port", str(port)]
+    process = subprocess.Popen(command, cwd=tmp_path, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                break
+        except requests.ConnectionError:
+            assert process.poll() is None, process.communicate()[1]
+            time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert "ERROR" not in stderr and "Traceback" not in stderr
+    assert "stopped serving" in stderr
