@@ -29,11 +29,17 @@ logger = logging.getLogger(__name__)
 
 UNCERTAIN = "uncertain"
 
+# The graph sums each cell's counts in float32 for its library size. Past float32's
+# range the sum is inf and every gene normalises to 0 or NaN, so a probability
+# would still come out, silently wrong; half the range leaves room for rounding.
+MAX_CELL_TOTAL = float(np.finfo(np.float32).max) / 2
+
 
 def check_counts(
     block: np.ndarray | sparse.spmatrix, cell_ids: np.ndarray, genes: np.ndarray, source: str, allow_non_integer: bool = False
 ) -> None:
-    """Raise on NaN/inf, negative values and (unless allowed) non-integer values.
+    """Raise on NaN/inf, negative values, (unless allowed) non-integer values and
+    cells whose total count float32 cannot hold (:data:`MAX_CELL_TOTAL`).
 
     A sparse block is checked on its stored values only, without densifying it.
     The graph normalises raw counts itself; already-normalised input (log1p, CPM)
@@ -58,6 +64,13 @@ def check_counts(
             raise InputDataError(
                 f"{source}: {what} {values[i]} at cell {str(cell_ids[row])!r}, gene {str(genes[col])!r}{hint}"
             )
+    totals = np.asarray(block.sum(axis=1, dtype=np.float64)).ravel()  # float64: int64 sums could wrap
+    if totals.size and totals.max() > MAX_CELL_TOTAL:
+        i = int(np.argmax(totals))
+        raise InputDataError(
+            f"{source}: cell {str(cell_ids[i])!r} has a total count of {totals[i]:.4g}, more than the model can "
+            f"normalise in float32 (at most {MAX_CELL_TOTAL:.2g}); raw counts expected"
+        )
 
 
 def label_cells(probability: np.ndarray, threshold: float, uncertain_band: tuple[float, float]) -> np.ndarray:
