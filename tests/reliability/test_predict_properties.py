@@ -45,11 +45,11 @@ from strategies import (
     write_h5ad,
     write_table,
 )
-from test_export_inference import onnx_path  # noqa: F401  (the module's ONNX model, exported once)
+from test_export_inference import onnx_path  # noqa: F401  (fixture: the test model exported to ONNX)
 
 
 @pytest.fixture(scope="module")
-def model(onnx_path) -> OnnxPersisterModel:  # noqa: F811
+def model(onnx_path) -> OnnxPersisterModel:
     model = OnnxPersisterModel(onnx_path)
     mapped, _ = harmonize_names(model.genes)
     assert list(mapped) == model.genes  # model genes are their own harmonised names: exact names match

@@ -36,7 +36,7 @@ import pandas as pd
 import scipy.io
 from scipy import sparse
 
-from oncopersistnet.data.load import read_h5ad
+from oncopersistnet.data.load import hdf5_problem, read_h5ad
 from oncopersistnet.errors import InputDataError
 
 logger = logging.getLogger(__name__)
@@ -646,6 +646,58 @@ def _gene_var(ids: np.ndarray, names: np.ndarray | None, types: np.ndarray | Non
     return var, keep, int((~keep).sum())
 
 
+class _ReplacedFirstLine(io.RawIOBase):
+    """A binary stream that yields ``first`` and then the rest of ``handle``."""
+
+    def __init__(self, first: bytes, handle: Any) -> None:
+        self._pending, self._handle = first, handle
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        chunk = self._pending or self._handle.read(len(buffer))
+        n = min(len(chunk), len(buffer))
+        buffer[:n], self._pending = chunk[:n], chunk[n:]
+        return n
+
+
+def _read_mtx(matrix_file: Path) -> sparse.coo_matrix:
+    """A Matrix Market file as COO, refusing non-integer entries under an ``integer`` header.
+
+    fast_matrix_market reads ``2.5`` in an ``integer`` file as 2 without a word, so
+    such a file is parsed as ``real`` and its values checked, then made integer again
+    (re-read as declared if a value is beyond 2**53, where float64 is not exact).
+    """
+    def opener() -> Any:
+        return gzip.open(matrix_file, "rb") if matrix_file.name.lower().endswith(".gz") else open(matrix_file, "rb")
+
+    with opener() as handle:
+        banner = handle.readline()
+        tokens = banner.split()
+        declared_integer = len(tokens) >= 4 and tokens[3].lower() == b"integer"
+        if declared_integer:
+            banner = banner.replace(tokens[3], b"real", 1)
+        coo = scipy.io.mmread(io.BufferedReader(_ReplacedFirstLine(banner, handle)))
+    if not sparse.issparse(coo):
+        coo = sparse.coo_matrix(coo)
+    if declared_integer:
+        coo = sparse.coo_matrix(coo)
+        with np.errstate(invalid="ignore"):
+            bad = ~(np.floor(coo.data) == coo.data)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise InputDataError(
+                f"{matrix_file}: the header declares integer values but the entry at row {coo.row[i] + 1}, "
+                f"column {coo.col[i] + 1} is {float(coo.data[i]):g}"
+            )
+        if coo.nnz and np.abs(coo.data).max() > 2**53:
+            with opener() as handle:
+                return sparse.coo_matrix(scipy.io.mmread(handle))
+        coo.data = coo.data.astype(np.int64)
+    return coo
+
+
 def _read_10x_mtx(path: Path) -> tuple[ad.AnnData, dict[str, Any]]:
     folder, prefix = _10x_prefix(path)
     matrix_file = _find_10x_file(folder, prefix, ["matrix.mtx"])
@@ -657,25 +709,27 @@ def _read_10x_mtx(path: Path) -> tuple[ad.AnnData, dict[str, Any]]:
         (f"{prefix}barcodes.tsv(.gz)", barcodes_file),
     ) if found is None]
     if missing:
+        # A folder named like a file (cells.h5ad/) is read as a 10x folder; say what it is.
+        suffix = Path(folder.name.lower().removesuffix(".gz")).suffix
+        hint = (
+            f" ({folder.name} is a directory, not a {suffix} file)"
+            if suffix in (".h5ad", ".h5", ".hdf5", ".csv", ".tsv", ".tab", ".txt", ".mtx") else ""
+        )
         raise InputDataError(
-            f"{folder}: not a complete 10x Genomics directory, missing {', '.join(missing)}"
+            f"{folder}: not a complete 10x Genomics directory, missing {', '.join(missing)}{hint}"
         )
     assert matrix_file is not None and features_file is not None and barcodes_file is not None
 
     features = _read_tsv_columns(features_file)
     barcodes = _read_tsv_columns(barcodes_file).iloc[:, 0].to_numpy()
     try:
-        if matrix_file.name.lower().endswith(".gz"):
-            with gzip.open(matrix_file, "rb") as handle:
-                coo = scipy.io.mmread(handle)
-        else:
-            coo = scipy.io.mmread(str(matrix_file))
+        coo = _read_mtx(matrix_file)
+    except InputDataError:
+        raise
     except (OSError, EOFError, zlib.error) as exc:
         raise _unreadable(matrix_file, exc) from exc
     except Exception as exc:  # fast_matrix_market raises ValueError/RuntimeError on a malformed body
         raise InputDataError(f"{matrix_file}: not a readable Matrix Market file ({_cause(exc)})") from exc
-    if not sparse.issparse(coo):
-        coo = sparse.coo_matrix(coo)
 
     n_features, n_barcodes = len(features), len(barcodes)
     if coo.shape == (n_features, n_barcodes):
@@ -720,7 +774,7 @@ def _read_10x_h5(path: Path) -> tuple[ad.AnnData, dict[str, Any]]:
     try:
         handle = h5py.File(path, "r")
     except Exception as exc:  # h5py raises OSError subclasses with varied messages for corrupt files
-        raise InputDataError(f"{path}: not a readable HDF5 file ({_cause(exc)})") from exc
+        raise InputDataError(f"{path}: not a readable HDF5 file ({hdf5_problem(path, exc)})") from exc
     try:
         with handle:
             if "matrix" in handle and isinstance(handle["matrix"], h5py.Group):
