@@ -180,9 +180,10 @@ def gzip_file(path: Path) -> Path:
     return out
 
 
-def write_h5ad(path: Path, X: np.ndarray, cells: list[str], genes: list[str], layout: str, as_sparse: bool) -> Path:
-    """``layout``: counts in ``X``, in ``layers['counts']`` under a normalised X, or in ``.raw``."""
-    counts = sparse.csr_matrix(X) if as_sparse else X
+def write_h5ad(path: Path, X: np.ndarray, cells: list[str], genes: list[str], layout: str, storage: str) -> Path:
+    """``layout``: counts in ``X``, in ``layers['counts']`` under a normalised X, or in ``.raw``;
+    ``storage``: ``"dense"``, ``"csr"`` or ``"csc"``."""
+    counts = {"dense": X, "csr": sparse.csr_matrix(X), "csc": sparse.csc_matrix(X)}[storage]
     obs, var = pd.DataFrame(index=pd.Index(cells, dtype=object)), pd.DataFrame(index=pd.Index(genes, dtype=object))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # duplicated names and object-dtype conversions

@@ -149,7 +149,7 @@ def _write(folder: Path, case: dict) -> Path:
     counts, cells, columns = case["counts"], case["cells"], case["columns"]
     if case["format"] == "csv":
         return write_table(folder / "cells.csv", counts, cells, columns, "cells_x_genes", "cell")
-    return write_h5ad(folder / "cells.h5ad", counts, cells, columns, "X", as_sparse=case["format"] == "h5ad")
+    return write_h5ad(folder / "cells.h5ad", counts, cells, columns, "X", "dense" if case["format"] == "h5ad-dense" else "csr")
 
 
 def _predict(model: OnnxPersisterModel, path: Path, output: Path, case: dict, **changes) -> dict:

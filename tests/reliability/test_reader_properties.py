@@ -1,7 +1,7 @@
 """Properties of read_counts over random small inputs in every supported format.
 
 Each property writes a random matrix (0-6 cells x 0-8 genes, int or float, dense
-or sparse, with NaN/inf/negative/non-integer/huge values and duplicated, empty,
+or sparse (CSR/CSC), with NaN/inf/negative/non-integer/huge values and duplicated, empty,
 unicode, blank or numeric-looking names) the way a user's tool would, reads it
 back and asserts one of two outcomes: the same values and names, or an
 :class:`~oncopersistnet.errors.OncoPersistNetError` whose message is one line
@@ -99,7 +99,7 @@ def h5ad_cases(draw):
         "X": X,
         "cells": draw(names(n_cells)),
         "genes": draw(names(n_genes)),
-        "sparse": draw(st.booleans()),
+        "storage": draw(st.sampled_from(["dense", "csr", "csc"])),
         "require_integer": draw(st.sampled_from([True, True, False])),
         "backed": draw(st.booleans()),
     }
@@ -114,7 +114,7 @@ def test_h5ad_reads_back_or_refuses_clearly(layout, explicit, case):
     X, cells, genes = case["X"], case["cells"], case["genes"]
     source = {"X": "X", "layers": "layers/counts", "raw": "raw"}[layout] if explicit else "auto"
     with tempfile.TemporaryDirectory() as tmp:
-        path = write_h5ad(Path(tmp) / "cells.h5ad", X, cells, genes, layout, case["sparse"])
+        path = write_h5ad(Path(tmp) / "cells.h5ad", X, cells, genes, layout, case["storage"])
         backed = case["backed"] and layout == "X"  # counts elsewhere are read into memory anyway
         # a backed X is handed over as stored, not converted to float32: predict checks its values
         expected_X, expected_genes = X, genes
@@ -294,7 +294,7 @@ def test_unknown_counts_source_is_refused_with_the_sources_available(case, extra
     """A counts_source that is not in the file is refused, naming what the file has."""
     X, cells, genes = case["X"], case["cells"], case["genes"]
     with tempfile.TemporaryDirectory() as tmp:
-        path = write_h5ad(Path(tmp) / "cells.h5ad", X, cells, genes, "X", case["sparse"])
+        path = write_h5ad(Path(tmp) / "cells.h5ad", X, cells, genes, "X", case["storage"])
         source = "layers/" + extra[0] + "_missing"
         adata = _check(path, Expectation(reject="no such layer"), (str(path),), counts_source=source)
         assert adata is None
