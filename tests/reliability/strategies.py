@@ -9,9 +9,7 @@ exception and never a silently wrong value.
 
 from __future__ import annotations
 
-import gzip
 import os
-import shutil
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +26,7 @@ from hypothesis import strategies as st
 from scipy import sparse
 
 from oncopersistnet.errors import OncoPersistNetError
+from test_readers import _gzip as gzip_file  # one gzip writer for the readers' tests and these
 
 # Reproducible in CI: the same examples on every run, nothing read from or written to a database.
 # RELIABILITY_EXPLORE=<factor> (e.g. 20) runs that many times more examples, freshly random, to hunt bugs locally.
@@ -170,14 +169,6 @@ def beyond_float32(values: np.ndarray) -> bool:
 
 
 # --------------------------------------------------------------------------- writers
-
-
-def gzip_file(path: Path) -> Path:
-    out = path.with_name(path.name + ".gz")
-    with open(path, "rb") as src, gzip.open(out, "wb") as dst:
-        shutil.copyfileobj(src, dst)
-    path.unlink()
-    return out
 
 
 def write_h5ad(path: Path, X: np.ndarray, cells: list[str], genes: list[str], layout: str, storage: str) -> Path:
