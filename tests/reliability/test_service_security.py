@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import sys
+import time
 
 import h5py
 import numpy as np
@@ -170,3 +171,66 @@ def test_paths_sent_by_a_client_are_refused_and_not_read(onnx_model, small_adata
             assert 400 <= response.status_code < 500, (path, data, response.text)
             assert "cells" not in response.json() and str(secret) not in response.text
     assert not [p for p in opened if "server_side" in p], opened
+
+
+def _points_outside(adata, folder, how: str, secret) -> bytes:
+    """An .h5ad whose X is stored in another file on the server: HDF5 external storage or an external link."""
+    path = folder / f"{how}.h5ad"
+    adata.write_h5ad(path)
+    with h5py.File(path, "a") as f:
+        attrs = dict(f["X"].attrs) if isinstance(f["X"], h5py.Dataset) else {"encoding-type": "array", "encoding-version": "0.2.0"}
+        del f["X"]
+        if how == "external-storage":
+            f.create_dataset("X", shape=(adata.n_obs, adata.n_vars), dtype="<f4", external=[(str(secret), 0, h5py.h5f.UNLIMITED)])
+            f["X"].attrs.update(attrs)
+        else:
+            f["X"] = h5py.ExternalLink(str(secret), "/X")
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("how", ["external-storage", "external-link"])
+def test_an_h5ad_pointing_at_server_files_is_refused_unread(onnx_model, small_adata, tmp_path, how):
+    import anndata as ad
+
+    cells = ad.AnnData(X=dense(small_adata.X[:3]).astype(np.float32), var=small_adata.var[[]])
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(np.full(3 * small_adata.n_vars, 7, dtype=np.float32).tobytes())
+    if how == "external-link":
+        with h5py.File(tmp_path / "secret.h5", "w") as f:
+            f["X"] = np.full((3, small_adata.n_vars), 7, dtype=np.float32)
+        secret = tmp_path / "secret.h5"
+    data = _points_outside(cells, tmp_path, how, secret)
+    with running(ServiceConfig(model=str(onnx_model))) as url:
+        response = requests.post(f"{url}/predict/h5ad", data=data, headers={"Content-Type": "application/x-hdf5"}, timeout=30)
+    assert response.status_code == 422, response.text
+    assert "refers to data outside itself" in response.json()["detail"]
+    assert not LEAKS.search(response.text), response.text
+
+
+def test_gene_maps_naming_many_distinct_genes_stay_sparse(onnx_model, small_adata):
+    """20,000 cells each naming its own unknown gene: a small body that a dense matrix would make 1.6 GB."""
+    import psutil
+
+    gene = small_adata.var_names[0]
+    cells = [{gene: 1.0, f"UNKNOWN{i}": 1.0} for i in range(20_000)]
+    body = json.dumps({"cells": cells, "panel": list(small_adata.var_names)}).encode()
+    import threading
+
+    process, peak, done = psutil.Process(), [0], threading.Event()
+
+    def sample() -> None:  # the peak, not the end: numpy hands large blocks back to the OS when freed
+        while not done.is_set():
+            peak[0] = max(peak[0], process.memory_info().rss)
+            time.sleep(0.005)
+
+    with running(ServiceConfig(model=str(onnx_model), max_cells=20_000)) as url:
+        before = process.memory_info().rss
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        response = requests.post(f"{url}/predict", data=body, headers=JSON, timeout=120)
+        done.set()
+        sampler.join()
+        grown = peak[0] - before
+    assert response.status_code == 200, response.text[:300]
+    assert len(response.json()["cells"]) == 20_000
+    assert grown < 800 * 2**20, f"server grew by {grown / 2**20:.0f} MiB"

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
+from scipy import sparse
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -363,10 +364,11 @@ def _predict_json(body: bytes, holder: ModelHolder, config: ServiceConfig) -> Re
         panel = request.panel if request.panel is not None else model.genes
         genes = list(dict.fromkeys([*panel, *(g for cell in request.cells for g in cell)]))
         index = {g: i for i, g in enumerate(genes)}
-        matrix = np.zeros((len(request.cells), len(genes)), dtype=np.float32)
-        for row, cell in enumerate(request.cells):
-            for gene, value in cell.items():
-                matrix[row, index[gene]] = value
+        # Sparse: cells x (every gene any cell names) would be dense-huge for many distinct genes.
+        rows = [row for row, cell in enumerate(request.cells) for _ in cell]
+        columns = [index[gene] for cell in request.cells for gene in cell]
+        values = np.array([value for cell in request.cells for value in cell.values()], dtype=np.float32)
+        matrix = sparse.csr_matrix((values, (rows, columns)), shape=(len(request.cells), len(genes)))
     else:
         _check_size(len(request.counts), config)
         genes = request.genes
@@ -384,14 +386,26 @@ def _check_h5ad_volume(path: Path, limit: int) -> None:
     import h5py
 
     total = 0
+    linked: list[str] = []
 
-    def add(_: str, item: Any) -> None:
+    def add(name: str, item: Any) -> None:
         nonlocal total
         if isinstance(item, h5py.Dataset):
+            # External storage and virtual datasets read other files on this server: never for an upload.
+            if item.external or item.is_virtual:
+                linked.append(name)
             total += int(item.size) * max(int(item.dtype.itemsize), 1)
 
+    def link(name: str, item: Any) -> None:
+        if isinstance(item, h5py.ExternalLink):
+            linked.append(name)
+
     with h5py.File(path, "r") as store:
-        store.visititems(add)
+        store.visit_links(lambda name: link(name, store.get(name, getlink=True)))
+        if not linked:
+            store.visititems(add)
+    if linked:
+        raise InputDataError(f"the .h5ad refers to data outside itself ({linked[0]}); send a self-contained file")
     if total > limit:
         raise _Refused(413, f"the .h5ad holds {total} bytes once decompressed; the limit is {limit}")
 
