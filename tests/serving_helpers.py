@@ -49,7 +49,7 @@ def start(config: ServiceConfig):
         try:
             if requests.get(f"{url}/health", headers=headers, timeout=1).status_code == 200:
                 return server, thread, url
-        except requests.ConnectionError:
+        except requests.RequestException:  # not up yet, or slow to answer on a busy machine
             time.sleep(0.05)
     raise RuntimeError("service did not start")
 

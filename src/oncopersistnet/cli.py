@@ -11,6 +11,7 @@ import json
 import logging
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -433,7 +434,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.error("%s stopped (%s); no partial output was kept", args.command, interrupt or "interrupted")
         return exit_code(interrupt)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if previous is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -163,8 +163,10 @@ def rollback_target(name: str) -> str:
 
 def rollback(name: str, reason: str = "rolled back by hand") -> tuple[str, str]:
     """Move ``champion`` back to its predecessor; return ``(from_version, to_version)``."""
+    current = current_champion_version(name)
     target = rollback_target(name)
-    current = promote(name, target, reason, kind="rollback")
+    # compare-and-set: a registration that promoted meanwhile is not undone by mistake
+    promote(name, target, reason, kind="rollback", expected_champion=current)
     return str(current), target
 
 

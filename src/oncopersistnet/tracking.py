@@ -102,9 +102,10 @@ def configure_mlflow(config: MlflowConfig, project_root: Path = Path(".")) -> st
             for key, value in EXPERIMENT_TAGS.items():
                 if experiment.tags.get(key) != value:
                     mlflow.MlflowClient().set_experiment_tag(experiment_id, key, value)
+        artifact_location = mlflow.get_experiment(experiment_id).artifact_location
     except Exception as exc:  # any backend failure: say where, before hours of work
         raise ConfigError(f"MLflow tracking store {uri} is not usable: {exc.__class__.__name__}: {exc}") from exc
-    check_artifact_location(mlflow.get_experiment(experiment_id).artifact_location)
+    check_artifact_location(artifact_location)
     mlflow.set_experiment(experiment_id=experiment_id)
     close_orphaned_runs(experiment_id)
     return experiment_id
@@ -165,11 +166,20 @@ def close_orphaned_runs(experiment_id: str) -> list[str]:
 
     client = MlflowClient()
     closed = []
-    for run in client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=1000):
+    try:
+        running = client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=1000)
+    except Exception as exc:  # housekeeping: never the reason a stage fails
+        logger.warning("could not look for runs left RUNNING by killed processes (%s)", exc.__class__.__name__)
+        return closed
+    for run in running:
         owner = run.data.tags.get(OWNER_TAG)
         if owner and not owner_alive(owner):
-            client.set_tag(run.info.run_id, ENDED_BY_TAG, f"process {owner} died with the run open; closed by {process_owner()}")
-            client.set_terminated(run.info.run_id, status="KILLED")
+            try:
+                client.set_tag(run.info.run_id, ENDED_BY_TAG, f"process {owner} died with the run open; closed by {process_owner()}")
+                client.set_terminated(run.info.run_id, status="KILLED")
+            except Exception as exc:  # e.g. a shared server that lets us read but not end another user's run
+                logger.warning("MLflow run %s was left RUNNING by a dead process; could not close it (%s)", run.info.run_id, exc.__class__.__name__)
+                continue
             closed.append(run.info.run_id)
             logger.warning("MLflow run %s was left RUNNING by a process that died (%s); marked KILLED", run.info.run_id, owner)
     return closed
@@ -251,9 +261,22 @@ def tracked_run(**start_run_kwargs: Any) -> Iterator[Any]:
     """
     import mlflow
 
-    run = mlflow.start_run(**start_run_kwargs)
+    run_id = start_run_kwargs.get("run_id")
+    if run_id:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            if mlflow.get_run(run_id).info.lifecycle_stage == "deleted":
+                raise ModelError(f"MLflow run {run_id} was deleted; rerun the train stage (dvc repro -f -s train)")
+            run = mlflow.start_run(**start_run_kwargs)
+        except MlflowException as exc:
+            raise ModelError(f"MLflow run {run_id} cannot be reopened ({exc.__class__.__name__}: {exc})") from exc
+    else:  # a new run is born with its owner: no instant in which a kill leaves an ownerless RUNNING run
+        tags = dict(start_run_kwargs.pop("tags", None) or {}) | {OWNER_TAG: process_owner()}
+        run = mlflow.start_run(tags=tags, **start_run_kwargs)
     try:
-        mlflow.set_tag(OWNER_TAG, process_owner())
+        if run_id:
+            mlflow.set_tag(OWNER_TAG, process_owner())  # a reopened run: this process holds it now
         yield run
     except KeyboardInterrupt:
         mlflow.end_run("KILLED")
@@ -267,12 +290,6 @@ def tracked_run(**start_run_kwargs: Any) -> Iterator[Any]:
 @contextlib.contextmanager
 def resumed_run(run_id: str) -> Iterator[Any]:
     """Reopen the training run; a failure inside marks the run FAILED instead of leaving it RUNNING."""
-    import mlflow
-
-    try:
-        mlflow.get_run(run_id)
-    except Exception as exc:
-        raise ModelError(f"MLflow run {run_id} cannot be reopened ({exc.__class__.__name__}: {exc})") from exc
     with tracked_run(run_id=run_id) as run:
         yield run
 

@@ -48,8 +48,8 @@ def registered(fitted, trained, store, small_adata) -> tuple[str, Path]:
 
 
 def test_the_registered_model_loads(registered):
-    model = load_model(f"models:/{NAME}/1")
-    assert model.source == f"models:/{NAME}/1"
+    for reference in (f"models:/{NAME}/1", f"models:/{NAME}/latest"):
+        assert load_model(reference).source == reference
 
 
 def test_a_swapped_gene_list_is_refused(registered):

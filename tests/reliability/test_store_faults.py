@@ -12,9 +12,9 @@ import pytest
 
 from oncopersistnet.atomic import remove_stale_temporaries, write_json
 from oncopersistnet.config import MlflowConfig
-from oncopersistnet.errors import ConfigError
+from oncopersistnet.errors import ConfigError, ModelError
 from oncopersistnet.processes import owner_alive, process_owner
-from oncopersistnet.tracking import OWNER_TAG, close_orphaned_runs, configure_mlflow, tracked_run
+from oncopersistnet.tracking import OWNER_TAG, close_orphaned_runs, configure_mlflow, resumed_run, tracked_run
 
 
 def _dead_pid() -> int:
@@ -117,3 +117,19 @@ def test_temporaries_of_dead_writers_are_swept_live_ones_kept(tmp_path: Path):
     assert remove_stale_temporaries(target) == [dead]
     write_json(target, {"whole": True})
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["model.pt", live.name, other_host.name, other_target.name])
+
+
+def test_reopening_a_deleted_or_unknown_run_is_a_model_error(store):
+    from mlflow import MlflowClient
+
+    experiment_id = configure_mlflow(MlflowConfig(), store)
+    client = MlflowClient()
+    run_id = client.create_run(experiment_id).info.run_id
+    client.set_terminated(run_id)
+    client.delete_run(run_id)  # deleted in the UI after training
+    with pytest.raises(ModelError, match=f"MLflow run {run_id} was deleted; rerun the train stage"):
+        with resumed_run(run_id):
+            pass
+    with pytest.raises(ModelError, match="MLflow run 0123456789abcdef cannot be reopened"):
+        with resumed_run("0123456789abcdef"):
+            pass

@@ -37,6 +37,8 @@ def _pinned(reference: str) -> tuple[str, dict[str, str]]:
     name, at, alias = reference[len("models:/"):].partition("@")
     if not at:
         name, _, alias = name.partition("/")
+        if not alias.isdigit():  # models:/NAME/latest or a legacy stage: MLflow resolves those itself
+            return reference, {}
     version = resolve_version(name, alias)
     return f"models:/{name}/{version.version}", dict(version.tags)
 

@@ -93,18 +93,25 @@ def apply_decision(model_name: str, version: str, decision: PromotionDecision, j
     ``judged_against`` is the champion version the gate compared with (None: there
     was none). If another registration moved ``champion`` meanwhile, this version
     becomes ``challenger`` instead and ``decision`` says why: it was never
-    compared with the new champion.
+    compared with the new champion. Tags ``promotion_decision``/``promotion_reason``
+    record the outcome on the version. Call it last, once the version is complete.
     """
     from mlflow import MlflowClient
 
+    client = MlflowClient()
+    moved = False
     if decision.alias == CHAMPION:
         try:
             promote(model_name, version, decision.reason, expected_champion=judged_against)  # recorded for rollback
-            return
+            moved = True
         except ChampionMoved as exc:
             decision.alias = CHALLENGER
             decision.reason = f"passed the gate ({decision.reason}) but lost a race: {exc}"
-    MlflowClient().set_registered_model_alias(model_name, decision.alias, version)
+    if not moved:
+        client.set_registered_model_alias(model_name, decision.alias, version)
+    # the decision when registered; the current aliases live on the registered model
+    client.set_model_version_tag(model_name, version, "promotion_decision", decision.alias)
+    client.set_model_version_tag(model_name, version, "promotion_reason", decision.reason)
 
 
 def run(params: Params, paths: ProjectPaths) -> None:
@@ -134,7 +141,6 @@ def run(params: Params, paths: ProjectPaths) -> None:
             onnx.load(str(paths.onnx)), candidate_model, example, config.model_name, (paths.model, paths.preprocessor)
         )
         decision = gate_decision(candidate, config, comparison)
-        apply_decision(config.model_name, version, decision, str(champion_version.version) if champion_version else None)
         client = MlflowClient()
         if not client.get_registered_model(config.model_name).description:
             client.update_registered_model(config.model_name, description=MODEL_DESCRIPTION)
@@ -144,14 +150,11 @@ def run(params: Params, paths: ProjectPaths) -> None:
         )
         client.update_model_version(config.model_name, version, description=card)
         gate = decision.head_to_head
-        card_tags |= {
-            # the decision when registered; the current aliases live on the registered model
-            "promotion_decision": decision.alias,
-            "promotion_reason": decision.reason,
-            "gate_cells_hash": gate.cells_hash if isinstance(gate, HeadToHead) else "",
-        }
+        card_tags["gate_cells_hash"] = gate.cells_hash if isinstance(gate, HeadToHead) else ""
         for key, value in card_tags.items():
             client.set_model_version_tag(config.model_name, version, key, value)
+        # Last: the alias moves only once the version's card and tags are complete (a /reload may follow at once).
+        apply_decision(config.model_name, version, decision, str(champion_version.version) if champion_version else None)
         mlflow.set_tags({"registered_version": version, "promotion_alias": decision.alias, "promotion_reason": decision.reason})
         if isinstance(decision.head_to_head, HeadToHead):
             h2h = decision.head_to_head

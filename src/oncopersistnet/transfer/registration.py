@@ -106,15 +106,14 @@ def register_adapted(
             proto, candidate_model, example, name, (folder / CHECKPOINT_NAME, folder / PREPROCESSOR_NAME)
         )
         decision = gate_decision(candidate, params.register, comparison)
-        apply_decision(name, version, decision, str(champion.version) if champion is not None else None)
         from mlflow import MlflowClient
 
         client = MlflowClient()
         client.update_model_version(name, version, description=_description(summary, name))
         for key, value in {"parent_model_uri": summary["parent_model_uri"], "transfer_dataset": study["dataset"],
-                           "data_hash": study["data_hash"], "promotion_decision": decision.alias,
-                           "promotion_reason": decision.reason}.items():
+                           "data_hash": study["data_hash"]}.items():
             client.set_model_version_tag(name, version, key, value)
+        apply_decision(name, version, decision, str(champion.version) if champion is not None else None)
         mlflow.set_tags({"registered_model": name, "registered_version": version, "promotion_alias": decision.alias})
         run_id = run.info.run_id
     log = logger.info if decision.alias == "champion" else logger.warning
