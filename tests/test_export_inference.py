@@ -329,3 +329,15 @@ def test_attention_variant_exports_with_parity_at_batch_1_and_a_full_batch(fitte
     untrained = CnnLstmAttentionClassifier(**model.config).eval()
     with pytest.raises(ModelError, match="disagree"):
         parity_check(path, pre, untrained, counts[:50], tolerance=1e-5)
+
+
+def test_large_inputs_are_scored_in_slices_with_the_same_result(onnx_path, small_adata):
+    """predict_proba runs onnxruntime on SESSION_BATCH-cell slices; the answer is the one-call answer."""
+    from oncopersistnet.inference.model import INPUT_NAME, OUTPUT_NAME, SESSION_BATCH
+
+    model = OnnxPersisterModel(onnx_path)
+    counts = np.tile(dense(small_adata.X).astype(np.float32), (3, 1))[: 2 * SESSION_BATCH + 7]
+    whole = model.session.run([OUTPUT_NAME], {INPUT_NAME: counts})[0]
+    sliced = model.predict_proba(counts)
+    assert sliced.shape == (2 * SESSION_BATCH + 7,)
+    np.testing.assert_allclose(sliced, whole, rtol=0, atol=1e-6)

@@ -13,6 +13,7 @@ from oncopersistnet.errors import ModelError
 
 INPUT_NAME = "counts"
 OUTPUT_NAME = "persister_probability"
+SESSION_BATCH = 1024  # cells per onnxruntime call
 
 
 def gene_list_digest(genes: list[str]) -> str:
@@ -75,4 +76,9 @@ class OnnxPersisterModel:
             raise ModelError(f"expected a 2-D array with {len(self.genes)} gene columns, got shape {counts.shape}")
         if counts.shape[0] == 0:
             return np.zeros(0, dtype=np.float32)
-        return self.session.run([OUTPUT_NAME], {INPUT_NAME: counts})[0]
+        # Cells are scored independently; slices keep onnxruntime's working memory (it grows with
+        # the batch and its arena keeps the peak) small, and ~1k-cell batches are its fastest.
+        return np.concatenate([
+            self.session.run([OUTPUT_NAME], {INPUT_NAME: counts[start:start + SESSION_BATCH]})[0]
+            for start in range(0, counts.shape[0], SESSION_BATCH)
+        ])
