@@ -358,13 +358,19 @@ def _check_float32_range(adata: ad.AnnData, path: Path) -> None:
     pos = _beyond_float32(csr.data)
     if pos is None:
         return
-    row = int(np.searchsorted(csr.indptr, pos, side="right") - 1)
-    col = int(csr.indices[pos])
+    row, col = _stored_entry_cell_and_gene(csr, pos)
     raise InputDataError(
         f"{path}: value {csr.data[pos]:.4g} at cell {str(adata.obs_names[row])!r}, gene "
         f"{str(adata.var_names[col])!r} is beyond the float32 range counts are held in (3.4e38); "
         "raw counts expected"
     )
+
+
+def _stored_entry_cell_and_gene(matrix: Any, pos: int) -> tuple[int, int]:
+    """(row, column) of the ``pos``-th stored value of a CSR or CSC matrix, to name it in a message."""
+    major = int(np.searchsorted(matrix.indptr, pos, side="right") - 1)
+    minor = int(matrix.indices[pos])
+    return (major, minor) if matrix.format == "csr" else (minor, major)
 
 
 def _check_shape_and_ids(adata: ad.AnnData, path: Path) -> None:
@@ -414,9 +420,7 @@ def _first_non_integer(matrix: Any) -> tuple[int, int, float] | None:
         pos = _first_bad_flat(matrix.data)
         if pos is None:
             return None
-        major = int(np.searchsorted(matrix.indptr, pos, side="right") - 1)
-        minor = int(matrix.indices[pos])
-        row, col = (major, minor) if matrix.format == "csr" else (minor, major)
+        row, col = _stored_entry_cell_and_gene(matrix, pos)
         return row, col, float(matrix.data[pos])
     # h5py datasets and numpy arrays are sliced block by block, never loaded whole.
     arr = matrix if hasattr(matrix, "shape") and hasattr(matrix, "dtype") else np.asarray(matrix)
