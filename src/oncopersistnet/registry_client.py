@@ -22,12 +22,11 @@ import json
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 from oncopersistnet.errors import ModelError
 from oncopersistnet.registry import CHAMPION
+from oncopersistnet.tracking import local_folder
 
 logger = logging.getLogger(__name__)
 
@@ -97,23 +96,12 @@ class ChampionMoved(ModelError):
 ANY_CHAMPION = object()
 
 
-def _local_store_folder() -> Path | None:
-    """The folder of a sqlite or file tracking store on this machine; None for a server."""
-    from mlflow import get_tracking_uri
-
-    uri = get_tracking_uri()
-    parsed = urlparse(uri)
-    if parsed.scheme == "sqlite" and uri.startswith("sqlite:///"):
-        return Path(unquote(uri[len("sqlite:///"):])).parent
-    if parsed.scheme in ("", "file"):
-        return Path(unquote(parsed.path))
-    return None
-
-
 @contextlib.contextmanager
 def alias_lock(name: str) -> Iterator[None]:
     """Serialise alias moves of ``name`` among processes sharing a local store (a no-op for a server)."""
-    folder = _local_store_folder()
+    from mlflow import get_tracking_uri
+
+    folder = local_folder(get_tracking_uri())
     if folder is None or not folder.is_dir():
         yield
         return

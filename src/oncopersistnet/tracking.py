@@ -135,16 +135,24 @@ def check_store_reachable(uri: str, timeout_s: float = 10.0) -> None:
         ) from exc
 
 
-def check_artifact_location(location: str | None) -> None:
-    """A local artifact folder must be writable now, not when the first model is logged after training."""
-    if not location:
-        return
+def local_folder(uri: str) -> Path | None:
+    """The folder on this machine behind an MLflow URI: a sqlite store's folder, a ``file://`` or plain path;
+    None for a server or a remote store."""
     from urllib.parse import unquote, urlparse
 
-    parsed = urlparse(location)
-    if parsed.scheme not in ("", "file"):
+    parsed = urlparse(uri)
+    if parsed.scheme == "sqlite":
+        return Path(unquote(uri[len("sqlite:///"):])).parent if uri.startswith("sqlite:///") else None
+    if parsed.scheme == "file":
+        return Path(unquote(parsed.path))
+    return Path(uri) if parsed.scheme == "" else None
+
+
+def check_artifact_location(location: str | None) -> None:
+    """A local artifact folder must be writable now, not when the first model is logged after training."""
+    folder = local_folder(location) if location else None
+    if folder is None:
         return  # remote artifact stores answer for themselves
-    folder = Path(unquote(parsed.path) if parsed.scheme == "file" else location)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
