@@ -28,7 +28,12 @@ TRAIN_OUTPUTS = ("models/model.pt", "models/mlflow_run.json", "metrics/training_
 
 
 def _train_process(repro: subprocess.Popen[str], timeout_s: float = 300) -> psutil.Process:
-    """The `python pipelines/train.py` process DVC started, once it has begun training."""
+    """The `python pipelines/train.py` process DVC started, once it has begun training.
+
+    DVC runs a stage through ``$SHELL -c`` (``/bin/sh`` when SHELL is unset). bash execs the
+    command, but dash forks it, so the shell's own command line also names the script: only
+    a process with the script as an argument of its own is the stage.
+    """
     deadline = time.monotonic() + timeout_s
     parent = psutil.Process(repro.pid)
     while time.monotonic() < deadline:
@@ -36,7 +41,7 @@ def _train_process(repro: subprocess.Popen[str], timeout_s: float = 300) -> psut
             raise AssertionError(f"dvc repro ended ({repro.returncode}) before train started:\n{repro.communicate()[1][-3000:]}")
         for child in parent.children(recursive=True):
             try:
-                if "pipelines/train.py" in " ".join(child.cmdline()):
+                if "pipelines/train.py" in child.cmdline()[1:]:
                     return child
             except psutil.NoSuchProcess:
                 continue
