@@ -113,6 +113,36 @@ def alias_lock(name: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _set_alias(name: str, alias: str, version: str) -> None:
+    """Point ``alias`` at ``version``, surviving the first-insert race of MLflow's alias upsert.
+
+    MLflow's SQL store reads the alias row, then inserts it when it was missing.
+    Two processes setting the same new alias at once both insert, and the
+    second fails on the unique key. A lock avoids this beside a local store. A
+    remote server has no lock, so this retries once: by then the row exists and
+    the set is an update.
+    """
+    from mlflow.exceptions import MlflowException
+
+    client = _client()
+    try:
+        client.set_registered_model_alias(name, alias, version)
+    except MlflowException:
+        try:
+            client.get_model_version_by_alias(name, alias)
+        except MlflowException:
+            raise  # the alias still does not exist: not the race, a real failure
+        client.set_registered_model_alias(name, alias, version)
+
+
+def set_alias(name: str, alias: str, version: str) -> None:
+    """Point a non-champion alias (``challenger``) at ``version``: under the alias lock, no history entry."""
+    if alias == CHAMPION:
+        raise ValueError("move champion with promote(), which records it for rollback")
+    with alias_lock(name):
+        _set_alias(name, alias, str(version))
+
+
 def promote(name: str, version: str, reason: str, kind: str = "promote", expected_champion: Any = ANY_CHAMPION) -> str | None:
     """Give ``version`` the champion alias; record the move; return the previous champion's version.
 
@@ -129,7 +159,7 @@ def promote(name: str, version: str, reason: str, kind: str = "promote", expecte
                 f"{name}: champion is v{previous} now, not {'v' + str(expected_champion) if expected_champion else 'unset'} "
                 f"as when v{target.version} was judged; register again to compare against the new champion"
             )
-        client.set_registered_model_alias(name, CHAMPION, str(target.version))
+        _set_alias(name, CHAMPION, str(target.version))
         now = datetime.now(UTC).isoformat(timespec="seconds")
         _record(name, {"version": str(target.version), "previous": previous or "", "kind": kind, "at": now, "reason": reason})
     client.set_model_version_tag(name, str(target.version), "promoted_at", now)

@@ -12,11 +12,13 @@ from pathlib import Path
 import pytest
 
 from oncopersistnet.registry import CHALLENGER, CHAMPION, PromotionDecision
+from oncopersistnet import registry_client
 from oncopersistnet.registry_client import ChampionMoved, champion_history, current_champion_version, promote
 from oncopersistnet.stages.register import apply_decision
 
 NAME = "oncopersistnet"
 RACERS = 4
+ALIAS_ROUNDS = 12  # each round sets a new alias from every racer at once: MLflow's insert path every time
 
 
 def _versions(uri: str, n: int) -> list[str]:
@@ -39,6 +41,37 @@ def _race(uri: str, version: str, barrier: multiprocessing.synchronize.Barrier, 
     results.put((version, decision.alias, decision.reason))
 
 
+def _set_aliases(uri: str, version: str, barrier: multiprocessing.synchronize.Barrier, locked: bool) -> None:
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    # unlocked: what a remote tracking server gets, where only the retry stands between racers
+    set_alias = registry_client.set_alias if locked else registry_client._set_alias
+    for round_ in range(ALIAS_ROUNDS):
+        barrier.wait(timeout=60)
+        set_alias(NAME, f"challenger-{round_}", version)
+
+
+@pytest.mark.parametrize("locked", [True, False], ids=["local-store-lock", "retry-only"])
+def test_simultaneous_alias_sets_do_not_fail(tmp_path: Path, store, locked: bool) -> None:
+    """Losers of a champion race all set ``challenger`` at once; MLflow's upsert must not fail on its unique key."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    versions = _versions(uri, RACERS)
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(RACERS)
+    racers = [context.Process(target=_set_aliases, args=(uri, v, barrier, locked)) for v in versions]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join(timeout=120)
+    assert [racer.exitcode for racer in racers] == [0] * RACERS
+    client = MlflowClient(tracking_uri=uri)
+    for round_ in range(ALIAS_ROUNDS):
+        assert str(client.get_model_version_by_alias(NAME, f"challenger-{round_}").version) in versions
+
+
 def test_simultaneous_registrations_make_one_champion(tmp_path: Path, store) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     versions = _versions(uri, RACERS)
@@ -49,7 +82,7 @@ def test_simultaneous_registrations_make_one_champion(tmp_path: Path, store) -> 
         racer.start()
     for racer in racers:
         racer.join(timeout=120)
-        assert racer.exitcode == 0
+    assert [racer.exitcode for racer in racers] == [0] * RACERS
     outcomes = sorted(results.get(timeout=5) for _ in versions)
 
     winners = [version for version, alias, _ in outcomes if alias == CHAMPION]
@@ -60,6 +93,10 @@ def test_simultaneous_registrations_make_one_champion(tmp_path: Path, store) -> 
         if version != winners[0]:
             assert alias == CHALLENGER
             assert f"lost a race: {NAME}: champion is v{winners[0]} now, not unset as when v{version} was judged" in reason
+    losers = {version for version, _, _ in outcomes} - set(winners)
+    from mlflow import MlflowClient
+
+    assert str(MlflowClient(tracking_uri=uri).get_model_version_by_alias(NAME, CHALLENGER).version) in losers
 
 
 def test_promotion_rereads_the_alias_it_was_judged_against(tmp_path: Path, store) -> None:

@@ -26,7 +26,7 @@ from oncopersistnet.registry import (
     head_to_head,
     score_on_cells,
 )
-from oncopersistnet.registry_client import ChampionMoved, promote
+from oncopersistnet.registry_client import ChampionMoved, promote, set_alias
 from oncopersistnet.stages.common import read_preprocess_summary, read_split_cells
 from oncopersistnet.tracking import configure_mlflow, dvc_experiment_name, load_run_id, log_params_once, resumed_run
 
@@ -108,7 +108,7 @@ def apply_decision(model_name: str, version: str, decision: PromotionDecision, j
             decision.alias = CHALLENGER
             decision.reason = f"passed the gate ({decision.reason}) but lost a race: {exc}"
     if not moved:
-        client.set_registered_model_alias(model_name, decision.alias, version)
+        set_alias(model_name, decision.alias, version)  # under the lock: losers of a race set it at once
     # the decision when registered; the current aliases live on the registered model
     client.set_model_version_tag(model_name, version, "promotion_decision", decision.alias)
     client.set_model_version_tag(model_name, version, "promotion_reason", decision.reason)
