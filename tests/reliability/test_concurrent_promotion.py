@@ -7,6 +7,7 @@ Real MLflow (sqlite store), real processes: each judged its candidate against
 from __future__ import annotations
 
 import multiprocessing
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,19 @@ def _versions(uri: str, n: int) -> list[str]:
     return [str(client.create_model_version(NAME, source=f"file:///nowhere/{i}").version) for i in range(n)]
 
 
-def _race(uri: str, version: str, barrier: multiprocessing.synchronize.Barrier, results: multiprocessing.Queue) -> None:
+def _run_at_once(target: Callable[..., None], versions: list[str], *args: object) -> None:
+    """One spawned process per version, ``target(version, barrier, *args)``, released together; each must exit 0."""
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(len(versions))
+    racers = [context.Process(target=target, args=(version, barrier, *args)) for version in versions]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join(timeout=120)
+    assert [racer.exitcode for racer in racers] == [0] * len(versions)
+
+
+def _race(version: str, barrier: multiprocessing.synchronize.Barrier, uri: str, results: multiprocessing.Queue) -> None:
     import mlflow
 
     mlflow.set_tracking_uri(uri)
@@ -41,7 +54,7 @@ def _race(uri: str, version: str, barrier: multiprocessing.synchronize.Barrier, 
     results.put((version, decision.alias, decision.reason))
 
 
-def _set_aliases(uri: str, version: str, barrier: multiprocessing.synchronize.Barrier, locked: bool) -> None:
+def _set_aliases(version: str, barrier: multiprocessing.synchronize.Barrier, uri: str, locked: bool) -> None:
     import mlflow
 
     mlflow.set_tracking_uri(uri)
@@ -59,30 +72,19 @@ def test_simultaneous_alias_sets_do_not_fail(tmp_path: Path, store, locked: bool
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     versions = _versions(uri, RACERS)
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(RACERS)
-    racers = [context.Process(target=_set_aliases, args=(uri, v, barrier, locked)) for v in versions]
-    for racer in racers:
-        racer.start()
-    for racer in racers:
-        racer.join(timeout=120)
-    assert [racer.exitcode for racer in racers] == [0] * RACERS
+    _run_at_once(_set_aliases, versions, uri, locked)
     client = MlflowClient(tracking_uri=uri)
     for round_ in range(ALIAS_ROUNDS):
         assert str(client.get_model_version_by_alias(NAME, f"challenger-{round_}").version) in versions
 
 
 def test_simultaneous_registrations_make_one_champion(tmp_path: Path, store) -> None:
+    from mlflow import MlflowClient
+
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     versions = _versions(uri, RACERS)
-    context = multiprocessing.get_context("spawn")
-    barrier, results = context.Barrier(RACERS), context.Queue()
-    racers = [context.Process(target=_race, args=(uri, v, barrier, results)) for v in versions]
-    for racer in racers:
-        racer.start()
-    for racer in racers:
-        racer.join(timeout=120)
-    assert [racer.exitcode for racer in racers] == [0] * RACERS
+    results = multiprocessing.get_context("spawn").Queue()
+    _run_at_once(_race, versions, uri, results)
     outcomes = sorted(results.get(timeout=5) for _ in versions)
 
     winners = [version for version, alias, _ in outcomes if alias == CHAMPION]
@@ -94,8 +96,6 @@ def test_simultaneous_registrations_make_one_champion(tmp_path: Path, store) -> 
             assert alias == CHALLENGER
             assert f"lost a race: {NAME}: champion is v{winners[0]} now, not unset as when v{version} was judged" in reason
     losers = {version for version, _, _ in outcomes} - set(winners)
-    from mlflow import MlflowClient
-
     assert str(MlflowClient(tracking_uri=uri).get_model_version_by_alias(NAME, CHALLENGER).version) in losers
 
 
