@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -32,6 +34,7 @@ from oncopersistnet.data.readers import read_counts
 
 from strategies import (
     Expectation,
+    any_name,
     assert_same_counts,
     beyond_float32,
     count_matrices,
@@ -92,13 +95,16 @@ def _note(X: np.ndarray, cells: list[str], genes: list[str]) -> None:
 
 
 @st.composite
-def h5ad_cases(draw):
+def named_counts(draw, allow: Callable[[str], bool] = any_name) -> dict[str, Any]:
+    """What every reader case starts from: a count matrix ``X`` with its ``cells`` and ``genes`` names."""
     X = draw(count_matrices())
-    n_cells, n_genes = X.shape
+    return {"X": X, "cells": draw(names(X.shape[0], allow=allow)), "genes": draw(names(X.shape[1], allow=allow))}
+
+
+@st.composite
+def h5ad_cases(draw):
     return {
-        "X": X,
-        "cells": draw(names(n_cells)),
-        "genes": draw(names(n_genes)),
+        **draw(named_counts()),
         "storage": draw(st.sampled_from(["dense", "csr", "csc"])),
         "require_integer": draw(st.sampled_from([True, True, False])),
         "backed": draw(st.booleans()),
@@ -150,11 +156,8 @@ def test_h5ad_reads_back_or_refuses_clearly(layout, explicit, case):
 
 @st.composite
 def tenx_dir_cases(draw):
-    X = draw(count_matrices())
     return {
-        "X": X,
-        "cells": draw(names(X.shape[0], allow=tenx_name)),
-        "genes": draw(names(X.shape[1], allow=tenx_name)),
+        **draw(named_counts(allow=tenx_name)),
         "legacy": draw(st.booleans()),
         "gz": draw(st.booleans()),
         "point_at_matrix": draw(st.booleans()),
@@ -187,11 +190,8 @@ def test_10x_directory_reads_back_or_refuses_clearly(case):
 
 @st.composite
 def tenx_h5_cases(draw):
-    X = draw(count_matrices())
     return {
-        "X": X,
-        "cells": draw(names(X.shape[0])),
-        "genes": draw(names(X.shape[1])),
+        **draw(named_counts()),
         "version": draw(st.sampled_from([2, 3])),
     }
 
@@ -218,11 +218,8 @@ SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz")
 
 @st.composite
 def table_cases(draw):
-    X = draw(count_matrices())
     return {
-        "X": X,
-        "cells": draw(names(X.shape[0])),
-        "genes": draw(names(X.shape[1])),
+        **draw(named_counts()),
         "orientation": draw(st.sampled_from(["cells_x_genes", "genes_x_cells"])),
         "suffix": draw(st.sampled_from(SUFFIXES)),
         "corner": draw(st.sampled_from([None, "", "cell", "gene", "NA", "x y"])),
