@@ -18,14 +18,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from oncopersistnet.atomic import write_json, write_text
-from oncopersistnet.errors import OncoPersistNetError
 from oncopersistnet.config import load_params, params_from_dict
+from oncopersistnet.errors import OncoPersistNetError
 from oncopersistnet.evaluation.comparison import comparison_summary, run_comparison, sample_level_table
 from oncopersistnet.evaluation.report import comparison_markdown
 from oncopersistnet.logging_setup import configure_logging
 from oncopersistnet.paths import ProjectPaths
-from oncopersistnet.stages.compare import build_folds
 from oncopersistnet.stages.common import read_preprocess_summary
+from oncopersistnet.stages.compare import build_folds
 
 
 def main() -> None:
@@ -40,7 +40,9 @@ def main() -> None:
     paths = ProjectPaths(Path("."))
     params = load_params("params.yaml")
     # through params_from_dict, so --folds 1 gets the same message as params.yaml would
-    params = params_from_dict(replace(params, compare=replace(params.compare, n_seeds=args.seeds, cv_folds=args.folds)).to_dict())
+    params = params_from_dict(
+        replace(params, compare=replace(params.compare, n_seeds=args.seeds, cv_folds=args.folds)).to_dict()
+    )
     started = time.perf_counter()
     folds = build_folds(params, paths)
     results = run_comparison(folds, params)
@@ -48,11 +50,20 @@ def main() -> None:
     comparison = comparison_summary(results, folds, params, read_preprocess_summary(paths)["data_hash"])
     comparison["seconds"] = time.perf_counter() - started
     write_json(args.out / "comparison_cv.json", comparison)
-    write_text(args.out / "comparison_cv.md", comparison_markdown(
-        comparison, per_sample,
-        origin=f"Written by benchmarks/bench_compare.py in {comparison['seconds']:.0f} s; every model saw the same folds and features (no MLflow runs).",
-    ))
-    print(json.dumps({k: {m: comparison["models"][k][m] for m in ("roc_auc", "f1")} for k in comparison["models"]}, indent=1))
+    write_text(
+        args.out / "comparison_cv.md",
+        comparison_markdown(
+            comparison,
+            per_sample,
+            origin=f"Written by benchmarks/bench_compare.py in {comparison['seconds']:.0f} s; every model saw the same folds and features (no MLflow runs).",
+        ),
+    )
+    print(
+        json.dumps(
+            {k: {m: comparison["models"][k][m] for m in ("roc_auc", "f1")} for k in comparison["models"]},
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

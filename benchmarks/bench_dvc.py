@@ -27,7 +27,11 @@ def _timed(command: list[str], repeats: int) -> dict[str, float]:
             raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr}")
         if command[1] == "repro" and "Running stage" in done.stdout:
             raise SystemExit("dvc repro ran a stage: run `make run` first so the pipeline is up to date")
-    return {"median_s": round(statistics.median(seconds), 2), "best_s": round(min(seconds), 2), "repeats": repeats}
+    return {
+        "median_s": round(statistics.median(seconds), 2),
+        "best_s": round(min(seconds), 2),
+        "repeats": repeats,
+    }
 
 
 def main() -> None:
@@ -36,7 +40,9 @@ def main() -> None:
     parser.add_argument("--output", default="benchmarks/results/dvc.json")
     args = parser.parse_args()
     status = subprocess.run(["dvc", "status", "--quiet"], capture_output=True, text=True)
-    if status.returncode != 0:  # a changed stage: `dvc repro` would rebuild (and register) instead of measuring
+    if (
+        status.returncode != 0
+    ):  # a changed stage: `dvc repro` would rebuild (and register) instead of measuring
         raise SystemExit("the pipeline is not up to date (dvc status): run `make run` first")
     results = {
         "dvc_repro_noop": _timed(["dvc", "repro"], args.repeats),

@@ -92,7 +92,9 @@ def _quantised_copy(source: Path, target: Path) -> None:
     """int8 weights for MatMul/Gemm (dynamic quantisation: activations stay float)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
+    quantize_dynamic(
+        str(source), str(target), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"]
+    )
 
 
 def main() -> None:
@@ -152,8 +154,12 @@ def main() -> None:
             "file_bytes": {"float32": float_bytes, "int8": int8_bytes},
             "max_abs_probability_diff": float(np.max(np.abs(float_p - int8_p))),
             "labels_changed": int(np.sum((float_p >= threshold) != (int8_p >= threshold))),
-            "test_metrics_float32": {k: round(v, 4) for k, v in classification_metrics(test.y, float_p, threshold).items()},
-            "test_metrics_int8": {k: round(v, 4) for k, v in classification_metrics(test.y, int8_p, threshold).items()},
+            "test_metrics_float32": {
+                k: round(v, 4) for k, v in classification_metrics(test.y, float_p, threshold).items()
+            },
+            "test_metrics_int8": {
+                k: round(v, 4) for k, v in classification_metrics(test.y, int8_p, threshold).items()
+            },
         },
     }
     write_json(args.output, results)

@@ -43,8 +43,22 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "cells.h5ad"
         subprocess.run(
-            [sys.executable, "-m", "oncopersistnet.cli", "--log-level", "WARNING", "--params", "/nonexistent",
-             "simulate", "--output", str(source), "--cells", str(args.cells), "--genes", str(args.genes)],
+            [
+                sys.executable,
+                "-m",
+                "oncopersistnet.cli",
+                "--log-level",
+                "WARNING",
+                "--params",
+                "/nonexistent",
+                "simulate",
+                "--output",
+                str(source),
+                "--cells",
+                str(args.cells),
+                "--genes",
+                str(args.genes),
+            ],
             check=True,
         )
         report = Path(tmp) / "child.out"

@@ -86,7 +86,9 @@ def _available_mib() -> int:
 def _run_predicts(commands: list[list[str]]) -> list[dict[str, float]]:
     """Start every command at once; each one's wall time and peak RSS (its own, from wait4)."""
     started = time.perf_counter()
-    children = {subprocess.Popen(command, stdout=subprocess.DEVNULL).pid: i for i, command in enumerate(commands)}
+    children = {
+        subprocess.Popen(command, stdout=subprocess.DEVNULL).pid: i for i, command in enumerate(commands)
+    }
     out: list[dict[str, float]] = [{} for _ in commands]
     failed = []
     while children:
@@ -96,7 +98,10 @@ def _run_predicts(commands: list[list[str]]) -> list[dict[str, float]]:
         i = children.pop(pid)
         if os.waitstatus_to_exitcode(status) != 0:
             failed.append(i)
-        out[i] = {"seconds_including_start_up": round(time.perf_counter() - started, 2), "peak_rss_mib": round(usage.ru_maxrss / 1024)}
+        out[i] = {
+            "seconds_including_start_up": round(time.perf_counter() - started, 2),
+            "peak_rss_mib": round(usage.ru_maxrss / 1024),
+        }
     if failed:
         raise SystemExit(f"predict failed in process(es) {failed}")
     return out
@@ -106,10 +111,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="models/oncopersistnet.onnx")
     parser.add_argument("--cells", type=int, default=1_000_000)
-    parser.add_argument("--simulated-cells", type=int, default=50_000, help="distinct simulated cells, repeated to --cells")
+    parser.add_argument(
+        "--simulated-cells", type=int, default=50_000, help="distinct simulated cells, repeated to --cells"
+    )
     parser.add_argument("--chunk-size", type=int, default=10_000)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--parallel", type=int, default=2, help="then N predict processes at once, --threads // N threads each (1: skip)")
+    parser.add_argument(
+        "--parallel",
+        type=int,
+        default=2,
+        help="then N predict processes at once, --threads // N threads each (1: skip)",
+    )
     parser.add_argument("--output", default="benchmarks/results/predict.json")
     args = parser.parse_args()
     configure_logging("WARNING")
@@ -124,8 +136,22 @@ def main() -> None:
         # starts out counting its parent's resident pages in its peak RSS.
         simulated = Path(tmp) / "simulated.h5ad"
         subprocess.run(
-            [sys.executable, "-m", "oncopersistnet.cli", "--log-level", "WARNING", "simulate", "--output", str(simulated),
-             "--cells", str(min(args.simulated_cells, args.cells)), "--genes", str(n_genes), "--seed", str(params.simulate.seed + 1)],
+            [
+                sys.executable,
+                "-m",
+                "oncopersistnet.cli",
+                "--log-level",
+                "WARNING",
+                "simulate",
+                "--output",
+                str(simulated),
+                "--cells",
+                str(min(args.simulated_cells, args.cells)),
+                "--genes",
+                str(n_genes),
+                "--seed",
+                str(params.simulate.seed + 1),
+            ],
             check=True,
         )
         _repeat_to(simulated, source, args.cells)
@@ -134,9 +160,23 @@ def main() -> None:
 
         def command(output: str, threads: int) -> list[str]:
             return [
-                sys.executable, "-m", "oncopersistnet.cli", "--log-level", "WARNING", "predict",
-                "--input", str(source), "--output", str(Path(tmp) / output), "--model", args.model,
-                "--chunk-size", str(args.chunk_size), "--threads", str(threads), "--no-progress",
+                sys.executable,
+                "-m",
+                "oncopersistnet.cli",
+                "--log-level",
+                "WARNING",
+                "predict",
+                "--input",
+                str(source),
+                "--output",
+                str(Path(tmp) / output),
+                "--model",
+                args.model,
+                "--chunk-size",
+                str(args.chunk_size),
+                "--threads",
+                str(threads),
+                "--no-progress",
             ]
 
         single = _run_predicts([command("out.csv", args.threads)])[0]
@@ -151,7 +191,9 @@ def main() -> None:
                 "available_memory_before_mib": available,
                 "runs": runs,
                 "seconds_until_all_done": max(r["seconds_including_start_up"] for r in runs),
-                "cells_per_s_all_together": round(args.parallel * args.cells / max(r["seconds_including_start_up"] for r in runs)),
+                "cells_per_s_all_together": round(
+                    args.parallel * args.cells / max(r["seconds_including_start_up"] for r in runs)
+                ),
             }
     elapsed = single["seconds_including_start_up"]
     results = {

@@ -103,7 +103,9 @@ def _load(url: str, bodies: list[dict], clients: int) -> dict[str, float]:
     }
 
 
-def _mixed_bodies(genes: list[str], rows: list[list[float]], n: int, h5ad: bytes, seed: int = 0) -> list[tuple[str, bytes, str, int]]:
+def _mixed_bodies(
+    genes: list[str], rows: list[list[float]], n: int, h5ad: bytes, seed: int = 0
+) -> list[tuple[str, bytes, str, int]]:
     """``n`` (path, body, content type, expected status): half valid in 3 forms, half malformed in 14 ways."""
     rng = random.Random(seed)
     json_type, h5ad_type = "application/json", "application/x-hdf5"
@@ -112,7 +114,9 @@ def _mixed_bodies(genes: list[str], rows: list[list[float]], n: int, h5ad: bytes
         return json.dumps({"genes": genes, "counts": [rows[i] for i in take]}).encode()
 
     def maps(take: list[int]) -> bytes:
-        return json.dumps({"cells": [{g: v for g, v in zip(genes, rows[i], strict=True) if v} for i in take]}).encode()
+        return json.dumps(
+            {"cells": [{g: v for g, v in zip(genes, rows[i], strict=True) if v} for i in take]}
+        ).encode()
 
     def one_gene(values: list) -> bytes:
         return json.dumps({"genes": [genes[0]], "counts": [[v] for v in values]}).encode()
@@ -156,7 +160,9 @@ def _mixed_load(url: str, calls: list[tuple[str, bytes, str, int]], clients: int
         path, body, kind, expected = call
         started = time.perf_counter()
         try:
-            status = local.session.post(url + path, data=body, headers={"Content-Type": kind}, timeout=120).status_code
+            status = local.session.post(
+                url + path, data=body, headers={"Content-Type": kind}, timeout=120
+            ).status_code
         except requests.RequestException:
             local.session = requests.Session()
             status = 0  # no answer: connection refused, reset or timed out
@@ -192,8 +198,21 @@ def _mixed_load(url: str, calls: list[tuple[str, bytes, str, int]], clients: int
 def _start_server(model: str, threads: int, *extra: str) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "oncopersistnet.cli", "--log-level", "WARNING", "serve", "--model", model,
-               "--port", str(port), "--threads", str(threads), *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "oncopersistnet.cli",
+        "--log-level",
+        "WARNING",
+        "serve",
+        "--model",
+        model,
+        "--port",
+        str(port),
+        "--threads",
+        str(threads),
+        *extra,
+    ]
     server = subprocess.Popen(command)
     try:
         _wait_until_up(url, server)
@@ -209,9 +228,15 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads of the service")
-    parser.add_argument("--mixed-requests", type=int, default=10_000, help="requests of the mixed load (0: skip it)")
+    parser.add_argument(
+        "--mixed-requests", type=int, default=10_000, help="requests of the mixed load (0: skip it)"
+    )
     parser.add_argument("--mixed-clients", type=int, default=50)
-    parser.add_argument("--skip-plain", action="store_true", help="run the mixed load only (keeps the plain loads of an earlier run)")
+    parser.add_argument(
+        "--skip-plain",
+        action="store_true",
+        help="run the mixed load only (keeps the plain loads of an earlier run)",
+    )
     parser.add_argument("--output", default="benchmarks/results/serve.json")
     args = parser.parse_args()
 
@@ -223,11 +248,16 @@ def main() -> None:
 
     def bodies(cells_per_request: int, n: int) -> list[dict]:
         return [
-            {"genes": genes, "counts": [rows[(i * cells_per_request + j) % len(rows)] for j in range(cells_per_request)]}
+            {
+                "genes": genes,
+                "counts": [rows[(i * cells_per_request + j) % len(rows)] for j in range(cells_per_request)],
+            }
             for i in range(n)
         ]
 
-    results = json.loads(Path(args.output).read_text()) if args.skip_plain and Path(args.output).exists() else {}
+    results = (
+        json.loads(Path(args.output).read_text()) if args.skip_plain and Path(args.output).exists() else {}
+    )
     if not args.skip_plain:
         server, url = _start_server(args.model, args.threads)
         try:
@@ -239,7 +269,12 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(timeout=30)
-        results |= {"model_genes": len(genes), "service_threads": args.threads, "loads": loads, "server_peak_rss_mib": round(peak)}
+        results |= {
+            "model_genes": len(genes),
+            "service_threads": args.threads,
+            "loads": loads,
+            "server_peak_rss_mib": round(peak),
+        }
 
     if args.mixed_requests:
         three = ad.AnnData(X=test.counts[:3], var=pd.DataFrame(index=list(test.genes)))
@@ -253,7 +288,10 @@ def main() -> None:
             _mixed_load(url, calls[:200], args.mixed_clients)  # warm-up
             warm = _peak_rss_mib(server.pid)
             mixed = _mixed_load(url, calls, args.mixed_clients)
-            mixed |= {"server_peak_rss_after_warm_up_mib": round(warm), "server_peak_rss_mib": round(_peak_rss_mib(server.pid))}
+            mixed |= {
+                "server_peak_rss_after_warm_up_mib": round(warm),
+                "server_peak_rss_mib": round(_peak_rss_mib(server.pid)),
+            }
         finally:
             server.terminate()
             server.wait(timeout=30)

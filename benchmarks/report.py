@@ -21,10 +21,18 @@ TARGETS = {"1": 5.0, "256": 1.5}  # onnxruntime / eager PyTorch, from the deploy
 
 
 def _machine() -> str:
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
-        platform.processor() or "unknown CPU",
-    ) if Path("/proc/cpuinfo").exists() else platform.processor()
+    cpu = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor() or "unknown CPU",
+        )
+        if Path("/proc/cpuinfo").exists()
+        else platform.processor()
+    )
     return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, {date.today().isoformat()}"
 
 
@@ -92,7 +100,10 @@ def _predict_parallel(figures: dict) -> list[str]:
         "",
         "| process | wall time (incl. start-up) | peak RSS |",
         "|---|---|---|",
-        *(f"| {i + 1} | {run['seconds_including_start_up']} s | {run['peak_rss_mib']:,} MiB |" for i, run in enumerate(parallel["runs"])),
+        *(
+            f"| {i + 1} | {run['seconds_including_start_up']} s | {run['peak_rss_mib']:,} MiB |"
+            for i, run in enumerate(parallel["runs"])
+        ),
         "",
         f"All done in {parallel['seconds_until_all_done']} s ({parallel['cells_per_s_all_together']:,} cells/s together).",
         "",

@@ -16,9 +16,17 @@ from oncopersistnet.data.simulate import simulate_cells  # noqa: E402
 from oncopersistnet.preprocessing import CellPreprocessor, split_by_sample  # noqa: E402
 
 # A clear programme and no label noise: unit tests check mechanics, not difficulty.
-SMALL = SimulateConfig(n_cells=800, n_genes=300, n_samples=8, persister_fraction=0.4, effect_size=3.0, label_noise=0.0, seed=3)
+SMALL = SimulateConfig(
+    n_cells=800, n_genes=300, n_samples=8, persister_fraction=0.4, effect_size=3.0, label_noise=0.0, seed=3
+)
 FAST_TRAIN = TrainConfig(
-    conv_channels=[4, 8], lstm_hidden=8, dense_units=8, max_epochs=12, patience=4, batch_size=64, learning_rate=0.005
+    conv_channels=[4, 8],
+    lstm_hidden=8,
+    dense_units=8,
+    max_epochs=12,
+    patience=4,
+    batch_size=64,
+    learning_rate=0.005,
 )
 
 
@@ -38,7 +46,9 @@ def small_split(small_adata):
 def fitted(small_adata, small_split):
     """(preprocessor fitted on train, features per split, labels per split)."""
     y = (small_adata.obs["label"].to_numpy() == "persister").astype(int)
-    pre = CellPreprocessor(n_top_genes=150, n_components=16).fit(small_adata.X[small_split == "train"], small_adata.var_names)
+    pre = CellPreprocessor(n_top_genes=150, n_components=16).fit(
+        small_adata.X[small_split == "train"], small_adata.var_names
+    )
     features = {s: pre.transform(small_adata.X[small_split == s]) for s in ("train", "val", "test")}
     labels = {s: y[small_split == s] for s in ("train", "val", "test")}
     return pre, features, labels
@@ -50,12 +60,18 @@ def trained(fitted):
     from oncopersistnet.model import train_model
 
     _, features, labels = fitted
-    return train_model(features["train"], labels["train"], features["val"], labels["val"], FAST_TRAIN, progress=False)
+    return train_model(
+        features["train"], labels["train"], features["val"], labels["val"], FAST_TRAIN, progress=False
+    )
 
 
 def dense(matrix) -> np.ndarray:
     """Dense float64 copy of a (possibly sparse) matrix."""
-    return matrix.toarray().astype(np.float64) if hasattr(matrix, "toarray") else np.asarray(matrix, dtype=np.float64)
+    return (
+        matrix.toarray().astype(np.float64)
+        if hasattr(matrix, "toarray")
+        else np.asarray(matrix, dtype=np.float64)
+    )
 
 
 @pytest.fixture()

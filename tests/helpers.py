@@ -13,13 +13,31 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "pipelines", "src", ".dvc/config", ".dvc/.gitignore", "data/external", "models/README.md")
+PROJECT_FILES = (
+    "dvc.yaml",
+    "params.yaml",
+    ".dvcignore",
+    ".gitignore",
+    "pipelines",
+    "src",
+    ".dvc/config",
+    ".dvc/.gitignore",
+    "data/external",
+    "models/README.md",
+)
 
 # Small enough for seconds per stage, big enough for a 3-way group split and a real model.
 TINY_PARAMS: dict[str, Any] = {
     "simulate": {"n_cells": 600, "n_genes": 300, "n_samples": 6, "effect_size": 2.5, "seed": 1},
     "preprocess": {"n_top_genes": 100, "n_components": 16},
-    "train": {"conv_channels": [4, 8], "lstm_hidden": 8, "dense_units": 8, "max_epochs": 8, "patience": 4, "batch_size": 64},
+    "train": {
+        "conv_channels": [4, 8],
+        "lstm_hidden": 8,
+        "dense_units": 8,
+        "max_epochs": 8,
+        "patience": 4,
+        "batch_size": 64,
+    },
     "compare": {"n_seeds": 2},
     "export": {"parity_cells": 64},
     "register": {"min_f1": 0.3, "min_roc_auc": 0.6},
@@ -55,7 +73,10 @@ def make_project(dest: Path, params: dict[str, Any] | None = None, git: bool = T
     if git:
         run(["git", "init", "-q"], dest)
         run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com", "add", "-A"], dest)
-        run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-qm", "project"], dest)
+        run(
+            ["git", "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-qm", "project"],
+            dest,
+        )
     return dest
 
 
@@ -69,10 +90,14 @@ def env() -> dict[str, str]:
     return out
 
 
-def run(cmd: list[str], cwd: Path, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+def run(
+    cmd: list[str], cwd: Path, check: bool = True, timeout: int = 600
+) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(cmd, cwd=cwd, env=env(), capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+        raise AssertionError(
+            f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+        )
     return result
 
 

@@ -6,10 +6,9 @@ import sys
 
 import anndata as ad
 import pytest
+from helpers import run
 
 from oncopersistnet.cli import build_parser, main
-
-from helpers import run
 
 
 def test_help_documents_every_command(capsys):
@@ -29,17 +28,46 @@ def test_console_script_is_installed(tmp_path):
 
 
 def test_simulate_writes_unlabelled_cells(tmp_path):
-    assert main(["simulate", "--output", str(tmp_path / "c.h5ad"), "--cells", "40", "--genes", "50", "--samples", "2", "--unlabelled"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "--output",
+                str(tmp_path / "c.h5ad"),
+                "--cells",
+                "40",
+                "--genes",
+                "50",
+                "--samples",
+                "2",
+                "--unlabelled",
+            ]
+        )
+        == 0
+    )
     cells = ad.read_h5ad(tmp_path / "c.h5ad")
     assert cells.shape == (40, 50) and "label" not in cells.obs
 
 
 def test_predict_without_a_champion_says_what_to_do(tmp_path):
-    main(["simulate", "--output", str(tmp_path / "c.h5ad"), "--cells", "20", "--genes", "30", "--samples", "2"])
+    main(
+        ["simulate", "--output", str(tmp_path / "c.h5ad"), "--cells", "20", "--genes", "30", "--samples", "2"]
+    )
     result = run(
-        [sys.executable, "-m", "oncopersistnet.cli", "predict", "--input", "c.h5ad", "--output", "p.csv",
-         "--tracking-uri", f"sqlite:///{tmp_path}/empty.db"],
-        tmp_path, check=False,
+        [
+            sys.executable,
+            "-m",
+            "oncopersistnet.cli",
+            "predict",
+            "--input",
+            "c.h5ad",
+            "--output",
+            "p.csv",
+            "--tracking-uri",
+            f"sqlite:///{tmp_path}/empty.db",
+        ],
+        tmp_path,
+        check=False,
     )
     assert result.returncode == 1 and "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if "ERROR" in line]
@@ -50,8 +78,26 @@ def test_predict_without_a_champion_says_what_to_do(tmp_path):
 def test_predict_option_ranges_are_checked(tmp_path, capsys):
     for option, value in (("--threshold", "1.5"), ("--chunk-size", "0"), ("--min-gene-fraction", "-0.1")):
         assert main(["predict", "--input", "a.h5ad", "--output", str(tmp_path / "p.csv"), option, value]) == 1
-        assert f"{option}: {float(value) if '.' in value else int(value)} is out of range" in capsys.readouterr().err
+        assert (
+            f"{option}: {float(value) if '.' in value else int(value)} is out of range"
+            in capsys.readouterr().err
+        )
 
 
 def test_small_gene_panels_simulate(tmp_path):
-    assert main(["simulate", "--output", str(tmp_path / "c.h5ad"), "--cells", "20", "--genes", "10", "--samples", "2"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "--output",
+                str(tmp_path / "c.h5ad"),
+                "--cells",
+                "20",
+                "--genes",
+                "10",
+                "--samples",
+                "2",
+            ]
+        )
+        == 0
+    )

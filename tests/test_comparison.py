@@ -27,8 +27,14 @@ PARAMS = Params(train=FAST_TRAIN, preprocess=PREPROCESS)
 def _fold(adata, split, name="holdout"):
     y = (adata.obs["label"].to_numpy() == "persister").astype(int)
     return build_fold(
-        name, adata.X, np.asarray(adata.var_names), y, np.asarray(adata.obs_names),
-        np.asarray(adata.obs["sample"], dtype=str), split, PREPROCESS,
+        name,
+        adata.X,
+        np.asarray(adata.var_names),
+        y,
+        np.asarray(adata.obs_names),
+        np.asarray(adata.obs["sample"], dtype=str),
+        split,
+        PREPROCESS,
     )
 
 
@@ -90,23 +96,38 @@ def test_attention_family_is_the_cnn_lstm_with_attention_pooling_and_runs_in_the
     from oncopersistnet.model import CnnLstmAttentionClassifier
 
     attention = make_candidate("cnn_lstm_attention", PARAMS, seed=0).fit(fold)
-    assert attention.family == "cnn_lstm_attention" and isinstance(attention.model_, CnnLstmAttentionClassifier)
+    assert attention.family == "cnn_lstm_attention" and isinstance(
+        attention.model_, CnnLstmAttentionClassifier
+    )
     hyperparameters = attention.hyperparameters()
-    assert hyperparameters["train.architecture"] == "cnn_lstm_attention" and hyperparameters["attention_units"] == 32
+    assert (
+        hyperparameters["train.architecture"] == "cnn_lstm_attention"
+        and hyperparameters["attention_units"] == 32
+    )
     network = make_candidate("cnn_lstm", PARAMS, seed=0).fit(fold).details()["n_parameters"]
     summary = 2 * FAST_TRAIN.lstm_hidden
     assert attention.details()["n_parameters"] == network + summary * 32 + 32 + 32
-    results = run_comparison([fold], replace(PARAMS, compare=replace(PARAMS.compare, n_seeds=1)),
-                             families=["cnn_lstm_attention"], progress=False)
+    results = run_comparison(
+        [fold],
+        replace(PARAMS, compare=replace(PARAMS.compare, n_seeds=1)),
+        families=["cnn_lstm_attention"],
+        progress=False,
+    )
     assert [(r.family, r.seed) for r in results] == [("cnn_lstm_attention", 0)]
-    assert np.array_equal(results[0].probability, attention.predict_proba(fold))  # same split and seed, same model
+    assert np.array_equal(
+        results[0].probability, attention.predict_proba(fold)
+    )  # same split and seed, same model
 
 
 def test_every_family_is_described_and_ordered_in_the_report():
     from oncopersistnet.evaluation.report import DESCRIPTIONS, ordered_families
 
     assert set(DESCRIPTIONS) == set(ALL_MODEL_FAMILIES)
-    assert ordered_families({f: {} for f in reversed(ALL_MODEL_FAMILIES)})[:3] == ["cnn_lstm", "cnn_lstm_attention", "cnn_lstm_permuted"]
+    assert ordered_families({f: {} for f in reversed(ALL_MODEL_FAMILIES)})[:3] == [
+        "cnn_lstm",
+        "cnn_lstm_attention",
+        "cnn_lstm_permuted",
+    ]
 
 
 def test_comparison_figure_draws_the_attention_variant_as_a_network(tmp_path, monkeypatch):
@@ -116,9 +137,15 @@ def test_comparison_figure_draws_the_attention_variant_as_a_network(tmp_path, mo
 
     drawn: list[list[str]] = []
     original = Axes.barh
-    monkeypatch.setattr(Axes, "barh", lambda ax, y, width, **kw: drawn.append(list(kw["color"])) or original(ax, y, width, **kw))
+    monkeypatch.setattr(
+        Axes,
+        "barh",
+        lambda ax, y, width, **kw: drawn.append(list(kw["color"])) or original(ax, y, width, **kw),
+    )
     entry = {m: {"mean": 0.5, "std": 0.1} for m in ("roc_auc", "f1", "brier")}
-    plot_model_comparison({"cnn_lstm": entry, "cnn_lstm_attention": entry, "logistic_regression": entry}, tmp_path / "c.png")
+    plot_model_comparison(
+        {"cnn_lstm": entry, "cnn_lstm_attention": entry, "logistic_regression": entry}, tmp_path / "c.png"
+    )
     assert drawn and all(colours == ["tab:red", "tab:red", "tab:blue"] for colours in drawn)
 
 
@@ -130,10 +157,15 @@ def test_summary_gives_mean_and_std_over_seeds(fold):
     f1 = [r.metrics["f1"] for r in results if r.family == "mlp"]
     assert summary["mlp"]["f1"]["mean"] == pytest.approx(np.mean(f1))
     assert summary["mlp"]["f1"]["std"] == pytest.approx(np.std(f1, ddof=1))
-    assert summary["logistic_regression"]["n_fits"] == 1 and summary["logistic_regression"]["f1"]["std"] == 0.0
+    assert (
+        summary["logistic_regression"]["n_fits"] == 1 and summary["logistic_regression"]["f1"]["std"] == 0.0
+    )
     assert set(METRIC_NAMES) <= set(summary["mlp"])
     table = sample_level_table(results, 0.5)
-    assert set(table["sample"]) == set(fold.test_samples) and set(table["model"]) == {"mlp", "logistic_regression"}
+    assert set(table["sample"]) == set(fold.test_samples) and set(table["model"]) == {
+        "mlp",
+        "logistic_regression",
+    }
 
 
 def test_grouped_splits_test_every_sample_once(small_adata):
@@ -150,7 +182,9 @@ def test_grouped_splits_test_every_sample_once(small_adata):
         grouped_splits(samples, y, k=9, val_fraction=0.2, seed=0)
     untreated = sorted(s for s in set(samples) if s.endswith("day0"))[:3]
     treated = sorted(s for s in set(samples) if "treated" in s)[:3]
-    three_each = np.isin(samples, untreated + treated)  # a 2-fold test fold leaves 1 sample per class: too few
+    three_each = np.isin(
+        samples, untreated + treated
+    )  # a 2-fold test fold leaves 1 sample per class: too few
     with pytest.raises(DataValidationError, match="needs at least 4 samples of each majority class"):
         grouped_splits(samples[three_each], y[three_each], k=2, val_fraction=0.2, seed=0)
 
@@ -160,7 +194,9 @@ def test_readme_results_come_from_the_pipeline_output():
     readme = (ROOT / "README.md").read_text()
     block = readme.split(README_START, 1)[1].split(README_END, 1)[0].strip()
     evaluate = json.loads((ROOT / "metrics/evaluate.json").read_text())
-    assert block == results_block(comparison, evaluate), "README results are stale: run `make results` after `make run`"
+    assert block == results_block(comparison, evaluate), (
+        "README results are stale: run `make results` after `make run`"
+    )
     assert set(comparison["models"]) == set(ALL_MODEL_FAMILIES)
 
 

@@ -26,16 +26,28 @@ def test_shipped_params_yaml_loads_and_matches_the_defaults():
         ({"train": {"learning_rate": 0}}, "train.learning_rate: must be positive"),
         ({"train": {"conv_channels": [8, 0]}}, r"train.conv_channels\[1\]: must be positive"),
         ({"compare": {"logistic_c": 0}}, "compare.logistic_c: must be positive"),
-        ({"compare": {"models": ["cnn_lstm", "random_forest"]}}, "compare.models: unknown model 'random_forest'"),
+        (
+            {"compare": {"models": ["cnn_lstm", "random_forest"]}},
+            "compare.models: unknown model 'random_forest'",
+        ),
         ({"compare": {"cv_folds": 1}}, "compare.cv_folds: 0 uses"),
         ({"train": {"calibration": "isotonic"}}, "train.calibration: must be platt"),
-        ({"train": {"architecture": "transformer"}}, "train.architecture: must be cnn_lstm, cnn_lstm_attention or mlp"),
+        (
+            {"train": {"architecture": "transformer"}},
+            "train.architecture: must be cnn_lstm, cnn_lstm_attention or mlp",
+        ),
         ({"predict": {"uncertain_band": [0.7, 0.3]}}, r"predict.uncertain_band: give \[low, high\]"),
-        ({"predict": {"uncertain_band": [0.2, 1.3]}}, r"predict.uncertain_band\[1\]: must be between 0 and 1"),
+        (
+            {"predict": {"uncertain_band": [0.2, 1.3]}},
+            r"predict.uncertain_band\[1\]: must be between 0 and 1",
+        ),
         ({"preprocess": {"target_sum": -5}}, "preprocess.target_sum: must be positive"),
         ({"train": {"bidirectional": "yes"}}, "train.bidirectional: expected true or false"),
         ({"split": {"val_fraction": 0.5, "test_fraction": 0.5}}, "val_fraction + test_fraction"),
-        ({"data": {"persister_values": ["a"], "non_persister_values": ["a"]}}, "both persister and non-persister"),
+        (
+            {"data": {"persister_values": ["a"], "non_persister_values": ["a"]}},
+            "both persister and non-persister",
+        ),
     ],
 )
 def test_bad_params_name_the_key(raw, message):
@@ -55,7 +67,9 @@ def test_every_network_the_code_builds_is_an_accepted_architecture_and_family():
     for architecture in ARCHITECTURES:
         assert params_from_dict({"train": {"architecture": architecture}}).train.architecture == architecture
         assert architecture in ALL_MODEL_FAMILIES
-    assert params_from_dict({"compare": {"models": ["cnn_lstm_attention"]}}).compare.models == ["cnn_lstm_attention"]
+    assert params_from_dict({"compare": {"models": ["cnn_lstm_attention"]}}).compare.models == [
+        "cnn_lstm_attention"
+    ]
 
 
 def test_missing_and_malformed_files(tmp_path):

@@ -7,10 +7,16 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-
 from helpers import TINY_PARAMS, deep_update, make_project, stage
+
 from oncopersistnet.config import (
-    CrossStudyConfig, CrossStudyDataset, Params, PreprocessConfig, SimulateConfig, TrainConfig, params_from_dict,
+    CrossStudyConfig,
+    CrossStudyDataset,
+    Params,
+    PreprocessConfig,
+    SimulateConfig,
+    TrainConfig,
+    params_from_dict,
 )
 from oncopersistnet.data.simulate import simulate_cells
 from oncopersistnet.errors import ConfigError
@@ -26,11 +32,18 @@ FRACTIONS = [1.0, 0.5, 0.2]
 
 def _params(**changes) -> Params:
     config = CrossStudyConfig(
-        datasets=[CrossStudyDataset(name=n, source="simulate") for n in NAMES], max_cells_per_sample=None,
-        k_samples=KS, max_epochs=4, patience=2, sweep_dataset="beta", overlap_fractions=FRACTIONS,
+        datasets=[CrossStudyDataset(name=n, source="simulate") for n in NAMES],
+        max_cells_per_sample=None,
+        k_samples=KS,
+        max_epochs=4,
+        patience=2,
+        sweep_dataset="beta",
+        overlap_fractions=FRACTIONS,
     )
     return Params(
-        train=TrainConfig(conv_channels=[4, 8], lstm_hidden=8, dense_units=8, batch_size=64, learning_rate=0.005),
+        train=TrainConfig(
+            conv_channels=[4, 8], lstm_hidden=8, dense_units=8, batch_size=64, learning_rate=0.005
+        ),
         preprocess=PreprocessConfig(n_top_genes=60, n_components=10),
         cross_study=replace(config, **changes),
     )
@@ -52,7 +65,11 @@ def studies():
     """Three studies from three simulated worlds: each has genes the others lack."""
     out = []
     for i, name in enumerate(NAMES):
-        adata = simulate_cells(SimulateConfig(n_cells=300, n_genes=150, n_samples=6, effect_size=3.0, label_noise=0.0, world_seed=i, seed=i))
+        adata = simulate_cells(
+            SimulateConfig(
+                n_cells=300, n_genes=150, n_samples=6, effect_size=3.0, label_noise=0.0, world_seed=i, seed=i
+            )
+        )
         out.append(from_anndata(name, adata, f"world {i}"))
     return out
 
@@ -73,7 +90,12 @@ def test_the_held_out_study_never_reaches_its_source_model(studies, monkeypatch)
     original_fit = CellPreprocessor.fit
 
     def spy_fit(self, counts, genes):
-        fits.append((np.asarray(counts.toarray() if hasattr(counts, "toarray") else counts, dtype=np.float64), np.asarray(genes, dtype=str)))
+        fits.append(
+            (
+                np.asarray(counts.toarray() if hasattr(counts, "toarray") else counts, dtype=np.float64),
+                np.asarray(genes, dtype=str),
+            )
+        )
         return original_fit(self, counts, genes)
 
     original_candidate = cs.make_candidate
@@ -83,7 +105,9 @@ def test_the_held_out_study_never_reaches_its_source_model(studies, monkeypatch)
         fit = candidate.fit
 
         def recorded(fold):
-            candidate_folds.append((fold.name, set(fold.features["train"].cell_ids), set(fold.features["val"].cell_ids)))
+            candidate_folds.append(
+                (fold.name, set(fold.features["train"].cell_ids), set(fold.features["val"].cell_ids))
+            )
             return fit(fold)
 
         candidate.fit = recorded
@@ -92,7 +116,12 @@ def test_the_held_out_study_never_reaches_its_source_model(studies, monkeypatch)
     original_adapt = cs.adapt
 
     def spy_adapt(parent, cells, split, *args, **kwargs):
-        adapted.append((set(cells.cell_ids[split == "train"]) | set(cells.cell_ids[split == "val"]), set(cells.samples[split == "test"])))
+        adapted.append(
+            (
+                set(cells.cell_ids[split == "train"]) | set(cells.cell_ids[split == "val"]),
+                set(cells.samples[split == "test"]),
+            )
+        )
         return original_adapt(parent, cells, split, *args, **kwargs)
 
     monkeypatch.setattr(CellPreprocessor, "fit", spy_fit)
@@ -111,7 +140,9 @@ def test_the_held_out_study_never_reaches_its_source_model(studies, monkeypatch)
         # The source preprocessor: the other studies' genes only, exactly the source training cells.
         counts, genes = fits[0]
         assert set(genes) == {g for s in sources for g in s.genes}
-        assert set(target.genes) - set(genes), "the held-out study's own genes must not be in the source gene space"
+        assert set(target.genes) - set(genes), (
+            "the held-out study's own genes must not be in the source gene space"
+        )
         assert counts.shape[0] == len(result.source_train_cells)
         expected = np.concatenate([_row_sums(s, result.source_train_cells) for s in sources])
         assert np.array_equal(np.sort(np.nansum(counts, axis=1)), np.sort(expected))
@@ -127,7 +158,9 @@ def test_the_held_out_study_never_reaches_its_source_model(studies, monkeypatch)
         for seen, test_samples in adapted:
             assert not seen & test_cells and set(test_samples) == set(result.partition.test_samples)
         for name, train, val in candidate_folds:
-            assert not (train | val) & test_cells and not (train | val) & {f"{target.name}:{c}" for c in test_cells}, name
+            assert not (train | val) & test_cells and not (train | val) & {
+                f"{target.name}:{c}" for c in test_cells
+            }, name
 
 
 def test_learning_curve_has_one_row_per_k_setting_and_model(results, studies):
@@ -160,7 +193,9 @@ def test_learning_curve_has_one_row_per_k_setting_and_model(results, studies):
 
 def test_samples_holding_both_classes_are_counted_as_samples(studies):
     mixed = studies[0]
-    mixed = replace(mixed, samples=np.array([f"P{i % 5}" for i in range(mixed.n_cells)]))  # 5 patients, both classes each
+    mixed = replace(
+        mixed, samples=np.array([f"P{i % 5}" for i in range(mixed.n_cells)])
+    )  # 5 patients, both classes each
     partition = cs.partition_target(mixed, KS, 0.25, seed=0)
     assert not partition.per_class
     assert [len(partition.pool[k]) for k in KS] == KS and len(partition.test_samples) == 5 - max(KS)
@@ -198,7 +233,9 @@ def test_the_sweep_reports_the_genes_it_kept(results):
         assert row["genes_present"] == round(row["fraction_kept"] * shared)
         assert row["selected_present"] <= row["genes_present"]
     assert held[0]["selected_present"] == swept.overlap["selected_present"]  # 100 % = the natural overlap
-    assert held[0]["roc_auc"] == pytest.approx(next(r["roc_auc"] for r in swept.rows if r["setting"] == "zero_shot" and r["model"] == "network"))
+    assert held[0]["roc_auc"] == pytest.approx(
+        next(r["roc_auc"] for r in swept.rows if r["setting"] == "zero_shot" and r["model"] == "network")
+    )
 
 
 def test_report_and_figure_read_the_same_from_the_metrics_file(results, studies, tmp_path):
@@ -210,8 +247,16 @@ def test_report_and_figure_read_the_same_from_the_metrics_file(results, studies,
     reread = json.loads((tmp_path / "cross_study.json").read_text())
     assert cross_study_markdown(reread) == cross_study_markdown(summary)
     report = cross_study_markdown(reread)
-    assert report.index("| alpha | 0 (zero-shot)") < report.index("| beta | 0 (zero-shot)") < report.index("| gamma | 0 (zero-shot)")
-    sweep_rows = [line for line in report.splitlines() if line.startswith("| 100% |") or line.startswith("| 50% |") or line.startswith("| 20% |")]
+    assert (
+        report.index("| alpha | 0 (zero-shot)")
+        < report.index("| beta | 0 (zero-shot)")
+        < report.index("| gamma | 0 (zero-shot)")
+    )
+    sweep_rows = [
+        line
+        for line in report.splitlines()
+        if line.startswith("| 100% |") or line.startswith("| 50% |") or line.startswith("| 20% |")
+    ]
     assert [row.split(" |")[0] for row in sweep_rows] == ["| 100%", "| 50%", "| 20%"]
     path = plot_cross_study(reread, tmp_path / "cross_study.png")
     assert path.stat().st_size > 20_000
@@ -221,12 +266,31 @@ def test_report_and_figure_read_the_same_from_the_metrics_file(results, studies,
     ("changes", "message"),
     [
         ({"datasets": [{"name": "a"}]}, "at least 2 datasets"),
-        ({"datasets": [{"name": "a"}, {"name": "a", "source": "simulate"}], "sweep_dataset": "a"}, "names must be unique"),
+        (
+            {"datasets": [{"name": "a"}, {"name": "a", "source": "simulate"}], "sweep_dataset": "a"},
+            "names must be unique",
+        ),
         ({"k_samples": [0, 1]}, "k_samples"),
         ({"sweep_dataset": "nope"}, "sweep_dataset: 'nope' is not one of"),
         ({"overlap_fractions": [1.0, 0.0]}, "overlap_fractions"),
-        ({"datasets": [{"name": "a", "source": "pipeline", "world_seed": 2}, {"name": "study_B", "source": "simulate"}]}, "only apply to source: simulate"),
-        ({"datasets": [{"name": "a", "source": "simulate", "n_genes": 0}, {"name": "study_B", "source": "simulate"}]}, r"datasets\[0\].n_genes: must be positive"),
+        (
+            {
+                "datasets": [
+                    {"name": "a", "source": "pipeline", "world_seed": 2},
+                    {"name": "study_B", "source": "simulate"},
+                ]
+            },
+            "only apply to source: simulate",
+        ),
+        (
+            {
+                "datasets": [
+                    {"name": "a", "source": "simulate", "n_genes": 0},
+                    {"name": "study_B", "source": "simulate"},
+                ]
+            },
+            r"datasets\[0\].n_genes: must be positive",
+        ),
         ({"baseline": "celltypist"}, "cross_study.baseline"),
     ],
 )
@@ -238,15 +302,28 @@ def test_bad_cross_study_params_name_the_key(changes, message):
 @pytest.mark.parametrize(
     ("source", "message"),
     [
-        ("data/external/missing.h5ad", "cross_study failed: cross_study.datasets[1] (b).source: data/external/missing.h5ad: no such file"),
-        ("/tmp/elsewhere.h5ad", "cross_study.datasets[1] (b).source: /tmp/elsewhere.h5ad is outside data/external/"),
+        (
+            "data/external/missing.h5ad",
+            "cross_study failed: cross_study.datasets[1] (b).source: data/external/missing.h5ad: no such file",
+        ),
+        (
+            "/tmp/elsewhere.h5ad",
+            "cross_study.datasets[1] (b).source: /tmp/elsewhere.h5ad is outside data/external/",
+        ),
     ],
 )
 def test_stage_fails_in_one_readable_line_on_a_bad_dataset_path(tmp_path, source, message):
     datasets = [{"name": "a", "source": "simulate", "world_seed": 3}, {"name": "b", "source": source}]
-    project = make_project(tmp_path, deep_update(TINY_PARAMS, {"cross_study": {"datasets": datasets, "sweep_dataset": "a"}}), git=False)
+    project = make_project(
+        tmp_path,
+        deep_update(TINY_PARAMS, {"cross_study": {"datasets": datasets, "sweep_dataset": "a"}}),
+        git=False,
+    )
     result = stage("cross_study", project, check=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
     errors = [line for line in result.stderr.splitlines() if " ERROR " in line]
     assert len(errors) == 1 and message in errors[0], errors
-    assert not (project / "metrics/cross_study.json").exists() and not (project / "reports/cross_study.md").exists()
+    assert (
+        not (project / "metrics/cross_study.json").exists()
+        and not (project / "reports/cross_study.md").exists()
+    )

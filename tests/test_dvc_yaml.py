@@ -10,7 +10,11 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 # Modules that cannot change what a stage writes: error types, log format, the stages package docstring.
-EXEMPT = {"src/oncopersistnet/errors.py", "src/oncopersistnet/logging_setup.py", "src/oncopersistnet/stages/__init__.py"}
+EXEMPT = {
+    "src/oncopersistnet/errors.py",
+    "src/oncopersistnet/logging_setup.py",
+    "src/oncopersistnet/stages/__init__.py",
+}
 PACKAGE = ROOT / "src"
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 
@@ -48,7 +52,9 @@ def _imported_files(start: Path) -> set[Path]:
                 found = _module_file(name)
                 if found is not None and found.name != "__init__.py":
                     todo.append(found)
-                elif found is not None and name != "oncopersistnet":  # `from pkg import name`: the modules it names
+                elif (
+                    found is not None and name != "oncopersistnet"
+                ):  # `from pkg import name`: the modules it names
                     seen.add(found)
     return {p for p in seen if p.is_relative_to(PACKAGE)}
 
@@ -59,8 +65,10 @@ def test_every_imported_module_is_a_dependency(stage):
     script = ROOT / "pipelines" / f"{stage}.py"
     assert script in deps
     missing = sorted(
-        str(f.relative_to(ROOT)) for f in _imported_files(script)
-        if str(f.relative_to(ROOT)) not in EXEMPT and f.name != "__init__.py"
+        str(f.relative_to(ROOT))
+        for f in _imported_files(script)
+        if str(f.relative_to(ROOT)) not in EXEMPT
+        and f.name != "__init__.py"
         and not any(f == d or f.is_relative_to(d) for d in deps)
     )
     assert not missing, f"stage {stage} runs {missing} but dvc.yaml does not list them as deps"

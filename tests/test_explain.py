@@ -9,8 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import SMALL, dense
+from helpers import TINY_PARAMS, deep_update, make_project, stage
 
-from oncopersistnet.config import MlflowConfig, SimulateConfig, params_from_dict
+from oncopersistnet.config import SimulateConfig, params_from_dict
 from oncopersistnet.data.simulate import PROGRAMME_GENES, planted_programme, simulate_cells
 from oncopersistnet.explain import (
     PLANTED_LFC_CUT,
@@ -28,9 +30,6 @@ from oncopersistnet.explain import (
 )
 from oncopersistnet.explain.attribution import Attributions
 from oncopersistnet.tracking import data_hash
-
-from conftest import SMALL, dense
-from helpers import TINY_PARAMS, deep_update, make_project, stage
 
 # data_hash of simulate_cells(SimulateConfig()) (the default params.yaml), as the
 # preprocess stage recorded it in data/processed/summary.json before the world
@@ -122,11 +121,16 @@ def test_attention_weights_only_for_attention_networks(fitted, trained, test_cel
     counts, _ = test_cells
     assert attention_by_position(deployed_graph(pre, trained.model), counts[:5]) is None
     torch.manual_seed(0)
-    network = CnnLstmAttentionClassifier(pre.n_features_out, conv_channels=[4], lstm_hidden=4, dense_units=4).eval()
+    network = CnnLstmAttentionClassifier(
+        pre.n_features_out, conv_channels=[4], lstm_hidden=4, dense_units=4
+    ).eval()
     weights = attention_by_position(deployed_graph(pre, network), counts[:5])
     assert weights.shape[0] == 5 and np.allclose(weights.sum(axis=1), 1.0, atol=1e-5)
     summary = explanation_summary(explain_cells(pre, network, counts[:6], steps=4, top=5), 5)
-    assert len(summary["attention"]["persister"]) + len(summary["attention"]["non_persister"]) >= weights.shape[1]
+    assert (
+        len(summary["attention"]["persister"]) + len(summary["attention"]["non_persister"])
+        >= weights.shape[1]
+    )
 
 
 # ------------------------------------------------------------------ aggregation
@@ -135,8 +139,12 @@ def test_attention_weights_only_for_attention_networks(fitted, trained, test_cel
 def test_gene_table_and_rankings_follow_the_definitions():
     values = np.array([[2.0, -1.0, 0.0], [4.0, 1.0, -3.0], [-1.0, -2.0, 0.5]])
     a = Attributions(
-        values=values, path_gradient=np.ones_like(values), genes=np.array(["A", "B", "C"]),
-        expression=np.zeros_like(values), logit=values.sum(axis=1), baseline_logit=0.0,
+        values=values,
+        path_gradient=np.ones_like(values),
+        genes=np.array(["A", "B", "C"]),
+        expression=np.zeros_like(values),
+        logit=values.sum(axis=1),
+        baseline_logit=0.0,
     )
     is_persister = np.array([True, True, False])
     table = gene_table(a, is_persister)
@@ -161,7 +169,10 @@ def test_evenly_spaced_keeps_every_part_of_the_input():
 
 def test_shipped_signatures_are_small_sourced_and_in_the_vocabulary():
     signatures = load_signatures()
-    assert {s.name for s in signatures} >= {"shaffer2017_pre_resistant_melanoma", "hangauer2017_gpx4_dependency"}
+    assert {s.name for s in signatures} >= {
+        "shaffer2017_pre_resistant_melanoma",
+        "hangauer2017_gpx4_dependency",
+    }
     for signature in signatures:
         assert 1 <= len(signature.genes) <= 15
         assert "et al." in signature.source and "doi:" in signature.source
@@ -172,7 +183,8 @@ def test_shipped_signatures_are_small_sourced_and_in_the_vocabulary():
 
 def test_signature_overlap_counts_against_chance():
     table = pd.DataFrame(
-        {"mean_path_gradient": [0.5, -0.2] + [0.1] * 8}, index=pd.Index(["AXL", "SOX10"] + [f"G{i}" for i in range(8)])
+        {"mean_path_gradient": [0.5, -0.2] + [0.1] * 8},
+        index=pd.Index(["AXL", "SOX10"] + [f"G{i}" for i in range(8)]),
     )
     signature = Signature("s", "Someone et al. 2000 (doi:x)", {"AXL": "up", "SOX10": "up", "NGFR": "up"})
     top = {"global": ["AXL", "SOX10", "G0", "G1", "G2"], "persister": ["AXL"], "non_persister": []}
@@ -190,7 +202,9 @@ def test_planted_programme_is_the_simulators_truth(small_adata):
     assert list(planted.index) == list(small_adata.var_names)
     nonzero = set(planted.index[planted != 0])
     assert set(PROGRAMME_GENES) <= nonzero
-    assert len(nonzero - set(PROGRAMME_GENES)) >= 300 // 25 - 3  # the diffuse background shifts, not only the named programme
+    assert (
+        len(nonzero - set(PROGRAMME_GENES)) >= 300 // 25 - 3
+    )  # the diffuse background shifts, not only the named programme
     # The planted shifts are what the counts show: persister vs non-persister log ratio tracks them.
     counts = small_adata.X.toarray().astype(float)
     normalised = counts / counts.sum(axis=1, keepdims=True)
@@ -203,8 +217,11 @@ def test_planted_programme_is_the_simulators_truth(small_adata):
 def test_the_world_refactor_changed_no_simulated_count():
     adata = simulate_cells(SimulateConfig())
     digest = data_hash(
-        adata.X, np.asarray(adata.obs["label"], dtype=str), np.asarray(adata.obs["sample"], dtype=str),
-        np.asarray(adata.var_names), np.asarray(adata.obs_names, dtype=str),
+        adata.X,
+        np.asarray(adata.obs["label"], dtype=str),
+        np.asarray(adata.obs["sample"], dtype=str),
+        np.asarray(adata.var_names),
+        np.asarray(adata.obs_names, dtype=str),
     )
     assert digest == DEFAULT_SIMULATION_HASH
     assert list(planted_programme(SimulateConfig()).index) == list(adata.var_names)
@@ -221,7 +238,9 @@ def test_top_genes_find_the_planted_programme_above_chance(explained):
     # Planted genes in the top are read the planted way round (up-shifted -> towards persister).
     assert recovery["direction_agreement"] >= 0.8
     # A ranking that ignores the attributions (alphabetical) does not pass the same bar.
-    alphabetical = {key: sorted(explained.table.index)[:20] for key in ("global", "persister", "non_persister")}
+    alphabetical = {
+        key: sorted(explained.table.index)[:20] for key in ("global", "persister", "non_persister")
+    }
     from oncopersistnet.explain import planted_recovery
 
     baseline = planted_recovery(explained.table, planted, alphabetical, 20)
@@ -241,8 +260,12 @@ def _stage_inputs(root, small_adata, small_split, pre, network, run_id, drop_las
     adata = small_adata[:, :-1].copy() if drop_last_gene else small_adata
     adata.write_h5ad(root / "data/validated/cells.h5ad")
     pd.DataFrame(
-        {"cell_id": small_adata.obs_names, "sample": small_adata.obs["sample"].astype(str),
-         "label": small_adata.obs["label"].astype(str), "split": small_split}
+        {
+            "cell_id": small_adata.obs_names,
+            "sample": small_adata.obs["sample"].astype(str),
+            "label": small_adata.obs["label"].astype(str),
+            "split": small_split,
+        }
     ).to_csv(root / "data/processed/split.csv", index=False)
     pre.save(root / "models/preprocessor.npz")
     save_checkpoint(network, root / "models/model.pt")
@@ -258,7 +281,9 @@ def test_stage_writes_scores_and_logs_to_the_deployable_run(store, small_adata, 
     from oncopersistnet.tracking import configure_mlflow
 
     pre, _, _ = fitted
-    params = params_from_dict({"simulate": dict(vars(SMALL)), "explain": {"cells": 60, "steps": 8, "top": 10}})
+    params = params_from_dict(
+        {"simulate": dict(vars(SMALL)), "explain": {"cells": 60, "steps": 8, "top": 10}}
+    )
     configure_mlflow(params.mlflow, store)
     with mlflow.start_run() as run:
         pass
@@ -271,10 +296,14 @@ def test_stage_writes_scores_and_logs_to_the_deployable_run(store, small_adata, 
     assert set(summary["top_genes"]) == {"persister", "non_persister", "global"}
     assert set(summary["signatures"]) == {s.name for s in load_signatures()}
     table = pd.read_csv(store / "reports/attributions.csv", index_col="gene")
-    assert set(table.index) == set(_genes(pre)) and {"planted_lfc", "signatures", "rank"} <= set(table.columns)
+    assert set(table.index) == set(_genes(pre)) and {"planted_lfc", "signatures", "rank"} <= set(
+        table.columns
+    )
     assert (store / "reports/figures/attributions.png").read_bytes()[:4] == b"\x89PNG"
     logged = mlflow.get_run(run.info.run_id)
-    assert logged.data.metrics["explain_precision_at_10"] == pytest.approx(summary["planted"]["precision_at_k"])
+    assert logged.data.metrics["explain_precision_at_10"] == pytest.approx(
+        summary["planted"]["precision_at_k"]
+    )
     assert logged.data.metrics["explain_chance_rate"] == pytest.approx(summary["planted"]["chance_rate"])
     assert logged.data.params["explain.steps"] == "8"
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "explain")}
@@ -288,11 +317,15 @@ def test_stage_writes_scores_and_logs_to_the_deployable_run(store, small_adata, 
         ("steps", "explain.steps: must be positive"),
     ],
 )
-def test_stage_on_bad_input_fails_in_one_line_and_writes_nothing(tmp_path, small_adata, small_split, fitted, trained, case, message):
+def test_stage_on_bad_input_fails_in_one_line_and_writes_nothing(
+    tmp_path, small_adata, small_split, fitted, trained, case, message
+):
     pre, _, _ = fitted
     params = deep_update(TINY_PARAMS, {"explain": {"steps": 0}} if case == "steps" else {})
     project = make_project(tmp_path, params, git=False)
-    _stage_inputs(project, small_adata, small_split, pre, trained.model, "0" * 32, drop_last_gene=case == "genes")
+    _stage_inputs(
+        project, small_adata, small_split, pre, trained.model, "0" * 32, drop_last_gene=case == "genes"
+    )
     result = stage("explain", project, check=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
     (line,) = _error_lines(result.stderr)
@@ -328,7 +361,9 @@ def model_folder(tmp_path, fitted, trained):
     return folder
 
 
-def test_cli_explains_a_small_h5ad_with_a_local_model(tmp_path, monkeypatch, capsys, small_adata, small_split, fitted, model_folder):
+def test_cli_explains_a_small_h5ad_with_a_local_model(
+    tmp_path, monkeypatch, capsys, small_adata, small_split, fitted, model_folder
+):
     from oncopersistnet.cli import main
 
     pre, _, _ = fitted
@@ -338,7 +373,9 @@ def test_cli_explains_a_small_h5ad_with_a_local_model(tmp_path, monkeypatch, cap
     args = ["explain", "--input", "cells.h5ad", "--model", str(model_folder), "--top", "5", "--steps", "8"]
     assert main([*args, "--output", "out/attributions.csv", "--label-key", "label"]) == 0
     out = capsys.readouterr().out
-    assert "persister cells: towards persister" in out and f"{cells.n_obs} cells" in out and "by labels" in out
+    assert (
+        "persister cells: towards persister" in out and f"{cells.n_obs} cells" in out and "by labels" in out
+    )
     table = pd.read_csv(tmp_path / "out/attributions.csv", index_col="gene")
     assert set(table.index) == set(_genes(pre)) and "planted_lfc" not in table.columns
     assert table.index[0] in out  # the most influential gene is printed
@@ -347,12 +384,26 @@ def test_cli_explains_a_small_h5ad_with_a_local_model(tmp_path, monkeypatch, cap
     assert "by the model's calls" in capsys.readouterr().out
 
 
-def test_cli_bad_input_is_one_error_line_and_no_output(tmp_path, monkeypatch, capsys, small_adata, model_folder):
+def test_cli_bad_input_is_one_error_line_and_no_output(
+    tmp_path, monkeypatch, capsys, small_adata, model_folder
+):
     from oncopersistnet.cli import main
 
     monkeypatch.chdir(tmp_path)
     small_adata[:20].copy().write_h5ad(tmp_path / "cells.h5ad")
-    code = main(["explain", "--input", "cells.h5ad", "--model", str(model_folder), "--label-key", "condition_x", "--output", "a.csv"])
+    code = main(
+        [
+            "explain",
+            "--input",
+            "cells.h5ad",
+            "--model",
+            str(model_folder),
+            "--label-key",
+            "condition_x",
+            "--output",
+            "a.csv",
+        ]
+    )
     assert code == 1
     errors = [line for line in capsys.readouterr().err.splitlines() if "ERROR" in line]
     assert len(errors) == 1 and "obs has no column 'condition_x'" in errors[0]

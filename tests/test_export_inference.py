@@ -8,6 +8,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import dense
 from scipy import sparse
 
 from oncopersistnet.errors import InputDataError, ModelError
@@ -15,15 +16,18 @@ from oncopersistnet.export import export_onnx, parity_check
 from oncopersistnet.inference import OnnxPersisterModel, load_model, match_genes, predict_file
 from oncopersistnet.inference.align import aligned_block
 
-from conftest import dense
-
 
 @pytest.fixture(scope="module")
 def onnx_path(fitted, trained, tmp_path_factory):
     pre, _, _ = fitted
     path = tmp_path_factory.mktemp("onnx") / "model.onnx"
     selected = [str(g) for g in pre.genes_[pre.selected_]]
-    export_onnx(pre, trained.model, path, {"threshold": 0.5, "data_hash": "abc", "selected_genes": selected, "fit_samples": ["sim3-S01"]})
+    export_onnx(
+        pre,
+        trained.model,
+        path,
+        {"threshold": 0.5, "data_hash": "abc", "selected_genes": selected, "fit_samples": ["sim3-S01"]},
+    )
     return path
 
 
@@ -60,22 +64,34 @@ def test_gene_matching_reports_and_refuses():
     match = match_genes(["B", "A", "X"], ["A", "B", "C", "D"])
     assert match.present.tolist() == [True, True, False, False] and match.describe().startswith("2 of 4")
     block = np.array([[1.0, 2.0, 3.0]])
-    assert np.array_equal(aligned_block(block, match)[0, :2], [2.0, 1.0]) and np.isnan(aligned_block(block, match)[0, 2:]).all()
+    assert (
+        np.array_equal(aligned_block(block, match)[0, :2], [2.0, 1.0])
+        and np.isnan(aligned_block(block, match)[0, 2:]).all()
+    )
     # most genes present, but not the ones the model reads after selection
     with pytest.raises(InputDataError, match="0 of 2 selected genes"):
         match_genes(["A", "B", "C"], ["A", "B", "C", "D", "E"], min_fraction=0.5, selected_genes=["D", "E"])
     # Ensembl IDs (with or without version) and any-case symbols map onto the model's symbols
-    match = match_genes(["ENSG00000141510.17", "ENSG00000012048", "axl"], ["TP53", "BRCA1", "AXL", "NGFR"], min_fraction=0.5)
+    match = match_genes(
+        ["ENSG00000141510.17", "ENSG00000012048", "axl"], ["TP53", "BRCA1", "AXL", "NGFR"], min_fraction=0.5
+    )
     assert match.n_matched == 3 and match.n_matched_before_mapping == 0
     # two columns for one gene (an ID and its symbol) are summed, as at training
     summed = match_genes(["ENSG00000141510", "TP53"], ["TP53", "AXL"])
     assert aligned_block(np.array([[2.0, 5.0]]), summed)[0, 0] == 7.0
-    with pytest.raises(InputDataError, match="Ensembl IDs and the model uses gene symbols: 0 of 2 genes matched before mapping, 0 after"):
+    with pytest.raises(
+        InputDataError,
+        match="Ensembl IDs and the model uses gene symbols: 0 of 2 genes matched before mapping, 0 after",
+    ):
         match_genes(["ENSG00000000001", "ENSG00000000002"], ["TP53", "BRCA1"], min_fraction=0.5)
 
 
 def _write_input(path, adata, genes=None):
-    out = ad.AnnData(X=sparse.csr_matrix(adata.X), obs=pd.DataFrame(index=adata.obs_names), var=pd.DataFrame(index=genes if genes is not None else adata.var_names))
+    out = ad.AnnData(
+        X=sparse.csr_matrix(adata.X),
+        obs=pd.DataFrame(index=adata.obs_names),
+        var=pd.DataFrame(index=genes if genes is not None else adata.var_names),
+    )
     out.write_h5ad(path)
     return path
 
@@ -97,7 +113,9 @@ def test_predict_with_missing_and_shuffled_genes(onnx_path, small_adata, tmp_pat
     model = OnnxPersisterModel(onnx_path)
     keep = np.random.default_rng(0).permutation(small_adata.n_vars)[:250]  # 250 of 300 genes, shuffled
     subset = small_adata[:40, keep]
-    summary = predict_file(model, _write_input(tmp_path / "in.h5ad", subset), tmp_path / "out.csv", progress=False)
+    summary = predict_file(
+        model, _write_input(tmp_path / "in.h5ad", subset), tmp_path / "out.csv", progress=False
+    )
     assert summary["genes_matched"] == 250
     assert pd.read_csv(tmp_path / "out.csv")["persister_probability"].between(0, 1).all()
 
@@ -113,22 +131,35 @@ def test_predict_with_missing_and_shuffled_genes(onnx_path, small_adata, tmp_pat
 def test_bad_counts_give_one_clear_error_and_no_output(onnx_path, small_adata, tmp_path, mutate, message):
     X = dense(small_adata.X[:10])
     mutate(X)
-    bad = ad.AnnData(X=X, obs=pd.DataFrame(index=small_adata.obs_names[:10]), var=pd.DataFrame(index=small_adata.var_names))
+    bad = ad.AnnData(
+        X=X, obs=pd.DataFrame(index=small_adata.obs_names[:10]), var=pd.DataFrame(index=small_adata.var_names)
+    )
     bad.write_h5ad(tmp_path / "bad.h5ad")
     with pytest.raises(InputDataError, match=message):
-        predict_file(OnnxPersisterModel(onnx_path), tmp_path / "bad.h5ad", tmp_path / "out.csv", progress=False)
+        predict_file(
+            OnnxPersisterModel(onnx_path), tmp_path / "bad.h5ad", tmp_path / "out.csv", progress=False
+        )
     assert list(tmp_path.iterdir()) == [tmp_path / "bad.h5ad"]
 
 
 def test_normalised_input_is_refused_unless_allowed(onnx_path, small_adata, tmp_path):
     model = OnnxPersisterModel(onnx_path)
     X = dense(small_adata.X[:10])
-    logged = ad.AnnData(X=np.log1p(X), obs=pd.DataFrame(index=small_adata.obs_names[:10]), var=pd.DataFrame(index=small_adata.var_names))
+    logged = ad.AnnData(
+        X=np.log1p(X),
+        obs=pd.DataFrame(index=small_adata.obs_names[:10]),
+        var=pd.DataFrame(index=small_adata.var_names),
+    )
     logged.write_h5ad(tmp_path / "log.h5ad")
     with pytest.raises(InputDataError, match="look normalised, not raw counts: X holds non-integer values"):
         predict_file(model, tmp_path / "log.h5ad", tmp_path / "out.csv", progress=False)
     assert not (tmp_path / "out.csv").exists()
-    assert predict_file(model, tmp_path / "log.h5ad", tmp_path / "out.csv", progress=False, allow_non_integer=True)["cells"] == 10
+    assert (
+        predict_file(
+            model, tmp_path / "log.h5ad", tmp_path / "out.csv", progress=False, allow_non_integer=True
+        )["cells"]
+        == 10
+    )
 
 
 def test_model_knows_its_selected_genes_and_fit_samples(onnx_path, fitted):
@@ -139,7 +170,9 @@ def test_model_knows_its_selected_genes_and_fit_samples(onnx_path, fitted):
     assert "selected_genes" not in model.info() and model.info()["n_selected_genes"] == len(pre.selected_)
 
 
-def test_head_to_head_scores_only_unseen_cells_each_model_at_its_own_threshold(onnx_path, fitted, trained, small_adata, tmp_path):
+def test_head_to_head_scores_only_unseen_cells_each_model_at_its_own_threshold(
+    onnx_path, fitted, trained, small_adata, tmp_path
+):
     from oncopersistnet.evaluation import classification_metrics
     from oncopersistnet.registry import HeadToHead, head_to_head
 
@@ -159,15 +192,21 @@ def test_head_to_head_scores_only_unseen_cells_each_model_at_its_own_threshold(o
     assert isinstance(result, HeadToHead)
     unseen = ~np.isin(samples, fit)
     assert result.n_cells == int(unseen.sum())
-    expected_champion = classification_metrics(y[unseen], champion.predict_proba(counts[unseen]), threshold=0.9)
-    expected_candidate = classification_metrics(y[unseen], candidate.predict_proba(counts[unseen]), threshold=0.5)
+    expected_champion = classification_metrics(
+        y[unseen], champion.predict_proba(counts[unseen]), threshold=0.9
+    )
+    expected_candidate = classification_metrics(
+        y[unseen], candidate.predict_proba(counts[unseen]), threshold=0.5
+    )
     for name in ("f1", "roc_auc", "recall"):
         assert result.champion[name] == pytest.approx(expected_champion[name])
         assert result.candidate[name] == pytest.approx(expected_candidate[name])
     assert result.candidate["roc_auc"] != result.champion["roc_auc"]
 
     seen_only = ~unseen
-    reason = head_to_head(candidate, champion, "1", counts[seen_only], genes, y[seen_only], samples[seen_only])
+    reason = head_to_head(
+        candidate, champion, "1", counts[seen_only], genes, y[seen_only], samples[seen_only]
+    )
     assert isinstance(reason, str) and "cannot be compared fairly" in reason
     # one gene short is already unfair to the champion (imputation, smaller library sizes)
     reason = head_to_head(candidate, champion, "1", counts[:, 1:], genes[1:], y, samples)
@@ -180,14 +219,21 @@ def test_sparse_input_is_checked_without_densifying_everything(onnx_path, small_
     block = small_adata.X[:10].astype(np.float32).tocsr()
     block.data[7] = -3
     row = int(np.searchsorted(block.indptr, 7, side="right") - 1)
-    with pytest.raises(InputDataError, match=f"negative count -3.0 at cell '{small_adata.obs_names[row]}', gene '{small_adata.var_names[block.indices[7]]}'"):
+    with pytest.raises(
+        InputDataError,
+        match=f"negative count -3.0 at cell '{small_adata.obs_names[row]}', gene '{small_adata.var_names[block.indices[7]]}'",
+    ):
         check_counts(block, np.asarray(small_adata.obs_names[:10]), np.asarray(small_adata.var_names), "x")
 
 
 def test_wrong_namespace_and_unreadable_files(onnx_path, small_adata, tmp_path):
     model = OnnxPersisterModel(onnx_path)
-    renamed = _write_input(tmp_path / "ens.h5ad", small_adata[:5], genes=[f"ENSG{i:011d}" for i in range(small_adata.n_vars)])
-    with pytest.raises(InputDataError, match="only 0 of 300 model genes found .*; 0 of 150 selected genes.*Ensembl IDs"):
+    renamed = _write_input(
+        tmp_path / "ens.h5ad", small_adata[:5], genes=[f"ENSG{i:011d}" for i in range(small_adata.n_vars)]
+    )
+    with pytest.raises(
+        InputDataError, match="only 0 of 300 model genes found .*; 0 of 150 selected genes.*Ensembl IDs"
+    ):
         predict_file(model, renamed, tmp_path / "out.csv", progress=False)
     (tmp_path / "junk.h5ad").write_text("not hdf5")
     with pytest.raises(InputDataError, match="not a readable .h5ad"):
@@ -233,7 +279,9 @@ def test_inference_path_never_imports_torch(onnx_path, small_adata, tmp_path):
         "assert rc == 0, rc\n"
         "print(json.dumps(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.'))))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True
+    )
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
     assert (tmp_path / "o.csv").exists()
 
@@ -243,7 +291,15 @@ def test_cells_inside_the_uncertain_band_are_not_forced_into_a_class():
 
     probability = np.array([0.1, 0.35, 0.4, 0.5, 0.64, 0.65, 0.9])
     labels = label_cells(probability, 0.5, (0.35, 0.65))
-    assert list(labels) == ["non-persister", "non-persister", "uncertain", "uncertain", "uncertain", "persister", "persister"]
+    assert list(labels) == [
+        "non-persister",
+        "non-persister",
+        "uncertain",
+        "uncertain",
+        "uncertain",
+        "persister",
+        "persister",
+    ]
     assert "uncertain" not in label_cells(probability, 0.5, (0.5, 0.5))  # an empty band turns it off
 
 
@@ -252,7 +308,9 @@ def test_an_uncertain_band_that_misses_the_threshold_is_refused(tmp_path, small_
     from oncopersistnet.inference.predict import predict_file
 
     with pytest.raises(InputDataError, match="must contain the threshold 0.7"):
-        predict_file(None, tmp_path / "x.h5ad", tmp_path / "out.csv", threshold=0.7, uncertain_band=(0.35, 0.65))
+        predict_file(
+            None, tmp_path / "x.h5ad", tmp_path / "out.csv", threshold=0.7, uncertain_band=(0.35, 0.65)
+        )
     assert not (tmp_path / "out.csv").exists()
 
 
@@ -264,10 +322,17 @@ def test_parquet_output_and_annotated_anndata_copy(onnx_path, small_adata, tmp_p
     subset.write_h5ad(source)
     before = source.read_bytes()
     summary = predict_file(
-        model, source, tmp_path / "out.parquet", chunk_size=50, progress=False, obs_output=tmp_path / "annotated.h5ad",
+        model,
+        source,
+        tmp_path / "out.parquet",
+        chunk_size=50,
+        progress=False,
+        obs_output=tmp_path / "annotated.h5ad",
     )
     table = pd.read_parquet(tmp_path / "out.parquet")
-    assert list(table.columns) == ["cell_id", "persister_probability", "predicted_label"] and len(table) == 130
+    assert (
+        list(table.columns) == ["cell_id", "persister_probability", "predicted_label"] and len(table) == 130
+    )
     expected = model.predict_proba(dense(subset.X).astype(np.float32))
     assert np.allclose(table["persister_probability"], expected, atol=1e-6)
     annotated = ad.read_h5ad(tmp_path / "annotated.h5ad")
@@ -286,7 +351,9 @@ def test_annotated_copy_needs_an_h5ad_input_and_a_new_file(onnx_path, small_adat
         predict_file(model, source, tmp_path / "out.csv", progress=False, obs_output=source)
     assert not (tmp_path / "out.csv").exists()
     table = tmp_path / "cells.csv"
-    pd.DataFrame(dense(small_adata[:5].X), index=small_adata.obs_names[:5], columns=small_adata.var_names).to_csv(table)
+    pd.DataFrame(
+        dense(small_adata[:5].X), index=small_adata.obs_names[:5], columns=small_adata.var_names
+    ).to_csv(table)
     with pytest.raises(InputDataError, match="is not one"):
         predict_file(model, table, tmp_path / "out.csv", progress=False, obs_output=tmp_path / "x.h5ad")
 
@@ -297,19 +364,23 @@ def attention_export(fitted, tmp_path_factory):
     """A tiny attention CNN-LSTM trained on the fixture features, and its exported graph."""
     from dataclasses import replace
 
-    from oncopersistnet.model import train_model
-
     from conftest import FAST_TRAIN
+
+    from oncopersistnet.model import train_model
 
     pre, features, labels = fitted
     config = replace(FAST_TRAIN, architecture="cnn_lstm_attention")
-    model = train_model(features["train"], labels["train"], features["val"], labels["val"], config, progress=False).model
+    model = train_model(
+        features["train"], labels["train"], features["val"], labels["val"], config, progress=False
+    ).model
     path = tmp_path_factory.mktemp("onnx_attention") / "attention.onnx"
     export_onnx(pre, model, path, {"threshold": 0.5, "architecture": model.architecture})
     return model, path
 
 
-def test_attention_variant_exports_with_parity_at_batch_1_and_a_full_batch(fitted, attention_export, small_adata, small_split):
+def test_attention_variant_exports_with_parity_at_batch_1_and_a_full_batch(
+    fitted, attention_export, small_adata, small_split
+):
     import onnx
 
     from oncopersistnet.model import CnnLstmAttentionClassifier, predict_proba
@@ -317,7 +388,9 @@ def test_attention_variant_exports_with_parity_at_batch_1_and_a_full_batch(fitte
     pre, _, _ = fitted
     model, path = attention_export
     assert isinstance(model, CnnLstmAttentionClassifier)
-    assert "Softmax" in {node.op_type for node in onnx.load(str(path)).graph.node}  # the pooling is in the graph
+    assert "Softmax" in {
+        node.op_type for node in onnx.load(str(path)).graph.node
+    }  # the pooling is in the graph
     counts = dense(small_adata.X[small_split == "test"]).astype(np.float32)
     assert len(counts) > 100
     onnx_model = OnnxPersisterModel(path)

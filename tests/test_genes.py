@@ -31,7 +31,11 @@ def test_namespace_detection():
 
 def test_duplicates_are_summed_and_sparse_integer_counts_stay_so():
     X = sparse.csr_matrix(np.array([[1, 2, 3, 0], [0, 5, 0, 7]], dtype=np.int32))
-    adata = ad.AnnData(X=X, obs=pd.DataFrame(index=["c1", "c2"]), var=pd.DataFrame(index=["ENSG00000141510", "AXL", "tp53", "NGFR"]))
+    adata = ad.AnnData(
+        X=X,
+        obs=pd.DataFrame(index=["c1", "c2"]),
+        var=pd.DataFrame(index=["ENSG00000141510", "AXL", "tp53", "NGFR"]),
+    )
     out, report = harmonize_adata(adata)
     assert list(out.var_names) == ["TP53", "AXL", "NGFR"]
     assert sparse.issparse(out.X) and out.X.dtype == np.int32

@@ -52,6 +52,8 @@ def test_per_sample_table_calls_whole_cultures():
     y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
     probability = np.array([0.1, 0.2, 0.7, 0.1, 0.9, 0.4, 0.8, 0.6])
     table = per_sample_table(y, probability, samples).set_index("sample")
-    assert table.loc["a", "sample_label"] == "non-persister" and table.loc["a", "sample_call"] == "non-persister"
+    assert (
+        table.loc["a", "sample_label"] == "non-persister" and table.loc["a", "sample_call"] == "non-persister"
+    )
     assert table.loc["b", "called_persister_fraction"] == 0.75 and bool(table.loc["b", "sample_correct"])
     assert table.loc["a", "cell_accuracy"] == 0.75

@@ -5,6 +5,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from conftest import FAST_TRAIN
 
 from oncopersistnet.errors import ModelError
 from oncopersistnet.model import (
@@ -17,21 +18,25 @@ from oncopersistnet.model import (
     train_model,
 )
 
-from conftest import FAST_TRAIN
-
 
 @pytest.mark.parametrize("n_features", [5, 16, 50])
 @pytest.mark.parametrize("bidirectional", [True, False])
 def test_forward_gives_one_logit_per_cell(n_features, bidirectional):
-    model = CnnLstmClassifier(n_features, conv_channels=[4, 8], lstm_hidden=6, bidirectional=bidirectional).eval()
+    model = CnnLstmClassifier(
+        n_features, conv_channels=[4, 8], lstm_hidden=6, bidirectional=bidirectional
+    ).eval()
     assert model(torch.zeros(3, n_features)).shape == (3,)
 
 
 def test_same_seed_same_model_same_predictions(fitted, trained):
     _, features, labels = fitted
-    again = train_model(features["train"], labels["train"], features["val"], labels["val"], FAST_TRAIN, progress=False)
+    again = train_model(
+        features["train"], labels["train"], features["val"], labels["val"], FAST_TRAIN, progress=False
+    )
     assert again.history == trained.history
-    assert np.array_equal(predict_proba(again.model, features["test"]), predict_proba(trained.model, features["test"]))
+    assert np.array_equal(
+        predict_proba(again.model, features["test"]), predict_proba(trained.model, features["test"])
+    )
 
 
 def test_training_learns_something(fitted, trained):
@@ -45,14 +50,23 @@ def test_training_learns_something(fitted, trained):
 def test_one_class_training_data_is_refused(fitted):
     _, features, labels = fitted
     with pytest.raises(ModelError, match="both persisters and non-persisters"):
-        train_model(features["train"], np.zeros_like(labels["train"]), features["val"], labels["val"], FAST_TRAIN, progress=False)
+        train_model(
+            features["train"],
+            np.zeros_like(labels["train"]),
+            features["val"],
+            labels["val"],
+            FAST_TRAIN,
+            progress=False,
+        )
 
 
 def test_checkpoint_roundtrip(fitted, trained, tmp_path):
     _, features, _ = fitted
     save_checkpoint(trained.model, tmp_path / "m.pt")
     loaded = load_checkpoint(tmp_path / "m.pt")
-    assert np.array_equal(predict_proba(loaded, features["test"]), predict_proba(trained.model, features["test"]))
+    assert np.array_equal(
+        predict_proba(loaded, features["test"]), predict_proba(trained.model, features["test"])
+    )
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ModelError, match="not a model checkpoint"):
         load_checkpoint(tmp_path / "junk.pt")
@@ -81,7 +95,9 @@ def test_trained_network_is_calibrated_on_validation_and_checkpoint_keeps_it(tra
     expected = apply_calibration(predict_logits(trained.model, features["test"]), scale, shift)
     assert np.allclose(predict_proba(trained.model, features["test"]), expected, atol=1e-6)
     save_checkpoint(trained.model, tmp_path / "c.pt")
-    assert np.array_equal(load_checkpoint(tmp_path / "c.pt").calibration.numpy(), trained.model.calibration.numpy())
+    assert np.array_equal(
+        load_checkpoint(tmp_path / "c.pt").calibration.numpy(), trained.model.calibration.numpy()
+    )
 
 
 def test_mlp_architecture_trains_and_reloads(fitted, tmp_path):
@@ -90,12 +106,21 @@ def test_mlp_architecture_trains_and_reloads(fitted, tmp_path):
     from oncopersistnet.model import MlpClassifier
 
     _, features, labels = fitted
-    result = train_model(features["train"], labels["train"], features["val"], labels["val"], _replace(FAST_TRAIN, architecture="mlp"), progress=False)
+    result = train_model(
+        features["train"],
+        labels["train"],
+        features["val"],
+        labels["val"],
+        _replace(FAST_TRAIN, architecture="mlp"),
+        progress=False,
+    )
     assert isinstance(result.model, MlpClassifier)
     save_checkpoint(result.model, tmp_path / "mlp.pt")
     loaded = load_checkpoint(tmp_path / "mlp.pt")
     assert isinstance(loaded, MlpClassifier)
-    assert np.array_equal(predict_proba(loaded, features["test"]), predict_proba(result.model, features["test"]))
+    assert np.array_equal(
+        predict_proba(loaded, features["test"]), predict_proba(result.model, features["test"])
+    )
 
 
 # ------------------------------------------------------------ attention variant
@@ -105,14 +130,18 @@ ATTENTION_TRAIN = replace(FAST_TRAIN, architecture="cnn_lstm_attention")
 @pytest.fixture(scope="module")
 def attention_trained(fitted):
     _, features, labels = fitted
-    return train_model(features["train"], labels["train"], features["val"], labels["val"], ATTENTION_TRAIN, progress=False)
+    return train_model(
+        features["train"], labels["train"], features["val"], labels["val"], ATTENTION_TRAIN, progress=False
+    )
 
 
 @pytest.mark.parametrize(("n_features", "length"), [(5, 5), (16, 8), (50, 25), (51, 25)])
 @pytest.mark.parametrize("bidirectional", [True, False])
 def test_attention_weights_are_a_distribution_over_the_pooled_positions(n_features, length, bidirectional):
     torch.manual_seed(0)
-    model = CnnLstmAttentionClassifier(n_features, conv_channels=[4, 8], lstm_hidden=6, bidirectional=bidirectional).eval()
+    model = CnnLstmAttentionClassifier(
+        n_features, conv_channels=[4, 8], lstm_hidden=6, bidirectional=bidirectional
+    ).eval()
     features = torch.randn(3, n_features)
     alpha = model.attention_weights(features)
     assert alpha.shape == (3, length) and len(model.components_per_position()) == length
@@ -135,7 +164,9 @@ def test_attention_head_reads_the_weighted_mean_of_all_lstm_outputs_not_the_fina
         assert torch.allclose(model(features), model.head(outputs.mean(dim=1)).squeeze(1), atol=1e-6)
         # the same shared weights read through the final state give other logits
         final_state = CnnLstmClassifier(16, conv_channels=[4, 8], lstm_hidden=6).eval()
-        final_state.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("attention.")})
+        final_state.load_state_dict(
+            {k: v for k, v in model.state_dict().items() if not k.startswith("attention.")}
+        )
         assert not torch.allclose(final_state(features), model(features), atol=1e-4)
 
 
@@ -171,12 +202,16 @@ def test_attention_checkpoint_roundtrip_rebuilds_the_same_network(fitted, attent
     save_checkpoint(attention_trained.model, tmp_path / "attention.pt")
     loaded = load_checkpoint(tmp_path / "attention.pt")
     assert isinstance(loaded, CnnLstmAttentionClassifier) and loaded.config == attention_trained.model.config
-    assert np.array_equal(predict_proba(loaded, features["test"]), predict_proba(attention_trained.model, features["test"]))
+    assert np.array_equal(
+        predict_proba(loaded, features["test"]), predict_proba(attention_trained.model, features["test"])
+    )
     x = torch.from_numpy(features["test"])
     with torch.no_grad():
         assert torch.equal(loaded.attention_weights(x), attention_trained.model.eval().attention_weights(x))
     # a non-default attention width is part of the config, so the checkpoint rebuilds it
-    narrow = CnnLstmAttentionClassifier(16, conv_channels=[4], lstm_hidden=4, bidirectional=False, attention_units=5).eval()
+    narrow = CnnLstmAttentionClassifier(
+        16, conv_channels=[4], lstm_hidden=4, bidirectional=False, attention_units=5
+    ).eval()
     save_checkpoint(narrow, tmp_path / "narrow.pt")
     again = load_checkpoint(tmp_path / "narrow.pt")
     assert again.config["attention_units"] == 5 and again.attention[0].out_features == 5

@@ -13,13 +13,34 @@ import sys
 import pandas as pd
 import pytest
 import yaml
-
 from helpers import TINY_PARAMS, make_project, run
 
 pytestmark = pytest.mark.slow
 
-STAGES = ("ingest", "validate", "preprocess", "train", "evaluate", "compare", "export", "explain", "register", "transfer", "cross_study")
-FAMILIES = {"cnn_lstm", "cnn_lstm_attention", "cnn_lstm_permuted", "mlp", "logistic_regression", "linear_svm", "hist_gbm", "marker_score", "celltypist"}
+STAGES = (
+    "ingest",
+    "validate",
+    "preprocess",
+    "train",
+    "evaluate",
+    "compare",
+    "export",
+    "explain",
+    "register",
+    "transfer",
+    "cross_study",
+)
+FAMILIES = {
+    "cnn_lstm",
+    "cnn_lstm_attention",
+    "cnn_lstm_permuted",
+    "mlp",
+    "logistic_regression",
+    "linear_svm",
+    "hist_gbm",
+    "marker_score",
+    "celltypist",
+}
 
 
 def _ran(output: str) -> list[str]:
@@ -36,13 +57,28 @@ def project(tmp_path_factory):
 
 def test_repro_writes_metrics_for_network_and_baselines(project):
     metrics = json.loads((project / "metrics/evaluate.json").read_text())
-    for name in ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "balanced_accuracy", "brier", "ece"):
+    for name in (
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "roc_auc",
+        "pr_auc",
+        "balanced_accuracy",
+        "brier",
+        "ece",
+    ):
         assert 0.0 <= metrics["test"][name] <= 1.0
     assert metrics["test"]["roc_auc"] > 0.6
-    assert metrics["test"]["brier"] <= metrics["test_uncalibrated"]["brier"] + 0.02  # calibration does not make it worse
+    assert (
+        metrics["test"]["brier"] <= metrics["test_uncalibrated"]["brier"] + 0.02
+    )  # calibration does not make it worse
     comparison = json.loads((project / "metrics/comparison.json").read_text())
     assert set(comparison["models"]) == FAMILIES
-    assert comparison["models"]["cnn_lstm"]["n_fits"] == 2 and comparison["models"]["logistic_regression"]["n_fits"] == 1
+    assert (
+        comparison["models"]["cnn_lstm"]["n_fits"] == 2
+        and comparison["models"]["logistic_regression"]["n_fits"] == 1
+    )
     # seed train.seed of the comparison's CNN-LSTM is the deployed model: same cells, same figures
     first = next(f for f in comparison["fits"] if f["model"] == "cnn_lstm" and f["seed"] == 0)
     assert first["f1"] == pytest.approx(metrics["test"]["f1"], abs=1e-9)
@@ -74,8 +110,16 @@ def test_registered_champion_and_mlflow_run(project):
     info = json.loads(run([sys.executable, "-c", code], project).stdout.strip().splitlines()[-1])
     assert info["version"] == "1" and info["status"] == "FINISHED"
     assert info["params"]["train.learning_rate"] == "0.001"
-    assert {"test_f1", "test_roc_auc", "test_brier", "test_ece", "test_uncalibrated_ece", "calibration_scale",
-            "onnx_parity_max_abs_diff", "val_loss"} <= set(info["metrics"])
+    assert {
+        "test_f1",
+        "test_roc_auc",
+        "test_brier",
+        "test_ece",
+        "test_uncalibrated_ece",
+        "calibration_scale",
+        "onnx_parity_max_abs_diff",
+        "val_loss",
+    } <= set(info["metrics"])
     assert {"git_commit", "data_hash", "params_hash", "model_family", "dvc_raw_md5"} <= set(info["tags"])
     assert info["tags"]["run_kind"] == "deployable"
     lock = yaml.safe_load((project / "dvc.lock").read_text())
@@ -83,7 +127,10 @@ def test_registered_champion_and_mlflow_run(project):
     assert info["tags"]["dvc_raw_md5"] == raw_md5  # the run traces back to the DVC-versioned raw data
     assert info["tags"]["git_commit"] != "unknown"
     assert sorted(info["figures"]) == [
-        "figures/attributions.png", "figures/calibration.png", "figures/confusion.png", "figures/embedding.png",
+        "figures/attributions.png",
+        "figures/calibration.png",
+        "figures/confusion.png",
+        "figures/embedding.png",
         "figures/training_curves.png",
     ]
 
@@ -106,7 +153,13 @@ def test_every_model_family_is_an_mlflow_run_with_the_same_metric_names(project)
     assert {r["tags.model_family"] for r in runs} == FAMILIES and len(runs) == len(FAMILIES)
     metric_names = [{k for k, v in r.items() if k.startswith("metrics.test_") and v == v} for r in runs]
     assert all(names == metric_names[0] for names in metric_names)
-    assert {"metrics.test_f1", "metrics.test_f1_std", "metrics.test_mcc", "metrics.test_brier", "metrics.test_ece"} <= metric_names[0]
+    assert {
+        "metrics.test_f1",
+        "metrics.test_f1_std",
+        "metrics.test_mcc",
+        "metrics.test_brier",
+        "metrics.test_ece",
+    } <= metric_names[0]
     for key in ("tags.data_hash", "tags.params_hash", "tags.git_commit", "tags.comparison_id"):
         assert len({r[key] for r in runs}) == 1 and runs[0][key]
 
@@ -125,32 +178,61 @@ def test_transfer_explain_and_cross_study_outputs_are_tracked(project):
     adapted = json.loads((project / "models/transfer/transfer.json").read_text())
     assert adapted["parent_model_uri"] == "models:/oncopersistnet/1"
     assert adapted["registration"]["model_name"] == "oncopersistnet-gbm"
-    assert transfer["study"]["dataset"] == "gbm" and set(transfer["trained_on_new_data_only"]) == {"logistic_regression"}
+    assert transfer["study"]["dataset"] == "gbm" and set(transfer["trained_on_new_data_only"]) == {
+        "logistic_regression"
+    }
     assert 0.0 <= transfer["zero_shot"]["roc_auc"] <= 1.0 and 0.0 <= transfer["fine_tuned"]["roc_auc"] <= 1.0
     runs = json.loads(run([sys.executable, "-c", TRANSFER_RUNS], project).stdout.strip().splitlines()[-1])
     assert len(runs) == 1 and runs[0]["tags"]["parent_model_uri"] == "models:/oncopersistnet/1"
-    assert {"zero_shot_roc_auc", "test_roc_auc", "new_data_logistic_regression_roc_auc"} <= set(runs[0]["metrics"])
+    assert {"zero_shot_roc_auc", "test_roc_auc", "new_data_logistic_regression_roc_auc"} <= set(
+        runs[0]["metrics"]
+    )
     assert (project / "models/transfer/oncopersistnet.onnx").exists()
     explain = json.loads((project / "metrics/explain.json").read_text())
     # The tiny model's ranking is not judged here (tests/test_explain.py checks recovery of planted genes);
     # the stage must score it against the simulator's truth and the shipped signatures.
     planted = explain["planted"]
-    assert planted["k"] == 50 and 0.0 <= planted["precision_at_k"] <= 1.0 and 0.0 < planted["chance_rate"] < 1.0
+    assert (
+        planted["k"] == 50 and 0.0 <= planted["precision_at_k"] <= 1.0 and 0.0 < planted["chance_rate"] < 1.0
+    )
     assert 0 < explain["cells"] <= 200 and len(explain["top_genes"]["global"]) == 50 and explain["signatures"]
     cross = json.loads((project / "metrics/cross_study.json").read_text())
     assert cross and (project / "reports/cross_study.md").read_text().startswith("# Cross-study")
 
 
 def test_champion_classifies_new_cells_with_onnxruntime(project):
-    run(["oncopersistnet", "simulate", "--output", "new.h5ad", "--cells", "200", "--genes", "300", "--samples", "2", "--seed", "99", "--unlabelled"], project)
-    result = run(["oncopersistnet", "predict", "--input", "new.h5ad", "--output", "pred.csv", "--no-progress"], project)
+    run(
+        [
+            "oncopersistnet",
+            "simulate",
+            "--output",
+            "new.h5ad",
+            "--cells",
+            "200",
+            "--genes",
+            "300",
+            "--samples",
+            "2",
+            "--seed",
+            "99",
+            "--unlabelled",
+        ],
+        project,
+    )
+    result = run(
+        ["oncopersistnet", "predict", "--input", "new.h5ad", "--output", "pred.csv", "--no-progress"], project
+    )
     summary = json.loads(result.stdout)
     assert summary["cells"] == 200 and summary["model"] == "models:/oncopersistnet@champion"
     table = pd.read_csv(project / "pred.csv")
     assert len(table) == 200 and set(table["predicted_label"]) <= {"persister", "non-persister", "uncertain"}
     inside = table["persister_probability"].between(0.35, 0.65, inclusive="neither")
-    assert (table.loc[inside, "predicted_label"] == "uncertain").all() and (table.loc[~inside, "predicted_label"] != "uncertain").all()
-    assert summary["uncertain"] == int(inside.sum()) and summary["uncertain_fraction"] == pytest.approx(inside.mean())
+    assert (table.loc[inside, "predicted_label"] == "uncertain").all() and (
+        table.loc[~inside, "predicted_label"] != "uncertain"
+    ).all()
+    assert summary["uncertain"] == int(inside.sum()) and summary["uncertain_fraction"] == pytest.approx(
+        inside.mean()
+    )
 
 
 def test_second_repro_does_nothing(project):
@@ -197,7 +279,9 @@ def test_dvc_experiment_runs_show_up_in_mlflow_under_their_name(project):
         "import mlflow\nfrom mlflow import MlflowClient\nmlflow.set_tracking_uri('sqlite:///mlruns/mlflow.db')\n"
         "print(MlflowClient().get_model_version_by_alias('oncopersistnet', 'champion').version)\n"
     )
-    assert run([sys.executable, "-c", champion], project).stdout.strip().splitlines()[-1] == "1"  # experiments never promote
+    assert (
+        run([sys.executable, "-c", champion], project).stdout.strip().splitlines()[-1] == "1"
+    )  # experiments never promote
 
 
 def test_champion_has_a_model_card_and_loads_through_mlflow_pyfunc(project):
@@ -214,10 +298,25 @@ def test_champion_has_a_model_card_and_loads_through_mlflow_pyfunc(project):
         "print(json.dumps({'card': card, 'pyfunc': np.asarray(out).tolist(), 'ort': onnx_model.predict_proba(x).tolist()}))\n"
     )
     info = json.loads(run([sys.executable, "-c", code], project).stdout.strip().splitlines()[-1])
-    assert info["pyfunc"] == pytest.approx(info["ort"], abs=1e-6)  # the MLflow way gives the same probabilities
+    assert info["pyfunc"] == pytest.approx(
+        info["ort"], abs=1e-6
+    )  # the MLflow way gives the same probabilities
     card = info["card"]
-    assert "model card" in card["description"] and "Known limits" in card["description"] and "Intended use" in card["description"]
+    assert (
+        "model card" in card["description"]
+        and "Known limits" in card["description"]
+        and "Intended use" in card["description"]
+    )
     tags = card["tags"]
-    for key in ("data_hash", "params_hash", "n_genes", "calibration", "comparison_f1", "intended_use", "known_limits", "training_samples"):
+    for key in (
+        "data_hash",
+        "params_hash",
+        "n_genes",
+        "calibration",
+        "comparison_f1",
+        "intended_use",
+        "known_limits",
+        "training_samples",
+    ):
         assert tags[key], key
     assert "±" in tags["comparison_roc_auc"] and json.loads(tags["calibration"])["method"] == "platt"

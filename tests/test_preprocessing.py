@@ -2,12 +2,11 @@
 
 import numpy as np
 import pytest
+from conftest import dense
 from scipy import sparse
 
 from oncopersistnet.errors import DataValidationError, InputDataError
 from oncopersistnet.preprocessing import CellPreprocessor, log_normalize, split_by_sample
-
-from conftest import dense
 
 
 def test_split_is_by_sample_with_both_classes_everywhere(small_adata, small_split):
@@ -66,7 +65,9 @@ def test_transform_matches_a_plain_scikit_learn_pipeline(fitted, small_adata, sm
     pre, features, _ = fitted
     logged = log_normalize(small_adata.X, pre.target_sum)[:, pre.selected_].toarray()
     train = logged[small_split == "train"]
-    reference = make_pipeline(SimpleImputer(), MinMaxScaler(), PCA(pre.n_features_out, svd_solver="full")).fit(train)
+    reference = make_pipeline(
+        SimpleImputer(), MinMaxScaler(), PCA(pre.n_features_out, svd_solver="full")
+    ).fit(train)
     assert np.allclose(reference.transform(logged[small_split == "test"]), features["test"], atol=1e-4)
 
 

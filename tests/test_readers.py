@@ -20,8 +20,26 @@ from oncopersistnet.errors import InputDataError
 
 N_CELLS, N_GENES = 30, 20
 GENES = [
-    "CD3E", "MS4A1", "GAPDH", "ACTB", "EPCAM", "KRT8", "VIM", "CD44", "ALDH1A1", "SOX2",
-    "MKI67", "TOP2A", "AXL", "NGFR", "KDM5A", "CDH1", "ZEB1", "MYC", "EGFR", "HLA-A",
+    "CD3E",
+    "MS4A1",
+    "GAPDH",
+    "ACTB",
+    "EPCAM",
+    "KRT8",
+    "VIM",
+    "CD44",
+    "ALDH1A1",
+    "SOX2",
+    "MKI67",
+    "TOP2A",
+    "AXL",
+    "NGFR",
+    "KDM5A",
+    "CDH1",
+    "ZEB1",
+    "MYC",
+    "EGFR",
+    "HLA-A",
 ]
 ENSEMBL = [f"ENSG{i:011d}" for i in range(1, N_GENES + 1)]
 
@@ -68,7 +86,9 @@ def _write_10x_dir(folder: Path, truth: dict, legacy: bool, gz: bool, extra_feat
         types += ["Antibody Capture"] * 2
     scipy.io.mmwrite(folder / "matrix.mtx", genes_by_cells.astype(np.int64), field="integer")
     if legacy:
-        pd.DataFrame({"id": ids, "name": names}).to_csv(folder / "genes.tsv", sep="\t", header=False, index=False)
+        pd.DataFrame({"id": ids, "name": names}).to_csv(
+            folder / "genes.tsv", sep="\t", header=False, index=False
+        )
     else:
         pd.DataFrame({"id": ids, "name": names, "type": types}).to_csv(
             folder / "features.tsv", sep="\t", header=False, index=False
@@ -93,7 +113,9 @@ def _write_10x_h5(path: Path, truth: dict) -> Path:
         feats = m.create_group("features")
         feats.create_dataset("id", data=np.array(ENSEMBL + ["ADT1"], dtype="S"))
         feats.create_dataset("name", data=np.array(truth["var"] + ["CD3_TotalSeqB"], dtype="S"))
-        feats.create_dataset("feature_type", data=np.array(["Gene Expression"] * N_GENES + ["Antibody Capture"], dtype="S"))
+        feats.create_dataset(
+            "feature_type", data=np.array(["Gene Expression"] * N_GENES + ["Antibody Capture"], dtype="S")
+        )
         feats.create_dataset("genome", data=np.array(["GRCh38"] * (N_GENES + 1), dtype="S"))
     return path
 
@@ -108,7 +130,9 @@ def _frame(truth: dict) -> pd.DataFrame:
 def test_h5ad_counts_in_x(tmp_path, truth, caplog):
     path = tmp_path / "cells.h5ad"
     obs = pd.DataFrame({"patient": ["p1"] * N_CELLS}, index=truth["obs"])
-    ad.AnnData(X=sparse.csr_matrix(truth["X"]), obs=obs, var=pd.DataFrame(index=truth["var"])).write_h5ad(path)
+    ad.AnnData(X=sparse.csr_matrix(truth["X"]), obs=obs, var=pd.DataFrame(index=truth["var"])).write_h5ad(
+        path
+    )
     with caplog.at_level(logging.INFO, logger="oncopersistnet.data.readers"):
         adata = read_counts(path)
     _assert_same(adata, truth)
@@ -120,8 +144,11 @@ def test_h5ad_counts_in_x(tmp_path, truth, caplog):
 
 def test_h5ad_dense_float_x_becomes_csr_float32(tmp_path, truth):
     path = tmp_path / "dense.h5ad"
-    ad.AnnData(X=truth["X"].astype(np.float64), obs=pd.DataFrame(index=truth["obs"]),
-               var=pd.DataFrame(index=truth["var"])).write_h5ad(path)
+    ad.AnnData(
+        X=truth["X"].astype(np.float64),
+        obs=pd.DataFrame(index=truth["obs"]),
+        var=pd.DataFrame(index=truth["var"]),
+    ).write_h5ad(path)
     adata = read_counts(path, counts_source="X")
     _assert_same(adata, truth)
     assert adata.X.dtype == np.float32
@@ -129,7 +156,9 @@ def test_h5ad_dense_float_x_becomes_csr_float32(tmp_path, truth):
 
 def test_h5ad_auto_prefers_counts_layer(tmp_path, truth):
     path = tmp_path / "layer.h5ad"
-    adata = ad.AnnData(X=_lognorm(truth["X"]), obs=pd.DataFrame(index=truth["obs"]), var=pd.DataFrame(index=truth["var"]))
+    adata = ad.AnnData(
+        X=_lognorm(truth["X"]), obs=pd.DataFrame(index=truth["obs"]), var=pd.DataFrame(index=truth["var"])
+    )
     adata.layers["counts"] = sparse.csr_matrix(truth["X"])
     adata.write_h5ad(path)
     out = read_counts(path)
@@ -140,8 +169,11 @@ def test_h5ad_auto_prefers_counts_layer(tmp_path, truth):
 
 def test_h5ad_auto_falls_back_to_raw(tmp_path, truth):
     path = tmp_path / "raw.h5ad"
-    full = ad.AnnData(X=sparse.csr_matrix(truth["X"].astype(np.float32)), obs=pd.DataFrame(index=truth["obs"]),
-                      var=pd.DataFrame(index=truth["var"]))
+    full = ad.AnnData(
+        X=sparse.csr_matrix(truth["X"].astype(np.float32)),
+        obs=pd.DataFrame(index=truth["obs"]),
+        var=pd.DataFrame(index=truth["var"]),
+    )
     full.raw = full
     adata = full[:, :15].copy()  # X covers fewer genes than .raw, as after gene selection
     adata.X = sparse.csr_matrix(_lognorm(truth["X"])[:, :15])
@@ -153,8 +185,11 @@ def test_h5ad_auto_falls_back_to_raw(tmp_path, truth):
 
 def test_h5ad_backed(tmp_path, truth):
     path = tmp_path / "backed.h5ad"
-    adata = ad.AnnData(X=sparse.csr_matrix(truth["X"]), obs=pd.DataFrame(index=truth["obs"]),
-                       var=pd.DataFrame(index=truth["var"]))
+    adata = ad.AnnData(
+        X=sparse.csr_matrix(truth["X"]),
+        obs=pd.DataFrame(index=truth["obs"]),
+        var=pd.DataFrame(index=truth["var"]),
+    )
     adata.write_h5ad(path)
     out = read_counts(path, backed=True)
     assert out.isbacked
@@ -176,7 +211,9 @@ def test_h5ad_backed(tmp_path, truth):
     assert not out.isbacked and out.uns["input"]["counts_source"] == "raw"
     np.testing.assert_array_equal(out.X.toarray(), truth["X"])
     assert read_counts(path, require_integer=False).uns["input"]["counts_source"] == "raw"
-    adata = ad.AnnData(X=adata.X, obs=adata.obs, var=adata.var, layers={"counts": sparse.csr_matrix(truth["X"])})
+    adata = ad.AnnData(
+        X=adata.X, obs=adata.obs, var=adata.var, layers={"counts": sparse.csr_matrix(truth["X"])}
+    )
     # a user who insists on scoring normalised X can, explicitly
     del adata.layers["counts"]
     adata.write_h5ad(path)
@@ -186,7 +223,9 @@ def test_h5ad_backed(tmp_path, truth):
 
 
 def test_10x_directory_gz_with_features(tmp_path, truth):
-    folder = _write_10x_dir(tmp_path / "filtered_feature_bc_matrix", truth, legacy=False, gz=True, extra_features=True)
+    folder = _write_10x_dir(
+        tmp_path / "filtered_feature_bc_matrix", truth, legacy=False, gz=True, extra_features=True
+    )
     adata = read_counts(folder)
     _assert_same(adata, truth)
     assert adata.var["gene_ids"].tolist() == ENSEMBL
@@ -216,8 +255,12 @@ def test_10x_h5_v2(tmp_path, truth):
     csc = sparse.csc_matrix(truth["X"].T.astype(np.int32))
     with h5py.File(path, "w") as f:
         g = f.create_group("GRCh38")
-        for key, value in (("data", csc.data), ("indices", csc.indices), ("indptr", csc.indptr),
-                           ("shape", np.array(csc.shape))):
+        for key, value in (
+            ("data", csc.data),
+            ("indices", csc.indices),
+            ("indptr", csc.indptr),
+            ("shape", np.array(csc.shape)),
+        ):
             g.create_dataset(key, data=value)
         g.create_dataset("barcodes", data=np.array(truth["obs"], dtype="S"))
         g.create_dataset("genes", data=np.array(ENSEMBL, dtype="S"))
@@ -250,7 +293,9 @@ def test_txt_ensembl_rows_r_style_header(tmp_path, truth):
     """R's write.table omits the corner field; Ensembl row names say rows are genes."""
     frame = pd.DataFrame(truth["X"].T, index=ENSEMBL, columns=truth["obs"])
     path = tmp_path / "counts.txt"
-    lines = ["\t".join(frame.columns)] + ["\t".join([i, *map(str, row)]) for i, row in zip(frame.index, frame.to_numpy())]
+    lines = ["\t".join(frame.columns)] + [
+        "\t".join([i, *map(str, row)]) for i, row in zip(frame.index, frame.to_numpy())
+    ]
     path.write_text("\n".join(lines) + "\n")
     adata = read_counts(path)
     np.testing.assert_array_equal(adata.X.toarray(), truth["X"])
@@ -260,8 +305,9 @@ def test_txt_ensembl_rows_r_style_header(tmp_path, truth):
 
 def test_explicit_orientation_when_names_do_not_tell(tmp_path, truth):
     path = tmp_path / "neutral.csv"
-    pd.DataFrame(truth["X"].T, index=[f"g{i}" for i in range(N_GENES)],
-                 columns=[f"c{i}" for i in range(N_CELLS)]).to_csv(path)
+    pd.DataFrame(
+        truth["X"].T, index=[f"g{i}" for i in range(N_GENES)], columns=[f"c{i}" for i in range(N_CELLS)]
+    ).to_csv(path)
     with pytest.raises(InputDataError, match=r"cannot tell whether rows are cells or genes.*set orientation"):
         read_counts(path)
     adata = read_counts(path, orientation="genes_x_cells")
@@ -309,7 +355,9 @@ def test_nan_value_is_not_ragged(tmp_path):
 def test_non_numeric_value(tmp_path):
     path = tmp_path / "text.csv"
     path.write_text("cell,CD3E,MS4A1\nAAACGTAC-1,1,2\nAAACGTAA-1,1,abc\n")
-    with pytest.raises(InputDataError, match=r"non-numeric value 'abc' at row 'AAACGTAA-1' \(cell\), column 'MS4A1'"):
+    with pytest.raises(
+        InputDataError, match=r"non-numeric value 'abc' at row 'AAACGTAA-1' \(cell\), column 'MS4A1'"
+    ):
         read_counts(path)
 
 
@@ -323,8 +371,11 @@ def test_h5_without_matrix_group(tmp_path):
 
 def test_normalised_only_h5ad(tmp_path, truth):
     path = tmp_path / "norm.h5ad"
-    ad.AnnData(X=sparse.csr_matrix(_lognorm(truth["X"])), obs=pd.DataFrame(index=truth["obs"]),
-               var=pd.DataFrame(index=truth["var"])).write_h5ad(path)
+    ad.AnnData(
+        X=sparse.csr_matrix(_lognorm(truth["X"])),
+        obs=pd.DataFrame(index=truth["obs"]),
+        var=pd.DataFrame(index=truth["var"]),
+    ).write_h5ad(path)
     with pytest.raises(InputDataError) as info:
         read_counts(path)
     message = str(info.value)
@@ -332,7 +383,9 @@ def test_normalised_only_h5ad(tmp_path, truth):
     assert "X holds non-integer values (e.g. " in message and "at cell '" in message and "gene '" in message
     assert "no layers['counts'] or integer .raw found" in message
     assert "point data.counts_source (predict: --counts-source) at the raw counts" in message
-    with pytest.raises(InputDataError, match=r"counts_source 'X' is not raw counts: X holds non-integer values"):
+    with pytest.raises(
+        InputDataError, match=r"counts_source 'X' is not raw counts: X holds non-integer values"
+    ):
         read_counts(path, counts_source="X")
 
 
@@ -341,7 +394,9 @@ def test_explicit_missing_layer(tmp_path, truth):
     adata = ad.AnnData(X=sparse.csr_matrix(truth["X"]))
     adata.layers["counts"] = adata.X.copy()
     adata.write_h5ad(path)
-    with pytest.raises(InputDataError, match=r"counts_source 'layers/umi' does not exist.*layers available: 'counts'"):
+    with pytest.raises(
+        InputDataError, match=r"counts_source 'layers/umi' does not exist.*layers available: 'counts'"
+    ):
         read_counts(path, counts_source="layers/umi")
     with pytest.raises(InputDataError, match=r"counts_source 'raw' does not exist"):
         read_counts(path, counts_source="raw")
@@ -349,7 +404,9 @@ def test_explicit_missing_layer(tmp_path, truth):
 
 def test_empty_matrix(tmp_path):
     path = tmp_path / "empty.h5ad"
-    ad.AnnData(X=sparse.csr_matrix((0, 5), dtype=np.int64), var=pd.DataFrame(index=list("abcde"))).write_h5ad(path)
+    ad.AnnData(X=sparse.csr_matrix((0, 5), dtype=np.int64), var=pd.DataFrame(index=list("abcde"))).write_h5ad(
+        path
+    )
     with pytest.raises(InputDataError, match=r"the count matrix is empty \(0 cells x 5 genes\)"):
         read_counts(path)
     header_only = tmp_path / "empty.csv"
@@ -364,7 +421,9 @@ def test_duplicated_barcodes(tmp_path, truth):
     frame = _frame(truth)
     frame.index = truth["obs"][:-1] + [truth["obs"][0]]
     frame.to_csv(path)
-    with pytest.raises(InputDataError, match=rf"1 cell id\(s\) appear more than once, e.g. '{truth['obs'][0]}'"):
+    with pytest.raises(
+        InputDataError, match=rf"1 cell id\(s\) appear more than once, e.g. '{truth['obs'][0]}'"
+    ):
         read_counts(path)
 
 
@@ -383,14 +442,18 @@ def test_is_integer_valued():
 @pytest.fixture()
 def counts_h5ad(tmp_path, truth) -> ad.AnnData:
     path = tmp_path / "cells.h5ad"
-    ad.AnnData(X=sparse.csr_matrix(truth["X"]), obs=pd.DataFrame(index=truth["obs"]),
-               var=pd.DataFrame(index=truth["var"])).write_h5ad(path)
+    ad.AnnData(
+        X=sparse.csr_matrix(truth["X"]),
+        obs=pd.DataFrame(index=truth["obs"]),
+        var=pd.DataFrame(index=truth["var"]),
+    ).write_h5ad(path)
     return read_counts(path)
 
 
 def test_join_metadata(tmp_path, truth, counts_h5ad):
-    meta = pd.DataFrame({"barcode": truth["obs"][::-1], "sample": [f"s{i % 3}" for i in range(N_CELLS)],
-                         "n": range(N_CELLS)})
+    meta = pd.DataFrame(
+        {"barcode": truth["obs"][::-1], "sample": [f"s{i % 3}" for i in range(N_CELLS)], "n": range(N_CELLS)}
+    )
     path = tmp_path / "meta.tsv.gz"
     meta.to_csv(path, sep="\t", index=False, compression="gzip")
     out = join_metadata(counts_h5ad, path)

@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from oncopersistnet.errors import InputDataError
-from oncopersistnet.readme_blocks import RENDERERS, block_body, end_marker, render, replace_block, start_marker
+from oncopersistnet.readme_blocks import (
+    RENDERERS,
+    block_body,
+    end_marker,
+    render,
+    replace_block,
+    start_marker,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -15,7 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize("name", sorted(RENDERERS))
 def test_readme_block_matches_the_committed_metrics(name):
     readme = (ROOT / "README.md").read_text()
-    assert block_body(readme, name) == render(name, ROOT / "metrics"), f"README {name} block is stale: run `make results`"
+    assert block_body(readme, name) == render(name, ROOT / "metrics"), (
+        f"README {name} block is stale: run `make results`"
+    )
 
 
 def test_replace_block_rewrites_only_its_block():

@@ -14,7 +14,6 @@ import json
 import anndata as ad
 import pytest
 import yaml
-
 from helpers import ROOT, make_project, run
 
 pytestmark = pytest.mark.slow
@@ -40,7 +39,9 @@ def test_pipeline_runs_on_the_real_dataset(gbm_project):
     assert comparison["models"]["logistic_regression"]["roc_auc"]["mean"] > 0.7
     import hashlib
 
-    original = hashlib.md5((gbm_project / "data/external/gbm_panobinostat_zhao2021_lemur.h5ad").read_bytes()).hexdigest()
+    original = hashlib.md5(
+        (gbm_project / "data/external/gbm_panobinostat_zhao2021_lemur.h5ad").read_bytes()
+    ).hexdigest()
     assert summary["input_md5"] == original  # the run is tagged with the user's original file
     registry = json.loads((gbm_project / "models/registry.json").read_text())
     assert registry["model_name"] == "oncopersistnet-gbm" and registry["alias"] == "champion"
@@ -54,10 +55,25 @@ def test_predict_maps_ensembl_ids_onto_the_models_symbols(gbm_project):
     by_id.write_h5ad(gbm_project / "ensembl.h5ad")
     figures = {}
     for name in ("symbols", "ensembl"):
-        result = run(["oncopersistnet", "predict", "--input", f"{name}.h5ad", "--output", f"{name}.csv", "--no-progress",
-                      "--model", "models:/oncopersistnet-gbm@champion"], gbm_project)
+        result = run(
+            [
+                "oncopersistnet",
+                "predict",
+                "--input",
+                f"{name}.h5ad",
+                "--output",
+                f"{name}.csv",
+                "--no-progress",
+                "--model",
+                "models:/oncopersistnet-gbm@champion",
+            ],
+            gbm_project,
+        )
         figures[name] = json.loads(result.stdout)
-    assert figures["symbols"]["genes_matched"] == 300 and figures["symbols"]["genes_matched_before_mapping"] == 300
+    assert (
+        figures["symbols"]["genes_matched"] == 300
+        and figures["symbols"]["genes_matched_before_mapping"] == 300
+    )
     assert figures["ensembl"]["genes_matched_before_mapping"] == 0
     assert figures["ensembl"]["genes_matched"] >= 285  # all but genes whose ID maps to a newer symbol
     assert (gbm_project / "ensembl.csv").read_text().count("\n") == 301

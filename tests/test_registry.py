@@ -15,15 +15,25 @@ def test_first_model_that_passes_becomes_champion():
 def test_thresholds_are_floors():
     decision = decide_promotion({"f1": 0.5, "roc_auc": 0.65}, GATE)
     assert decision.alias == CHALLENGER
-    assert "F1 0.500 < required 0.600" in decision.reason and "ROC-AUC 0.650 < required 0.700" in decision.reason
+    assert (
+        "F1 0.500 < required 0.600" in decision.reason and "ROC-AUC 0.650 < required 0.700" in decision.reason
+    )
 
 
 def test_no_regression_against_the_champion_on_the_same_cells():
-    worse = decide_promotion(GOOD, GATE, HeadToHead({"f1": 0.79, "roc_auc": 0.95}, {"f1": 0.8, "roc_auc": 0.9}, "3", 100))
-    assert worse.alias == CHALLENGER and "worse than champion v3" in worse.reason and "100 unseen test cells" in worse.reason
+    worse = decide_promotion(
+        GOOD, GATE, HeadToHead({"f1": 0.79, "roc_auc": 0.95}, {"f1": 0.8, "roc_auc": 0.9}, "3", 100)
+    )
+    assert (
+        worse.alias == CHALLENGER
+        and "worse than champion v3" in worse.reason
+        and "100 unseen test cells" in worse.reason
+    )
     equal = decide_promotion(GOOD, GATE, HeadToHead(dict(GOOD), dict(GOOD), "3", 100))
     assert equal.alias == CHAMPION
-    tolerant = decide_promotion(GOOD, RegisterConfig(tolerance=0.02), HeadToHead({"f1": 0.79, "roc_auc": 0.9}, dict(GOOD), "3", 100))
+    tolerant = decide_promotion(
+        GOOD, RegisterConfig(tolerance=0.02), HeadToHead({"f1": 0.79, "roc_auc": 0.9}, dict(GOOD), "3", 100)
+    )
     assert tolerant.alias == CHAMPION
 
 

@@ -34,10 +34,14 @@ def test_predict_gives_the_same_probabilities_as_the_model(service, onnx_model, 
     cells = dense(small_adata.X[:5])
     genes = list(small_adata.var_names)
     expected = OnnxPersisterModel(onnx_model).predict_proba(cells.astype(np.float32))
-    matrix = requests.post(f"{service}/predict", json={"genes": genes, "counts": cells.tolist(), "cell_ids": list("abcde")}).json()
+    matrix = requests.post(
+        f"{service}/predict", json={"genes": genes, "counts": cells.tolist(), "cell_ids": list("abcde")}
+    ).json()
     assert [c["cell_id"] for c in matrix["cells"]] == list("abcde")
     assert np.allclose([c["persister_probability"] for c in matrix["cells"]], expected, atol=1e-5)
-    maps = [{g: v for g, v in zip(genes, row, strict=True) if v} for row in cells]  # sparse maps: zeros left out
+    maps = [
+        {g: v for g, v in zip(genes, row, strict=True) if v} for row in cells
+    ]  # sparse maps: zeros left out
     by_map = requests.post(f"{service}/predict", json={"cells": maps}).json()
     assert np.allclose([c["persister_probability"] for c in by_map["cells"]], expected, atol=1e-5)
     assert {c["predicted_label"] for c in by_map["cells"]} <= {"persister", "non-persister", "uncertain"}
@@ -46,16 +50,26 @@ def test_predict_gives_the_same_probabilities_as_the_model(service, onnx_model, 
 def test_an_h5ad_upload_is_scored(service, small_adata, tmp_path):
     path = tmp_path / "cells.h5ad"
     small_adata[:7].write_h5ad(path)
-    response = requests.post(f"{service}/predict/h5ad", data=path.read_bytes(), headers={"Content-Type": "application/x-hdf5"})
+    response = requests.post(
+        f"{service}/predict/h5ad", data=path.read_bytes(), headers={"Content-Type": "application/x-hdf5"}
+    )
     assert response.status_code == 200 and len(response.json()["cells"]) == 7
     garbage = requests.post(f"{service}/predict/h5ad", data=b"not an hdf5 file at all")
-    assert garbage.status_code == 422 and "upload" not in garbage.json()["detail"].lower() or "/tmp" not in garbage.json()["detail"]
+    assert (
+        garbage.status_code == 422
+        and "upload" not in garbage.json()["detail"].lower()
+        or "/tmp" not in garbage.json()["detail"]
+    )
 
 
 @pytest.mark.parametrize(
     ("body", "status", "message"),
     [
-        ({"genes": ["ENSG00000000001", "ENSG00000000002"], "counts": [[1, 2]]}, 422, "0 of"),  # unknown genes: match figures
+        (
+            {"genes": ["ENSG00000000001", "ENSG00000000002"], "counts": [[1, 2]]},
+            422,
+            "0 of",
+        ),  # unknown genes: match figures
         ({"genes": ["A", "B"], "counts": [[1, 2, 3]]}, 422, "every row needs 2 values"),
         ({"genes": ["A"], "counts": [["many"]]}, 422, "counts"),  # wrong type
         ({"cells": "not a list"}, 422, "cells"),
@@ -65,7 +79,12 @@ def test_an_h5ad_upload_is_scored(service, small_adata, tmp_path):
     ],
 )
 def test_bad_requests_get_a_4xx_that_says_why(service, small_adata, body, status, message):
-    if "ENSG" not in json.dumps(body) and body.get("genes") == ["A"] and status != 413 and "many" not in json.dumps(body):
+    if (
+        "ENSG" not in json.dumps(body)
+        and body.get("genes") == ["A"]
+        and status != 413
+        and "many" not in json.dumps(body)
+    ):
         body = {"genes": [small_adata.var_names[0]], "counts": body["counts"]}
     response = requests.post(f"{service}/predict", json=body)
     assert response.status_code == status, response.text
@@ -74,9 +93,13 @@ def test_bad_requests_get_a_4xx_that_says_why(service, small_adata, body, status
 
 
 def test_malformed_json_and_oversized_bodies(service):
-    broken = requests.post(f"{service}/predict", data=b"{not json", headers={"Content-Type": "application/json"})
+    broken = requests.post(
+        f"{service}/predict", data=b"{not json", headers={"Content-Type": "application/json"}
+    )
     assert broken.status_code == 422
-    huge = requests.post(f"{service}/predict", data=b"x" * 300_000, headers={"Content-Type": "application/json"})
+    huge = requests.post(
+        f"{service}/predict", data=b"x" * 300_000, headers={"Content-Type": "application/json"}
+    )
     assert huge.status_code == 413 and "200000 bytes" in huge.json()["detail"]
 
 

@@ -2,13 +2,12 @@
 
 import numpy as np
 import pytest
+from conftest import SMALL
 from scipy import sparse
 
 from oncopersistnet.config import SimulateConfig
 from oncopersistnet.data.simulate import PERSISTER_GENES, PROLIFERATION_GENES, simulate_cells
 from oncopersistnet.errors import ConfigError
-
-from conftest import SMALL
 
 
 def test_same_seed_same_data_other_seed_other_data(small_adata):
@@ -47,7 +46,9 @@ def test_persister_programme_has_the_documented_direction(small_adata):
 
 def test_design_untreated_and_treated_cultures(small_adata):
     obs = small_adata.obs
-    per_sample = obs.groupby("sample", observed=True).agg(condition=("condition", "first"), labels=("label", "unique"))
+    per_sample = obs.groupby("sample", observed=True).agg(
+        condition=("condition", "first"), labels=("label", "unique")
+    )
     assert len(per_sample) == SMALL.n_samples
     assert sorted(set(per_sample["condition"])) == ["day0", "treated_day14", "treated_day7"]
     for _, row in per_sample.iterrows():  # no label noise in the fixture: one label per culture
@@ -77,7 +78,11 @@ def test_default_dataset_is_sparse_like_droplet_data():
 
 @pytest.mark.parametrize(
     ("change", "message"),
-    [({"n_samples": 1}, "at least 2 samples"), ({"n_cells": 5}, "cannot fill"), ({"persister_fraction": 0.0}, "strictly between")],
+    [
+        ({"n_samples": 1}, "at least 2 samples"),
+        ({"n_cells": 5}, "cannot fill"),
+        ({"persister_fraction": 0.0}, "strictly between"),
+    ],
 )
 def test_impossible_settings_are_refused(change, message):
     with pytest.raises(ConfigError, match=message):

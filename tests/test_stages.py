@@ -9,9 +9,8 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import sparse
-
 from helpers import TINY_PARAMS, deep_update, make_project, stage
+from scipy import sparse
 
 
 def _error_lines(stderr: str) -> list[str]:
@@ -19,7 +18,9 @@ def _error_lines(stderr: str) -> list[str]:
 
 
 def test_ingest_with_a_missing_input_file(tmp_path):
-    project = make_project(tmp_path, deep_update(TINY_PARAMS, {"data": {"input": "data/external/nope.h5ad"}}), git=False)
+    project = make_project(
+        tmp_path, deep_update(TINY_PARAMS, {"data": {"input": "data/external/nope.h5ad"}}), git=False
+    )
     result = stage("ingest", project, check=False)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
@@ -29,7 +30,9 @@ def test_ingest_with_a_missing_input_file(tmp_path):
 
 
 def test_ingest_refuses_an_input_dvc_would_not_track(tmp_path):
-    project = make_project(tmp_path, deep_update(TINY_PARAMS, {"data": {"input": "/tmp/elsewhere.h5ad"}}), git=False)
+    project = make_project(
+        tmp_path, deep_update(TINY_PARAMS, {"data": {"input": "/tmp/elsewhere.h5ad"}}), git=False
+    )
     result = stage("ingest", project, check=False)
     assert result.returncode == 1
     (line,) = _error_lines(result.stderr)
@@ -50,8 +53,15 @@ def test_ingest_with_a_user_file_maps_labels_and_drops_others(tmp_path, small_ad
         tmp_path,
         deep_update(
             dict(TINY_PARAMS),
-            {"data": {"input": "data/external/mine.h5ad", "label_key": "condition", "sample_key": "culture",
-                      "persister_values": ["treated_day14"], "non_persister_values": ["day0"]}},
+            {
+                "data": {
+                    "input": "data/external/mine.h5ad",
+                    "label_key": "condition",
+                    "sample_key": "culture",
+                    "persister_values": ["treated_day14"],
+                    "non_persister_values": ["day0"],
+                }
+            },
         ),
         git=False,
     )
@@ -65,7 +75,11 @@ def test_ingest_with_a_user_file_maps_labels_and_drops_others(tmp_path, small_ad
 
 
 def test_ingest_with_a_wrong_label_key(tmp_path, small_adata):
-    project = make_project(tmp_path, deep_update(TINY_PARAMS, {"data": {"input": "data/external/mine.h5ad", "label_key": "status"}}), git=False)
+    project = make_project(
+        tmp_path,
+        deep_update(TINY_PARAMS, {"data": {"input": "data/external/mine.h5ad", "label_key": "status"}}),
+        git=False,
+    )
     small_adata.write_h5ad(project / "data/external/mine.h5ad")
     result = stage("ingest", project, check=False)
     assert result.returncode == 1
@@ -90,7 +104,11 @@ def _bad_inputs(small_adata):
         bad.write_h5ad(path)
 
     def duplicated_barcodes(path):
-        table = pd.DataFrame(small_adata.X[:4].toarray(), index=["AAAC-1", "AAAC-1", "GGTT-1", "CCAA-1"], columns=small_adata.var_names)
+        table = pd.DataFrame(
+            small_adata.X[:4].toarray(),
+            index=["AAAC-1", "AAAC-1", "GGTT-1", "CCAA-1"],
+            columns=small_adata.var_names,
+        )
         table.to_csv(path)
 
     def empty(path):
@@ -115,7 +133,9 @@ def _bad_inputs(small_adata):
 @pytest.mark.parametrize("case", range(6))
 def test_ingest_refuses_bad_files_in_one_line_and_writes_nothing(tmp_path, small_adata, case):
     name, write, message = _bad_inputs(small_adata)[case]
-    project = make_project(tmp_path, deep_update(TINY_PARAMS, {"data": {"input": f"data/external/{name}"}}), git=False)
+    project = make_project(
+        tmp_path, deep_update(TINY_PARAMS, {"data": {"input": f"data/external/{name}"}}), git=False
+    )
     write(project / "data/external" / name)
     result = stage("ingest", project, check=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-1500:]

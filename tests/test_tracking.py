@@ -6,7 +6,13 @@ import mlflow
 import pytest
 
 from oncopersistnet.config import MlflowConfig
-from oncopersistnet.tracking import EXPERIMENT_TAGS, configure_mlflow, log_params_once, resolve_tracking_uri, resumed_run
+from oncopersistnet.tracking import (
+    EXPERIMENT_TAGS,
+    configure_mlflow,
+    log_params_once,
+    resolve_tracking_uri,
+    resumed_run,
+)
 
 
 def test_default_store_is_inside_the_project(store):
@@ -30,7 +36,9 @@ def test_an_unusable_store_fails_early_with_the_uri(store):
 
     (store / "a_file").write_text("not a folder")
     with pytest.raises(ConfigError, match="MLflow tracking store sqlite:///.*/a_file/x.db is not usable"):
-        configure_mlflow(MlflowConfig(experiment_name="t", tracking_uri=f"sqlite:///{store}/a_file/x.db"), store)
+        configure_mlflow(
+            MlflowConfig(experiment_name="t", tracking_uri=f"sqlite:///{store}/a_file/x.db"), store
+        )
 
 
 def test_rerun_params_update_and_revert(store):

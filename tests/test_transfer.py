@@ -36,7 +36,16 @@ def target():
 def _cells(parent, adata):
     y = (adata.obs["label"].to_numpy() == "persister").astype(int)
     selected = parent.preprocessor.genes_[parent.preprocessor.selected_]
-    cells = map_to_model(adata.X, adata.var_names, y, adata.obs["sample"], adata.obs_names, parent.preprocessor.genes_, selected, "target")
+    cells = map_to_model(
+        adata.X,
+        adata.var_names,
+        y,
+        adata.obs["sample"],
+        adata.obs_names,
+        parent.preprocessor.genes_,
+        selected,
+        "target",
+    )
     split = split_by_sample(adata.obs["sample"], adata.obs["label"], 0.2, 0.3, seed=0)
     return cells, split
 
@@ -59,7 +68,9 @@ def test_refit_scaling_keeps_the_axes_and_follows_the_new_cells(parent, target):
     assert np.allclose(features.mean(axis=0), 0.0, atol=1e-4)  # centred on the new training cells
     absent_selected = np.isnan(cells.counts[:, old.selected_]).all(axis=0)
     assert absent_selected.any()
-    assert np.allclose(new.impute_mean_[absent_selected], old.impute_mean_[absent_selected])  # no data: old means kept
+    assert np.allclose(
+        new.impute_mean_[absent_selected], old.impute_mean_[absent_selected]
+    )  # no data: old means kept
     assert old.min_ is not new.min_  # the parent is not changed in place
 
 
@@ -68,8 +79,16 @@ def test_head_fine_tuning_moves_only_the_head(parent, target):
     X = {s: parent.preprocessor.transform(cells.counts[split == s]) for s in ("train", "val")}
     y = {s: cells.y[split == s] for s in ("train", "val")}
     before = {k: v.clone() for k, v in parent.network.state_dict().items()}
-    result = train_model(X["train"], y["train"], X["val"], y["val"], FAST_TRAIN, progress=False,
-                         initial=parent.network, train_only=head_modules(parent.network))
+    result = train_model(
+        X["train"],
+        y["train"],
+        X["val"],
+        y["val"],
+        FAST_TRAIN,
+        progress=False,
+        initial=parent.network,
+        train_only=head_modules(parent.network),
+    )
     after = result.model.state_dict()
     for key, value in before.items():
         assert torch.equal(parent.network.state_dict()[key], value), f"parent changed: {key}"
@@ -84,8 +103,16 @@ def test_head_mode_names_what_a_network_lacks():
     with pytest.raises(ConfigError, match="use mode: all"):
         head_modules(MlpClassifier(20, 16))
     with pytest.raises(ModelError, match="cannot train only"):
-        train_model(np.zeros((4, 20), np.float32), np.array([0, 1, 0, 1]), np.zeros((2, 20), np.float32), np.array([0, 1]),
-                    FAST_TRAIN, progress=False, initial=CnnLstmClassifier(20), train_only=("decoder",))
+        train_model(
+            np.zeros((4, 20), np.float32),
+            np.array([0, 1, 0, 1]),
+            np.zeros((2, 20), np.float32),
+            np.array([0, 1]),
+            FAST_TRAIN,
+            progress=False,
+            initial=CnnLstmClassifier(20),
+            train_only=("decoder",),
+        )
 
 
 @pytest.mark.parametrize("mode", ["head", "all"])
@@ -102,7 +129,9 @@ def _write_target(tmp_path, adata):
     path = tmp_path / "external" / "study.h5ad"
     path.parent.mkdir()
     adata.obs = adata.obs.drop(columns=["condition"]).rename(columns={"sample": "donor", "label": "status"})
-    adata.obs["status"] = adata.obs["status"].map({"persister": "treated", "non-persister": "control"}).astype(str)
+    adata.obs["status"] = (
+        adata.obs["status"].map({"persister": "treated", "non-persister": "control"}).astype(str)
+    )
     adata.write_h5ad(path)
     return path
 
@@ -116,23 +145,41 @@ def test_run_transfer_tracks_registers_and_writes_the_whole_folder(parent, targe
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     path = _write_target(tmp_path, target.copy())
     config = TransferConfig(
-        input=str(path), dataset_name="study2", label_key="status", sample_key="donor", persister_values=["treated"],
-        non_persister_values=["control"], max_epochs=6, val_fraction=0.2, test_fraction=0.3, baselines=["logistic_regression"],
+        input=str(path),
+        dataset_name="study2",
+        label_key="status",
+        sample_key="donor",
+        persister_values=["treated"],
+        non_persister_values=["control"],
+        max_epochs=6,
+        val_fraction=0.2,
+        test_fraction=0.3,
+        baselines=["logistic_regression"],
     )
     params = Params(transfer=config, train=FAST_TRAIN, register=RegisterConfig(min_f1=0.0, min_roc_auc=0.0))
     parent.registered_name, parent.registered_version = "parent-model", "7"
     out = tmp_path / "adapted"
     summary = run_transfer(params, parent, out)
 
-    assert sorted(p.name for p in out.iterdir()) == ["model.pt", "oncopersistnet.onnx", "preprocessor.npz", "transfer.json", "transfer.md"]
-    assert json.loads((out / "transfer.json").read_text())["fine_tuned"] == pytest.approx(summary["fine_tuned"])
+    assert sorted(p.name for p in out.iterdir()) == [
+        "model.pt",
+        "oncopersistnet.onnx",
+        "preprocessor.npz",
+        "transfer.json",
+        "transfer.md",
+    ]
+    assert json.loads((out / "transfer.json").read_text())["fine_tuned"] == pytest.approx(
+        summary["fine_tuned"]
+    )
     registration = summary["registration"]
     assert registration["model_name"] == "oncopersistnet-study2" and registration["alias"] == "champion"
     client = MlflowClient()
     run = client.get_run(registration["run_id"])
     assert run.data.tags["parent_model_uri"] == "models:/parent-model/7"
     assert run.data.tags["run_kind"] == "transfer"
-    assert {"zero_shot_roc_auc", "test_roc_auc", "new_data_logistic_regression_roc_auc"} <= set(run.data.metrics)
+    assert {"zero_shot_roc_auc", "test_roc_auc", "new_data_logistic_regression_roc_auc"} <= set(
+        run.data.metrics
+    )
     version = client.get_model_version("oncopersistnet-study2", registration["version"])
     assert version.tags["parent_model_uri"] == "models:/parent-model/7"
     # The adapted version is itself trainable from the registry: explain / transfer again start from it.
@@ -147,7 +194,13 @@ def test_run_transfer_on_bad_input_leaves_nothing(parent, target, tmp_path, monk
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     path = _write_target(tmp_path, target.copy())
-    config = TransferConfig(input=str(path), sample_key="patient_id", label_key="status", persister_values=["treated"], non_persister_values=["control"])
+    config = TransferConfig(
+        input=str(path),
+        sample_key="patient_id",
+        label_key="status",
+        persister_values=["treated"],
+        non_persister_values=["control"],
+    )
     with pytest.raises(InputDataError, match="no column 'patient_id'"):
         run_transfer(Params(transfer=config, train=FAST_TRAIN), parent, tmp_path / "adapted")
     assert not (tmp_path / "adapted").exists()

@@ -68,15 +68,12 @@ def parts() -> dict:
 
 
 def build(parts: dict, *, sparse: bool = True) -> ad.AnnData:
-    return make_adata(
-        parts["counts"], parts["samples"], parts["labels"], parts["genes"], sparse=sparse
-    )
+    return make_adata(parts["counts"], parts["samples"], parts["labels"], parts["genes"], sparse=sparse)
 
 
 def failure_for(report: ValidationReport, table: str, column: str | None, expectation: str):
     matches = [
-        f for f in report.failures
-        if f.table == table and f.column == column and f.expectation == expectation
+        f for f in report.failures if f.table == table and f.column == column and f.expectation == expectation
     ]
     assert matches, f"no failure {table}.{column} {expectation}; got:\n{report.format_failures()}"
     return matches[0]
@@ -177,9 +174,7 @@ def test_only_one_class_fails(parts: dict) -> None:
     parts["labels"][:] = NON_PERSISTER
     report = validate_anndata(build(parts), CONFIG)
 
-    failure = failure_for(
-        report, "classes", "label", "expect_column_distinct_values_to_contain_set"
-    )
+    failure = failure_for(report, "classes", "label", "expect_column_distinct_values_to_contain_set")
     assert failure.examples == [f"missing {PERSISTER}"]
     assert failure.n_unexpected is None  # a table-level check: no per-row count
 
@@ -205,10 +200,18 @@ def test_small_sample_fails(parts: dict) -> None:
 @pytest.mark.parametrize(
     ("genes", "expectation", "example"),
     [
-        pytest.param(["gene_1"] + [f"gene_{j}" for j in range(1, N_GENES)],
-                     "expect_column_values_to_be_unique", "gene_1", id="duplicate"),
-        pytest.param([" "] + [f"gene_{j}" for j in range(1, N_GENES)],
-                     "expect_column_values_to_not_match_regex", " ", id="blank"),
+        pytest.param(
+            ["gene_1"] + [f"gene_{j}" for j in range(1, N_GENES)],
+            "expect_column_values_to_be_unique",
+            "gene_1",
+            id="duplicate",
+        ),
+        pytest.param(
+            [" "] + [f"gene_{j}" for j in range(1, N_GENES)],
+            "expect_column_values_to_not_match_regex",
+            " ",
+            id="blank",
+        ),
     ],
 )
 def test_bad_gene_names_fail(parts: dict, genes: list[str], expectation: str, example: str) -> None:
@@ -263,8 +266,14 @@ def test_cell_summary_by_hand() -> None:
     cells = cell_summary(tiny(sparse=True))
 
     assert list(cells.columns) == [
-        "cell_id", "sample", "label", "total_counts", "n_genes_detected",
-        "n_nonfinite", "n_negative", "n_noninteger",
+        "cell_id",
+        "sample",
+        "label",
+        "total_counts",
+        "n_genes_detected",
+        "n_nonfinite",
+        "n_negative",
+        "n_noninteger",
     ]
     assert cells["cell_id"].tolist() == ["cell_0", "cell_1", "cell_2", "cell_3"]
     # total_counts sums finite entries only: NaN is reported through n_nonfinite
@@ -285,7 +294,10 @@ def test_gene_sample_and_class_summaries_by_hand() -> None:
 
     samples = sample_summary(adata)
     assert samples.to_dict("list") == {
-        "sample": ["a", "b"], "n_cells": [2, 2], "n_persister": [1, 1], "n_non_persister": [1, 0],
+        "sample": ["a", "b"],
+        "n_cells": [2, 2],
+        "n_persister": [1, 1],
+        "n_non_persister": [1, 0],
     }
 
     classes = class_summary(adata)
@@ -306,9 +318,7 @@ def test_explicit_zeros_in_sparse_data_are_not_detected() -> None:
     X.data[:] = [0.0, 2.0, 0.0, 0.0]  # stored, but zero
     adata = ad.AnnData(
         X=X,
-        obs=pd.DataFrame(
-            {"sample": ["a", "a"], "label": [PERSISTER, PERSISTER]}, index=["c0", "c1"]
-        ),
+        obs=pd.DataFrame({"sample": ["a", "a"], "label": [PERSISTER, PERSISTER]}, index=["c0", "c1"]),
         var=pd.DataFrame(index=["A", "B"]),
     )
     assert cell_summary(adata)["n_genes_detected"].tolist() == [1, 0]

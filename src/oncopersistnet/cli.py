@@ -34,10 +34,14 @@ def _check_ranges(*options: tuple[str, float | int | None, float, float | None])
     """(option, value, low, high): a given value outside [low, high] is a ConfigError naming the option."""
     for option, value, low, high in options:
         if value is not None and (value < low or (high is not None and value > high)):
-            raise ConfigError(f"{option}: {value} is out of range ({low} to {high if high is not None else 'any'})")
+            raise ConfigError(
+                f"{option}: {value} is out of range ({low} to {high if high is not None else 'any'})"
+            )
 
 
-def _model_reference(args: argparse.Namespace, params: Params, store_prefixes: tuple[str, ...]) -> tuple[str, str | None]:
+def _model_reference(
+    args: argparse.Namespace, params: Params, store_prefixes: tuple[str, ...]
+) -> tuple[str, str | None]:
     """``--model`` (default: the champion) and the MLflow store it resolves in, when it is a store URI."""
     from oncopersistnet.tracking import resolve_tracking_uri
 
@@ -65,13 +69,17 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         args.input,
         args.output,
         chunk_size=params.predict.chunk_size if args.chunk_size is None else args.chunk_size,
-        min_gene_fraction=params.predict.min_gene_fraction if args.min_gene_fraction is None else args.min_gene_fraction,
+        min_gene_fraction=params.predict.min_gene_fraction
+        if args.min_gene_fraction is None
+        else args.min_gene_fraction,
         threshold=args.threshold,
         progress=not args.no_progress,
         allow_non_integer=args.allow_non_integer,
         counts_source=args.counts_source,
         orientation=args.orientation,
-        uncertain_band=tuple(params.predict.uncertain_band if args.uncertain_band is None else args.uncertain_band),
+        uncertain_band=tuple(
+            params.predict.uncertain_band if args.uncertain_band is None else args.uncertain_band
+        ),
         obs_output=args.obs_output,
     )
     print(json.dumps(summary, indent=2))  # the command's result, on stdout for scripts
@@ -104,7 +112,9 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         persister_values=args.persister_values or params.data.persister_values,
         non_persister_values=args.non_persister_values or params.data.non_persister_values,
         threshold=params.evaluate.threshold if args.threshold is None else args.threshold,
-        min_gene_fraction=params.predict.min_gene_fraction if args.min_gene_fraction is None else args.min_gene_fraction,
+        min_gene_fraction=params.predict.min_gene_fraction
+        if args.min_gene_fraction is None
+        else args.min_gene_fraction,
         counts_source=args.counts_source,
         orientation=args.orientation,
         output=args.output,
@@ -124,30 +134,49 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
 
     params = _project_params(args.params)
     overrides = {
-        "input": args.input, "dataset_name": args.dataset_name, "label_key": args.label_key, "sample_key": args.sample_key,
-        "persister_values": args.persister_values, "non_persister_values": args.non_persister_values, "mode": args.mode,
-        "refit_scaling": args.refit_scaling, "learning_rate": args.learning_rate, "max_epochs": args.max_epochs,
-        "model_name": args.model_name, "counts_source": args.counts_source,
+        "input": args.input,
+        "dataset_name": args.dataset_name,
+        "label_key": args.label_key,
+        "sample_key": args.sample_key,
+        "persister_values": args.persister_values,
+        "non_persister_values": args.non_persister_values,
+        "mode": args.mode,
+        "refit_scaling": args.refit_scaling,
+        "learning_rate": args.learning_rate,
+        "max_epochs": args.max_epochs,
+        "model_name": args.model_name,
+        "counts_source": args.counts_source,
     }
     raw = params.to_dict()
     raw["transfer"] |= {k: v for k, v in overrides.items() if v is not None}
     params = params_from_dict(raw)  # validated like params.yaml, so a bad option is named
-    params = replace(params, mlflow=replace(params.mlflow, tracking_uri=args.tracking_uri or params.mlflow.tracking_uri))
-    configure_mlflow(params.mlflow, Path("."))  # the store the registry URI resolves in; fails early if unusable
+    params = replace(
+        params, mlflow=replace(params.mlflow, tracking_uri=args.tracking_uri or params.mlflow.tracking_uri)
+    )
+    configure_mlflow(
+        params.mlflow, Path(".")
+    )  # the store the registry URI resolves in; fails early if unusable
     reference = args.model or f"models:/{params.register.model_name}@champion"
     parent = load_trainable(reference)
     output = Path(args.output_dir or f"transfer-{params.transfer.dataset_name}")
     summary = run_transfer(params, parent, output)
     keys = ("f1", "roc_auc", "pr_auc", "brier")
-    print(json.dumps({
-        "parent_model_uri": summary["parent_model_uri"],
-        "gene_match": summary["study"]["gene_match"],
-        "zero_shot": {k: round(summary["zero_shot"][k], 4) for k in keys},
-        "fine_tuned": {k: round(summary["fine_tuned"][k], 4) for k in keys},
-        "trained_on_new_data_only": {f: round(e["roc_auc"]["mean"], 4) for f, e in summary["trained_on_new_data_only"].items()},
-        "registration": summary["registration"],
-        "output_dir": str(output),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "parent_model_uri": summary["parent_model_uri"],
+                "gene_match": summary["study"]["gene_match"],
+                "zero_shot": {k: round(summary["zero_shot"][k], 4) for k in keys},
+                "fine_tuned": {k: round(summary["fine_tuned"][k], 4) for k in keys},
+                "trained_on_new_data_only": {
+                    f: round(e["roc_auc"]["mean"], 4) for f, e in summary["trained_on_new_data_only"].items()
+                },
+                "registration": summary["registration"],
+                "output_dir": str(output),
+            },
+            indent=2,
+        )
+    )
     return 0
 
 
@@ -160,7 +189,16 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     params = _project_params(args.params)
     config = replace(
         params.simulate,
-        **{k: v for k, v in {"n_cells": args.cells, "n_genes": args.genes, "n_samples": args.samples, "seed": args.seed}.items() if v is not None},
+        **{
+            k: v
+            for k, v in {
+                "n_cells": args.cells,
+                "n_genes": args.genes,
+                "n_samples": args.samples,
+                "seed": args.seed,
+            }.items()
+            if v is not None
+        },
     )
     adata = simulate_cells(config)
     if args.unlabelled:
@@ -196,12 +234,16 @@ def _cmd_models(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(card, indent=2))
         else:
-            print(f"{name} v{card['version']}  aliases: {', '.join(card['aliases']) or '-'}  created {card['created']}  run {card['run_id']}")
+            print(
+                f"{name} v{card['version']}  aliases: {', '.join(card['aliases']) or '-'}  created {card['created']}  run {card['run_id']}"
+            )
             print()
             print(card["description"])
     elif args.action == "promote":
         if not args.version:
-            raise ConfigError("models promote: give the VERSION to make champion (see `oncopersistnet models list`)")
+            raise ConfigError(
+                "models promote: give the VERSION to make champion (see `oncopersistnet models list`)"
+            )
         previous = registry_client.promote(name, args.version, args.reason or "promoted by hand")
         print(f"{name}: champion is now v{args.version} (was {'v' + previous if previous else 'unset'})")
     else:  # rollback
@@ -226,7 +268,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         ("--idle-timeout", args.idle_timeout, 0.1, None),
     )
     if args.host not in ("127.0.0.1", "localhost", "::1") and not token:
-        logger.warning("serving on %s without a token: anyone who reaches this port can use it (set --token)", args.host)
+        logger.warning(
+            "serving on %s without a token: anyone who reaches this port can use it (set --token)", args.host
+        )
     config = ServiceConfig(
         model=reference,
         tracking_uri=tracking_uri,
@@ -260,7 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING or ERROR")
-    parser.add_argument("--params", default="params.yaml", help="params.yaml for defaults (default: %(default)s, if present)")
+    parser.add_argument(
+        "--params", default="params.yaml", help="params.yaml for defaults (default: %(default)s, if present)"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     predict = commands.add_parser(
@@ -271,22 +317,32 @@ def build_parser() -> argparse.ArgumentParser:
         "model's gene list; missing genes are imputed with training means.",
     )
     predict.add_argument(
-        "--input", required=True,
+        "--input",
+        required=True,
         help="cells to classify: .h5ad, a 10x directory (matrix.mtx + features.tsv + barcodes.tsv), a 10x .h5, "
         "or a .csv/.tsv(.gz) count table",
     )
     predict.add_argument(
-        "--counts-source", default="auto",
+        "--counts-source",
+        default="auto",
         help=".h5ad only: where the raw counts are: auto (layers['counts'], else integer X, else integer .raw), "
         "X, raw or layers/NAME (default: %(default)s)",
     )
     predict.add_argument(
-        "--orientation", default="auto", choices=["auto", "cells_x_genes", "genes_x_cells"],
+        "--orientation",
+        default="auto",
+        choices=["auto", "cells_x_genes", "genes_x_cells"],
         help="CSV/TSV only: which axis holds the genes (default: detected and logged)",
     )
-    predict.add_argument("--output", required=True, help="output .csv or .parquet, one row per cell (written chunk by chunk, renamed when complete)")
     predict.add_argument(
-        "--obs-output", default=None, metavar="H5AD",
+        "--output",
+        required=True,
+        help="output .csv or .parquet, one row per cell (written chunk by chunk, renamed when complete)",
+    )
+    predict.add_argument(
+        "--obs-output",
+        default=None,
+        metavar="H5AD",
         help=".h5ad input only: also write a copy of the input with obs['persister_probability'] and obs['persister_label']",
     )
     predict.add_argument(
@@ -295,18 +351,38 @@ def build_parser() -> argparse.ArgumentParser:
         help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID/model, or a path to an .onnx file "
         "(default: models:/<register.model_name>@champion, i.e. models:/oncopersistnet@champion)",
     )
-    predict.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or the project's store)")
-    predict.add_argument("--chunk-size", type=int, default=None, help="cells per batch (default: predict.chunk_size)")
-    predict.add_argument("--min-gene-fraction", type=float, default=None, help="stop below this fraction of model genes found (default: predict.min_gene_fraction)")
-    predict.add_argument("--threshold", type=float, default=None, help="decision threshold (default: the model's own)")
     predict.add_argument(
-        "--uncertain-band", type=float, nargs=2, metavar=("LOW", "HIGH"), default=None,
+        "--tracking-uri",
+        default=None,
+        help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or the project's store)",
+    )
+    predict.add_argument(
+        "--chunk-size", type=int, default=None, help="cells per batch (default: predict.chunk_size)"
+    )
+    predict.add_argument(
+        "--min-gene-fraction",
+        type=float,
+        default=None,
+        help="stop below this fraction of model genes found (default: predict.min_gene_fraction)",
+    )
+    predict.add_argument(
+        "--threshold", type=float, default=None, help="decision threshold (default: the model's own)"
+    )
+    predict.add_argument(
+        "--uncertain-band",
+        type=float,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        default=None,
         help="label cells with LOW < probability < HIGH 'uncertain' (default: predict.uncertain_band; 0.5 0.5 turns it off)",
     )
-    predict.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: all cores)")
+    predict.add_argument(
+        "--threads", type=int, default=None, help="onnxruntime intra-op threads (default: all cores)"
+    )
     predict.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     predict.add_argument(
-        "--allow-non-integer", action="store_true",
+        "--allow-non-integer",
+        action="store_true",
         help="score X even if it holds non-integer values (normalised data gives unreliable results)",
     )
     predict.set_defaults(handler=_cmd_predict)
@@ -320,24 +396,73 @@ def build_parser() -> argparse.ArgumentParser:
         "published persister signatures; --output writes the per-gene table. Needs the model's PyTorch form "
         "(model.pt + preprocessor.npz), not the ONNX file.",
     )
-    explain.add_argument("--input", required=True, help="cells: .h5ad, a 10x directory or .h5, or a .csv/.tsv(.gz) count table")
+    explain.add_argument(
+        "--input", required=True, help="cells: .h5ad, a 10x directory or .h5, or a .csv/.tsv(.gz) count table"
+    )
     explain.add_argument("--top", type=int, default=None, help="genes per ranking (default: explain.top)")
     explain.add_argument(
-        "--model", default=None,
+        "--model",
+        default=None,
         help="models:/NAME@ALIAS, models:/NAME/VERSION, or a folder with model.pt and preprocessor.npz such as models/ "
         "(default: models:/<register.model_name>@champion, i.e. models:/oncopersistnet@champion)",
     )
-    explain.add_argument("--output", default=None, help="write the per-gene table to this CSV (written whole, then renamed)")
-    explain.add_argument("--label-key", default=None, help="obs column with labels (.h5ad); without it cells are grouped by the model's calls")
-    explain.add_argument("--persister-values", nargs="+", default=None, help="labels meaning persister (default: data.persister_values)")
-    explain.add_argument("--non-persister-values", nargs="+", default=None, help="labels meaning non-persister (default: data.non_persister_values)")
-    explain.add_argument("--cells", type=int, default=None, help="explain at most this many cells, evenly spaced (default: explain.cells)")
-    explain.add_argument("--steps", type=int, default=None, help="integration steps per cell (default: explain.steps)")
-    explain.add_argument("--threshold", type=float, default=None, help="decision threshold for grouping by the model's calls (default: evaluate.threshold)")
-    explain.add_argument("--min-gene-fraction", type=float, default=None, help="stop below this fraction of model genes found (default: predict.min_gene_fraction)")
-    explain.add_argument("--counts-source", default="auto", help=".h5ad only: auto, X, raw or layers/NAME (default: %(default)s)")
-    explain.add_argument("--orientation", default="auto", choices=["auto", "cells_x_genes", "genes_x_cells"], help="CSV/TSV only: which axis holds the genes")
-    explain.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or the project's store)")
+    explain.add_argument(
+        "--output", default=None, help="write the per-gene table to this CSV (written whole, then renamed)"
+    )
+    explain.add_argument(
+        "--label-key",
+        default=None,
+        help="obs column with labels (.h5ad); without it cells are grouped by the model's calls",
+    )
+    explain.add_argument(
+        "--persister-values",
+        nargs="+",
+        default=None,
+        help="labels meaning persister (default: data.persister_values)",
+    )
+    explain.add_argument(
+        "--non-persister-values",
+        nargs="+",
+        default=None,
+        help="labels meaning non-persister (default: data.non_persister_values)",
+    )
+    explain.add_argument(
+        "--cells",
+        type=int,
+        default=None,
+        help="explain at most this many cells, evenly spaced (default: explain.cells)",
+    )
+    explain.add_argument(
+        "--steps", type=int, default=None, help="integration steps per cell (default: explain.steps)"
+    )
+    explain.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="decision threshold for grouping by the model's calls (default: evaluate.threshold)",
+    )
+    explain.add_argument(
+        "--min-gene-fraction",
+        type=float,
+        default=None,
+        help="stop below this fraction of model genes found (default: predict.min_gene_fraction)",
+    )
+    explain.add_argument(
+        "--counts-source",
+        default="auto",
+        help=".h5ad only: auto, X, raw or layers/NAME (default: %(default)s)",
+    )
+    explain.add_argument(
+        "--orientation",
+        default="auto",
+        choices=["auto", "cells_x_genes", "genes_x_cells"],
+        help="CSV/TSV only: which axis holds the genes",
+    )
+    explain.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or the project's store)",
+    )
     explain.set_defaults(handler=_cmd_explain)
 
     models = commands.add_parser(
@@ -350,8 +475,14 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("action", choices=["list", "show", "promote", "rollback"])
     models.add_argument("version", nargs="?", default=None, help="version number or alias (show, promote)")
     models.add_argument("--name", default=None, help="registered model (default: register.model_name)")
-    models.add_argument("--reason", default=None, help="why (promote, rollback); recorded in the champion history")
-    models.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or the project's store)")
+    models.add_argument(
+        "--reason", default=None, help="why (promote, rollback); recorded in the champion history"
+    )
+    models.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or the project's store)",
+    )
     models.add_argument("--json", action="store_true", help="machine-readable output (list, show)")
     models.set_defaults(handler=_cmd_models)
 
@@ -361,20 +492,54 @@ def build_parser() -> argparse.ArgumentParser:
         description="Load the model once and answer HTTP requests: POST /predict (JSON), POST /predict/h5ad "
         "(an .h5ad file as the body), GET /model, GET /health, POST /reload (re-resolve the alias), docs at /docs.",
     )
-    serve.add_argument("--model", default=None, help="models:/NAME@ALIAS, models:/NAME/VERSION or an .onnx path (default: the champion)")
-    serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default: %(default)s, this machine only)")
+    serve.add_argument(
+        "--model",
+        default=None,
+        help="models:/NAME@ALIAS, models:/NAME/VERSION or an .onnx path (default: the champion)",
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="interface to bind (default: %(default)s, this machine only)"
+    )
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--token", default=None, help="require 'Authorization: Bearer TOKEN' (or set ONCOPERSISTNET_TOKEN)")
-    serve.add_argument("--max-body-mb", type=float, default=50.0, help="largest request body (default: %(default)s MB)")
-    serve.add_argument("--max-cells", type=int, default=20_000, help="most cells per request (default: %(default)s)")
+    serve.add_argument(
+        "--token", default=None, help="require 'Authorization: Bearer TOKEN' (or set ONCOPERSISTNET_TOKEN)"
+    )
+    serve.add_argument(
+        "--max-body-mb", type=float, default=50.0, help="largest request body (default: %(default)s MB)"
+    )
+    serve.add_argument(
+        "--max-cells", type=int, default=20_000, help="most cells per request (default: %(default)s)"
+    )
     serve.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
-    serve.add_argument("--max-parallel", type=int, default=2,
-                       help="requests parsed and scored at once, the others queue; bounds memory (default: %(default)s)")
-    serve.add_argument("--body-timeout", type=float, default=60.0, help="seconds a request body may take to arrive (default: %(default)s)")
-    serve.add_argument("--idle-timeout", type=float, default=10.0,
-                       help="seconds a connection may stall: in a body, or before sending a whole request head (default: %(default)s)")
-    serve.add_argument("--max-connections", type=int, default=256, help="open connections at once; beyond, 503 (default: %(default)s)")
-    serve.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or the project's store)")
+    serve.add_argument(
+        "--max-parallel",
+        type=int,
+        default=2,
+        help="requests parsed and scored at once, the others queue; bounds memory (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--body-timeout",
+        type=float,
+        default=60.0,
+        help="seconds a request body may take to arrive (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=10.0,
+        help="seconds a connection may stall: in a body, or before sending a whole request head (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--max-connections",
+        type=int,
+        default=256,
+        help="open connections at once; beyond, 503 (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or the project's store)",
+    )
     serve.set_defaults(handler=_cmd_serve)
 
     transfer = commands.add_parser(
@@ -386,21 +551,65 @@ def build_parser() -> argparse.ArgumentParser:
         "test cells, and register the adapted ONNX model as its own MLflow run and model version. Defaults: params.yaml's "
         "transfer section.",
     )
-    transfer.add_argument("--input", default=None, help="labelled dataset (.h5ad, 10x, CSV/TSV; default: transfer.input)")
-    transfer.add_argument("--model", default=None, help="models:/NAME@ALIAS, models:/NAME/VERSION or a folder with model.pt + preprocessor.npz (default: the champion)")
-    transfer.add_argument("--dataset-name", default=None, help="short name of the dataset (run name, default registered name)")
+    transfer.add_argument(
+        "--input", default=None, help="labelled dataset (.h5ad, 10x, CSV/TSV; default: transfer.input)"
+    )
+    transfer.add_argument(
+        "--model",
+        default=None,
+        help="models:/NAME@ALIAS, models:/NAME/VERSION or a folder with model.pt + preprocessor.npz (default: the champion)",
+    )
+    transfer.add_argument(
+        "--dataset-name", default=None, help="short name of the dataset (run name, default registered name)"
+    )
     transfer.add_argument("--label-key", default=None, help="obs column with the labels")
-    transfer.add_argument("--sample-key", default=None, help="obs column with the biological sample (split unit)")
-    transfer.add_argument("--persister-values", nargs="+", default=None, metavar="VALUE", help="label values of the positive class")
-    transfer.add_argument("--non-persister-values", nargs="+", default=None, metavar="VALUE", help="label values of the negative class")
+    transfer.add_argument(
+        "--sample-key", default=None, help="obs column with the biological sample (split unit)"
+    )
+    transfer.add_argument(
+        "--persister-values",
+        nargs="+",
+        default=None,
+        metavar="VALUE",
+        help="label values of the positive class",
+    )
+    transfer.add_argument(
+        "--non-persister-values",
+        nargs="+",
+        default=None,
+        metavar="VALUE",
+        help="label values of the negative class",
+    )
     transfer.add_argument("--counts-source", default=None, help=".h5ad only: auto, X, raw or layers/NAME")
-    transfer.add_argument("--mode", choices=list(FINE_TUNE_MODES), default=None, help="head: retrain the dense head on frozen layers; all: every weight")
-    transfer.add_argument("--refit-scaling", action=argparse.BooleanOptionalAction, default=None, help="refit imputation means, min-max range and PCA centre on the new training cells")
+    transfer.add_argument(
+        "--mode",
+        choices=list(FINE_TUNE_MODES),
+        default=None,
+        help="head: retrain the dense head on frozen layers; all: every weight",
+    )
+    transfer.add_argument(
+        "--refit-scaling",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="refit imputation means, min-max range and PCA centre on the new training cells",
+    )
     transfer.add_argument("--learning-rate", type=float, default=None)
     transfer.add_argument("--max-epochs", type=int, default=None)
-    transfer.add_argument("--model-name", default=None, help="registered model for the adapted version (default: <register.model_name>-<dataset-name>)")
-    transfer.add_argument("--output-dir", default=None, help="where the adapted model and its report go (default: transfer-<dataset-name>/)")
-    transfer.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or the project's store)")
+    transfer.add_argument(
+        "--model-name",
+        default=None,
+        help="registered model for the adapted version (default: <register.model_name>-<dataset-name>)",
+    )
+    transfer.add_argument(
+        "--output-dir",
+        default=None,
+        help="where the adapted model and its report go (default: transfer-<dataset-name>/)",
+    )
+    transfer.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or the project's store)",
+    )
     transfer.set_defaults(handler=_cmd_transfer)
 
     simulate = commands.add_parser(
@@ -412,8 +621,12 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--cells", type=int, default=None, help="number of cells")
     simulate.add_argument("--genes", type=int, default=None, help="number of genes")
     simulate.add_argument("--samples", type=int, default=None, help="number of samples")
-    simulate.add_argument("--seed", type=int, default=None, help="random seed (use another than training's for new cells)")
-    simulate.add_argument("--unlabelled", action="store_true", help="drop the label column, as for new cells to classify")
+    simulate.add_argument(
+        "--seed", type=int, default=None, help="random seed (use another than training's for new cells)"
+    )
+    simulate.add_argument(
+        "--unlabelled", action="store_true", help="drop the label column, as for new cells to classify"
+    )
     simulate.set_defaults(handler=_cmd_simulate)
     return parser
 

@@ -117,8 +117,15 @@ class EvaluateConfig:
 NETWORK_ARCHITECTURES = ("cnn_lstm", "cnn_lstm_attention", "mlp")
 
 ALL_MODEL_FAMILIES = (
-    "cnn_lstm", "cnn_lstm_attention", "cnn_lstm_permuted", "mlp", "logistic_regression", "linear_svm", "hist_gbm",
-    "marker_score", "celltypist",
+    "cnn_lstm",
+    "cnn_lstm_attention",
+    "cnn_lstm_permuted",
+    "mlp",
+    "logistic_regression",
+    "linear_svm",
+    "hist_gbm",
+    "marker_score",
+    "celltypist",
 )
 
 
@@ -255,8 +262,11 @@ def _default_cross_study_datasets() -> list[CrossStudyDataset]:
         CrossStudyDataset(name="study_A", source="pipeline"),
         CrossStudyDataset(name="study_B", source="simulate", world_seed=1, effect_size=1.6, n_genes=1500),
         CrossStudyDataset(
-            name="gbm", source="data/external/gbm_panobinostat_zhao2021_lemur.h5ad", sample_key="patient",
-            persister_values=["drug_treated"], non_persister_values=["untreated"],
+            name="gbm",
+            source="data/external/gbm_panobinostat_zhao2021_lemur.h5ad",
+            sample_key="patient",
+            persister_values=["drug_treated"],
+            non_persister_values=["untreated"],
             note="glioblastoma, drug_treated vs untreated: a drug-exposure contrast, NOT a persister label",
         ),
     ]
@@ -296,27 +306,49 @@ def check_cross_study(config: CrossStudyConfig) -> None:
         file_source = dataset.source not in CROSS_STUDY_SOURCES
         if file_source and not dataset.source.strip():
             raise ConfigError(f"{where}.source: give pipeline, simulate or a file under data/external/")
-        overrides = [k for k in ("world_seed", "effect_size", "n_genes", "n_cells", "seed") if getattr(dataset, k) is not None]
+        overrides = [
+            k
+            for k in ("world_seed", "effect_size", "n_genes", "n_cells", "seed")
+            if getattr(dataset, k) is not None
+        ]
         if overrides and dataset.source != "simulate":
             raise ConfigError(f"{where}: {', '.join(overrides)} only apply to source: simulate")
         if set(dataset.persister_values) & set(dataset.non_persister_values):
             raise ConfigError(f"{where}: a value is listed as both persister and non-persister")
     if config.sweep_dataset not in names:
-        raise ConfigError(f"cross_study.sweep_dataset: {config.sweep_dataset!r} is not one of the datasets {names}")
-    if not config.k_samples or any(k < 1 for k in config.k_samples) or len(set(config.k_samples)) != len(config.k_samples):
-        raise ConfigError(f"cross_study.k_samples: give distinct labelled-sample counts >= 1, got {config.k_samples}")
+        raise ConfigError(
+            f"cross_study.sweep_dataset: {config.sweep_dataset!r} is not one of the datasets {names}"
+        )
+    if (
+        not config.k_samples
+        or any(k < 1 for k in config.k_samples)
+        or len(set(config.k_samples)) != len(config.k_samples)
+    ):
+        raise ConfigError(
+            f"cross_study.k_samples: give distinct labelled-sample counts >= 1, got {config.k_samples}"
+        )
     if config.max_cells_per_sample is not None and config.max_cells_per_sample < 10:
-        raise ConfigError(f"cross_study.max_cells_per_sample: at least 10 (or null = every cell), got {config.max_cells_per_sample}")
+        raise ConfigError(
+            f"cross_study.max_cells_per_sample: at least 10 (or null = every cell), got {config.max_cells_per_sample}"
+        )
     if not config.overlap_fractions or any(not 0.0 < f <= 1.0 for f in config.overlap_fractions):
-        raise ConfigError(f"cross_study.overlap_fractions: each must be in (0, 1], got {config.overlap_fractions}")
+        raise ConfigError(
+            f"cross_study.overlap_fractions: each must be in (0, 1], got {config.overlap_fractions}"
+        )
     if not 0.0 < config.pool_val_fraction < 1.0:
-        raise ConfigError(f"cross_study.pool_val_fraction: must be strictly between 0 and 1, got {config.pool_val_fraction}")
+        raise ConfigError(
+            f"cross_study.pool_val_fraction: must be strictly between 0 and 1, got {config.pool_val_fraction}"
+        )
     if config.fine_tune_mode not in FINE_TUNE_MODES:
         raise ConfigError(f"cross_study.fine_tune_mode: must be head or all, got {config.fine_tune_mode!r}")
     if not config.fine_tune_learning_rate > 0:
-        raise ConfigError(f"cross_study.fine_tune_learning_rate: must be positive, got {config.fine_tune_learning_rate}")
+        raise ConfigError(
+            f"cross_study.fine_tune_learning_rate: must be positive, got {config.fine_tune_learning_rate}"
+        )
     if config.baseline not in CROSS_STUDY_BASELINES:
-        raise ConfigError(f"cross_study.baseline: must be one of {', '.join(CROSS_STUDY_BASELINES)}, got {config.baseline!r}")
+        raise ConfigError(
+            f"cross_study.baseline: must be one of {', '.join(CROSS_STUDY_BASELINES)}, got {config.baseline!r}"
+        )
 
 
 @dataclass(frozen=True)
@@ -365,20 +397,61 @@ class Params:
 MODEL_SECTIONS = ("data", "simulate", "split", "preprocess", "train")
 
 _POSITIVE_FIELDS = {
-    "n_cells", "n_genes", "n_samples", "n_top_genes", "n_components", "kernel_size",
-    "lstm_hidden", "lstm_layers", "dense_units", "batch_size", "max_epochs", "patience",
-    "opset", "parity_cells", "chunk_size", "min_samples_per_class", "conv_channels",
-    "target_sum", "learning_rate", "parity_tolerance", "calibration_bins", "n_seeds",
-    "logistic_c", "svm_c", "gbm_max_iter", "gbm_learning_rate", "marker_top_genes", "celltypist_alpha",
-    "cells", "steps", "top",  # explain
+    "n_cells",
+    "n_genes",
+    "n_samples",
+    "n_top_genes",
+    "n_components",
+    "kernel_size",
+    "lstm_hidden",
+    "lstm_layers",
+    "dense_units",
+    "batch_size",
+    "max_epochs",
+    "patience",
+    "opset",
+    "parity_cells",
+    "chunk_size",
+    "min_samples_per_class",
+    "conv_channels",
+    "target_sum",
+    "learning_rate",
+    "parity_tolerance",
+    "calibration_bins",
+    "n_seeds",
+    "logistic_c",
+    "svm_c",
+    "gbm_max_iter",
+    "gbm_learning_rate",
+    "marker_top_genes",
+    "celltypist_alpha",
+    "cells",
+    "steps",
+    "top",  # explain
 }
 _NON_NEGATIVE_FIELDS = {
-    "seed", "world_seed", "effect_size", "weight_decay", "cv_folds",
-    "min_genes_per_cell", "min_counts_per_cell", "min_cells_per_sample",
+    "seed",
+    "world_seed",
+    "effect_size",
+    "weight_decay",
+    "cv_folds",
+    "min_genes_per_cell",
+    "min_counts_per_cell",
+    "min_cells_per_sample",
 }
 _FRACTION_FIELDS = {
-    "persister_fraction", "val_fraction", "test_fraction", "min_cells_fraction", "dropout",
-    "threshold", "min_f1", "min_roc_auc", "min_gene_fraction", "tolerance", "cycling_fraction", "label_noise",
+    "persister_fraction",
+    "val_fraction",
+    "test_fraction",
+    "min_cells_fraction",
+    "dropout",
+    "threshold",
+    "min_f1",
+    "min_roc_auc",
+    "min_gene_fraction",
+    "tolerance",
+    "cycling_fraction",
+    "label_noise",
     "uncertain_band",
 }
 
@@ -450,9 +523,7 @@ def _build(cls: type, raw: Any, where: str) -> Any:
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise ConfigError(
-            f"{where}: unknown key {unknown[0]!r} (known keys: {', '.join(sorted(known))})"
-        )
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known keys: {', '.join(sorted(known))})")
     values = {}
     for name, value in raw.items():
         key_where = f"{where}.{name}" if where != "params.yaml" else name
@@ -474,13 +545,17 @@ def params_from_dict(raw: dict[str, Any] | None) -> Params:
     if not params.train.conv_channels:
         raise ConfigError("train.conv_channels: give at least one convolution layer")
     if params.data.orientation not in ("auto", "cells_x_genes", "genes_x_cells"):
-        raise ConfigError(f"data.orientation: must be auto, cells_x_genes or genes_x_cells, got {params.data.orientation!r}")
+        raise ConfigError(
+            f"data.orientation: must be auto, cells_x_genes or genes_x_cells, got {params.data.orientation!r}"
+        )
     if params.train.architecture not in NETWORK_ARCHITECTURES:
         raise ConfigError(
             f"train.architecture: must be cnn_lstm, cnn_lstm_attention or mlp, got {params.train.architecture!r}"
         )
     if params.train.calibration not in ("platt", "temperature", "none"):
-        raise ConfigError(f"train.calibration: must be platt, temperature or none, got {params.train.calibration!r}")
+        raise ConfigError(
+            f"train.calibration: must be platt, temperature or none, got {params.train.calibration!r}"
+        )
     unknown = sorted(set(params.compare.models) - set(ALL_MODEL_FAMILIES))
     if unknown or not params.compare.models:
         raise ConfigError(
@@ -488,14 +563,18 @@ def params_from_dict(raw: dict[str, Any] | None) -> Params:
             f"(known: {', '.join(ALL_MODEL_FAMILIES)})"
         )
     if params.compare.cv_folds == 1:
-        raise ConfigError("compare.cv_folds: 0 uses the pipeline's split, k >= 2 a grouped k-fold; 1 is neither")
+        raise ConfigError(
+            "compare.cv_folds: 0 uses the pipeline's split, k >= 2 a grouped k-fold; 1 is neither"
+        )
     if params.transfer.mode not in FINE_TUNE_MODES:
         raise ConfigError(f"transfer.mode: must be head or all, got {params.transfer.mode!r}")
     if params.transfer.val_fraction + params.transfer.test_fraction >= 1.0:
         raise ConfigError("transfer: val_fraction + test_fraction must leave samples for fine-tuning")
     unknown_baselines = sorted(set(params.transfer.baselines) - set(ALL_MODEL_FAMILIES))
     if unknown_baselines:
-        raise ConfigError(f"transfer.baselines: unknown model {unknown_baselines[0]!r} (known: {', '.join(ALL_MODEL_FAMILIES)})")
+        raise ConfigError(
+            f"transfer.baselines: unknown model {unknown_baselines[0]!r} (known: {', '.join(ALL_MODEL_FAMILIES)})"
+        )
     band = params.predict.uncertain_band
     if len(band) != 2 or band[0] > band[1]:
         raise ConfigError(f"predict.uncertain_band: give [low, high] with low <= high, got {band!r}")

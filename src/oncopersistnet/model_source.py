@@ -53,7 +53,9 @@ def _load_folder(folder: Path, source: str) -> TrainableModel:
     checkpoint, preprocessor = folder / CHECKPOINT_NAME, folder / PREPROCESSOR_NAME
     missing = [p.name for p in (checkpoint, preprocessor) if not p.exists()]
     if missing:
-        raise ModelError(f"{source}: {', '.join(missing)} missing (a trainable model needs {CHECKPOINT_NAME} and {PREPROCESSOR_NAME})")
+        raise ModelError(
+            f"{source}: {', '.join(missing)} missing (a trainable model needs {CHECKPOINT_NAME} and {PREPROCESSOR_NAME})"
+        )
     return TrainableModel(CellPreprocessor.load(preprocessor), load_checkpoint(checkpoint), source)
 
 
@@ -73,7 +75,9 @@ def load_trainable(reference: str, tracking_uri: str | None = None) -> Trainable
     if not reference.startswith("models:/"):
         folder = Path(reference)
         if not folder.is_dir():
-            raise ModelError(f"{reference}: not a folder with {CHECKPOINT_NAME} and {PREPROCESSOR_NAME}, and not a models:/ URI")
+            raise ModelError(
+                f"{reference}: not a folder with {CHECKPOINT_NAME} and {PREPROCESSOR_NAME}, and not a models:/ URI"
+            )
         return _load_folder(folder, reference)
 
     from oncopersistnet.tracking import disable_telemetry
@@ -90,7 +94,9 @@ def load_trainable(reference: str, tracking_uri: str | None = None) -> Trainable
     version = resolve_version(name, version_or_alias)
     with tempfile.TemporaryDirectory(prefix="oncopersistnet-trainable-") as target:
         try:
-            local = mlflow.artifacts.download_artifacts(run_id=version.run_id, artifact_path=ARTIFACT_DIR, dst_path=target)
+            local = mlflow.artifacts.download_artifacts(
+                run_id=version.run_id, artifact_path=ARTIFACT_DIR, dst_path=target
+            )
         except (MlflowException, OSError) as exc:
             raise ModelError(
                 f"{reference}: version {version.version} has no {ARTIFACT_DIR}/ artifacts in run {version.run_id} "
@@ -98,5 +104,7 @@ def load_trainable(reference: str, tracking_uri: str | None = None) -> Trainable
             ) from exc
         model = _load_folder(Path(local), reference)
     model.registered_name, model.registered_version, model.run_id = name, str(version.version), version.run_id
-    logger.info("loaded the trainable form of %s (version %s, run %s)", reference, version.version, version.run_id)
+    logger.info(
+        "loaded the trainable form of %s (version %s, run %s)", reference, version.version, version.run_id
+    )
     return model

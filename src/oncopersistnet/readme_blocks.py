@@ -38,14 +38,16 @@ def transfer_block(summary: Mapping[str, Any]) -> str:
         return f"Transfer skipped: {summary['skipped']}."
     study, match = summary["study"], summary["study"]["gene_match"]
     mode = "head retrained on frozen conv/LSTM layers" if summary["mode"] == "head" else "all weights trained"
-    return "\n\n".join([
-        f"The pipeline's registered model on `{study['input']}` ({study['cells']:,} cells); tested on samples "
-        f"{', '.join(study['samples']['test'])} ({study['test_cells']:,} cells), fine-tuned on "
-        f"{', '.join(study['samples']['train'])} ({mode}, scaling {'refitted' if summary['refit_scaling'] else 'kept'}). "
-        f"The new panel holds {match['model_genes_found']:,} of the model's {match['model_genes']:,} genes and "
-        f"{match['selected_genes_found']:,} of the {match['selected_genes']:,} it reads.",
-        transfer_table(summary),
-    ])
+    return "\n\n".join(
+        [
+            f"The pipeline's registered model on `{study['input']}` ({study['cells']:,} cells); tested on samples "
+            f"{', '.join(study['samples']['test'])} ({study['test_cells']:,} cells), fine-tuned on "
+            f"{', '.join(study['samples']['train'])} ({mode}, scaling {'refitted' if summary['refit_scaling'] else 'kept'}). "
+            f"The new panel holds {match['model_genes_found']:,} of the model's {match['model_genes']:,} genes and "
+            f"{match['selected_genes_found']:,} of the {match['selected_genes']:,} it reads.",
+            transfer_table(summary),
+        ]
+    )
 
 
 def explain_block(summary: Mapping[str, Any]) -> str:
@@ -71,7 +73,12 @@ def explain_block(summary: Mapping[str, Any]) -> str:
         f"Top 10, persister cells: {', '.join(top['persister'][:10])}. "
         f"Non-persister cells: {', '.join(top['non_persister'][:10])}."
     )
-    rows = ["| published signature | genes | read by the model | in the top " + str(summary["top"]) + " | expected by chance |", "|---|---|---|---|---|"]
+    rows = [
+        "| published signature | genes | read by the model | in the top "
+        + str(summary["top"])
+        + " | expected by chance |",
+        "|---|---|---|---|---|",
+    ]
     for name, s in summary["signatures"].items():
         rows.append(
             f"| {name} ({s['source'].split(' (')[0]}) | {s['signature_genes']} | {s['genes_read_by_model']} | "
@@ -102,7 +109,9 @@ def render(name: str, metrics_dir: Path) -> str:
     try:
         summary = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise InputDataError(f"{path}: cannot be read ({exc.__class__.__name__}); run the pipeline (make run) first") from exc
+        raise InputDataError(
+            f"{path}: cannot be read ({exc.__class__.__name__}); run the pipeline (make run) first"
+        ) from exc
     return RENDERERS[name](summary).strip()
 
 
@@ -136,7 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m oncopersistnet.readme_blocks README.md metrics/``."""
     from oncopersistnet.logging_setup import configure_logging
 
-    parser = argparse.ArgumentParser(description="Rewrite the README's transfer, explain and cross-study blocks from metrics/.")
+    parser = argparse.ArgumentParser(
+        description="Rewrite the README's transfer, explain and cross-study blocks from metrics/."
+    )
     parser.add_argument("readme", type=Path)
     parser.add_argument("metrics", type=Path)
     args = parser.parse_args(argv)
@@ -146,7 +157,11 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyError, InputDataError) as exc:
         logger.error("results: %s", exc)
         return 1
-    logger.info("%s: transfer, explain and cross-study blocks %s", args.readme, "updated" if changed else "already up to date")
+    logger.info(
+        "%s: transfer, explain and cross-study blocks %s",
+        args.readme,
+        "updated" if changed else "already up to date",
+    )
     return 0
 
 

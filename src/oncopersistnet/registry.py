@@ -57,10 +57,16 @@ class PromotionDecision:
 
 
 def score_on_cells(
-    model: OnnxPersisterModel, counts: np.ndarray | sparse.spmatrix, genes: np.ndarray, y: np.ndarray, min_gene_fraction: float = 0.0
+    model: OnnxPersisterModel,
+    counts: np.ndarray | sparse.spmatrix,
+    genes: np.ndarray,
+    y: np.ndarray,
+    min_gene_fraction: float = 0.0,
 ) -> dict[str, float]:
     """Metrics of an ONNX model on raw counts (cells x ``genes``) at the model's own threshold."""
-    match = match_genes(genes, model.genes, min_gene_fraction, source=model.source, selected_genes=model.selected_genes)
+    match = match_genes(
+        genes, model.genes, min_gene_fraction, source=model.source, selected_genes=model.selected_genes
+    )
     probability = model.predict_proba(aligned_block(counts, match))
     metrics = classification_metrics(y, probability, model.threshold)
     metrics["gene_match_fraction"] = match.fraction
@@ -91,13 +97,21 @@ def head_to_head(
     try:
         champion_metrics = score_on_cells(champion, counts[unseen], genes, y[unseen], min_gene_fraction=1.0)
     except InputDataError as exc:
-        return f"champion v{champion_version} cannot be compared fairly: it needs genes these cells lack ({exc})"
+        return (
+            f"champion v{champion_version} cannot be compared fairly: it needs genes these cells lack ({exc})"
+        )
     candidate_metrics = score_on_cells(candidate, counts[unseen], genes, y[unseen])
     from oncopersistnet.tracking import data_hash
 
     # The evaluation set, frozen by content: counts, labels, samples, genes and cell ids of the cells both were scored on.
     cells = np.asarray(cell_ids if cell_ids is not None else np.arange(len(y)), dtype=str)[unseen]
-    cells_hash = data_hash(counts[unseen], y[unseen].astype(str), np.asarray(samples, dtype=str)[unseen], np.asarray(genes, dtype=str), cells)
+    cells_hash = data_hash(
+        counts[unseen],
+        y[unseen].astype(str),
+        np.asarray(samples, dtype=str)[unseen],
+        np.asarray(genes, dtype=str),
+        cells,
+    )
     return HeadToHead(candidate_metrics, champion_metrics, champion_version, int(unseen.sum()), cells_hash)
 
 

@@ -33,8 +33,17 @@ logger = logging.getLogger(__name__)
 HISTORY_TAG = "champion_history"
 _HISTORY_LIMIT = 50  # tag values are bounded; the last 50 moves are plenty to roll back
 CARD_TAGS = (
-    "data_hash", "params_hash", "n_genes", "architecture", "calibration", "test_f1", "test_roc_auc",
-    "comparison_f1", "comparison_roc_auc", "promotion_decision", "promotion_reason",
+    "data_hash",
+    "params_hash",
+    "n_genes",
+    "architecture",
+    "calibration",
+    "test_f1",
+    "test_roc_auc",
+    "comparison_f1",
+    "comparison_roc_auc",
+    "promotion_decision",
+    "promotion_reason",
 )
 
 
@@ -50,7 +59,9 @@ def _registered(name: str) -> Any:
     try:
         return _client().get_registered_model(name)
     except MlflowException as exc:
-        raise ModelError(f"no registered model {name!r} in this MLflow store; run the pipeline (make run) first") from exc
+        raise ModelError(
+            f"no registered model {name!r} in this MLflow store; run the pipeline (make run) first"
+        ) from exc
 
 
 def resolve_version(name: str, reference: str) -> Any:
@@ -64,7 +75,9 @@ def resolve_version(name: str, reference: str) -> Any:
             return client.get_model_version(name, str(reference))
         return client.get_model_version_by_alias(name, str(reference))
     except MlflowException as exc:
-        raise ModelError(f"{name}: no version or alias {reference!r} (see `oncopersistnet models list`)") from exc
+        raise ModelError(
+            f"{name}: no version or alias {reference!r} (see `oncopersistnet models list`)"
+        ) from exc
 
 
 def champion_history(name: str) -> list[dict[str, str]]:
@@ -143,7 +156,9 @@ def set_alias(name: str, alias: str, version: str) -> None:
         _set_alias(name, alias, str(version))
 
 
-def promote(name: str, version: str, reason: str, kind: str = "promote", expected_champion: Any = ANY_CHAMPION) -> str | None:
+def promote(
+    name: str, version: str, reason: str, kind: str = "promote", expected_champion: Any = ANY_CHAMPION
+) -> str | None:
     """Give ``version`` the champion alias; record the move; return the previous champion's version.
 
     ``expected_champion`` (a version string, or None for "no champion") is the
@@ -154,17 +169,30 @@ def promote(name: str, version: str, reason: str, kind: str = "promote", expecte
     client = _client()
     with alias_lock(name):
         previous = current_champion_version(name)
-        if expected_champion is not ANY_CHAMPION and previous != (None if expected_champion is None else str(expected_champion)):
+        if expected_champion is not ANY_CHAMPION and previous != (
+            None if expected_champion is None else str(expected_champion)
+        ):
             raise ChampionMoved(
                 f"{name}: champion is v{previous} now, not {'v' + str(expected_champion) if expected_champion else 'unset'} "
                 f"as when v{target.version} was judged; register again to compare against the new champion"
             )
         _set_alias(name, CHAMPION, str(target.version))
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        _record(name, {"version": str(target.version), "previous": previous or "", "kind": kind, "at": now, "reason": reason})
+        _record(
+            name,
+            {
+                "version": str(target.version),
+                "previous": previous or "",
+                "kind": kind,
+                "at": now,
+                "reason": reason,
+            },
+        )
     client.set_model_version_tag(name, str(target.version), "promoted_at", now)
     client.set_model_version_tag(name, str(target.version), "promotion_reason", reason)
-    logger.info("%s: champion %s -> v%s (%s)", name, f"v{previous}" if previous else "(none)", target.version, reason)
+    logger.info(
+        "%s: champion %s -> v%s (%s)", name, f"v{previous}" if previous else "(none)", target.version, reason
+    )
     return previous
 
 
@@ -193,7 +221,9 @@ def describe_version(version: Any, aliases: list[str] | None = None) -> dict[str
     return {
         "version": str(version.version),
         "aliases": sorted(aliases if aliases is not None else version.aliases or []),
-        "created": datetime.fromtimestamp(version.creation_timestamp / 1000, UTC).isoformat(timespec="seconds"),
+        "created": datetime.fromtimestamp(version.creation_timestamp / 1000, UTC).isoformat(
+            timespec="seconds"
+        ),
         "run_id": version.run_id,
         **{key: version.tags.get(key, "") for key in CARD_TAGS},
     }
@@ -204,7 +234,9 @@ def list_versions(name: str) -> list[dict[str, Any]]:
     # search results carry no aliases; the registered model maps alias -> version
     alias_map = _registered(name).aliases or {}
     versions = _client().search_model_versions(f"name = '{name}'")
-    rows = [describe_version(v, [a for a, n in alias_map.items() if str(n) == str(v.version)]) for v in versions]
+    rows = [
+        describe_version(v, [a for a, n in alias_map.items() if str(n) == str(v.version)]) for v in versions
+    ]
     return sorted(rows, key=lambda row: -int(row["version"]))
 
 

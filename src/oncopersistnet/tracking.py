@@ -104,7 +104,9 @@ def configure_mlflow(config: MlflowConfig, project_root: Path = Path(".")) -> st
                     mlflow.MlflowClient().set_experiment_tag(experiment_id, key, value)
         artifact_location = mlflow.get_experiment(experiment_id).artifact_location
     except Exception as exc:  # any backend failure: say where, before hours of work
-        raise ConfigError(f"MLflow tracking store {uri} is not usable: {exc.__class__.__name__}: {exc}") from exc
+        raise ConfigError(
+            f"MLflow tracking store {uri} is not usable: {exc.__class__.__name__}: {exc}"
+        ) from exc
     check_artifact_location(artifact_location)
     mlflow.set_experiment(experiment_id=experiment_id)
     close_orphaned_runs(experiment_id)
@@ -142,7 +144,7 @@ def local_folder(uri: str) -> Path | None:
 
     parsed = urlparse(uri)
     if parsed.scheme == "sqlite":
-        return Path(unquote(uri[len("sqlite:///"):])).parent if uri.startswith("sqlite:///") else None
+        return Path(unquote(uri[len("sqlite:///") :])).parent if uri.startswith("sqlite:///") else None
     if parsed.scheme == "file":
         return Path(unquote(parsed.path))
     return Path(uri) if parsed.scheme == "" else None
@@ -175,21 +177,37 @@ def close_orphaned_runs(experiment_id: str) -> list[str]:
     client = MlflowClient()
     closed = []
     try:
-        running = client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=1000)
+        running = client.search_runs(
+            [experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=1000
+        )
     except Exception as exc:  # housekeeping: never the reason a stage fails
-        logger.warning("could not look for runs left RUNNING by killed processes (%s)", exc.__class__.__name__)
+        logger.warning(
+            "could not look for runs left RUNNING by killed processes (%s)", exc.__class__.__name__
+        )
         return closed
     for run in running:
         owner = run.data.tags.get(OWNER_TAG)
         if owner and not owner_alive(owner):
             try:
-                client.set_tag(run.info.run_id, ENDED_BY_TAG, f"process {owner} died with the run open; closed by {process_owner()}")
+                client.set_tag(
+                    run.info.run_id,
+                    ENDED_BY_TAG,
+                    f"process {owner} died with the run open; closed by {process_owner()}",
+                )
                 client.set_terminated(run.info.run_id, status="KILLED")
             except Exception as exc:  # e.g. a shared server that lets us read but not end another user's run
-                logger.warning("MLflow run %s was left RUNNING by a dead process; could not close it (%s)", run.info.run_id, exc.__class__.__name__)
+                logger.warning(
+                    "MLflow run %s was left RUNNING by a dead process; could not close it (%s)",
+                    run.info.run_id,
+                    exc.__class__.__name__,
+                )
                 continue
             closed.append(run.info.run_id)
-            logger.warning("MLflow run %s was left RUNNING by a process that died (%s); marked KILLED", run.info.run_id, owner)
+            logger.warning(
+                "MLflow run %s was left RUNNING by a process that died (%s); marked KILLED",
+                run.info.run_id,
+                owner,
+            )
     return closed
 
 
@@ -197,18 +215,29 @@ def git_commit(project_root: Path = Path(".")) -> str:
     """Current commit, with ``-dirty`` when tracked files changed; ``unknown`` outside git."""
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=project_root, capture_output=True, text=True, check=True, timeout=10
+            ["git", "rev-parse", "HEAD"],
+            cwd=project_root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=project_root, capture_output=True, text=True, check=True, timeout=10,
+            cwd=project_root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return f"{commit}-dirty" if dirty else commit
 
 
-def data_hash(matrix: Any, labels: np.ndarray, samples: np.ndarray, genes: np.ndarray, cells: np.ndarray) -> str:
+def data_hash(
+    matrix: Any, labels: np.ndarray, samples: np.ndarray, genes: np.ndarray, cells: np.ndarray
+) -> str:
     """Content hash of a labelled count matrix (independent of HDF5 file layout)."""
     from scipy import sparse
 
@@ -275,10 +304,14 @@ def tracked_run(**start_run_kwargs: Any) -> Iterator[Any]:
 
         try:
             if mlflow.get_run(run_id).info.lifecycle_stage == "deleted":
-                raise ModelError(f"MLflow run {run_id} was deleted; rerun the train stage (dvc repro -f -s train)")
+                raise ModelError(
+                    f"MLflow run {run_id} was deleted; rerun the train stage (dvc repro -f -s train)"
+                )
             run = mlflow.start_run(**start_run_kwargs)
         except MlflowException as exc:
-            raise ModelError(f"MLflow run {run_id} cannot be reopened ({exc.__class__.__name__}: {exc})") from exc
+            raise ModelError(
+                f"MLflow run {run_id} cannot be reopened ({exc.__class__.__name__}: {exc})"
+            ) from exc
     else:  # a new run is born with its owner: no instant in which a kill leaves an ownerless RUNNING run
         tags = dict(start_run_kwargs.pop("tags", None) or {}) | {OWNER_TAG: process_owner()}
         run = mlflow.start_run(tags=tags, **start_run_kwargs)
@@ -322,7 +355,9 @@ def log_params_once(values: Mapping[str, Any]) -> None:
         if key not in existing:
             fresh[key] = value
         elif existing[key] != value:
-            logger.warning("param %s changed from %s to %s since this run was trained", key, existing[key], value)
+            logger.warning(
+                "param %s changed from %s to %s since this run was trained", key, existing[key], value
+            )
             mlflow.set_tag(update_tag, value)
         elif update_tag in tags:  # changed back to the logged value: the update no longer holds
             mlflow.delete_tag(update_tag)

@@ -24,9 +24,9 @@ import scipy.io
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from scipy import sparse
+from test_readers import _gzip as gzip_file  # one gzip writer for the readers' tests and these
 
 from oncopersistnet.errors import OncoPersistNetError
-from test_readers import _gzip as gzip_file  # one gzip writer for the readers' tests and these
 
 # Reproducible in CI: the same examples on every run, nothing read from or written to a database.
 # RELIABILITY_EXPLORE=<factor> (e.g. 20) runs that many times more examples, freshly random, to hunt bugs locally.
@@ -36,13 +36,18 @@ RELIABILITY = settings(
     database=None,
     deadline=None,
     print_blob=False,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.function_scoped_fixture,
+    ],
 )
 
 
 def examples(n: int) -> settings:
     """``RELIABILITY`` with ``n`` examples (times RELIABILITY_EXPLORE when set)."""
     return settings(RELIABILITY, max_examples=n * max(_EXPLORE, 1))
+
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -51,8 +56,30 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 # Names users' files really contain besides plain ones: pandas' NA spellings, empty
 # and blank names, numeric-looking ids, unicode, separators and quotes.
 AWKWARD_NAMES = (
-    "", " ", "NA", "nan", "NaN", "None", "null", "N/A", "#N/A", "TRUE", "0", "001", "1e3", "-1", "inf",
-    " padded ", "tab\there", "comma,name", 'quo"te', "ünïcødé", "基因", "α-β", "MT-CO1", "ENSG00000141510.17",
+    "",
+    " ",
+    "NA",
+    "nan",
+    "NaN",
+    "None",
+    "null",
+    "N/A",
+    "#N/A",
+    "TRUE",
+    "0",
+    "001",
+    "1e3",
+    "-1",
+    "inf",
+    " padded ",
+    "tab\there",
+    "comma,name",
+    'quo"te',
+    "ünïcødé",
+    "基因",
+    "α-β",
+    "MT-CO1",
+    "ENSG00000141510.17",
 )
 _SAFE_TEXT = st.text(
     alphabet=st.characters(codec="utf-8", exclude_categories=("Cc", "Cs", "Zl", "Zp")), min_size=0, max_size=6
@@ -114,8 +141,15 @@ def _axis_length(low: int, high: int) -> st.SearchStrategy[int]:
 
 
 @st.composite
-def count_matrices(draw, max_cells: int = 6, max_genes: int = 8, min_cells: int = 0, min_genes: int = 0,
-                   specials: bool = True, float_only: bool = False) -> np.ndarray:
+def count_matrices(
+    draw,
+    max_cells: int = 6,
+    max_genes: int = 8,
+    min_cells: int = 0,
+    min_genes: int = 0,
+    specials: bool = True,
+    float_only: bool = False,
+) -> np.ndarray:
     """A small dense matrix, int or float, mostly small counts plus optional troublemakers.
 
     Troublemakers: NaN, +-inf, negative and non-integer values, huge values
@@ -171,27 +205,38 @@ def beyond_float32(values: np.ndarray) -> bool:
 # --------------------------------------------------------------------------- writers
 
 
-def write_h5ad(path: Path, X: np.ndarray, cells: list[str], genes: list[str], layout: str, storage: str) -> Path:
+def write_h5ad(
+    path: Path, X: np.ndarray, cells: list[str], genes: list[str], layout: str, storage: str
+) -> Path:
     """``layout``: counts in ``X``, in ``layers['counts']`` under a normalised X, or in ``.raw``;
     ``storage``: ``"dense"``, ``"csr"`` or ``"csc"``."""
     counts = {"dense": X, "csr": sparse.csr_matrix(X), "csc": sparse.csc_matrix(X)}[storage]
-    obs, var = pd.DataFrame(index=pd.Index(cells, dtype=object)), pd.DataFrame(index=pd.Index(genes, dtype=object))
+    obs, var = (
+        pd.DataFrame(index=pd.Index(cells, dtype=object)),
+        pd.DataFrame(index=pd.Index(genes, dtype=object)),
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # duplicated names and object-dtype conversions
         if layout == "X":
             adata = ad.AnnData(X=counts, obs=obs, var=var)
         elif layout == "layers":
-            adata = ad.AnnData(X=np.full(X.shape, 0.5, dtype=np.float32), obs=obs, var=var, layers={"counts": counts})
+            adata = ad.AnnData(
+                X=np.full(X.shape, 0.5, dtype=np.float32), obs=obs, var=var, layers={"counts": counts}
+            )
         else:  # .raw holds every gene, X a normalised subset, as after scanpy's gene selection
             full = ad.AnnData(X=counts, obs=obs, var=var)
             keep = max(X.shape[1] - 1, 1) if X.shape[1] else 0
-            adata = ad.AnnData(X=np.full((X.shape[0], keep), 0.5, dtype=np.float32), obs=obs, var=var.iloc[:keep])
+            adata = ad.AnnData(
+                X=np.full((X.shape[0], keep), 0.5, dtype=np.float32), obs=obs, var=var.iloc[:keep]
+            )
             adata.raw = full
         adata.write_h5ad(path)
     return path
 
 
-def write_10x_dir(folder: Path, X: np.ndarray, cells: list[str], genes: list[str], legacy: bool, gz: bool) -> Path:
+def write_10x_dir(
+    folder: Path, X: np.ndarray, cells: list[str], genes: list[str], legacy: bool, gz: bool
+) -> Path:
     """Cell Ranger's folder: genes x cells Matrix Market, features.tsv (or genes.tsv), barcodes.tsv."""
     folder.mkdir()
     coo = sparse.coo_matrix(X.T)
@@ -242,7 +287,9 @@ def write_10x_h5(path: Path, X: np.ndarray, cells: list[str], genes: list[str], 
     return path
 
 
-def write_table(path: Path, X: np.ndarray, cells: list[str], genes: list[str], orientation: str, corner: str | None) -> Path:
+def write_table(
+    path: Path, X: np.ndarray, cells: list[str], genes: list[str], orientation: str, corner: str | None
+) -> Path:
     """pandas ``to_csv``; the separator from the name (.csv comma, .tsv/.txt tab), gzip for .gz.
 
     ``corner`` None writes R's layout (no corner field in the header).
@@ -251,8 +298,12 @@ def write_table(path: Path, X: np.ndarray, cells: list[str], genes: list[str], o
     if orientation == "genes_x_cells":
         frame = frame.T
     sep = "," if ".csv" in path.name else "\t"
-    frame.to_csv(path, sep=sep, index_label=False if corner is None else corner,
-                 compression="gzip" if path.name.endswith(".gz") else None)
+    frame.to_csv(
+        path,
+        sep=sep,
+        index_label=False if corner is None else corner,
+        compression="gzip" if path.name.endswith(".gz") else None,
+    )
     return path
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from oncopersistnet.registry import CHALLENGER, CHAMPION, PromotionDecision
 from oncopersistnet import registry_client
+from oncopersistnet.registry import CHALLENGER, CHAMPION, PromotionDecision
 from oncopersistnet.registry_client import ChampionMoved, champion_history, current_champion_version, promote
 from oncopersistnet.stages.register import apply_decision
 
@@ -44,7 +44,9 @@ def _run_at_once(target: Callable[..., None], versions: list[str], *args: object
     assert [racer.exitcode for racer in racers] == [0] * len(versions)
 
 
-def _race(version: str, barrier: multiprocessing.synchronize.Barrier, uri: str, results: multiprocessing.Queue) -> None:
+def _race(
+    version: str, barrier: multiprocessing.synchronize.Barrier, uri: str, results: multiprocessing.Queue
+) -> None:
     import mlflow
 
     mlflow.set_tracking_uri(uri)
@@ -94,7 +96,10 @@ def test_simultaneous_registrations_make_one_champion(tmp_path: Path, store) -> 
     for version, alias, reason in outcomes:
         if version != winners[0]:
             assert alias == CHALLENGER
-            assert f"lost a race: {NAME}: champion is v{winners[0]} now, not unset as when v{version} was judged" in reason
+            assert (
+                f"lost a race: {NAME}: champion is v{winners[0]} now, not unset as when v{version} was judged"
+                in reason
+            )
     losers = {version for version, _, _ in outcomes} - set(winners)
     assert str(MlflowClient(tracking_uri=uri).get_model_version_by_alias(NAME, CHALLENGER).version) in losers
 

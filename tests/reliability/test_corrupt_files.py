@@ -18,14 +18,13 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import run
 from scipy import sparse
+from test_export_inference import onnx_path  # noqa: F401  (fixture: a real exported model, for the command line)
+from test_readers import _write_10x_dir, _write_10x_h5, truth  # noqa: F401  (fixture: the readers' count matrix)
 
 from oncopersistnet.data.readers import read_counts
 from oncopersistnet.errors import InputDataError
-
-from helpers import run
-from test_export_inference import onnx_path  # noqa: F401  (fixture: a real exported model, for the command line)
-from test_readers import _write_10x_dir, _write_10x_h5, truth  # noqa: F401  (fixture: the readers' count matrix)
 
 _LOG_LINE = re.compile(r"^\d\d:\d\d:\d\d ERROR\s+oncopersistnet: (?P<message>.+)$")
 
@@ -46,9 +45,19 @@ def command_line_refuses(path: Path, model: Path, pattern: str) -> None:
     workdir = path.parent
     output = workdir / "predictions" / "out.csv"
     result = run(
-        ["oncopersistnet", "predict", "--model", str(model), "--input", str(path), "--output", str(output),
-         "--no-progress"],
-        workdir, check=False,
+        [
+            "oncopersistnet",
+            "predict",
+            "--model",
+            str(model),
+            "--input",
+            str(path),
+            "--output",
+            str(output),
+            "--no-progress",
+        ],
+        workdir,
+        check=False,
     )
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
@@ -74,7 +83,11 @@ def test_truncated_h5ad(tmp_path, truth, onnx_path):
     ad.AnnData(X=sparse.csr_matrix(truth["X"])).write_h5ad(path)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    both_refuse(path, onnx_path, r"cut.h5ad: not a readable .h5ad file \(the file is truncated: [\d,]+ of [\d,]+ bytes")
+    both_refuse(
+        path,
+        onnx_path,
+        r"cut.h5ad: not a readable .h5ad file \(the file is truncated: [\d,]+ of [\d,]+ bytes",
+    )
 
 
 def test_truncated_10x_h5(tmp_path, truth, onnx_path):
@@ -102,7 +115,9 @@ def test_ragged_rows(tmp_path, onnx_path):
 def test_10x_directory_without_barcodes(tmp_path, truth, onnx_path):
     folder = _write_10x_dir(tmp_path / "tenx", truth, legacy=False, gz=True)
     (folder / "barcodes.tsv.gz").unlink()
-    both_refuse(folder, onnx_path, r"tenx: not a complete 10x Genomics directory, missing barcodes.tsv\(.gz\)")
+    both_refuse(
+        folder, onnx_path, r"tenx: not a complete 10x Genomics directory, missing barcodes.tsv\(.gz\)"
+    )
 
 
 # --------------------------------------------------------------------------- more ways a file is not what it says
@@ -127,13 +142,21 @@ def test_zero_byte_file(tmp_path, onnx_path, name, pattern):
 def test_directory_where_a_file_is_expected(tmp_path, onnx_path):
     path = tmp_path / "cells.h5ad"
     path.mkdir()
-    both_refuse(path, onnx_path, r"not a complete 10x Genomics directory.*\(cells.h5ad is a directory, not a .h5ad file\)")
+    both_refuse(
+        path,
+        onnx_path,
+        r"not a complete 10x Genomics directory.*\(cells.h5ad is a directory, not a .h5ad file\)",
+    )
 
 
 def test_h5ad_that_is_really_a_csv(tmp_path, onnx_path):
     path = tmp_path / "cells.h5ad"
     path.write_text("cell,CD3E,MS4A1\nAAACGTAC-1,1,2\n")
-    both_refuse(path, onnx_path, r"not a readable .h5ad file \(not an HDF5 file: it starts with text 'cell,CD3E,MS4A1'\)")
+    both_refuse(
+        path,
+        onnx_path,
+        r"not a readable .h5ad file \(not an HDF5 file: it starts with text 'cell,CD3E,MS4A1'\)",
+    )
 
 
 def test_binary_garbage_named_csv(tmp_path, onnx_path):
@@ -154,7 +177,9 @@ def _tenx_folder(folder: Path, matrix_mtx: str) -> Path:
     """A 10x folder of 3 genes x 2 cells around a hand-written matrix.mtx."""
     folder.mkdir()
     (folder / "matrix.mtx").write_text(matrix_mtx)
-    (folder / "features.tsv").write_text("".join(f"ENSG0000000000{i}\tG{i}\tGene Expression\n" for i in (1, 2, 3)))
+    (folder / "features.tsv").write_text(
+        "".join(f"ENSG0000000000{i}\tG{i}\tGene Expression\n" for i in (1, 2, 3))
+    )
     (folder / "barcodes.tsv").write_text("AAACGTAC-1\nAAACGTAA-1\n")
     return folder
 
@@ -165,12 +190,23 @@ _BANNER = "%%MatrixMarket matrix coordinate integer general\n"
 @pytest.mark.parametrize(
     ("body", "pattern"),
     [
-        ("3 2 2\n1 1 5\n7 2 1\n", r"matrix.mtx: not a readable Matrix Market file \(.*Row index out of bounds"),
+        (
+            "3 2 2\n1 1 5\n7 2 1\n",
+            r"matrix.mtx: not a readable Matrix Market file \(.*Row index out of bounds",
+        ),
         ("3 2 4\n1 1 5\n2 2 1\n", r"matrix.mtx: not a readable Matrix Market file \(.*Truncated file"),
         ("3 2 1\n1 1 5\n2 2 1\n", r"matrix.mtx: not a readable Matrix Market file \(.*Too many lines"),
-        ("4 2 1\n1 1 5\n", r"matrix.mtx is 4 x 2 but there are 3 features in features.tsv and 2 barcodes in barcodes.tsv"),
+        (
+            "4 2 1\n1 1 5\n",
+            r"matrix.mtx is 4 x 2 but there are 3 features in features.tsv and 2 barcodes in barcodes.tsv",
+        ),
     ],
-    ids=["entry-outside-header-dimensions", "fewer-entries-than-header", "more-entries-than-header", "dimensions-disagree-with-tsv"],
+    ids=[
+        "entry-outside-header-dimensions",
+        "fewer-entries-than-header",
+        "more-entries-than-header",
+        "dimensions-disagree-with-tsv",
+    ],
 )
 def test_matrix_mtx_header_disagrees_with_entries(tmp_path, onnx_path, body, pattern):
     folder = _tenx_folder(tmp_path / "tenx", _BANNER + body)
@@ -180,7 +216,11 @@ def test_matrix_mtx_header_disagrees_with_entries(tmp_path, onnx_path, body, pat
 def test_integer_matrix_mtx_with_fractional_entries(tmp_path, onnx_path):
     """fast_matrix_market reads 2.5 in an 'integer' file as 2; the reader must refuse instead."""
     folder = _tenx_folder(tmp_path / "tenx", _BANNER + "3 2 2\n1 1 5\n2 2 2.5\n")
-    both_refuse(folder, onnx_path, r"matrix.mtx: the header declares integer values but the entry at row 2, column 2 is 2.5")
+    both_refuse(
+        folder,
+        onnx_path,
+        r"matrix.mtx: the header declares integer values but the entry at row 2, column 2 is 2.5",
+    )
 
 
 def test_empty_features_tsv(tmp_path, onnx_path):
@@ -192,7 +232,11 @@ def test_empty_features_tsv(tmp_path, onnx_path):
 def test_10x_h5_that_is_an_h5ad(tmp_path, truth, onnx_path):
     path = tmp_path / "cells.h5"
     ad.AnnData(X=sparse.csr_matrix(truth["X"])).write_h5ad(path)
-    both_refuse(path, onnx_path, r"not a 10x Genomics .h5 file \(no 'matrix' group\); it looks like an AnnData file: name it .h5ad")
+    both_refuse(
+        path,
+        onnx_path,
+        r"not a 10x Genomics .h5 file \(no 'matrix' group\); it looks like an AnnData file: name it .h5ad",
+    )
 
 
 def test_10x_h5_with_inconsistent_arrays(tmp_path, truth, onnx_path):

@@ -16,15 +16,18 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from helpers import TINY_PARAMS, deep_update, env, make_project, run
 from serving_helpers import free_port, onnx_model  # noqa: F401  (onnx_model is a fixture)
-
 
 # Long enough that the kill lands during training, identical for both projects.
 PARAMS = deep_update(TINY_PARAMS, {"train": {"max_epochs": 60, "patience": 60}})
 TARGET = "evaluate"  # ingest .. evaluate: what training needs and what it is judged by
-TRAIN_OUTPUTS = ("models/model.pt", "models/mlflow_run.json", "metrics/training_history.csv", "reports/figures/training_curves.png")
+TRAIN_OUTPUTS = (
+    "models/model.pt",
+    "models/mlflow_run.json",
+    "metrics/training_history.csv",
+    "reports/figures/training_curves.png",
+)
 
 
 def _train_process(repro: subprocess.Popen[str], timeout_s: float = 300) -> psutil.Process:
@@ -38,7 +41,9 @@ def _train_process(repro: subprocess.Popen[str], timeout_s: float = 300) -> psut
     parent = psutil.Process(repro.pid)
     while time.monotonic() < deadline:
         if repro.poll() is not None:
-            raise AssertionError(f"dvc repro ended ({repro.returncode}) before train started:\n{repro.communicate()[1][-3000:]}")
+            raise AssertionError(
+                f"dvc repro ended ({repro.returncode}) before train started:\n{repro.communicate()[1][-3000:]}"
+            )
         for child in parent.children(recursive=True):
             try:
                 if "pipelines/train.py" in child.cmdline()[1:]:
@@ -54,7 +59,12 @@ def _kill_train(project: Path, sig: signal.Signals) -> tuple[int, str]:
     db = project / "mlruns" / "mlflow.db"
     logged_before = _epochs_logged(db)
     repro = subprocess.Popen(
-        ["dvc", "repro", TARGET], cwd=project, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        ["dvc", "repro", TARGET],
+        cwd=project,
+        env=env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     train = _train_process(repro)
     # This attempt's run is open, and training under way, once its per-epoch metrics start to land.
@@ -86,13 +96,21 @@ def _deployable_runs(project: Path) -> list[tuple[str, str]]:
 
     client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlruns' / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("oncopersistnet")
-    runs = client.search_runs([experiment.experiment_id], filter_string="tags.run_kind = 'deployable'", order_by=["attributes.start_time ASC"])
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string="tags.run_kind = 'deployable'",
+        order_by=["attributes.start_time ASC"],
+    )
     return [(r.info.run_id, r.info.status) for r in runs]
 
 
 def _leftovers(project: Path) -> list[str]:
     """Temporary files and train outputs that a killed attempt must not leave behind."""
-    found = [str(p.relative_to(project)) for p in project.rglob("*.tmp") if ".dvc" not in p.parts and "mlruns" not in p.parts]
+    found = [
+        str(p.relative_to(project))
+        for p in project.rglob("*.tmp")
+        if ".dvc" not in p.parts and "mlruns" not in p.parts
+    ]
     return found + [name for name in TRAIN_OUTPUTS if (project / name).exists()]
 
 
@@ -114,7 +132,10 @@ def test_killed_train_leaves_nothing_and_repro_recovers_the_same_metrics(tmp_pat
     code, _ = _kill_train(project, signal.SIGKILL)
     assert code != 0
     assert _leftovers(project) == []
-    assert [status for _, status in _deployable_runs(project)] == ["KILLED", "RUNNING"]  # nobody could close it yet
+    assert [status for _, status in _deployable_runs(project)] == [
+        "KILLED",
+        "RUNNING",
+    ]  # nobody could close it yet
 
     run(["dvc", "repro", TARGET], project)
     statuses = _deployable_runs(project)
@@ -122,13 +143,24 @@ def test_killed_train_leaves_nothing_and_repro_recovers_the_same_metrics(tmp_pat
     assert [status for _, status in statuses] == ["KILLED", "KILLED", "FINISHED"], statuses
     assert json.loads((project / "metrics" / "evaluate.json").read_text()) == expected
     assert json.loads((project / "models" / "mlflow_run.json").read_text())["run_id"] == statuses[-1][0]
-    assert run(["dvc", "status", TARGET], project).stdout.strip().endswith("Data and pipelines are up to date.")
+    assert (
+        run(["dvc", "status", TARGET], project).stdout.strip().endswith("Data and pipelines are up to date.")
+    )
 
 
 def test_sigterm_to_a_command_while_it_writes_exits_143_and_keeps_no_output(tmp_path):
     """`oncopersistnet` commands stop like stages: here `simulate`, stopped while it writes its .h5ad."""
     output = tmp_path / "cells.h5ad"
-    command = [sys.executable, "-m", "oncopersistnet.cli", "simulate", "--output", str(output), "--cells", "200000"]
+    command = [
+        sys.executable,
+        "-m",
+        "oncopersistnet.cli",
+        "simulate",
+        "--output",
+        str(output),
+        "--cells",
+        "200000",
+    ]
     process = subprocess.Popen(command, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines = []
     for line in process.stderr:  # the simulation is done and the write begins after this line
@@ -150,8 +182,19 @@ def test_sigterm_stops_serve_gracefully(onnx_model, tmp_path):
     import requests
 
     port = free_port()
-    command = [sys.executable, "-m", "oncopersistnet.cli", "serve", "--model", str(onnx_model), "--port", str(port)]
-    process = subprocess.Popen(command, cwd=tmp_path, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    command = [
+        sys.executable,
+        "-m",
+        "oncopersistnet.cli",
+        "serve",
+        "--model",
+        str(onnx_model),
+        "--port",
+        str(port),
+    ]
+    process = subprocess.Popen(
+        command, cwd=tmp_path, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:

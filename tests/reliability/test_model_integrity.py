@@ -37,7 +37,9 @@ def registered(fitted, trained, store, small_adata) -> tuple[str, Path]:
     pre.save(preprocessor)
     uri = f"sqlite:///{store / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment(experiment_id=mlflow.create_experiment("integrity", artifact_location=(store / "artifacts").as_uri()))
+    mlflow.set_experiment(
+        experiment_id=mlflow.create_experiment("integrity", artifact_location=(store / "artifacts").as_uri())
+    )
     model = OnnxPersisterModel(onnx_path)
     example = np.asarray(small_adata.X[:2].toarray(), dtype=np.float32)
     with mlflow.start_run():
@@ -68,9 +70,13 @@ def test_a_changed_input_signature_is_refused(registered):
     _, stored = registered
     mlmodel = stored.parent / "MLmodel"
     spec = yaml.safe_load(mlmodel.read_text())
-    spec["signature"]["inputs"] = json.dumps([{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 7]}}])
+    spec["signature"]["inputs"] = json.dumps(
+        [{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 7]}}]
+    )
     mlmodel.write_text(yaml.safe_dump(spec))
-    with pytest.raises(ModelError, match="registered with an input signature of 7 genes, but its ONNX graph reads"):
+    with pytest.raises(
+        ModelError, match="registered with an input signature of 7 genes, but its ONNX graph reads"
+    ):
         load_model(f"models:/{NAME}/1")
 
 

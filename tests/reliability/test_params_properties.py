@@ -22,7 +22,13 @@ from oncopersistnet.config import Params, load_params, params_from_dict
 from oncopersistnet.errors import ConfigError
 
 SHIPPED = yaml.safe_load((Path(__file__).resolve().parents[2] / "params.yaml").read_text())
-PROFILE = settings(max_examples=400, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
+PROFILE = settings(
+    max_examples=400,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 def _leaves(tree: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -84,11 +90,18 @@ def test_any_value_for_any_key_loads_or_names_the_key(path, value):
     elif isinstance(value, int | float):
         assert float(loaded) == float(value), (dotted, value, loaded)
     else:
-        assert list(loaded) == list(value) if isinstance(value, list) else loaded == value, (dotted, value, loaded)
+        assert list(loaded) == list(value) if isinstance(value, list) else loaded == value, (
+            dotted,
+            value,
+            loaded,
+        )
 
 
 @PROFILE
-@given(section=st.sampled_from(sorted(k for k, v in SHIPPED.items() if isinstance(v, dict))), key=st.text(min_size=1, max_size=10))
+@given(
+    section=st.sampled_from(sorted(k for k, v in SHIPPED.items() if isinstance(v, dict))),
+    key=st.text(min_size=1, max_size=10),
+)
 def test_an_unknown_key_in_any_section_is_named(section, key):
     if key in SHIPPED[section]:
         return
@@ -101,7 +114,11 @@ def test_an_unknown_key_in_any_section_is_named(section, key):
 
 
 def test_a_params_file_that_is_not_a_mapping(tmp_path):
-    for text, message in (("- a\n- b\n", "params.yaml"), ("just a string\n", "params.yaml"), ("train: [1, 2]\n", "train")):
+    for text, message in (
+        ("- a\n- b\n", "params.yaml"),
+        ("just a string\n", "params.yaml"),
+        ("train: [1, 2]\n", "train"),
+    ):
         path = tmp_path / "params.yaml"
         path.write_text(text)
         try:

@@ -28,12 +28,6 @@ import pandas as pd
 import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
-
-from oncopersistnet.errors import OncoPersistNetError
-from oncopersistnet.genes import harmonize_names
-from oncopersistnet.inference import OnnxPersisterModel, predict_file
-from oncopersistnet.inference.predict import MAX_CELL_TOTAL
-
 from strategies import (
     FLOAT32_MAX,
     Expectation,
@@ -47,6 +41,11 @@ from strategies import (
 )
 from test_export_inference import onnx_path  # noqa: F401  (fixture: the test model exported to ONNX)
 
+from oncopersistnet.errors import OncoPersistNetError
+from oncopersistnet.genes import harmonize_names
+from oncopersistnet.inference import OnnxPersisterModel, predict_file
+from oncopersistnet.inference.predict import MAX_CELL_TOTAL
+
 
 @pytest.fixture(scope="module")
 def model(onnx_path) -> OnnxPersisterModel:
@@ -58,8 +57,14 @@ def model(onnx_path) -> OnnxPersisterModel:
 
 # Values injected over the Poisson background, and what each must lead to.
 SPECIALS = {
-    "nan": np.nan, "inf": np.inf, "negative": -1.0, "non-integer": 2.5,
-    "huge 2**40": 2.0**40, "huge 1e30": 1e30, "beyond float32": 1e39, "overflowing total": 3e38,
+    "nan": np.nan,
+    "inf": np.inf,
+    "negative": -1.0,
+    "non-integer": 2.5,
+    "huge 2**40": 2.0**40,
+    "huge 1e30": 1e30,
+    "beyond float32": 1e39,
+    "overflowing total": 3e38,
 }
 
 
@@ -69,33 +74,56 @@ def predict_cases(draw, model: OnnxPersisterModel, scorable: bool = False):
     genes = model.genes
     n_cells = draw(st.sampled_from([1, 1, 2, 3, 5] if scorable else [0, 1, 1, 2, 3, 3, 5]))
     # how many model genes the input has: around the 50% minimum, and the extremes
-    n_present = draw(st.sampled_from([220, 299, 300] if scorable else [0, 1, 149, 150, 151, 220, 299, 300, 300, 300]))
+    n_present = draw(
+        st.sampled_from([220, 299, 300] if scorable else [0, 1, 149, 150, 151, 220, 299, 300, 300, 300])
+    )
     present = draw(st.permutations(range(len(genes))))[:n_present]
     n_repeat = draw(st.sampled_from([0, 0, 1, 2])) if n_present else 0
-    repeated = [present[i] for i in draw(st.lists(st.integers(0, n_present - 1), min_size=n_repeat, max_size=n_repeat))] if n_present else []
+    repeated = (
+        [
+            present[i]
+            for i in draw(st.lists(st.integers(0, n_present - 1), min_size=n_repeat, max_size=n_repeat))
+        ]
+        if n_present
+        else []
+    )
     known = {g.upper() for g in genes}
     extra = [
-        n for n in draw(names(draw(st.sampled_from([0, 0, 2, 5])), prefix=draw(st.sampled_from(["", "zz-"]))))
+        n
+        for n in draw(names(draw(st.sampled_from([0, 0, 2, 5])), prefix=draw(st.sampled_from(["", "zz-"]))))
         if harmonize_names([n])[0][0].upper() not in known
     ]
     feeds = [genes[j] for j in present + repeated] + [None] * len(extra)  # the model gene each column feeds
     columns = [genes[j] for j in present + repeated] + extra
     # symbols in another case still name the model's gene (harmonised), unless the input looks mouse-style
     for i in range(draw(st.sampled_from([0, 0, 3]))):
-        if i < len(present) and harmonize_names([columns[i].lower()])[0][0] == columns[i] != columns[i].lower():
+        if (
+            i < len(present)
+            and harmonize_names([columns[i].lower()])[0][0] == columns[i] != columns[i].lower()
+        ):
             columns[i] = columns[i].lower()
     order = draw(st.permutations(range(len(columns))))
     seed = draw(st.integers(0, 2**16))
     counts = np.random.default_rng(seed).poisson(1.5, size=(n_cells, len(columns))).astype(np.float64)
-    special = draw(st.sampled_from([None, "huge 2**40", "huge 1e30"] if scorable else [None, None, None, *SPECIALS]))
+    special = draw(
+        st.sampled_from([None, "huge 2**40", "huge 1e30"] if scorable else [None, None, None, *SPECIALS])
+    )
     if special is not None and counts.size:
-        where = draw(st.lists(st.tuples(st.integers(0, n_cells - 1), st.integers(0, len(columns) - 1)), min_size=1, max_size=2))
+        where = draw(
+            st.lists(
+                st.tuples(st.integers(0, n_cells - 1), st.integers(0, len(columns) - 1)),
+                min_size=1,
+                max_size=2,
+            )
+        )
         for row, col in where:
             counts[row, col] = SPECIALS[special]
     int_input = special is None or special.startswith("huge 2")
     cells = [f"cell-{i}" for i in range(n_cells)]
     if n_cells and draw(st.integers(0, 4)) == 0:
-        cells = draw(unique_names(n_cells) if scorable else names(n_cells))  # blank, unicode, NA-like, repeated
+        cells = draw(
+            unique_names(n_cells) if scorable else names(n_cells)
+        )  # blank, unicode, NA-like, repeated
     return {
         "counts": counts.astype(np.int64) if int_input else counts,
         "cells": cells,
@@ -133,7 +161,9 @@ def expectation(case: dict, model: OnnxPersisterModel) -> Expectation:
     if np.isnan(values).any() or np.isinf(values).any():
         return Expectation(reject="NaN or inf")
     if case["format"] == "csv" and (np.abs(values) > FLOAT32_MAX).any():
-        return Expectation(reject="beyond float32")  # read_counts refuses it; backed .h5ad leaves it to the total check
+        return Expectation(
+            reject="beyond float32"
+        )  # read_counts refuses it; backed .h5ad leaves it to the total check
     if not is_whole(values) and not case["allow_non_integer"]:
         return Expectation(reject="non-integer counts")
     if min(gene_fraction, selected_fraction) < case["min_gene_fraction"]:
@@ -149,12 +179,27 @@ def _write(folder: Path, case: dict) -> Path:
     counts, cells, columns = case["counts"], case["cells"], case["columns"]
     if case["format"] == "csv":
         return write_table(folder / "cells.csv", counts, cells, columns, "cells_x_genes", "cell")
-    return write_h5ad(folder / "cells.h5ad", counts, cells, columns, "X", "dense" if case["format"] == "h5ad-dense" else "csr")
+    return write_h5ad(
+        folder / "cells.h5ad",
+        counts,
+        cells,
+        columns,
+        "X",
+        "dense" if case["format"] == "h5ad-dense" else "csr",
+    )
 
 
 def _predict(model: OnnxPersisterModel, path: Path, output: Path, case: dict, **changes) -> dict:
-    options = dict(chunk_size=case["chunk_size"], min_gene_fraction=case["min_gene_fraction"], progress=False,
-                   allow_non_integer=case["allow_non_integer"], orientation="cells_x_genes") | changes
+    options = (
+        dict(
+            chunk_size=case["chunk_size"],
+            min_gene_fraction=case["min_gene_fraction"],
+            progress=False,
+            allow_non_integer=case["allow_non_integer"],
+            orientation="cells_x_genes",
+        )
+        | changes
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # anndata's notes on repeated names; the outcome is what is checked
         return predict_file(model, path, output, **options)
@@ -218,7 +263,9 @@ def test_probabilities_ignore_column_order_extra_genes_and_other_rows(model, dat
             before = _read_predictions(folder / "a" / "out.csv").set_index("cell_id")["persister_probability"]
 
             order = data.draw(st.permutations(range(len(columns))))
-            rows = data.draw(st.lists(st.sampled_from(range(len(cells))), min_size=1, max_size=len(cells), unique=True))
+            rows = data.draw(
+                st.lists(st.sampled_from(range(len(cells))), min_size=1, max_size=len(cells), unique=True)
+            )
             noise = np.random.default_rng(0).poisson(3.0, size=(len(rows), len(extra)))
             changed = dict(case)
             changed["counts"] = np.hstack([counts[rows][:, order], noise.astype(counts.dtype)])
@@ -226,8 +273,15 @@ def test_probabilities_ignore_column_order_extra_genes_and_other_rows(model, dat
             changed["columns"] = [columns[i] for i in order] + extra
             changed["feeds"] = [case["feeds"][i] for i in order] + [None] * len(extra)
             (folder / "b").mkdir()
-            _predict(model, _write(folder / "b", changed), folder / "b" / "out.csv", changed,
-                     chunk_size=data.draw(st.integers(1, 5)))
+            _predict(
+                model,
+                _write(folder / "b", changed),
+                folder / "b" / "out.csv",
+                changed,
+                chunk_size=data.draw(st.integers(1, 5)),
+            )
             after = _read_predictions(folder / "b" / "out.csv").set_index("cell_id")["persister_probability"]
             assert list(after.index) == changed["cells"]
-            np.testing.assert_allclose(after.to_numpy(), before.loc[after.index].to_numpy(), atol=1e-6, rtol=0)
+            np.testing.assert_allclose(
+                after.to_numpy(), before.loc[after.index].to_numpy(), atol=1e-6, rtol=0
+            )

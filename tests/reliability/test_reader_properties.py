@@ -29,9 +29,6 @@ import numpy as np
 import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
-
-from oncopersistnet.data.readers import read_counts
-
 from strategies import (
     Expectation,
     any_name,
@@ -50,6 +47,8 @@ from strategies import (
     write_h5ad,
     write_table,
 )
+
+from oncopersistnet.data.readers import read_counts
 
 
 def _expect_common(X: np.ndarray, cells: list[str], converted: bool = True) -> Expectation:
@@ -98,7 +97,11 @@ def _note(X: np.ndarray, cells: list[str], genes: list[str]) -> None:
 def named_counts(draw, allow: Callable[[str], bool] = any_name) -> dict[str, Any]:
     """What every reader case starts from: a count matrix ``X`` with its ``cells`` and ``genes`` names."""
     X = draw(count_matrices())
-    return {"X": X, "cells": draw(names(X.shape[0], allow=allow)), "genes": draw(names(X.shape[1], allow=allow))}
+    return {
+        "X": X,
+        "cells": draw(names(X.shape[0], allow=allow)),
+        "genes": draw(names(X.shape[1], allow=allow)),
+    }
 
 
 @st.composite
@@ -131,8 +134,14 @@ def test_h5ad_reads_back_or_refuses_clearly(layout, explicit, case):
         expect = _expect_common(expected_X, cells, converted=not backed)
         if expect.reject is None and not is_whole(X) and case["require_integer"]:
             expect = Expectation(reject="non-integer counts with require_integer")
-        adata = _check(path, expect, (str(path),), counts_source=source, require_integer=case["require_integer"],
-                       backed=case["backed"])
+        adata = _check(
+            path,
+            expect,
+            (str(path),),
+            counts_source=source,
+            require_integer=case["require_integer"],
+            backed=case["backed"],
+        )
         if adata is None:
             return
         _note(X, cells, genes)
@@ -169,12 +178,16 @@ def tenx_dir_cases(draw):
 def test_10x_directory_reads_back_or_refuses_clearly(case):
     X, cells, genes = case["X"], case["cells"], case["genes"]
     with tempfile.TemporaryDirectory() as tmp:
-        folder = write_10x_dir(Path(tmp) / "filtered_feature_bc_matrix", X, cells, genes, case["legacy"], case["gz"])
+        folder = write_10x_dir(
+            Path(tmp) / "filtered_feature_bc_matrix", X, cells, genes, case["legacy"], case["gz"]
+        )
         expect = _expect_common(X, cells)
         if expect.reject is None and any(not c.strip() for c in cells):
             # a blank barcodes.tsv line is no barcode: the counts then disagree, and saying so is right
             expect = Expectation(may_reject="blank barcode")
-        target = folder / ("matrix.mtx.gz" if case["gz"] else "matrix.mtx") if case["point_at_matrix"] else folder
+        target = (
+            folder / ("matrix.mtx.gz" if case["gz"] else "matrix.mtx") if case["point_at_matrix"] else folder
+        )
         adata = _check(target, expect, (str(folder),))
         if adata is None:
             return
@@ -231,9 +244,15 @@ def table_cases(draw):
 def test_table_reads_back_or_refuses_clearly(case):
     X, cells, genes, orientation = case["X"], case["cells"], case["genes"], case["orientation"]
     with tempfile.TemporaryDirectory() as tmp:
-        path = write_table(Path(tmp) / f"counts{case['suffix']}", X, cells, genes, orientation, case["corner"])
+        path = write_table(
+            Path(tmp) / f"counts{case['suffix']}", X, cells, genes, orientation, case["corner"]
+        )
         expect = _expect_common(X, cells)
-        if expect.reject is None and ".txt" in case["suffix"] and any("," in n or "\t" in n for n in cells + genes):
+        if (
+            expect.reject is None
+            and ".txt" in case["suffix"]
+            and any("," in n or "\t" in n for n in cells + genes)
+        ):
             # a .txt says its separator by its first line only; names holding both separators blur it
             expect = Expectation(may_reject="separator inside a name of a .txt")
         adata = _check(path, expect, (str(path),), orientation=orientation)
@@ -246,7 +265,20 @@ def test_table_reads_back_or_refuses_clearly(case):
         assert adata.uns["input"]["orientation"] == orientation
 
 
-SYMBOLS = ("CD3E", "MS4A1", "GAPDH", "ACTB", "EPCAM", "KRT8", "VIM", "AXL", "NGFR", "KDM5A", "HLA-A", "MT-CO1")
+SYMBOLS = (
+    "CD3E",
+    "MS4A1",
+    "GAPDH",
+    "ACTB",
+    "EPCAM",
+    "KRT8",
+    "VIM",
+    "AXL",
+    "NGFR",
+    "KDM5A",
+    "HLA-A",
+    "MT-CO1",
+)
 ENSEMBL_IDS = tuple(f"ENSG{i:011d}" for i in range(1, 13))
 
 

@@ -53,7 +53,9 @@ def _mixed_calls(adata, n: int, folder, seed: int = 0) -> list[Call]:
     rng = random.Random(seed)
 
     def matrix(rows: list[int]) -> bytes:
-        return json.dumps({"genes": genes, "counts": counts[rows].tolist(), "cell_ids": [f"c{r}" for r in rows]}).encode()
+        return json.dumps(
+            {"genes": genes, "counts": counts[rows].tolist(), "cell_ids": [f"c{r}" for r in rows]}
+        ).encode()
 
     def maps(rows: list[int]) -> bytes:
         cells = [{g: v for g, v in zip(genes, counts[r], strict=True) if v} for r in rows]
@@ -65,18 +67,48 @@ def _mixed_calls(adata, n: int, folder, seed: int = 0) -> list[Call]:
     malformed = [
         lambda: Call("bad json", "/predict", b'{"genes": [', JSON, 422, "JSON"),
         lambda: Call("wrong type", "/predict", one_gene(["many"]), JSON, 422, "counts"),
-        lambda: Call("unknown genes", "/predict", json.dumps({"genes": ["NOPE1", "NOPE2"], "counts": [[1, 2]]}).encode(), JSON, 422, "0 of"),
+        lambda: Call(
+            "unknown genes",
+            "/predict",
+            json.dumps({"genes": ["NOPE1", "NOPE2"], "counts": [[1, 2]]}).encode(),
+            JSON,
+            422,
+            "0 of",
+        ),
         lambda: Call("too many cells", "/predict", one_gene([1] * 51), JSON, 413, "limit is 50"),
         lambda: Call("over-size body", "/predict", b"[" + b"1," * 110_000 + b"1]", JSON, 413, "200000 bytes"),
         lambda: Call("non-integer", "/predict", one_gene([1.5]), JSON, 422, "non-integer"),
         lambda: Call("negative", "/predict", one_gene([-3]), JSON, 422, "negative count"),
         lambda: Call("NaN string", "/predict", one_gene(["NaN"]), JSON, 422, "non-finite"),
         lambda: Call("empty cells", "/predict", b'{"cells": []}', JSON, 422, "cells"),
-        lambda: Call("empty counts", "/predict", json.dumps({"genes": genes[:2], "counts": []}).encode(), JSON, 422, "counts"),
-        lambda: Call("ragged rows", "/predict", json.dumps({"genes": genes[:2], "counts": [[1, 2, 3]]}).encode(), JSON, 422, "every row needs 2 values"),
-        lambda: Call("garbage h5ad", "/predict/h5ad", bytes(rng.randrange(256) for _ in range(500)), H5AD, 422, ".h5ad"),
+        lambda: Call(
+            "empty counts",
+            "/predict",
+            json.dumps({"genes": genes[:2], "counts": []}).encode(),
+            JSON,
+            422,
+            "counts",
+        ),
+        lambda: Call(
+            "ragged rows",
+            "/predict",
+            json.dumps({"genes": genes[:2], "counts": [[1, 2, 3]]}).encode(),
+            JSON,
+            422,
+            "every row needs 2 values",
+        ),
+        lambda: Call(
+            "garbage h5ad", "/predict/h5ad", bytes(rng.randrange(256) for _ in range(500)), H5AD, 422, ".h5ad"
+        ),
         lambda: Call("empty h5ad", "/predict/h5ad", b"", H5AD, 422, "empty body"),
-        lambda: Call("wrong content type", "/predict", matrix([0]), {"Content-Type": "text/plain"}, 415, "application/json"),
+        lambda: Call(
+            "wrong content type",
+            "/predict",
+            matrix([0]),
+            {"Content-Type": "text/plain"},
+            415,
+            "application/json",
+        ),
     ]
     calls = []
     for i in range(n):
@@ -88,7 +120,16 @@ def _mixed_calls(adata, n: int, folder, seed: int = 0) -> list[Call]:
         if form == 4:
             calls.append(Call("h5ad", "/predict/h5ad", h5ad, H5AD, 200, rows=[0, 1, 2]))
         else:
-            calls.append(Call("matrix" if form < 3 else "maps", "/predict", (matrix if form < 3 else maps)(rows), JSON, 200, rows=rows))
+            calls.append(
+                Call(
+                    "matrix" if form < 3 else "maps",
+                    "/predict",
+                    (matrix if form < 3 else maps)(rows),
+                    JSON,
+                    200,
+                    rows=rows,
+                )
+            )
     return calls
 
 
@@ -212,7 +253,10 @@ def test_a_chunked_body_over_the_limit_is_refused_while_it_is_read(onnx_model, p
     config = ServiceConfig(model=str(onnx_model), max_body_bytes=200_000)
     with running(config) as url:
         port = int(url.rsplit(":", 1)[1])
-        sock = _raw_request(port, f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+        sock = _raw_request(
+            port,
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+        )
         chunk = b"1," * 32_768
         for _ in range(4):  # 256 KiB, more than the limit, and no closing chunk: the body never ends
             sock.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
@@ -228,11 +272,16 @@ def test_slow_clients_do_not_block_the_others(onnx_model, small_adata):
     """Slow uploaders and clients that never finish their headers; normal requests go on, the slow ones are cut off."""
     genes = list(small_adata.var_names)
     body = {"genes": genes, "counts": dense(small_adata.X[:2]).tolist()}
-    config = ServiceConfig(model=str(onnx_model), max_parallel=1, body_timeout_s=10, idle_timeout_s=5)  # loose: a busy CI machine
+    config = ServiceConfig(
+        model=str(onnx_model), max_parallel=1, body_timeout_s=10, idle_timeout_s=5
+    )  # loose: a busy CI machine
     with running(config) as url:
         port = int(url.rsplit(":", 1)[1])
         uploaders = [
-            _raw_request(port, "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n")
+            _raw_request(
+                port,
+                "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n",
+            )
             for _ in range(5)
         ]
         half_heads = [_raw_request(port, "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Le") for _ in range(5)]
@@ -241,7 +290,9 @@ def test_slow_clients_do_not_block_the_others(onnx_model, small_adata):
 
         def trickle() -> None:
             while not stop.is_set():
-                for sock, byte in [(s, b" ") for s in uploaders] + [(s, b"n") for s in half_heads]:  # "n": a header name that never ends
+                for sock, byte in [(s, b" ") for s in uploaders] + [
+                    (s, b"n") for s in half_heads
+                ]:  # "n": a header name that never ends
                     if not select.select([sock], [], [], 0)[0]:  # stop once the server has answered or closed
                         sock.sendall(byte)
                 time.sleep(0.3)
@@ -250,7 +301,12 @@ def test_slow_clients_do_not_block_the_others(onnx_model, small_adata):
         trickler.start()
         try:
             with ThreadPoolExecutor(8) as pool:
-                codes = list(pool.map(lambda _: requests.post(f"{url}/predict", json=body, timeout=30).status_code, range(40)))
+                codes = list(
+                    pool.map(
+                        lambda _: requests.post(f"{url}/predict", json=body, timeout=30).status_code,
+                        range(40),
+                    )
+                )
             assert codes == [200] * 40  # while 15 slow clients hold connections
             # The slow uploaders get 408 once their body is late; the others are closed.
             answers = [_read_status(sock) for sock in uploaders]

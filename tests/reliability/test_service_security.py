@@ -23,18 +23,28 @@ TOKEN = "s3cret-t0ken"
 PUBLIC = {"/health", "/docs", "/openapi.json"}
 JSON = {"Content-Type": "application/json"}
 # What must never reach a client: a stack trace, an exception's repr, a file path on the server.
-LEAKS = re.compile(r"Traceback|File \"|\w+(Error|Exception)\(|/tmp/|/work/|/home/|/root/|/[\w.-]+\.onnx|\.db\b|upload\.h5ad|sqlite:")
+LEAKS = re.compile(
+    r"Traceback|File \"|\w+(Error|Exception)\(|/tmp/|/work/|/home/|/root/|/[\w.-]+\.onnx|\.db\b|upload\.h5ad|sqlite:"
+)
 
 
 def test_serve_binds_to_loopback_and_has_no_token_by_default():
     args = build_parser().parse_args(["serve"])
     assert args.host == "127.0.0.1" and args.token is None
     assert ServiceConfig().token is None
-    assert (args.max_parallel, args.max_connections) == (ServiceConfig().max_parallel, ServiceConfig().limit_concurrency)
-    assert (args.body_timeout, args.idle_timeout) == (ServiceConfig().body_timeout_s, ServiceConfig().idle_timeout_s)
+    assert (args.max_parallel, args.max_connections) == (
+        ServiceConfig().max_parallel,
+        ServiceConfig().limit_concurrency,
+    )
+    assert (args.body_timeout, args.idle_timeout) == (
+        ServiceConfig().body_timeout_s,
+        ServiceConfig().idle_timeout_s,
+    )
 
 
-def test_a_compressed_h5ad_that_would_expand_past_the_limit_is_refused_unread(onnx_model, small_adata, tmp_path):
+def test_a_compressed_h5ad_that_would_expand_past_the_limit_is_refused_unread(
+    onnx_model, small_adata, tmp_path
+):
     import anndata as ad
 
     bomb = ad.AnnData(X=np.zeros((5000, small_adata.n_vars), dtype=np.float32), var=small_adata.var[[]])
@@ -79,7 +89,12 @@ def test_with_a_token_every_endpoint_but_health_and_docs_needs_it(onnx_model, sm
             assert requests.get(url + path, timeout=10).status_code in (401, 404)
         good = {"Authorization": f"Bearer {TOKEN}"}
         assert requests.post(f"{url}/predict", json=body, headers=good, timeout=10).status_code == 200
-        assert requests.post(f"{url}/predict", json=body, headers={"authorization": f"bearer {TOKEN}"}, timeout=10).status_code == 200
+        assert (
+            requests.post(
+                f"{url}/predict", json=body, headers={"authorization": f"bearer {TOKEN}"}, timeout=10
+            ).status_code
+            == 200
+        )
         assert requests.get(f"{url}/docs", timeout=10).status_code == 200
 
 
@@ -102,11 +117,11 @@ def test_error_answers_hold_no_path_trace_or_exception(onnx_model, small_adata, 
         ("POST", "/predict/h5ad", _h5ad_bytes(wrong_genes, tmp_path), 422),
         ("POST", "/predict/h5ad", _h5ad_bytes(normalised, tmp_path), 422),
         ("POST", "/predict/h5ad", _h5ad_bytes(small_adata[:60], tmp_path), 413),
-        ("POST", "/predict", b"{\"genes\": [1, 2], \"counts\": [[1.5, 2]]}", 422),
+        ("POST", "/predict", b'{"genes": [1, 2], "counts": [[1.5, 2]]}', 422),
         ("POST", "/predict", json.dumps({"genes": genes[:1], "counts": [[0.5]]}).encode(), 422),
         ("POST", "/predict", b"\xff\xfe garbage", 422),
         ("POST", "/predict", b"[]", 422),
-        ("POST", "/predict", b"{\"cells\": [{\"A\": {\"nested\": 1}}]}", 422),
+        ("POST", "/predict", b'{"cells": [{"A": {"nested": 1}}]}', 422),
         ("POST", "/predict", b"x" * 300_000, 413),
         ("GET", "/predict", b"", 405),
     ]
@@ -124,7 +139,14 @@ def test_error_answers_hold_no_path_trace_or_exception(onnx_model, small_adata, 
         failed = requests.post(f"{url}/reload", timeout=30)
         assert 400 <= failed.status_code < 500 and "reload failed" in failed.json()["detail"]
         assert not LEAKS.search(failed.text), failed.text
-        assert requests.post(f"{url}/predict", json={"genes": genes, "counts": dense(small_adata.X[:1]).tolist()}, timeout=10).status_code == 200
+        assert (
+            requests.post(
+                f"{url}/predict",
+                json={"genes": genes, "counts": dense(small_adata.X[:1]).tolist()},
+                timeout=10,
+            ).status_code
+            == 200
+        )
 
 
 @pytest.fixture()
@@ -162,7 +184,11 @@ def test_paths_sent_by_a_client_are_refused_and_not_read(onnx_model, small_adata
             ("/predict/h5ad", str(secret).encode(), {"Content-Type": "application/x-hdf5"}),
             ("/predict/h5ad", f"file://{secret}".encode(), {"Content-Type": "application/octet-stream"}),
             ("/predict", json.dumps({"path": str(secret)}).encode(), JSON),
-            ("/predict", json.dumps({"input": str(secret), "genes": genes, "counts": one_cell}).encode(), JSON),
+            (
+                "/predict",
+                json.dumps({"input": str(secret), "genes": genes, "counts": one_cell}).encode(),
+                JSON,
+            ),
             ("/predict", json.dumps({"cells": str(secret)}).encode(), JSON),
             ("/predict", json.dumps(str(secret)).encode(), JSON),
         ]
@@ -178,10 +204,19 @@ def _points_outside(adata, folder, how: str, secret) -> bytes:
     path = folder / f"{how}.h5ad"
     adata.write_h5ad(path)
     with h5py.File(path, "a") as f:
-        attrs = dict(f["X"].attrs) if isinstance(f["X"], h5py.Dataset) else {"encoding-type": "array", "encoding-version": "0.2.0"}
+        attrs = (
+            dict(f["X"].attrs)
+            if isinstance(f["X"], h5py.Dataset)
+            else {"encoding-type": "array", "encoding-version": "0.2.0"}
+        )
         del f["X"]
         if how == "external-storage":
-            f.create_dataset("X", shape=(adata.n_obs, adata.n_vars), dtype="<f4", external=[(str(secret), 0, h5py.h5f.UNLIMITED)])
+            f.create_dataset(
+                "X",
+                shape=(adata.n_obs, adata.n_vars),
+                dtype="<f4",
+                external=[(str(secret), 0, h5py.h5f.UNLIMITED)],
+            )
             f["X"].attrs.update(attrs)
         else:
             f["X"] = h5py.ExternalLink(str(secret), "/X")
@@ -201,7 +236,9 @@ def test_an_h5ad_pointing_at_server_files_is_refused_unread(onnx_model, small_ad
         secret = tmp_path / "secret.h5"
     data = _points_outside(cells, tmp_path, how, secret)
     with running(ServiceConfig(model=str(onnx_model))) as url:
-        response = requests.post(f"{url}/predict/h5ad", data=data, headers={"Content-Type": "application/x-hdf5"}, timeout=30)
+        response = requests.post(
+            f"{url}/predict/h5ad", data=data, headers={"Content-Type": "application/x-hdf5"}, timeout=30
+        )
     assert response.status_code == 422, response.text
     assert "refers to data outside itself" in response.json()["detail"]
     assert not LEAKS.search(response.text), response.text

@@ -27,7 +27,9 @@ def _dead_pid() -> int:
 def test_unreachable_tracking_server_fails_in_seconds(store, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # discard port: connection refused
     started = time.monotonic()
-    with pytest.raises(ConfigError, match=r"MLflow tracking server http://127.0.0.1:9 is not reachable .*MLFLOW_TRACKING_URI"):
+    with pytest.raises(
+        ConfigError, match=r"MLflow tracking server http://127.0.0.1:9 is not reachable .*MLFLOW_TRACKING_URI"
+    ):
         configure_mlflow(MlflowConfig(), store)
     # MLflow's own client would retry with back-off for minutes; not a timing assertion, a sanity bound.
     assert time.monotonic() - started < 60
@@ -73,14 +75,24 @@ def test_runs_of_dead_processes_are_closed_live_ones_kept(store):
 
     experiment_id = configure_mlflow(MlflowConfig(), store)
     client = MlflowClient()
-    orphan = client.create_run(experiment_id, tags={OWNER_TAG: f"{os.uname().nodename}:{_dead_pid()}:1"}).info.run_id
+    orphan = client.create_run(
+        experiment_id, tags={OWNER_TAG: f"{os.uname().nodename}:{_dead_pid()}:1"}
+    ).info.run_id
     elsewhere = client.create_run(experiment_id, tags={OWNER_TAG: "another-host:1:1"}).info.run_id
     untagged = client.create_run(experiment_id).info.run_id  # a user's own run: not ours to close
     with tracked_run(run_name="live") as live:
         assert close_orphaned_runs(experiment_id) == [orphan]
         assert mlflow.get_run(live.info.run_id).info.status == "RUNNING"
-    statuses = {run_id: client.get_run(run_id).info.status for run_id in (orphan, elsewhere, untagged, live.info.run_id)}
-    assert statuses == {orphan: "KILLED", elsewhere: "RUNNING", untagged: "RUNNING", live.info.run_id: "FINISHED"}
+    statuses = {
+        run_id: client.get_run(run_id).info.status
+        for run_id in (orphan, elsewhere, untagged, live.info.run_id)
+    }
+    assert statuses == {
+        orphan: "KILLED",
+        elsewhere: "RUNNING",
+        untagged: "RUNNING",
+        live.info.run_id: "FINISHED",
+    }
     assert "died with the run open" in client.get_run(orphan).data.tags["oncopersistnet.ended_by"]
 
 
@@ -116,7 +128,9 @@ def test_temporaries_of_dead_writers_are_swept_live_ones_kept(tmp_path: Path):
         path.write_text("half-written")
     assert remove_stale_temporaries(target) == [dead]
     write_json(target, {"whole": True})
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["model.pt", live.name, other_host.name, other_target.name])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["model.pt", live.name, other_host.name, other_target.name]
+    )
 
 
 def test_reopening_a_deleted_or_unknown_run_is_a_model_error(store):

@@ -72,7 +72,9 @@ class NetworkCandidate(Candidate):
     """The CNN-LSTM, its attention variant, its component-permuted twin or the same-size MLP,
     trained like the train stage."""
 
-    def __init__(self, params: Params, seed: int, architecture: str = "cnn_lstm", permute: bool = False) -> None:
+    def __init__(
+        self, params: Params, seed: int, architecture: str = "cnn_lstm", permute: bool = False
+    ) -> None:
         super().__init__(params, seed)
         self.config = replace(params.train, seed=seed, architecture=architecture)
         self.permute = permute
@@ -88,8 +90,12 @@ class NetworkCandidate(Candidate):
         n = fold.features["train"].X.shape[1]
         self.order_ = np.random.default_rng([self.seed, 1]).permutation(n) if self.permute else np.arange(n)
         result = train_model(
-            self._x(fold, "train"), fold.features["train"].y, self._x(fold, "val"), fold.features["val"].y,
-            self.config, progress=False,
+            self._x(fold, "train"),
+            fold.features["train"].y,
+            self._x(fold, "val"),
+            fold.features["val"].y,
+            self.config,
+            progress=False,
         )
         self.model_, self.best_epoch_ = result.model, result.best_epoch
         return self
@@ -149,13 +155,19 @@ class LinearSvmCandidate(PcaFeatureCandidate):
         from sklearn.svm import LinearSVC
 
         train, val = fold.features["train"], fold.features["val"]
-        svm = LinearSVC(C=self.params.compare.svm_c, class_weight="balanced", max_iter=20000, random_state=self.seed)
+        svm = LinearSVC(
+            C=self.params.compare.svm_c, class_weight="balanced", max_iter=20000, random_state=self.seed
+        )
         svm.fit(train.X, train.y)
         self.model_ = CalibratedClassifierCV(FrozenEstimator(svm), method="sigmoid").fit(val.X, val.y)
         return self
 
     def hyperparameters(self) -> dict[str, Any]:
-        return {"C": self.params.compare.svm_c, "class_weight": "balanced", "calibration": "sigmoid on validation"}
+        return {
+            "C": self.params.compare.svm_c,
+            "class_weight": "balanced",
+            "calibration": "sigmoid on validation",
+        }
 
 
 class HistGbmCandidate(PcaFeatureCandidate):
@@ -220,14 +232,23 @@ class MarkerScoreCandidate(Candidate):
                     f"(missing e.g. {', '.join(missing[:5])}); give symbols as in the data's var_names"
                 )
             if missing:
-                logger.warning("compare.marker_genes: %d of %d genes not in the data, scored without them: %s",
-                               len(missing), len(given), ", ".join(missing[:10]))
+                logger.warning(
+                    "compare.marker_genes: %d of %d genes not in the data, scored without them: %s",
+                    len(missing),
+                    len(given),
+                    ", ".join(missing[:10]),
+                )
         else:
-            difference = np.asarray(logged[y == 1].mean(axis=0)).ravel() - np.asarray(logged[y == 0].mean(axis=0)).ravel()
+            difference = (
+                np.asarray(logged[y == 1].mean(axis=0)).ravel()
+                - np.asarray(logged[y == 0].mean(axis=0)).ravel()
+            )
             k = min(self.params.compare.marker_top_genes, len(difference) // 2)
             order = np.argsort(difference, kind="stable")
             self.up_, self.down_ = np.sort(order[::-1][:k]), np.sort(order[:k])
-        self.threshold_model_ = LogisticRegression(class_weight="balanced").fit(self._score(logged)[:, None], y)
+        self.threshold_model_ = LogisticRegression(class_weight="balanced").fit(
+            self._score(logged)[:, None], y
+        )
         return self
 
     def predict_proba(self, fold: Fold, split: str = "test") -> np.ndarray:
@@ -235,7 +256,11 @@ class MarkerScoreCandidate(Candidate):
 
     def hyperparameters(self) -> dict[str, Any]:
         given = self.params.compare.marker_genes
-        return {"signature": "given" if given else f"top {self.params.compare.marker_top_genes} up/down genes on train"}
+        return {
+            "signature": "given"
+            if given
+            else f"top {self.params.compare.marker_top_genes} up/down genes on train"
+        }
 
     def details(self) -> dict[str, Any]:
         coef = float(self.threshold_model_.coef_[0, 0])
@@ -272,12 +297,20 @@ class CellTypistCandidate(Candidate):
         labels = np.where(fold.features["train"].y == 1, PERSISTER, NON_PERSISTER)
         try:
             self.model_ = celltypist.train(
-                self._adata(fold, "train"), labels=labels, use_SGD=True, alpha=self.params.compare.celltypist_alpha,
-                check_expression=True, feature_selection=False, n_jobs=1, random_state=self.seed,
+                self._adata(fold, "train"),
+                labels=labels,
+                use_SGD=True,
+                alpha=self.params.compare.celltypist_alpha,
+                check_expression=True,
+                feature_selection=False,
+                n_jobs=1,
+                random_state=self.seed,
             )
         except Exception as exc:  # CellTypist raises bare Exception/ValueError on bad input
-            raise ModelError(f"compare: CellTypist could not train on fold {fold.name} ({exc.__class__.__name__}: {exc}); "
-                             "drop celltypist from compare.models to skip it") from exc
+            raise ModelError(
+                f"compare: CellTypist could not train on fold {fold.name} ({exc.__class__.__name__}: {exc}); "
+                "drop celltypist from compare.models to skip it"
+            ) from exc
         return self
 
     def predict_proba(self, fold: Fold, split: str = "test") -> np.ndarray:
@@ -285,12 +318,16 @@ class CellTypistCandidate(Candidate):
         try:
             result = celltypist.annotate(self._adata(fold, split), model=self.model_, majority_voting=False)
         except Exception as exc:
-            raise ModelError(f"compare: CellTypist could not score fold {fold.name} ({exc.__class__.__name__}: {exc})") from exc
+            raise ModelError(
+                f"compare: CellTypist could not score fold {fold.name} ({exc.__class__.__name__}: {exc})"
+            ) from exc
         return result.probability_matrix[PERSISTER].to_numpy(dtype=np.float64)
 
     def hyperparameters(self) -> dict[str, Any]:
         return {
-            "alpha": self.params.compare.celltypist_alpha, "use_SGD": True, "feature_selection": False,
+            "alpha": self.params.compare.celltypist_alpha,
+            "use_SGD": True,
+            "feature_selection": False,
             "input": "log1p CP10k, all genes",
         }
 
@@ -301,7 +338,9 @@ def _import_celltypist() -> Any:
     CellTypist creates its model folder at import time; point it at a temporary
     folder unless the user chose one, and keep its console chatter at warnings.
     """
-    os.environ.setdefault("CELLTYPIST_FOLDER", os.path.join(tempfile.gettempdir(), "oncopersistnet-celltypist"))
+    os.environ.setdefault(
+        "CELLTYPIST_FOLDER", os.path.join(tempfile.gettempdir(), "oncopersistnet-celltypist")
+    )
     import warnings
 
     with warnings.catch_warnings():

@@ -75,7 +75,9 @@ def run_comparison(
             family=family,
             fold=fold.name,
             seed=seed,
-            metrics=classification_metrics(test.y, probability, params.evaluate.threshold, params.evaluate.calibration_bins),
+            metrics=classification_metrics(
+                test.y, probability, params.evaluate.threshold, params.evaluate.calibration_bins
+            ),
             probability=probability,
             y=test.y,
             samples=test.samples,
@@ -99,7 +101,11 @@ def summarize(results: Sequence[FitResult]) -> dict[str, dict[str, Any]]:
     summary: dict[str, dict[str, Any]] = {}
     for family in dict.fromkeys(r.family for r in results):
         mine = [r for r in results if r.family == family]
-        entry: dict[str, Any] = {"n_fits": len(mine), "seeds": sorted({r.seed for r in mine}), "folds": sorted({r.fold for r in mine})}
+        entry: dict[str, Any] = {
+            "n_fits": len(mine),
+            "seeds": sorted({r.seed for r in mine}),
+            "folds": sorted({r.fold for r in mine}),
+        }
         for name in METRIC_NAMES:
             values = np.array([r.metrics[name] for r in mine], dtype=np.float64)
             finite = values[np.isfinite(values)]
@@ -111,17 +117,21 @@ def summarize(results: Sequence[FitResult]) -> dict[str, dict[str, Any]]:
     return summary
 
 
-def comparison_summary(results: Sequence[FitResult], folds: Sequence[Fold], params: Params, data_hash: str) -> dict[str, Any]:
+def comparison_summary(
+    results: Sequence[FitResult], folds: Sequence[Fold], params: Params, data_hash: str
+) -> dict[str, Any]:
     """What ``metrics/comparison.json`` holds: per-model summaries, every fit, the permutation figures, the context."""
     return {
         "models": summarize(results),
         "fits": [
-            {"model": r.family, "fold": r.fold, "seed": r.seed} | {m: r.metrics[m] for m in ("f1", "roc_auc", "brier")}
+            {"model": r.family, "fold": r.fold, "seed": r.seed}
+            | {m: r.metrics[m] for m in ("f1", "roc_auc", "brier")}
             for r in results
         ],
         "permutations": [
             {"seed": r.seed, "fold": r.fold, "roc_auc": r.metrics["roc_auc"], "f1": r.metrics["f1"]}
-            for r in results if r.family == "cnn_lstm_permuted"
+            for r in results
+            if r.family == "cnn_lstm_permuted"
         ],
         "context": {
             "data_hash": data_hash,

@@ -59,10 +59,18 @@ def build_fold(
     preprocessor = build_preprocessor(config).fit(counts[split == "train"], genes)
     parts = {s: counts[split == s] for s in SPLITS}
     features = {
-        s: FeatureSet(preprocessor.transform(parts[s]), y[split == s], cell_ids[split == s], samples[split == s])
+        s: FeatureSet(
+            preprocessor.transform(parts[s]), y[split == s], cell_ids[split == s], samples[split == s]
+        )
         for s in SPLITS
     }
-    return Fold(name=name, genes=np.asarray(genes, dtype=str), counts=parts, features=features, preprocessor=preprocessor)
+    return Fold(
+        name=name,
+        genes=np.asarray(genes, dtype=str),
+        counts=parts,
+        features=features,
+        preprocessor=preprocessor,
+    )
 
 
 def _sample_classes(samples: np.ndarray, y: np.ndarray) -> dict[str, int]:
@@ -73,7 +81,9 @@ def _sample_classes(samples: np.ndarray, y: np.ndarray) -> dict[str, int]:
     return out
 
 
-def grouped_splits(samples: np.ndarray, y: np.ndarray, k: int, val_fraction: float, seed: int) -> list[np.ndarray]:
+def grouped_splits(
+    samples: np.ndarray, y: np.ndarray, k: int, val_fraction: float, seed: int
+) -> list[np.ndarray]:
     """``k`` split-name arrays: each sample is in test exactly once, never in two splits of a fold.
 
     Test folds are stratified by the samples' majority class; the validation

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import (
     accuracy_score,
-    brier_score_loss,
     average_precision_score,
     balanced_accuracy_score,
+    brier_score_loss,
     confusion_matrix,
     f1_score,
     matthews_corrcoef,
@@ -26,7 +26,16 @@ from sklearn.metrics import (
 from oncopersistnet import NON_PERSISTER, PERSISTER
 
 METRIC_NAMES = (
-    "accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "balanced_accuracy", "mcc", "brier", "ece",
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "roc_auc",
+    "pr_auc",
+    "balanced_accuracy",
+    "mcc",
+    "brier",
+    "ece",
 )
 # Lower is better for these; higher for the rest.
 LOWER_IS_BETTER = ("brier", "ece")
@@ -54,7 +63,9 @@ def reliability_table(y_true: np.ndarray, probability: np.ndarray, n_bins: int =
                     "fraction_persister": float(y_true[in_bin].mean()),
                 }
             )
-    return pd.DataFrame(rows, columns=["bin_low", "bin_high", "cells", "mean_predicted", "fraction_persister"])
+    return pd.DataFrame(
+        rows, columns=["bin_low", "bin_high", "cells", "mean_predicted", "fraction_persister"]
+    )
 
 
 def expected_calibration_error(y_true: np.ndarray, probability: np.ndarray, n_bins: int = 10) -> float:
@@ -87,7 +98,9 @@ def classification_metrics(
         "pr_auc": float(average_precision_score(y_true, probability)) if both else float("nan"),
         "balanced_accuracy": float(balanced_accuracy_score(y_true, predicted)) if both else float("nan"),
         "mcc": float(matthews_corrcoef(y_true, predicted)),
-        "brier": float(brier_score_loss(y_true, np.clip(probability, 0.0, 1.0))) if len(y_true) else float("nan"),
+        "brier": float(brier_score_loss(y_true, np.clip(probability, 0.0, 1.0)))
+        if len(y_true)
+        else float("nan"),
         "ece": expected_calibration_error(y_true, probability, n_bins),
     }
 
@@ -114,7 +127,10 @@ def per_sample_table(
         true_persister_fraction=("truth", "mean"),
         called_persister_fraction=("called", "mean"),
         mean_probability=("probability", "mean"),
-        cell_accuracy=("truth", lambda t: float((t.to_numpy() == frame.loc[t.index, "called"].to_numpy()).mean())),
+        cell_accuracy=(
+            "truth",
+            lambda t: float((t.to_numpy() == frame.loc[t.index, "called"].to_numpy()).mean()),
+        ),
     )
     truth = np.where(table["true_persister_fraction"] >= 0.5, PERSISTER, NON_PERSISTER)
     call = np.where(table["called_persister_fraction"] >= 0.5, PERSISTER, NON_PERSISTER)
@@ -150,4 +166,6 @@ def curve_tables(
 
 def confusion_counts(y_true: np.ndarray, probability: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     """2 x 2 confusion matrix, rows = truth (non-persister, persister)."""
-    return confusion_matrix(np.asarray(y_true).astype(int), (np.asarray(probability) >= threshold).astype(int), labels=[0, 1])
+    return confusion_matrix(
+        np.asarray(y_true).astype(int), (np.asarray(probability) >= threshold).astype(int), labels=[0, 1]
+    )

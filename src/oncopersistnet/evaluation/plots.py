@@ -26,7 +26,9 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
-def plot_roc_pr(roc: pd.DataFrame, pr: pd.DataFrame, metrics: Mapping[str, Mapping[str, float]], path: Path) -> Path:
+def plot_roc_pr(
+    roc: pd.DataFrame, pr: pd.DataFrame, metrics: Mapping[str, Mapping[str, float]], path: Path
+) -> Path:
     """ROC and PR curves of every model side by side, AUCs in the legend."""
     fig, (ax_roc, ax_pr) = plt.subplots(1, 2, figsize=(10, 4.5))
     for model, part in roc.groupby("model", sort=False):
@@ -35,7 +37,11 @@ def plot_roc_pr(roc: pd.DataFrame, pr: pd.DataFrame, metrics: Mapping[str, Mappi
     ax_roc.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC, held-out samples")
     for model, part in pr.groupby("model", sort=False):
         ax_pr.plot(part["recall"], part["precision"], label=f"{model} (AP {metrics[model]['pr_auc']:.3f})")
-    ax_pr.set(xlabel="recall (persister)", ylabel="precision (persister)", title="Precision-recall, held-out samples")
+    ax_pr.set(
+        xlabel="recall (persister)",
+        ylabel="precision (persister)",
+        title="Precision-recall, held-out samples",
+    )
     for ax in (ax_roc, ax_pr):
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.02)
@@ -53,7 +59,14 @@ def plot_confusion(matrices: Mapping[str, np.ndarray], path: Path) -> Path:
         for i in range(2):
             for j in range(2):
                 colour = "white" if matrix[i, j] > matrix.max() / 2 else "black"
-                ax.text(j, i, f"{matrix[i, j]}\n{matrix[i, j] / rows[i, 0]:.0%}", ha="center", va="center", color=colour)
+                ax.text(
+                    j,
+                    i,
+                    f"{matrix[i, j]}\n{matrix[i, j] / rows[i, 0]:.0%}",
+                    ha="center",
+                    va="center",
+                    color=colour,
+                )
         ax.set_xticks([0, 1], LABELS)
         ax.set_yticks([0, 1], LABELS)
         ax.set(xlabel="predicted", ylabel="actual", title=model)
@@ -81,16 +94,31 @@ def plot_training_curves(history: Sequence[Mapping[str, float]], best_epoch: int
     return _save(fig, path)
 
 
-def plot_reliability(tables: Mapping[str, pd.DataFrame], metrics: Mapping[str, Mapping[str, float]], path: Path) -> Path:
+def plot_reliability(
+    tables: Mapping[str, pd.DataFrame], metrics: Mapping[str, Mapping[str, float]], path: Path
+) -> Path:
     """Reliability diagram: observed persister fraction against mean predicted probability per bin."""
-    fig, (ax, ax_count) = plt.subplots(2, 1, figsize=(5.5, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    fig, (ax, ax_count) = plt.subplots(
+        2, 1, figsize=(5.5, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="perfectly calibrated")
     width = 1.0 / max(len(tables[next(iter(tables))]) if tables else 10, 10)
     for i, (name, table) in enumerate(tables.items()):
         label = f"{name} (ECE {metrics[name]['ece']:.3f}, Brier {metrics[name]['brier']:.3f})"
         ax.plot(table["mean_predicted"], table["fraction_persister"], marker="o", label=label)
-        ax_count.bar(table["mean_predicted"] + (i - 0.5) * width * 0.4, table["cells"], width=width * 0.4, alpha=0.7, label=name)
-    ax.set(ylabel="observed persister fraction", title="Calibration on held-out samples", xlim=(0, 1), ylim=(0, 1))
+        ax_count.bar(
+            table["mean_predicted"] + (i - 0.5) * width * 0.4,
+            table["cells"],
+            width=width * 0.4,
+            alpha=0.7,
+            label=name,
+        )
+    ax.set(
+        ylabel="observed persister fraction",
+        title="Calibration on held-out samples",
+        xlim=(0, 1),
+        ylim=(0, 1),
+    )
     ax.legend(fontsize=8, loc="upper left")
     ax.grid(alpha=0.3)
     ax_count.set(xlabel="predicted persister probability (bin mean)", ylabel="cells")
@@ -99,7 +127,13 @@ def plot_reliability(tables: Mapping[str, pd.DataFrame], metrics: Mapping[str, M
     return _save(fig, path)
 
 
-def plot_embedding(coordinates: np.ndarray, truth: np.ndarray, predicted: np.ndarray, path: Path, axis_labels: Sequence[str] = ("PC1", "PC2")) -> Path:
+def plot_embedding(
+    coordinates: np.ndarray,
+    truth: np.ndarray,
+    predicted: np.ndarray,
+    path: Path,
+    axis_labels: Sequence[str] = ("PC1", "PC2"),
+) -> Path:
     """Test cells in 2-D, coloured by true label (left) and by predicted label (right)."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.5), sharex=True, sharey=True)
     colours = {LABELS[0]: "tab:blue", LABELS[1]: "tab:red", "uncertain": "tab:grey"}
@@ -107,7 +141,14 @@ def plot_embedding(coordinates: np.ndarray, truth: np.ndarray, predicted: np.nda
         for name, colour in colours.items():
             mask = np.asarray(labels) == name
             if mask.any():
-                ax.scatter(coordinates[mask, 0], coordinates[mask, 1], s=6, alpha=0.6, color=colour, label=f"{name} ({mask.sum()})")
+                ax.scatter(
+                    coordinates[mask, 0],
+                    coordinates[mask, 1],
+                    s=6,
+                    alpha=0.6,
+                    color=colour,
+                    label=f"{name} ({mask.sum()})",
+                )
         ax.set(xlabel=axis_labels[0], title=f"Held-out cells: {title}")
         ax.legend(fontsize=8, markerscale=2)
         ax.grid(alpha=0.3)
@@ -116,10 +157,16 @@ def plot_embedding(coordinates: np.ndarray, truth: np.ndarray, predicted: np.nda
     return _save(fig, path)
 
 
-def plot_model_comparison(models: Mapping[str, Mapping[str, object]], path: Path, metrics: Sequence[str] = ("roc_auc", "f1", "brier")) -> Path:
+def plot_model_comparison(
+    models: Mapping[str, Mapping[str, object]],
+    path: Path,
+    metrics: Sequence[str] = ("roc_auc", "f1", "brier"),
+) -> Path:
     """Mean ± std of a few metrics per model as horizontal bars; easier to scan than a table."""
     names = list(models)
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 0.45 * len(names) + 1.5), sharey=True)
+    fig, axes = plt.subplots(
+        1, len(metrics), figsize=(4.2 * len(metrics), 0.45 * len(names) + 1.5), sharey=True
+    )
     for ax, metric in zip(np.atleast_1d(axes), metrics):
         means = np.array([models[n][metric]["mean"] for n in names], dtype=float)  # type: ignore[index]
         stds = np.array([models[n][metric]["std"] for n in names], dtype=float)  # type: ignore[index]
@@ -127,7 +174,10 @@ def plot_model_comparison(models: Mapping[str, Mapping[str, object]], path: Path
         ax.barh(names, means, xerr=stds, color=colours, alpha=0.8, capsize=3)
         for y, (m, s) in enumerate(zip(means, stds)):
             ax.text(m + s + 0.01, y, f"{m:.3f}", va="center", fontsize=8)
-        ax.set(title=f"{metric} ({'lower' if metric in ('brier', 'ece') else 'higher'} is better)", xlim=(0, 1.12))
+        ax.set(
+            title=f"{metric} ({'lower' if metric in ('brier', 'ece') else 'higher'} is better)",
+            xlim=(0, 1.12),
+        )
         ax.grid(axis="x", alpha=0.3)
     np.atleast_1d(axes)[0].invert_yaxis()
     fig.suptitle("Held-out samples: mean ± std over fits (red: networks, blue: baselines)", fontsize=10)

@@ -18,8 +18,13 @@ from oncopersistnet.errors import InputDataError
 
 TABLE_METRICS = ("f1", "roc_auc", "pr_auc", "balanced_accuracy", "mcc", "brier", "ece")
 HEADERS = {
-    "f1": "F1", "roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "balanced_accuracy": "bal. acc.",
-    "mcc": "MCC", "brier": "Brier ↓", "ece": "ECE ↓",
+    "f1": "F1",
+    "roc_auc": "ROC-AUC",
+    "pr_auc": "PR-AUC",
+    "balanced_accuracy": "bal. acc.",
+    "mcc": "MCC",
+    "brier": "Brier ↓",
+    "ece": "ECE ↓",
 }
 DESCRIPTIONS = {
     "cnn_lstm": "CNN-LSTM (the project's network; PCA components in explained-variance order)",
@@ -38,7 +43,9 @@ README_END = "<!-- results:end -->"
 
 def ordered_families(models: Mapping[str, Any]) -> list[str]:
     """The project's family order (network, controls, baselines), not the JSON's sorted keys."""
-    return [f for f in ALL_MODEL_FAMILIES if f in models] + sorted(f for f in models if f not in ALL_MODEL_FAMILIES)
+    return [f for f in ALL_MODEL_FAMILIES if f in models] + sorted(
+        f for f in models if f not in ALL_MODEL_FAMILIES
+    )
 
 
 def _cell(entry: Mapping[str, Any], metric: str) -> str:
@@ -67,7 +74,11 @@ def results_table(comparison: Mapping[str, Any], order: list[str] | None = None)
         cells = []
         for metric in TABLE_METRICS:
             text = _cell(entry, metric)
-            cells.append(f"**{text}**" if round(entry[metric]["mean"], 3) == round(best.get(metric, float("nan")), 3) else text)
+            cells.append(
+                f"**{text}**"
+                if round(entry[metric]["mean"], 3) == round(best.get(metric, float("nan")), 3)
+                else text
+            )
         lines.append(f"| {family} | " + " | ".join(cells) + f" | {entry['n_fits']} |")
     return "\n".join(lines)
 
@@ -87,7 +98,9 @@ def premise_summary(comparison: Mapping[str, Any]) -> str:
             f"{HEADERS[m]} {other[m]['mean']:.3f} vs {base[m]['mean']:.3f} ({other[m]['mean'] - base[m]['mean']:+.3f})"
             for m in ("roc_auc", "f1")
         ]
-        lines.append(f"- With {label}: " + ", ".join(diffs) + " against the CNN-LSTM in explained-variance order.")
+        lines.append(
+            f"- With {label}: " + ", ".join(diffs) + " against the CNN-LSTM in explained-variance order."
+        )
     permutations = comparison.get("permutations", [])
     if permutations:
         per = ", ".join(f"{p['roc_auc']:.3f}" for p in permutations)
@@ -98,7 +111,11 @@ def premise_summary(comparison: Mapping[str, Any]) -> str:
 def context_line(comparison: Mapping[str, Any]) -> str:
     """Where the numbers come from: data, split, seeds."""
     c = comparison["context"]
-    folds = "the pipeline's train/validation/test split" if c["cv_folds"] == 0 else f"grouped {c['cv_folds']}-fold CV by sample"
+    folds = (
+        "the pipeline's train/validation/test split"
+        if c["cv_folds"] == 0
+        else f"grouped {c['cv_folds']}-fold CV by sample"
+    )
     return (
         f"Data `{c['data_hash']}`, {folds}; test samples never seen in training "
         f"({', '.join(c['test_samples'])}; {c['n_test_cells']} cells). Seeds {c['seeds']} for models whose fit depends "
@@ -134,33 +151,43 @@ COMPARE_STAGE_ORIGIN = (
 )
 
 
-def comparison_markdown(comparison: Mapping[str, Any], per_sample: pd.DataFrame, origin: str = COMPARE_STAGE_ORIGIN) -> str:
+def comparison_markdown(
+    comparison: Mapping[str, Any], per_sample: pd.DataFrame, origin: str = COMPARE_STAGE_ORIGIN
+) -> str:
     """The full ``reports/comparison.md`` (``origin``: one sentence on what produced it)."""
     models = comparison["models"]
-    sample_rows = ["| model | sample | truth | called persister | mean probability | culture called right |", "|---|---|---|---|---|---|"]
+    sample_rows = [
+        "| model | sample | truth | called persister | mean probability | culture called right |",
+        "|---|---|---|---|---|---|",
+    ]
     for row in per_sample.itertuples(index=False):
         sample_rows.append(
             f"| {row.model} | {row.sample} | {row.sample_label} | {row.called_persister_fraction:.1%} | "
             f"{row.mean_probability:.3f} | {'yes' if row.sample_correct else '**no**'} |"
         )
     legend = "\n".join(f"- `{k}`: {DESCRIPTIONS[k]}" for k in ordered_families(models) if k in DESCRIPTIONS)
-    return "\n\n".join(
-        [
-            "# Model comparison on held-out samples",
-            origin,
-            context_line(comparison),
-            results_table(comparison),
-            legend,
-            "## Does the CNN-LSTM's sequence reading of PCA components matter?",
-            premise_summary(comparison),
-            "## Per held-out sample",
-            "Cell probabilities averaged over seeds; a culture is called persister when most of its cells are.",
-            "\n".join(sample_rows),
-        ]
-    ) + "\n"
+    return (
+        "\n\n".join(
+            [
+                "# Model comparison on held-out samples",
+                origin,
+                context_line(comparison),
+                results_table(comparison),
+                legend,
+                "## Does the CNN-LSTM's sequence reading of PCA components matter?",
+                premise_summary(comparison),
+                "## Per held-out sample",
+                "Cell probabilities averaged over seeds; a culture is called persister when most of its cells are.",
+                "\n".join(sample_rows),
+            ]
+        )
+        + "\n"
+    )
 
 
-def update_readme(readme: Path, comparison: Mapping[str, Any], evaluate: Mapping[str, Any] | None = None) -> bool:
+def update_readme(
+    readme: Path, comparison: Mapping[str, Any], evaluate: Mapping[str, Any] | None = None
+) -> bool:
     """Replace the README's results block; return whether the file changed."""
     text = readme.read_text(encoding="utf-8")
     pattern = re.compile(re.escape(README_START) + r".*?" + re.escape(README_END), re.DOTALL)
@@ -182,7 +209,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from oncopersistnet.logging_setup import configure_logging
 
-    parser = argparse.ArgumentParser(description="Rewrite the README's results block from the compare stage's output.")
+    parser = argparse.ArgumentParser(
+        description="Rewrite the README's results block from the compare stage's output."
+    )
     parser.add_argument("readme", type=Path)
     parser.add_argument("comparison", type=Path)
     parser.add_argument("evaluate", type=Path, nargs="?", help="adds the deployable model's calibration line")

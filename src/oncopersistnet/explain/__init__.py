@@ -5,9 +5,26 @@ on simulated data, agreeing with them is partly circular.
 """
 
 from oncopersistnet.explain.aggregate import TABLE_COLUMNS, gene_table, top_genes
-from oncopersistnet.explain.attribution import Attributions, attention_by_position, calibrated_logit, deployed_graph, integrated_gradients
-from oncopersistnet.explain.explainer import Explanation, annotated_table, evenly_spaced, explain_cells, explanation_summary
-from oncopersistnet.explain.signatures import Signature, load_signatures, signature_overlap, signature_overlaps
+from oncopersistnet.explain.attribution import (
+    Attributions,
+    attention_by_position,
+    calibrated_logit,
+    deployed_graph,
+    integrated_gradients,
+)
+from oncopersistnet.explain.explainer import (
+    Explanation,
+    annotated_table,
+    evenly_spaced,
+    explain_cells,
+    explanation_summary,
+)
+from oncopersistnet.explain.signatures import (
+    Signature,
+    load_signatures,
+    signature_overlap,
+    signature_overlaps,
+)
 from oncopersistnet.explain.truth import PLANTED_LFC_CUT, planted_recovery
 
 __all__ = [

@@ -35,7 +35,9 @@ def _class_mean(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return values[mask].mean(axis=0)
 
 
-def gene_table(attributions: Attributions, is_persister: np.ndarray, expression: np.ndarray | None = None) -> pd.DataFrame:
+def gene_table(
+    attributions: Attributions, is_persister: np.ndarray, expression: np.ndarray | None = None
+) -> pd.DataFrame:
     """One row per gene the model reads, ranked by mean |attribution| (rank 1 = most influential).
 
     ``is_persister``: the class of each cell (true labels, or the model's calls
@@ -47,19 +49,29 @@ def gene_table(attributions: Attributions, is_persister: np.ndarray, expression:
     is_persister = np.asarray(is_persister, dtype=bool)
     values = attributions.values
     if is_persister.shape != (values.shape[0],):
-        raise ValueError(f"{is_persister.shape[0] if is_persister.ndim else 0} class labels for {values.shape[0]} cells")
+        raise ValueError(
+            f"{is_persister.shape[0] if is_persister.ndim else 0} class labels for {values.shape[0]} cells"
+        )
     table = pd.DataFrame(
         {
-            "mean_abs_attribution": np.abs(values).mean(axis=0) if values.shape[0] else np.zeros(values.shape[1]),
+            "mean_abs_attribution": np.abs(values).mean(axis=0)
+            if values.shape[0]
+            else np.zeros(values.shape[1]),
             "mean_attribution_persister": _class_mean(values, is_persister),
             "mean_attribution_non_persister": _class_mean(values, ~is_persister),
-            "mean_path_gradient": attributions.path_gradient.mean(axis=0) if values.shape[0] else np.zeros(values.shape[1]),
+            "mean_path_gradient": attributions.path_gradient.mean(axis=0)
+            if values.shape[0]
+            else np.zeros(values.shape[1]),
         },
         index=pd.Index(attributions.genes, name="gene"),
     )
     if expression is not None:
-        table["mean_expression_persister"] = _class_mean(np.asarray(expression, dtype=np.float64), is_persister)
-        table["mean_expression_non_persister"] = _class_mean(np.asarray(expression, dtype=np.float64), ~is_persister)
+        table["mean_expression_persister"] = _class_mean(
+            np.asarray(expression, dtype=np.float64), is_persister
+        )
+        table["mean_expression_non_persister"] = _class_mean(
+            np.asarray(expression, dtype=np.float64), ~is_persister
+        )
     # Stable order: by influence, ties by name, so equal inputs give byte-equal tables.
     table = table.sort_index().sort_values("mean_abs_attribution", ascending=False, kind="stable")
     table.insert(0, "rank", np.arange(1, len(table) + 1))
@@ -75,6 +87,7 @@ def top_genes(table: pd.DataFrame, top: int) -> dict[str, list[str]]:
     ``global``: largest mean |attribution| over all cells. A class list can be
     shorter than ``top`` when fewer genes push in its direction.
     """
+
     def ranked(column: str, sign: int) -> list[str]:
         values = table[column]
         chosen = values[(sign * values) > 0].sort_index()  # NaN (class without cells) is never > 0

@@ -64,7 +64,9 @@ class Attributions:
     """Per-cell, per-gene integrated gradients and what is needed to check them."""
 
     values: np.ndarray  # cells x selected genes: attribution to the calibrated logit
-    path_gradient: np.ndarray  # cells x selected genes: the mean gradient along the path (its sign = direction the model reads)
+    path_gradient: (
+        np.ndarray
+    )  # cells x selected genes: the mean gradient along the path (its sign = direction the model reads)
     genes: np.ndarray  # the selected genes, in the graph's order
     expression: np.ndarray  # cells x selected genes: the log-normalised input the attributions are about
     logit: np.ndarray  # calibrated logit of each cell
@@ -113,9 +115,13 @@ def integrated_gradients(
     counts = np.asarray(counts, dtype=np.float32)
     genes = np.asarray(genes, dtype=str)
     if counts.ndim != 2 or (counts.shape[0] and counts.shape[1] <= int(graph.selected.max())):
-        raise ModelError(f"integrated gradients: expected cells x model genes counts, got shape {counts.shape}")
+        raise ModelError(
+            f"integrated gradients: expected cells x model genes counts, got shape {counts.shape}"
+        )
     if genes.size != graph.impute_mean.numel():
-        raise ModelError(f"integrated gradients: {genes.size} gene names for {graph.impute_mean.numel()} selected genes")
+        raise ModelError(
+            f"integrated gradients: {genes.size} gene names for {graph.impute_mean.numel()} selected genes"
+        )
     graph = graph.cpu().eval()
     with _single_threaded():
         return _integrate(graph, counts, genes, steps)
@@ -134,14 +140,14 @@ def _integrate(graph: DeployedGraph, counts: np.ndarray, genes: np.ndarray, step
     gradients = np.zeros((n_cells, n_genes), dtype=np.float64)
     cells_per_pass = max(1, _ROWS_PER_PASS // steps)
     for start in range(0, n_cells, cells_per_pass):
-        x = expression[start:start + cells_per_pass]
+        x = expression[start : start + cells_per_pass]
         delta = x - baseline
         path = (baseline + fractions[:, None, None] * delta[None]).reshape(-1, n_genes).requires_grad_(True)
         # autograd.grad w.r.t. the path only: no parameter .grad is touched.
         (grad,) = torch.autograd.grad(calibrated_logit(graph, path).sum(), path)
         mean_grad = grad.reshape(steps, x.shape[0], n_genes).mean(dim=0)
-        gradients[start:start + x.shape[0]] = mean_grad.double().numpy()
-        values[start:start + x.shape[0]] = (delta * mean_grad).double().numpy()
+        gradients[start : start + x.shape[0]] = mean_grad.double().numpy()
+        values[start : start + x.shape[0]] = (delta * mean_grad).double().numpy()
     return Attributions(
         values=values,
         path_gradient=gradients,

@@ -20,7 +20,13 @@ import numpy as np
 from oncopersistnet.atomic import atomic_path
 from oncopersistnet.data.readers import read_counts
 from oncopersistnet.errors import InputDataError
-from oncopersistnet.explain.explainer import Explanation, annotated_table, evenly_spaced, explain_cells, explanation_summary
+from oncopersistnet.explain.explainer import (
+    Explanation,
+    annotated_table,
+    evenly_spaced,
+    explain_cells,
+    explanation_summary,
+)
 from oncopersistnet.explain.signatures import load_signatures
 from oncopersistnet.inference.align import aligned_block, match_genes
 from oncopersistnet.inference.predict import check_counts
@@ -30,11 +36,17 @@ logger = logging.getLogger(__name__)
 
 
 def _classes_from_labels(
-    obs: Any, label_key: str, persister_values: Sequence[str], non_persister_values: Sequence[str], source: str
+    obs: Any,
+    label_key: str,
+    persister_values: Sequence[str],
+    non_persister_values: Sequence[str],
+    source: str,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(kept cell positions, is_persister) from ``obs[label_key]``; cells with other labels are left out."""
     if label_key not in obs.columns:
-        raise InputDataError(f"{source}: obs has no column {label_key!r} (--label-key); columns are: {', '.join(map(str, obs.columns)) or 'none'}")
+        raise InputDataError(
+            f"{source}: obs has no column {label_key!r} (--label-key); columns are: {', '.join(map(str, obs.columns)) or 'none'}"
+        )
     labels = obs[label_key].astype(str).to_numpy()
     is_persister = np.isin(labels, list(persister_values))
     known = is_persister | np.isin(labels, list(non_persister_values))
@@ -45,7 +57,9 @@ def _classes_from_labels(
             f"--non-persister-values {list(non_persister_values)} (obs[{label_key!r}] has: {found})"
         )
     if not known.all():
-        logger.warning("%s: %d cells with other labels in obs[%r] are left out", source, int((~known).sum()), label_key)
+        logger.warning(
+            "%s: %d cells with other labels in obs[%r] are left out", source, int((~known).sum()), label_key
+        )
     kept = np.flatnonzero(known)
     return kept, is_persister[kept]
 
@@ -70,15 +84,21 @@ def explain_file(
     adata = read_counts(input_path, counts_source=counts_source, orientation=orientation)
     pre = model.preprocessor
     genes = np.asarray(adata.var_names, dtype=str)
-    match = match_genes(genes, pre.genes_, min_gene_fraction, source=str(input_path), selected_genes=pre.genes_[pre.selected_])
+    match = match_genes(
+        genes, pre.genes_, min_gene_fraction, source=str(input_path), selected_genes=pre.genes_[pre.selected_]
+    )
     logger.info("%s: %s", input_path, match.describe())
     if label_key is not None:
-        kept, is_persister = _classes_from_labels(adata.obs, label_key, persister_values, non_persister_values, str(input_path))
+        kept, is_persister = _classes_from_labels(
+            adata.obs, label_key, persister_values, non_persister_values, str(input_path)
+        )
     else:
         kept, is_persister = np.arange(adata.n_obs), None
     if kept.size == 0:
         raise InputDataError(f"{input_path}: no cells to explain")
-    spread = evenly_spaced(kept.size, max_cells)  # cells come grouped by sample: keep every sample in proportion
+    spread = evenly_spaced(
+        kept.size, max_cells
+    )  # cells come grouped by sample: keep every sample in proportion
     chosen = kept[spread]
     if is_persister is not None:
         is_persister = is_persister[spread]
@@ -86,7 +106,9 @@ def explain_file(
     check_counts(block, np.asarray(adata.obs_names, dtype=str)[chosen], genes, str(input_path))
     counts = aligned_block(block, match)
     logger.info("integrated gradients on %d of %d cells, %d steps", chosen.size, adata.n_obs, steps)
-    explanation = explain_cells(pre, model.network, counts, steps, top, is_persister=is_persister, threshold=threshold)
+    explanation = explain_cells(
+        pre, model.network, counts, steps, top, is_persister=is_persister, threshold=threshold
+    )
     signatures = load_signatures()
     summary = explanation_summary(explanation, top, None, signatures)
     if output is not None:

@@ -17,7 +17,12 @@ import numpy as np
 import pandas as pd
 
 from oncopersistnet.explain.aggregate import gene_table, top_genes
-from oncopersistnet.explain.attribution import Attributions, attention_by_position, deployed_graph, integrated_gradients
+from oncopersistnet.explain.attribution import (
+    Attributions,
+    attention_by_position,
+    deployed_graph,
+    integrated_gradients,
+)
 from oncopersistnet.explain.signatures import Signature, signature_overlaps
 from oncopersistnet.explain.truth import planted_recovery
 from oncopersistnet.model.network import PersisterNetwork
@@ -121,7 +126,9 @@ def explanation_summary(
             "median_abs_logit_change": float(np.median(change)) if change.size else 0.0,
         },
         "top_genes": {name: genes[:k] for name, genes in explanation.top.items()},
-        "planted": planted_recovery(explanation.table, planted, explanation.top, k) if planted is not None else None,
+        "planted": planted_recovery(explanation.table, planted, explanation.top, k)
+        if planted is not None
+        else None,
         "signatures": signature_overlaps(explanation.table, explanation.top, k, signatures),
     }
     attention = _attention_summary(explanation)
@@ -130,7 +137,9 @@ def explanation_summary(
     return summary
 
 
-def annotated_table(table: pd.DataFrame, planted: pd.Series | None, signatures: list[Signature]) -> pd.DataFrame:
+def annotated_table(
+    table: pd.DataFrame, planted: pd.Series | None, signatures: list[Signature]
+) -> pd.DataFrame:
     """The per-gene table with the truth beside it: planted lfc (simulated data) and signature membership."""
     out = table.copy()
     if planted is not None:

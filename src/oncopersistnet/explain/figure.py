@@ -30,7 +30,9 @@ SIGNATURE_MARK = "\u2020"  # dagger
 
 
 def _label(gene: str, planted: Collection[str] | None, signature_genes: Collection[str]) -> str:
-    marks = (PLANTED_MARK if planted is not None and gene in planted else "") + (SIGNATURE_MARK if gene in signature_genes else "")
+    marks = (PLANTED_MARK if planted is not None and gene in planted else "") + (
+        SIGNATURE_MARK if gene in signature_genes else ""
+    )
     return f"{gene} {marks}" if marks else gene
 
 
@@ -54,8 +56,18 @@ def plot_attributions(
     ``signature_genes``: genes of the shipped signatures.
     """
     panels = (
-        ("non_persister", "mean_attribution_non_persister", NON_PERSISTER_COLOUR, "non-persister cells: what pushes them away from persister"),
-        ("persister", "mean_attribution_persister", PERSISTER_COLOUR, "persister cells: what pushes them towards persister"),
+        (
+            "non_persister",
+            "mean_attribution_non_persister",
+            NON_PERSISTER_COLOUR,
+            "non-persister cells: what pushes them away from persister",
+        ),
+        (
+            "persister",
+            "mean_attribution_persister",
+            PERSISTER_COLOUR,
+            "persister cells: what pushes them towards persister",
+        ),
     )
     n_rows = max(1, max(len(top[key][:n_genes]) for key, *_ in panels))
     fig, axes = plt.subplots(1, 2, figsize=(10.5, max(3.2, 0.27 * n_rows + 1.9)))
@@ -82,14 +94,31 @@ def plot_attributions(
         ax.set_xlabel("mean attribution, logit units (each panel its own scale)", fontsize=8.5)
         if not genes:
             ax.text(0.5, 0.5, "no gene pushes this way", transform=ax.transAxes, ha="center", fontsize=9)
-    handles = [Patch(color=NON_PERSISTER_COLOUR, label="non-persister cells"), Patch(color=PERSISTER_COLOUR, label="persister cells")]
+    handles = [
+        Patch(color=NON_PERSISTER_COLOUR, label="non-persister cells"),
+        Patch(color=PERSISTER_COLOUR, label="persister cells"),
+    ]
     if planted is not None:
-        handles.append(Patch(color="grey", alpha=0.4, label=f"lighter: not planted  ({PLANTED_MARK} planted by the simulator)"))
+        handles.append(
+            Patch(
+                color="grey",
+                alpha=0.4,
+                label=f"lighter: not planted  ({PLANTED_MARK} planted by the simulator)",
+            )
+        )
     if signature_genes:
         handles.append(Patch(color="white", label=f"{SIGNATURE_MARK} in a published persister signature"))
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False, bbox_to_anchor=(0.5, -0.01))
+    fig.legend(
+        handles=handles,
+        loc="lower center",
+        ncol=len(handles),
+        fontsize=8,
+        frameon=False,
+        bbox_to_anchor=(0.5, -0.01),
+    )
     fig.suptitle(
-        (title or f"Top {n_genes} genes per class") + "\nintegrated gradients of the calibrated persister logit, "
+        (title or f"Top {n_genes} genes per class")
+        + "\nintegrated gradients of the calibrated persister logit, "
         "from an average training cell to each cell",
         fontsize=10,
     )

@@ -40,7 +40,11 @@ def load_signatures(path: str | None = None) -> list[Signature]:
     """The shipped signatures (or those of another CSV with the same columns), in file order."""
     try:
         if path is None:
-            with resources.files("oncopersistnet.explain").joinpath(SIGNATURE_FILE).open("r", encoding="utf-8") as handle:
+            with (
+                resources.files("oncopersistnet.explain")
+                .joinpath(SIGNATURE_FILE)
+                .open("r", encoding="utf-8") as handle
+            ):
                 table = pd.read_csv(handle, dtype=str)
         else:
             table = pd.read_csv(path, dtype=str)
@@ -54,7 +58,9 @@ def load_signatures(path: str | None = None) -> list[Signature]:
         raise InputDataError(f"{path or SIGNATURE_FILE}: direction must be one of {DIRECTIONS}, got {bad}")
     signatures = []
     for name, rows in table.groupby("signature", sort=False):
-        signatures.append(Signature(str(name), str(rows["source"].iloc[0]), dict(zip(rows["gene"], rows["direction"]))))
+        signatures.append(
+            Signature(str(name), str(rows["source"].iloc[0]), dict(zip(rows["gene"], rows["direction"])))
+        )
     return signatures
 
 
@@ -91,7 +97,9 @@ def signature_overlap(
         "chance_rate": chance_rate,
         "expected_overlap": n_top * chance_rate,
         # P(X >= overlap), X ~ Hypergeom(universe, readable signature genes, top-k draws)
-        "p_value": float(stats.hypergeom.sf(len(overlap) - 1, n_universe, len(readable), n_top)) if n_universe else 1.0,
+        "p_value": float(stats.hypergeom.sf(len(overlap) - 1, n_universe, len(readable), n_top))
+        if n_universe
+        else 1.0,
         "in_persister_top": [g for g in top["persister"][:k] if g in signature.direction],
         "in_non_persister_top": [g for g in top["non_persister"][:k] if g in signature.direction],
         "direction_agrees": agrees,
@@ -102,4 +110,7 @@ def signature_overlaps(
     table: pd.DataFrame, top: dict[str, list[str]], k: int, signatures: list[Signature] | None = None
 ) -> dict[str, dict[str, Any]]:
     """:func:`signature_overlap` for every shipped signature, keyed by signature name."""
-    return {s.name: signature_overlap(s, table, top, k) for s in (signatures if signatures is not None else load_signatures())}
+    return {
+        s.name: signature_overlap(s, table, top, k)
+        for s in (signatures if signatures is not None else load_signatures())
+    }

@@ -50,7 +50,9 @@ def planted_recovery(
         "precision_at_k": len(hits) / len(chosen) if chosen else 0.0,
         "chance_rate": n_read_planted / len(universe) if len(universe) else 0.0,
         "recall_at_k": len(hits) / n_read_planted if n_read_planted else 0.0,
-        "auroc": float(roc_auc_score(is_planted, table["mean_abs_attribution"])) if both_classes else float("nan"),
+        "auroc": float(roc_auc_score(is_planted, table["mean_abs_attribution"]))
+        if both_classes
+        else float("nan"),
         "direction_agreement": float(np.mean(agree)) if agree else float("nan"),
         "planted_genes": int((planted.abs() > cut).sum()),
         "planted_genes_read": n_read_planted,

@@ -46,7 +46,9 @@ class DeployedGraph(nn.Module):
         element-wise work: onnxruntime scores ~25 % more cells/s at batch 256.
         """
         missing = torch.isnan(counts)
-        library = torch.where(missing, torch.zeros_like(counts), counts).sum(dim=1, keepdim=True).clamp(min=1.0)
+        library = (
+            torch.where(missing, torch.zeros_like(counts), counts).sum(dim=1, keepdim=True).clamp(min=1.0)
+        )
         chosen = counts.index_select(1, self.selected)
         logged = torch.log1p(chosen * (self.target_sum / library))
         return torch.where(torch.isnan(logged), self.impute_mean.expand_as(logged), logged)

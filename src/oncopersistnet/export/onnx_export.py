@@ -54,7 +54,10 @@ def export_onnx(
             dynamo=False,
         )
         proto = onnx.load(str(tmp))
-        meta = {"genes": json.dumps([str(g) for g in preprocessor.genes_]), **{k: _to_str(v) for k, v in metadata.items()}}
+        meta = {
+            "genes": json.dumps([str(g) for g in preprocessor.genes_]),
+            **{k: _to_str(v) for k, v in metadata.items()},
+        }
         onnx.helper.set_model_props(proto, meta)
         proto.producer_name = "oncopersistnet"
         proto.doc_string = (
@@ -97,9 +100,16 @@ def parity_check(
     for name, matrix in (("full", counts), ("missing_genes", with_missing)):
         reference = predict_proba(network, preprocessor.transform(matrix.astype(np.float64)))
         batched = session.run([OUTPUT_NAME], {INPUT_NAME: matrix})[0]
-        single = np.concatenate([session.run([OUTPUT_NAME], {INPUT_NAME: matrix[i : i + 1]})[0] for i in range(min(16, len(matrix)))])
+        single = np.concatenate(
+            [
+                session.run([OUTPUT_NAME], {INPUT_NAME: matrix[i : i + 1]})[0]
+                for i in range(min(16, len(matrix)))
+            ]
+        )
         figures[f"parity_max_abs_diff_{name}"] = float(np.max(np.abs(batched - reference)))
-        figures[f"parity_max_abs_diff_{name}_batch1"] = float(np.max(np.abs(single - reference[: len(single)])))
+        figures[f"parity_max_abs_diff_{name}_batch1"] = float(
+            np.max(np.abs(single - reference[: len(single)]))
+        )
     worst = max(figures.values())
     figures["parity_max_abs_diff"] = worst
     figures["parity_cells"] = float(len(counts))
@@ -108,5 +118,7 @@ def parity_check(
             f"export: onnxruntime and PyTorch disagree by {worst:.2e} (> tolerance {tolerance:.0e}) "
             f"on {len(counts)} held-out cells; details: {figures}"
         )
-    logger.info("ONNX parity on %d held-out cells: max |diff| = %.2e (tolerance %.0e)", len(counts), worst, tolerance)
+    logger.info(
+        "ONNX parity on %d held-out cells: max |diff| = %.2e (tolerance %.0e)", len(counts), worst, tolerance
+    )
     return figures

@@ -60,7 +60,10 @@ class GeneTable:
 @lru_cache(maxsize=1)
 def load_gene_table() -> GeneTable:
     """Read the vendored GENCODE table once per process."""
-    with resources.files("oncopersistnet.genes").joinpath(TABLE_FILE).open("rb") as raw, gzip.open(raw, "rt") as handle:
+    with (
+        resources.files("oncopersistnet.genes").joinpath(TABLE_FILE).open("rb") as raw,
+        gzip.open(raw, "rt") as handle,
+    ):
         pairs = [line.rstrip("\n").split(",", 1) for line in handle if line.strip()]
     id_to_symbol = {gene_id.split(".")[0].upper(): symbol for gene_id, symbol in pairs}
     canonical: dict[str, str] = {}
@@ -97,7 +100,7 @@ class HarmonizationReport:
 
 
 def detect_namespace(names: Sequence[str]) -> str:
-    """"ensembl" when most names are Ensembl gene IDs, "symbol" when few are, else "mixed"."""
+    """ "ensembl" when most names are Ensembl gene IDs, "symbol" when few are, else "mixed"."""
     if not len(names):
         return "symbol"
     fraction = sum(bool(ENSEMBL_ID.match(str(n))) for n in names) / len(names)
@@ -160,7 +163,8 @@ def merge_matrix(names: np.ndarray) -> tuple[np.ndarray, sparse.csr_matrix]:
     rank[order] = np.arange(order.size)
     columns = rank[inverse]
     merge = sparse.csr_matrix(
-        (np.ones(len(names), dtype=np.float32), (np.arange(len(names)), columns)), shape=(len(names), unique.size)
+        (np.ones(len(names), dtype=np.float32), (np.arange(len(names)), columns)),
+        shape=(len(names), unique.size),
     )
     return unique[order], merge
 
@@ -180,6 +184,11 @@ def harmonize_adata(adata: ad.AnnData) -> tuple[ad.AnnData, HarmonizationReport]
         if np.issubdtype(adata.X.dtype, np.integer):
             X = X.astype(adata.X.dtype)
     originals = pd.Series(np.asarray(adata.var_names, dtype=str)).groupby(mapped, sort=False).agg(";".join)
-    out = ad.AnnData(X=X, obs=adata.obs.copy(), var=pd.DataFrame({"input_names": originals.reindex(unique).to_numpy()}, index=unique), uns=dict(adata.uns))
+    out = ad.AnnData(
+        X=X,
+        obs=adata.obs.copy(),
+        var=pd.DataFrame({"input_names": originals.reindex(unique).to_numpy()}, index=unique),
+        uns=dict(adata.uns),
+    )
     logger.info("gene names: %s", report.describe())
     return out, report

@@ -9,4 +9,11 @@ from oncopersistnet.inference.model import OnnxPersisterModel
 from oncopersistnet.inference.predict import predict_file
 from oncopersistnet.inference.resolve import DEFAULT_MODEL_URI, load_model
 
-__all__ = ["DEFAULT_MODEL_URI", "GeneMatch", "OnnxPersisterModel", "load_model", "match_genes", "predict_file"]
+__all__ = [
+    "DEFAULT_MODEL_URI",
+    "GeneMatch",
+    "OnnxPersisterModel",
+    "load_model",
+    "match_genes",
+    "predict_file",
+]

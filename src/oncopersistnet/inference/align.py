@@ -67,8 +67,12 @@ class GeneMatch:
         )
 
 
-def _likely_cause(input_namespace: str, model_genes: Sequence[str], before: int, after: int, n_model: int) -> str:
-    model_namespace = "Ensembl IDs" if detect_namespace([str(g) for g in model_genes]) == "ensembl" else "gene symbols"
+def _likely_cause(
+    input_namespace: str, model_genes: Sequence[str], before: int, after: int, n_model: int
+) -> str:
+    model_namespace = (
+        "Ensembl IDs" if detect_namespace([str(g) for g in model_genes]) == "ensembl" else "gene symbols"
+    )
     if input_namespace.startswith("symbol (mouse"):
         return (
             " The input's gene symbols are in mouse-style Title case (e.g. Actb) while the model was trained on "
@@ -107,7 +111,11 @@ def match_genes(
     present = np.zeros(len(position), dtype=bool)
     present[cols] = True
     if len(rows) > len(set(cols)):
-        logger.warning("%s: %d input columns map onto genes already present; their counts are summed", source, len(rows) - len(set(cols)))
+        logger.warning(
+            "%s: %d input columns map onto genes already present; their counts are summed",
+            source,
+            len(rows) - len(set(cols)),
+        )
     found = set(mapped)
     selected = [str(g) for g in (selected_genes if selected_genes is not None else model_genes)]
     raw_names = set(raw)
@@ -120,7 +128,13 @@ def match_genes(
         harmonization=report,
     )
     if min(match.fraction, match.selected_fraction) < min_fraction:
-        cause = _likely_cause(report.namespace, list(model_genes), match.n_matched_before_mapping, match.n_matched, match.n_model_genes)
+        cause = _likely_cause(
+            report.namespace,
+            list(model_genes),
+            match.n_matched_before_mapping,
+            match.n_matched,
+            match.n_model_genes,
+        )
         raise InputDataError(
             f"{source}: only {match.describe()}; at least {min_fraction:.0%} of each are required "
             f"(input genes look like: {', '.join(raw[:3])}).{cause}"

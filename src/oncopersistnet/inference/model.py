@@ -43,11 +43,15 @@ class OnnxPersisterModel:
             raise ModelError(f"{self.path}: not a loadable ONNX model ({exc.__class__.__name__})") from exc
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
         if "genes" not in self.metadata:
-            raise ModelError(f"{self.path}: ONNX model has no 'genes' metadata; was it exported by oncopersistnet?")
+            raise ModelError(
+                f"{self.path}: ONNX model has no 'genes' metadata; was it exported by oncopersistnet?"
+            )
         self.genes: list[str] = json.loads(self.metadata["genes"])
         # Genes the graph reads after gene selection, and the samples it was fitted on
         # (train + validation); older or foreign exports may lack them.
-        self.selected_genes: list[str] = json.loads(self.metadata.get("selected_genes", "null")) or list(self.genes)
+        self.selected_genes: list[str] = json.loads(self.metadata.get("selected_genes", "null")) or list(
+            self.genes
+        )
         self.fit_samples: list[str] = json.loads(self.metadata.get("fit_samples", "[]"))
         inputs = self.session.get_inputs()
         if [i.name for i in inputs] != [INPUT_NAME] or inputs[0].shape[1] != len(self.genes):
@@ -73,12 +77,16 @@ class OnnxPersisterModel:
         """Probabilities for ``cells x model genes`` float32 counts (NaN = missing gene)."""
         counts = np.ascontiguousarray(counts, dtype=np.float32)
         if counts.ndim != 2 or counts.shape[1] != len(self.genes):
-            raise ModelError(f"expected a 2-D array with {len(self.genes)} gene columns, got shape {counts.shape}")
+            raise ModelError(
+                f"expected a 2-D array with {len(self.genes)} gene columns, got shape {counts.shape}"
+            )
         if counts.shape[0] == 0:
             return np.zeros(0, dtype=np.float32)
         # Cells are scored independently; slices keep onnxruntime's working memory (it grows with
         # the batch and its arena keeps the peak) small, and ~1k-cell batches are its fastest.
-        return np.concatenate([
-            self.session.run([OUTPUT_NAME], {INPUT_NAME: counts[start:start + SESSION_BATCH]})[0]
-            for start in range(0, counts.shape[0], SESSION_BATCH)
-        ])
+        return np.concatenate(
+            [
+                self.session.run([OUTPUT_NAME], {INPUT_NAME: counts[start : start + SESSION_BATCH]})[0]
+                for start in range(0, counts.shape[0], SESSION_BATCH)
+            ]
+        )

@@ -36,7 +36,11 @@ MAX_CELL_TOTAL = float(np.finfo(np.float32).max) / 2
 
 
 def check_counts(
-    block: np.ndarray | sparse.spmatrix, cell_ids: np.ndarray, genes: np.ndarray, source: str, allow_non_integer: bool = False
+    block: np.ndarray | sparse.spmatrix,
+    cell_ids: np.ndarray,
+    genes: np.ndarray,
+    source: str,
+    allow_non_integer: bool = False,
 ) -> None:
     """Raise on NaN/inf, negative values, (unless allowed) non-integer values and
     cells whose total count float32 cannot hold (:data:`MAX_CELL_TOTAL`).
@@ -54,9 +58,18 @@ def check_counts(
         dense = np.asarray(block)
         values = dense.ravel()
         rows = cols = None  # positions computed for the first bad value only
-    checks = [(~np.isfinite(values), "non-finite value", ""), (values < 0, "negative count", "; raw counts expected")]
+    checks = [
+        (~np.isfinite(values), "non-finite value", ""),
+        (values < 0, "negative count", "; raw counts expected"),
+    ]
     if not allow_non_integer:
-        checks.append((values != np.round(values), "non-integer value", "; the model expects raw counts (pass --allow-non-integer to score anyway)"))
+        checks.append(
+            (
+                values != np.round(values),
+                "non-integer value",
+                "; the model expects raw counts (pass --allow-non-integer to score anyway)",
+            )
+        )
     for bad, what, hint in checks:
         if bad.any():
             i = int(np.argmax(bad))
@@ -108,7 +121,9 @@ def predict_file(
     input_path, output_path = Path(input_path), Path(output_path)
     fmt = check_output(output_path)
     if obs_output is not None and detect_format(input_path) != "h5ad":
-        raise InputDataError(f"{input_path}: --obs-output writes an annotated copy of an .h5ad input; this input is not one")
+        raise InputDataError(
+            f"{input_path}: --obs-output writes an annotated copy of an .h5ad input; this input is not one"
+        )
     if chunk_size <= 0:
         raise InputDataError(f"chunk size must be positive, got {chunk_size}")
     threshold = model.threshold if threshold is None else threshold
@@ -129,14 +144,22 @@ def predict_file(
     )
     try:
         input_genes = np.asarray(adata.var_names, dtype=str)
-        match = match_genes(input_genes, model.genes, min_gene_fraction, source=str(input_path), selected_genes=model.selected_genes)
+        match = match_genes(
+            input_genes,
+            model.genes,
+            min_gene_fraction,
+            source=str(input_path),
+            selected_genes=model.selected_genes,
+        )
         logger.info("%s: %s", input_path, match.describe())
         cell_ids = np.asarray(adata.obs_names, dtype=str)
         n_persister = n_uncertain = 0
         kept: list[tuple[np.ndarray, np.ndarray]] = []  # for obs_output: one float and one label per cell
         with atomic_path(output_path) as tmp:
             writer = PredictionWriter(tmp, fmt)
-            bar = tqdm(total=adata.n_obs, desc="predicting", unit="cell", unit_scale=True, disable=not progress)
+            bar = tqdm(
+                total=adata.n_obs, desc="predicting", unit="cell", unit_scale=True, disable=not progress
+            )
             for start in range(0, adata.n_obs, chunk_size):
                 stop = min(start + chunk_size, adata.n_obs)
                 block = adata.X[start:stop]
@@ -152,7 +175,9 @@ def predict_file(
             bar.close()
             writer.close()
             if obs_output is not None:
-                probabilities = np.concatenate([k[0] for k in kept]) if kept else np.zeros(0, dtype=np.float32)
+                probabilities = (
+                    np.concatenate([k[0] for k in kept]) if kept else np.zeros(0, dtype=np.float32)
+                )
                 all_labels = np.concatenate([k[1] for k in kept]) if kept else np.zeros(0, dtype=str)
                 if adata.isbacked:
                     adata.file.close()
@@ -179,7 +204,13 @@ def predict_file(
     }
     logger.info(
         "wrote %d predictions to %s: %d persisters (%.1f%%), %d uncertain (%.1f%%, probability in (%.2f, %.2f))",
-        summary["cells"], output_path, n_persister, 100 * summary["persister_fraction"],
-        n_uncertain, 100 * summary["uncertain_fraction"], low, high,
+        summary["cells"],
+        output_path,
+        n_persister,
+        100 * summary["persister_fraction"],
+        n_uncertain,
+        100 * summary["uncertain_fraction"],
+        low,
+        high,
     )
     return summary

@@ -34,7 +34,7 @@ def _pinned(reference: str) -> tuple[str, dict[str, str]]:
         return reference, {}
     from oncopersistnet.registry_client import resolve_version
 
-    name, at, alias = reference[len("models:/"):].partition("@")
+    name, at, alias = reference[len("models:/") :].partition("@")
     if not at:
         name, _, alias = name.partition("/")
         if not alias.isdigit():  # models:/NAME/latest or a legacy stage: MLflow resolves those itself
@@ -48,10 +48,14 @@ def check_registration(model: OnnxPersisterModel, folder: Path, tags: dict[str, 
     mlmodel = folder / "MLmodel"
     if mlmodel.exists():
         try:
-            inputs = json.loads((yaml.safe_load(mlmodel.read_text()).get("signature") or {}).get("inputs") or "[]")
+            inputs = json.loads(
+                (yaml.safe_load(mlmodel.read_text()).get("signature") or {}).get("inputs") or "[]"
+            )
             width = inputs[0]["tensor-spec"]["shape"][-1] if inputs else None
         except (yaml.YAMLError, ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-            raise ModelError(f"{reference}: its MLmodel signature cannot be read ({exc.__class__.__name__})") from exc
+            raise ModelError(
+                f"{reference}: its MLmodel signature cannot be read ({exc.__class__.__name__})"
+            ) from exc
         if width is not None and width != len(model.genes):
             raise ModelError(
                 f"{reference}: registered with an input signature of {width} genes, but its ONNX graph reads "
@@ -72,7 +76,9 @@ def _find_onnx(folder: Path) -> Path:
     return found[0]
 
 
-def load_model(reference: str = DEFAULT_MODEL_URI, threads: int | None = None, tracking_uri: str | None = None) -> OnnxPersisterModel:
+def load_model(
+    reference: str = DEFAULT_MODEL_URI, threads: int | None = None, tracking_uri: str | None = None
+) -> OnnxPersisterModel:
     """Load a model by registry/run URI or by path, with onnxruntime only."""
     if reference.startswith(("models:/", "runs:/")):
         from oncopersistnet.tracking import disable_telemetry

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import shutil
 from pathlib import Path
+
 import numpy as np
 
 from oncopersistnet.atomic import atomic_path
@@ -43,7 +44,11 @@ class PredictionWriter:
             import pyarrow.parquet as pq
 
             self._schema = pa.schema(
-                [("cell_id", pa.string()), ("persister_probability", pa.float32()), ("predicted_label", pa.string())]
+                [
+                    ("cell_id", pa.string()),
+                    ("persister_probability", pa.float32()),
+                    ("predicted_label", pa.string()),
+                ]
             )
             self._parquet = pq.ParquetWriter(str(path), self._schema)
 
@@ -89,9 +94,10 @@ def write_obs_copy(source: Path, target: Path, probability: np.ndarray, labels: 
         with h5py.File(tmp, "r+") as handle:
             obs: pd.DataFrame = ad.io.read_elem(handle["obs"])
             if len(obs) != len(probability):
-                raise InputDataError(f"{source}: obs has {len(obs)} rows but {len(probability)} cells were scored")
+                raise InputDataError(
+                    f"{source}: obs has {len(obs)} rows but {len(probability)} cells were scored"
+                )
             obs[OBS_PROBABILITY] = np.asarray(probability, dtype=np.float32)
             obs[OBS_LABEL] = pd.Categorical(labels)
             del handle["obs"]
             ad.io.write_elem(handle, "obs", obs)
-

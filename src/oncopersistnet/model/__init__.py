@@ -1,7 +1,12 @@
 """The persister networks (hybrid CNN-LSTM, its attention variant, same-size MLP), training and calibration."""
 
 from oncopersistnet.model.calibration import apply_calibration, fit_calibration
-from oncopersistnet.model.network import CnnLstmAttentionClassifier, CnnLstmClassifier, MlpClassifier, PersisterNetwork
+from oncopersistnet.model.network import (
+    CnnLstmAttentionClassifier,
+    CnnLstmClassifier,
+    MlpClassifier,
+    PersisterNetwork,
+)
 from oncopersistnet.model.training import (
     TrainingResult,
     build_network,

@@ -29,15 +29,24 @@ def fit_calibration(logits: np.ndarray, y: np.ndarray, method: str = "platt") ->
     ``none`` (or a split with one class, where nothing can be fitted) returns the identity.
     """
     if method not in CALIBRATION_METHODS:
-        raise ValueError(f"unknown calibration method {method!r}; choose one of {', '.join(CALIBRATION_METHODS)}")
+        raise ValueError(
+            f"unknown calibration method {method!r}; choose one of {', '.join(CALIBRATION_METHODS)}"
+        )
     logits = np.asarray(logits, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     if method == "none" or len(np.unique(y)) < 2:
         return 1.0, 0.0
     if method == "temperature":
-        result = minimize(lambda s: _nll(np.array([s[0], 0.0]), logits, y), x0=[1.0], method="L-BFGS-B", bounds=[(1e-3, 1e3)])
+        result = minimize(
+            lambda s: _nll(np.array([s[0], 0.0]), logits, y),
+            x0=[1.0],
+            method="L-BFGS-B",
+            bounds=[(1e-3, 1e3)],
+        )
         return float(result.x[0]), 0.0
-    result = minimize(_nll, x0=[1.0, 0.0], args=(logits, y), method="L-BFGS-B", bounds=[(1e-3, 1e3), (-50.0, 50.0)])
+    result = minimize(
+        _nll, x0=[1.0, 0.0], args=(logits, y), method="L-BFGS-B", bounds=[(1e-3, 1e3), (-50.0, 50.0)]
+    )
     return float(result.x[0]), float(result.x[1])
 
 

@@ -158,7 +158,9 @@ class CnnLstmAttentionClassifier(CnnLstmClassifier):
         self.attention = nn.Sequential(
             nn.Linear(self.lstm.hidden_size * (2 if self.lstm.bidirectional else 1), attention_units),
             nn.Tanh(),
-            nn.Linear(attention_units, 1, bias=False),  # a bias would shift every score equally: no effect on softmax
+            nn.Linear(
+                attention_units, 1, bias=False
+            ),  # a bias would shift every score equally: no effect on softmax
         )
 
     def _weights(self, outputs: torch.Tensor) -> torch.Tensor:

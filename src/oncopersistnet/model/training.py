@@ -62,7 +62,9 @@ def _batched(model: PersisterNetwork, features: np.ndarray, batch_size: int, cal
     out = []
     with torch.no_grad():
         for start in range(0, len(features), batch_size):
-            batch = torch.from_numpy(np.ascontiguousarray(features[start : start + batch_size], dtype=np.float32))
+            batch = torch.from_numpy(
+                np.ascontiguousarray(features[start : start + batch_size], dtype=np.float32)
+            )
             out.append((model.calibrated_probability(batch) if calibrated else model(batch)).numpy())
     return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
 
@@ -106,7 +108,9 @@ def build_network(config: TrainConfig, n_features: int) -> PersisterNetwork:
         # Re-seed so the MLP's initial weights do not depend on having built the CNN-LSTM first.
         torch.manual_seed(config.seed)
         return MlpClassifier(n_features, mlp_width_for(cnn_lstm.n_parameters, n_features), config.dropout)
-    raise ModelError(f"train.architecture: unknown network {config.architecture!r} (choose from {', '.join(NETWORK_CLASSES)})")
+    raise ModelError(
+        f"train.architecture: unknown network {config.architecture!r} (choose from {', '.join(NETWORK_CLASSES)})"
+    )
 
 
 def _safe_auc(y: np.ndarray, p: np.ndarray) -> float:
@@ -221,14 +225,23 @@ def train_model(
     model.set_calibration(scale, shift)
     logger.info(
         "best validation loss %.4f at epoch %d; %s calibration on validation: scale %.3f, shift %.3f",
-        best_loss, best_epoch, config.calibration, scale, shift,
+        best_loss,
+        best_epoch,
+        config.calibration,
+        scale,
+        shift,
     )
     return TrainingResult(model=model, best_epoch=best_epoch, history=history)
 
 
 def save_checkpoint(model: PersisterNetwork, path: str | Path, extra: dict[str, Any] | None = None) -> None:
     """Save weights, calibration and the constructor arguments (tensors and plain types only)."""
-    payload = {"architecture": model.architecture, "config": model.config, "state_dict": model.state_dict(), "extra": extra or {}}
+    payload = {
+        "architecture": model.architecture,
+        "config": model.config,
+        "state_dict": model.state_dict(),
+        "extra": extra or {},
+    }
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
@@ -244,6 +257,8 @@ def load_checkpoint(path: str | Path) -> PersisterNetwork:
         model = network_class(**payload["config"])
         model.load_state_dict(payload["state_dict"])
     except (TypeError, RuntimeError) as exc:  # written by another version of this code
-        raise ModelError(f"{path}: checkpoint does not fit this version's network ({exc.__class__.__name__}); retrain with dvc repro") from exc
+        raise ModelError(
+            f"{path}: checkpoint does not fit this version's network ({exc.__class__.__name__}); retrain with dvc repro"
+        ) from exc
     model.eval()
     return model

@@ -5,4 +5,11 @@ from oncopersistnet.preprocessing.normalize import log_normalize
 from oncopersistnet.preprocessing.split import SPLITS, split_by_sample
 from oncopersistnet.preprocessing.transformer import CellPreprocessor, build_preprocessor
 
-__all__ = ["SPLITS", "CellPreprocessor", "FeatureSet", "log_normalize", "build_preprocessor", "split_by_sample"]
+__all__ = [
+    "SPLITS",
+    "CellPreprocessor",
+    "FeatureSet",
+    "log_normalize",
+    "build_preprocessor",
+    "split_by_sample",
+]

@@ -39,4 +39,6 @@ class FeatureSet:
             with np.load(path, allow_pickle=False) as data:
                 return cls(X=data["X"], y=data["y"], cell_ids=data["cell_ids"], samples=data["samples"])
         except (OSError, KeyError, ValueError) as exc:
-            raise InputDataError(f"{path}: not a feature file written by the preprocess stage ({exc})") from exc
+            raise InputDataError(
+                f"{path}: not a feature file written by the preprocess stage ({exc})"
+            ) from exc

@@ -21,9 +21,7 @@ def library_sizes(counts: sparse.spmatrix | np.ndarray) -> np.ndarray:
     return np.maximum(totals, 1.0)
 
 
-def log_normalize(
-    counts: sparse.spmatrix | np.ndarray, target_sum: float
-) -> sparse.csr_matrix | np.ndarray:
+def log_normalize(counts: sparse.spmatrix | np.ndarray, target_sum: float) -> sparse.csr_matrix | np.ndarray:
     """``log1p(counts / library_size * target_sum)``; sparse stays sparse (CSR)."""
     scale = target_sum / library_sizes(counts)
     if sparse.issparse(counts):

@@ -66,7 +66,9 @@ def split_by_sample(
         if set(classes.index) == set(SPLITS) and (classes == 2).all():
             for name in SPLITS:
                 chosen = sorted(s for s, where in assignment.items() if where == name)
-                logger.info("%s: %d cells from samples %s", name, int((split == name).sum()), ", ".join(chosen))
+                logger.info(
+                    "%s: %d cells from samples %s", name, int((split == name).sum()), ", ".join(chosen)
+                )
             return split
     raise DataValidationError(
         "split: no assignment of samples to train/val/test gives every split both classes; "

@@ -28,7 +28,15 @@ from oncopersistnet.preprocessing.normalize import log_normalize
 
 logger = logging.getLogger(__name__)
 
-_STATE = ("selected_", "impute_mean_", "min_", "range_", "pca_mean_", "components_", "explained_variance_ratio_")
+_STATE = (
+    "selected_",
+    "impute_mean_",
+    "min_",
+    "range_",
+    "pca_mean_",
+    "components_",
+    "explained_variance_ratio_",
+)
 
 
 def _column_mean_var(matrix: sparse.csr_matrix | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -109,7 +117,10 @@ class CellPreprocessor:
         logger.info(
             "preprocessor fitted on %d cells: %d of %d genes selected, %d PCA components "
             "explaining %.1f%% of variance",
-            counts.shape[0], self.selected_.size, genes.size, n_components,
+            counts.shape[0],
+            self.selected_.size,
+            genes.size,
+            n_components,
             100 * self.explained_variance_ratio_.sum(),
         )
         return self

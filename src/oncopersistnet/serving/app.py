@@ -27,18 +27,18 @@ import asyncio
 import json
 import logging
 import re
-import threading
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
-from scipy import sparse
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from scipy import sparse
 from starlette.concurrency import run_in_threadpool
 
 from oncopersistnet.errors import InputDataError, OncoPersistNetError
@@ -66,7 +66,9 @@ class ServiceConfig:
     body_timeout_s: float = 60.0  # a request body must arrive within this
     idle_timeout_s: float = 10.0  # longest stall in a body; longest wait for a request head
     limit_concurrency: int = 256  # open connections (beyond: 503 from uvicorn)
-    body_budget_bytes: int | None = None  # raw bodies over 1 MiB held at once (default 2 x max_parallel x max_body_bytes)
+    body_budget_bytes: int | None = (
+        None  # raw bodies over 1 MiB held at once (default 2 x max_parallel x max_body_bytes)
+    )
 
     def budget(self) -> int:
         return max(self.body_budget_bytes or 2 * self.max_parallel * self.max_body_bytes, self.max_body_bytes)
@@ -88,8 +90,12 @@ class CellMaps(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    cells: list[dict[str, float]] = Field(min_length=1, description="one {gene: raw count} map per cell; absent genes are 0")
-    panel: list[str] | None = Field(default=None, description="genes measured (default: all the model's genes)")
+    cells: list[dict[str, float]] = Field(
+        min_length=1, description="one {gene: raw count} map per cell; absent genes are 0"
+    )
+    panel: list[str] | None = Field(
+        default=None, description="genes measured (default: all the model's genes)"
+    )
     cell_ids: list[str] | None = Field(default=None, description="optional ids, one per cell")
 
 
@@ -149,14 +155,21 @@ class ModelHolder:
     def _load(self) -> tuple[OnnxPersisterModel, dict[str, Any]]:
         from oncopersistnet.inference.resolve import load_model
 
-        model = load_model(self.config.model, threads=self.config.threads, tracking_uri=self.config.tracking_uri)
+        model = load_model(
+            self.config.model, threads=self.config.threads, tracking_uri=self.config.tracking_uri
+        )
         info: dict[str, Any] = {
             "reference": public_reference(self.config.model),
             "n_genes": len(model.genes),
             "n_selected_genes": len(model.selected_genes),
             "threshold": model.threshold,
             "uncertain_band": list(self.config.uncertain_band),
-            **{k: v for k, v in model.info().items() if k in ("data_hash", "params_hash", "git_commit", "architecture", "model_name", "mlflow_run_id")},
+            **{
+                k: v
+                for k, v in model.info().items()
+                if k
+                in ("data_hash", "params_hash", "git_commit", "architecture", "model_name", "mlflow_run_id")
+            },
         }
         info |= _registry_facts(self.config.model)
         return model, info
@@ -179,24 +192,36 @@ def _registry_facts(reference: str) -> dict[str, Any]:
         return {}
     from mlflow import MlflowClient
 
-    name, _, rest = reference[len("models:/"):].partition("@")
+    name, _, rest = reference[len("models:/") :].partition("@")
     client = MlflowClient()
     if rest:
         version = client.get_model_version_by_alias(name, rest)
         alias = rest
     else:
-        name, _, number = reference[len("models:/"):].partition("/")
+        name, _, number = reference[len("models:/") :].partition("/")
         version, alias = client.get_model_version(name, number), None
-    metrics = {k: version.tags[k] for k in ("test_f1", "test_roc_auc", "comparison_f1", "comparison_roc_auc", "test_brier", "test_ece") if k in version.tags}
+    metrics = {
+        k: version.tags[k]
+        for k in ("test_f1", "test_roc_auc", "comparison_f1", "comparison_roc_auc", "test_brier", "test_ece")
+        if k in version.tags
+    }
     return {"name": name, "version": str(version.version), "alias": alias, "metrics": metrics}
 
 
-def _score(model: OnnxPersisterModel, matrix: Any, genes: list[str], cell_ids: list[str], config: ServiceConfig) -> dict[str, Any]:
+def _score(
+    model: OnnxPersisterModel, matrix: Any, genes: list[str], cell_ids: list[str], config: ServiceConfig
+) -> dict[str, Any]:
     """Check, align and score one request's cells; raise InputDataError on anything wrong."""
     if len(cell_ids) != matrix.shape[0]:
         raise InputDataError(f"cell_ids: {len(cell_ids)} ids for {matrix.shape[0]} cells")
     check_counts(matrix, np.asarray(cell_ids), np.asarray(genes), "request")
-    match = match_genes(np.asarray(genes, dtype=str), model.genes, config.min_gene_fraction, source="request", selected_genes=model.selected_genes)
+    match = match_genes(
+        np.asarray(genes, dtype=str),
+        model.genes,
+        config.min_gene_fraction,
+        source="request",
+        selected_genes=model.selected_genes,
+    )
     probability = model.predict_proba(aligned_block(matrix, match))
     labels = label_cells(probability, model.threshold, config.uncertain_band)
     return {
@@ -271,7 +296,10 @@ def create_app(config: ServiceConfig, holder: ModelHolder | None = None) -> Any:
     async def predict(request: Request) -> Response:
         kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
         if kind != "application/json" and not kind.endswith("+json"):
-            raise _Refused(415, f"send JSON with Content-Type: application/json (got {kind[:60]!r}); an .h5ad goes to /predict/h5ad")
+            raise _Refused(
+                415,
+                f"send JSON with Content-Type: application/json (got {kind[:60]!r}); an .h5ad goes to /predict/h5ad",
+            )
         body = await request.body()
         async with slots:
             return await run_in_threadpool(_predict_json, body, holder, config)
@@ -279,7 +307,11 @@ def create_app(config: ServiceConfig, holder: ModelHolder | None = None) -> Any:
     @app.post(
         "/predict/h5ad",
         summary="classify the cells of an .h5ad sent as the request body (raw counts in X, layers['counts'] or .raw)",
-        openapi_extra={"requestBody": {"content": {"application/x-hdf5": {"schema": {"type": "string", "format": "binary"}}}}},
+        openapi_extra={
+            "requestBody": {
+                "content": {"application/x-hdf5": {"schema": {"type": "string", "format": "binary"}}}
+            }
+        },
     )
     async def predict_h5ad(request: Request) -> Response:
         body = await request.body()
@@ -296,14 +328,22 @@ def create_app(config: ServiceConfig, holder: ModelHolder | None = None) -> Any:
             logger.exception("reload of %s failed; still serving the previous model", config.model)
             version = holder.current()[1].get("version")
             return JSONResponse(
-                {"detail": f"reload failed, still serving the previous model (version {version or 'as loaded at start'}); the server log has the reason"},
+                {
+                    "detail": f"reload failed, still serving the previous model (version {version or 'as loaded at start'}); the server log has the reason"
+                },
                 status_code=409,
             )
 
     return app
 
 
-def make_server(config: ServiceConfig, host: str = "127.0.0.1", port: int = 8000, log_level: str = "warning", app: Any = None) -> Any:
+def make_server(
+    config: ServiceConfig,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    log_level: str = "warning",
+    app: Any = None,
+) -> Any:
     """The uvicorn server ``oncopersistnet serve`` runs: the app, its connection limits, loopback by default."""
     import uvicorn
 
@@ -340,7 +380,9 @@ def _validation_detail(errors: list[Any]) -> str:
     for error in errors:
         loc = [str(p) for p in error.get("loc", ()) if p != "body"]
         tag = loc[0] if loc and loc[0] in ("CellMatrix", "CellMaps") else ""
-        groups.setdefault(tag, []).append((".".join(loc[1:] if tag else loc) or "body", error.get("msg", "invalid")))
+        groups.setdefault(tag, []).append(
+            (".".join(loc[1:] if tag else loc) or "body", error.get("msg", "invalid"))
+        )
     chosen = groups.get("") or min(groups.values(), key=len)
     return "; ".join(f"{where}: {msg}" for where, msg in chosen[:5])
 
@@ -352,7 +394,9 @@ def _json_answer(result: dict[str, Any]) -> Response:
 def _predict_json(body: bytes, holder: ModelHolder, config: ServiceConfig) -> Response:
     """Parse, check and score one JSON body (in a worker thread, holding a slot)."""
     if not body:
-        raise InputDataError('empty body: send {"genes": [...], "counts": [[...]]} or {"cells": [{gene: count}, ...]}')
+        raise InputDataError(
+            'empty body: send {"genes": [...], "counts": [[...]]} or {"cells": [{gene: count}, ...]}'
+        )
     try:
         request = PredictBody.validate_json(body)
     except ValidationError as exc:
@@ -374,11 +418,16 @@ def _predict_json(body: bytes, holder: ModelHolder, config: ServiceConfig) -> Re
         genes = request.genes
         widths = {len(row) for row in request.counts}
         if widths != {len(genes)}:
-            raise InputDataError(f"counts: every row needs {len(genes)} values (one per gene); got rows of {sorted(widths)[:5]}")
+            raise InputDataError(
+                f"counts: every row needs {len(genes)} values (one per gene); got rows of {sorted(widths)[:5]}"
+            )
         matrix = np.asarray(request.counts, dtype=np.float32)
     ids = request.cell_ids or [f"cell{i}" for i in range(matrix.shape[0])]
     del request
-    return _json_answer({"model": info.get("reference"), "version": info.get("version")} | _score(model, matrix, genes, ids, config))
+    return _json_answer(
+        {"model": info.get("reference"), "version": info.get("version")}
+        | _score(model, matrix, genes, ids, config)
+    )
 
 
 def _check_h5ad_volume(path: Path, limit: int) -> None:
@@ -405,7 +454,9 @@ def _check_h5ad_volume(path: Path, limit: int) -> None:
         if not linked:
             store.visititems(add)
     if linked:
-        raise InputDataError(f"the .h5ad refers to data outside itself ({linked[0]}); send a self-contained file")
+        raise InputDataError(
+            f"the .h5ad refers to data outside itself ({linked[0]}); send a self-contained file"
+        )
     if total > limit:
         raise _Refused(413, f"the .h5ad holds {total} bytes once decompressed; the limit is {limit}")
 
@@ -414,7 +465,9 @@ def _predict_h5ad_bytes(body: bytes, holder: ModelHolder, config: ServiceConfig)
     """Read and score an uploaded .h5ad (in a worker thread, holding a slot); its path is never shown."""
     from oncopersistnet.data.readers import read_counts
 
-    unreadable = "the body is not a readable .h5ad file (send the file's bytes: curl --data-binary @cells.h5ad)"
+    unreadable = (
+        "the body is not a readable .h5ad file (send the file's bytes: curl --data-binary @cells.h5ad)"
+    )
     model, info = holder.current()
     with tempfile.TemporaryDirectory(prefix="oncopersistnet-serve-") as folder:
         path = Path(folder) / "upload.h5ad"
@@ -428,7 +481,9 @@ def _predict_h5ad_bytes(body: bytes, holder: ModelHolder, config: ServiceConfig)
         except InputDataError as exc:
             message = str(exc)
             logger.info("refused an uploaded .h5ad: %s", message)
-            raise InputDataError(unreadable if "not a readable .h5ad" in message else scrub(message, path, folder)) from None
+            raise InputDataError(
+                unreadable if "not a readable .h5ad" in message else scrub(message, path, folder)
+            ) from None
         except Exception:  # h5py and anndata raise many types for a malformed file
             logger.info("refused an uploaded .h5ad", exc_info=True)
             raise InputDataError(unreadable) from None
@@ -436,4 +491,7 @@ def _predict_h5ad_bytes(body: bytes, holder: ModelHolder, config: ServiceConfig)
         matrix = adata.X
         genes = [str(g) for g in adata.var_names]
         ids = [str(c) for c in adata.obs_names]
-        return _json_answer({"model": info.get("reference"), "version": info.get("version")} | _score(model, matrix, genes, ids, config))
+        return _json_answer(
+            {"model": info.get("reference"), "version": info.get("version")}
+            | _score(model, matrix, genes, ids, config)
+        )

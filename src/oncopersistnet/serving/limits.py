@@ -127,8 +127,17 @@ class GuardMiddleware:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        if self.token and scope["path"] not in self.public_paths and not bearer_token_ok(headers.get(b"authorization"), self.token):
-            await _answer(send, 401, "missing or wrong token (header: Authorization: Bearer <token>)", [(b"www-authenticate", b"Bearer")])
+        if (
+            self.token
+            and scope["path"] not in self.public_paths
+            and not bearer_token_ok(headers.get(b"authorization"), self.token)
+        ):
+            await _answer(
+                send,
+                401,
+                "missing or wrong token (header: Authorization: Bearer <token>)",
+                [(b"www-authenticate", b"Bearer")],
+            )
             return
         declared = headers.get(b"content-length")
         length = int(declared) if declared is not None and declared.isdigit() else None
@@ -163,8 +172,12 @@ class GuardMiddleware:
             wait = min(self.idle_timeout_s, deadline - now)
             try:
                 message = await asyncio.wait_for(receive(), timeout=max(wait, 0.001))
-            except asyncio.TimeoutError:
-                late = "stalled" if deadline - time.monotonic() > 0 else f"took longer than {self.body_timeout_s:g} s"
+            except TimeoutError:
+                late = (
+                    "stalled"
+                    if deadline - time.monotonic() > 0
+                    else f"took longer than {self.body_timeout_s:g} s"
+                )
                 raise BodyTooSlow(f"request body {late}; send it in one go") from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
@@ -188,18 +201,31 @@ class GuardMiddleware:
         except (BodyTooLarge, BodyTooSlow) as exc:  # raised where the app does not turn it into an answer
             if started:
                 raise
-            await _answer(send, exc.status_code, exc.detail, [(k.lower().encode(), v.encode()) for k, v in (exc.headers or {}).items()])
+            await _answer(
+                send,
+                exc.status_code,
+                exc.detail,
+                [(k.lower().encode(), v.encode()) for k, v in (exc.headers or {}).items()],
+            )
         finally:
             release()
 
 
-async def _answer(send: Any, status: int, detail: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+async def _answer(
+    send: Any, status: int, detail: str, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
     body = json.dumps({"detail": detail}).encode()
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *(headers or [])],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 

@@ -25,7 +25,9 @@ from oncopersistnet.tracking import disable_telemetry, dvc_experiment_name, git_
 logger = logging.getLogger("oncopersistnet")
 
 
-def run_stage(name: str, stage: Callable[[Params, ProjectPaths], object], params_file: str = "params.yaml") -> None:
+def run_stage(
+    name: str, stage: Callable[[Params, ProjectPaths], object], params_file: str = "params.yaml"
+) -> None:
     """Run one stage from the project root: one readable line and exit 1 on a user error, 130/143 when stopped."""
     configure_logging()
     disable_telemetry()  # before anything imports mlflow
@@ -62,7 +64,9 @@ def read_split_table(paths: ProjectPaths, cell_ids: pd.Index) -> np.ndarray:
     table = pd.read_csv(paths.split_table, dtype=str).set_index("cell_id")
     missing = cell_ids.difference(table.index)
     if len(missing):
-        raise InputDataError(f"{paths.split_table}: {len(missing)} cells of {paths.validated} have no split (e.g. {missing[0]})")
+        raise InputDataError(
+            f"{paths.split_table}: {len(missing)} cells of {paths.validated} have no split (e.g. {missing[0]})"
+        )
     return table.loc[cell_ids, "split"].to_numpy()
 
 
@@ -110,4 +114,6 @@ def read_preprocess_summary(paths: ProjectPaths) -> dict:
     try:
         return json.loads(paths.preprocess_summary.read_text())
     except (OSError, ValueError) as exc:
-        raise InputDataError(f"{paths.preprocess_summary}: missing or unreadable; run the preprocess stage first") from exc
+        raise InputDataError(
+            f"{paths.preprocess_summary}: missing or unreadable; run the preprocess stage first"
+        ) from exc

@@ -18,7 +18,12 @@ import pandas as pd
 from oncopersistnet.atomic import atomic_path, write_json, write_text
 from oncopersistnet.config import MODEL_SECTIONS, Params
 from oncopersistnet.data.load import read_h5ad
-from oncopersistnet.evaluation.comparison import FitResult, comparison_summary, run_comparison, sample_level_table
+from oncopersistnet.evaluation.comparison import (
+    FitResult,
+    comparison_summary,
+    run_comparison,
+    sample_level_table,
+)
 from oncopersistnet.evaluation.folds import Fold, build_fold, grouped_splits
 from oncopersistnet.evaluation.metrics import METRIC_NAMES, curve_tables
 from oncopersistnet.evaluation.plots import plot_model_comparison, plot_roc_pr
@@ -40,18 +45,37 @@ def build_folds(params: Params, paths: ProjectPaths) -> list[Fold]:
     if params.compare.cv_folds == 0:
         assignments = {"holdout": read_split_table(paths, adata.obs_names)}
     else:
-        splits = grouped_splits(samples, y, params.compare.cv_folds, params.split.val_fraction, params.split.seed)
+        splits = grouped_splits(
+            samples, y, params.compare.cv_folds, params.split.val_fraction, params.split.seed
+        )
         assignments = {f"fold{i + 1}": split for i, split in enumerate(splits)}
-    return [build_fold(name, adata.X, genes, y, cells, samples, split, params.preprocess) for name, split in assignments.items()]
+    return [
+        build_fold(name, adata.X, genes, y, cells, samples, split, params.preprocess)
+        for name, split in assignments.items()
+    ]
 
 
 def _comparison_id(provenance: dict[str, str], params: Params) -> str:
     """Same data, params and code -> same id: the runs of one comparison share it."""
-    key = "|".join([provenance["data_hash"], params.hash([*MODEL_SECTIONS, "compare", "evaluate"]), provenance["git_commit"], provenance.get("dvc_experiment", "")])
+    key = "|".join(
+        [
+            provenance["data_hash"],
+            params.hash([*MODEL_SECTIONS, "compare", "evaluate"]),
+            provenance["git_commit"],
+            provenance.get("dvc_experiment", ""),
+        ]
+    )
     return hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
-def _log_family_run(family: str, results: Sequence[FitResult], entry: dict, params: Params, tags: dict[str, str], paths: ProjectPaths) -> str:
+def _log_family_run(
+    family: str,
+    results: Sequence[FitResult],
+    entry: dict,
+    params: Params,
+    tags: dict[str, str],
+    paths: ProjectPaths,
+) -> str:
     import mlflow
 
     experiment = f"{tags['dvc_experiment']}/" if "dvc_experiment" in tags else ""
@@ -59,12 +83,20 @@ def _log_family_run(family: str, results: Sequence[FitResult], entry: dict, para
         mlflow.log_params(
             flatten_for_mlflow(
                 params.flat(MODEL_SECTIONS + ("compare",))
-                | {"evaluate.threshold": params.evaluate.threshold, "compare.seeds": sorted({r.seed for r in results})}
+                | {
+                    "evaluate.threshold": params.evaluate.threshold,
+                    "compare.seeds": sorted({r.seed for r in results}),
+                }
                 # the family's own settings win (the MLP run says train.architecture=mlp)
-                | {k if k.startswith("train.") else f"model.{k}": v for k, v in results[0].hyperparameters.items()}
+                | {
+                    k if k.startswith("train.") else f"model.{k}": v
+                    for k, v in results[0].hyperparameters.items()
+                }
             )
         )
-        mlflow.log_dict([{"fold": r.fold, "seed": r.seed} | r.details for r in results], "comparison/fit_details.json")
+        mlflow.log_dict(
+            [{"fold": r.fold, "seed": r.seed} | r.details for r in results], "comparison/fit_details.json"
+        )
         mlflow.log_metrics(
             {f"test_{m}": entry[m]["mean"] for m in METRIC_NAMES}
             | {f"test_{m}_std": entry[m]["std"] for m in METRIC_NAMES}
@@ -74,7 +106,11 @@ def _log_family_run(family: str, results: Sequence[FitResult], entry: dict, para
             mlflow.log_metrics({f"fit_test_{m}": v for m, v in result.metrics.items()}, step=step)
         if "n_parameters" in results[0].details:
             mlflow.log_metric("n_parameters", results[0].details["n_parameters"])
-        for artifact in (paths.comparison_report, paths.comparison_per_sample, paths.figures / "model_comparison.png"):
+        for artifact in (
+            paths.comparison_report,
+            paths.comparison_per_sample,
+            paths.figures / "model_comparison.png",
+        ):
             mlflow.log_artifact(str(artifact), artifact_path="comparison")
         return run.info.run_id
 
@@ -93,14 +129,19 @@ def run(params: Params, paths: ProjectPaths) -> None:
 
     # Curves of the first fold at train.seed: the deployed model's split and seed.
     first = {r.family: r for r in results if r.fold == folds[0].name and r.seed == params.train.seed}
-    tables = {family: curve_tables(r.y, r.probability, family, params.evaluate.threshold) for family, r in first.items()}
+    tables = {
+        family: curve_tables(r.y, r.probability, family, params.evaluate.threshold)
+        for family, r in first.items()
+    }
     for family, table in tables.items():
         for kind in ("roc", "pr"):
             with atomic_path(paths.plots / kind / f"{family}.csv") as tmp:
                 table[kind].to_csv(tmp, index=False, float_format="%.5f")
     plot_roc_pr(
-        pd.concat([t["roc"] for t in tables.values()]), pd.concat([t["pr"] for t in tables.values()]),
-        {family: r.metrics for family, r in first.items()}, paths.figures / "roc_pr.png",
+        pd.concat([t["roc"] for t in tables.values()]),
+        pd.concat([t["pr"] for t in tables.values()]),
+        {family: r.metrics for family, r in first.items()},
+        paths.figures / "roc_pr.png",
     )
     models = comparison["models"]
     plot_model_comparison(models, paths.figures / "model_comparison.png")
@@ -112,11 +153,24 @@ def run(params: Params, paths: ProjectPaths) -> None:
     tags = provenance | {"comparison_id": comparison_id}
     del tags["model_family"]
     for family in models:
-        _log_family_run(family, [r for r in results if r.family == family], models[family], params, tags, paths)
+        _log_family_run(
+            family, [r for r in results if r.family == family], models[family], params, tags, paths
+        )
     for family, entry in models.items():
         logger.info(
             "%-20s F1 %.3f ± %.3f  ROC-AUC %.3f ± %.3f  Brier %.3f  (%d fits)",
-            family, entry["f1"]["mean"], entry["f1"]["std"], entry["roc_auc"]["mean"], entry["roc_auc"]["std"],
-            entry["brier"]["mean"], entry["n_fits"],
+            family,
+            entry["f1"]["mean"],
+            entry["f1"]["std"],
+            entry["roc_auc"]["mean"],
+            entry["roc_auc"]["std"],
+            entry["brier"]["mean"],
+            entry["n_fits"],
         )
-    logger.info("wrote %s and %s; %d MLflow runs (comparison %s)", paths.comparison_metrics, paths.comparison_report, len(models), comparison_id)
+    logger.info(
+        "wrote %s and %s; %d MLflow runs (comparison %s)",
+        paths.comparison_metrics,
+        paths.comparison_report,
+        len(models),
+        comparison_id,
+    )

@@ -12,10 +12,16 @@ import time
 
 from oncopersistnet import __version__
 from oncopersistnet.atomic import write_json, write_text
-from oncopersistnet.errors import ConfigError
 from oncopersistnet.config import Params
+from oncopersistnet.errors import ConfigError
 from oncopersistnet.paths import ProjectPaths
-from oncopersistnet.tracking import configure_mlflow, dvc_experiment_name, flatten_for_mlflow, git_commit, tracked_run
+from oncopersistnet.tracking import (
+    configure_mlflow,
+    dvc_experiment_name,
+    flatten_for_mlflow,
+    git_commit,
+    tracked_run,
+)
 from oncopersistnet.transfer.cross_study import run_cross_study
 from oncopersistnet.transfer.cross_study_report import cross_study_markdown, plot_cross_study, summarize
 from oncopersistnet.transfer.studies import load_studies
@@ -59,7 +65,11 @@ def _log_run(params: Params, paths: ProjectPaths, summary: dict, seconds: float)
     if experiment:
         tags["dvc_experiment"] = experiment
     with tracked_run(run_name=f"{experiment + '/' if experiment else ''}cross_study", tags=tags) as run:
-        mlflow.log_params(flatten_for_mlflow(params.flat(["cross_study"]) | {"train.architecture": params.train.architecture}))
+        mlflow.log_params(
+            flatten_for_mlflow(
+                params.flat(["cross_study"]) | {"train.architecture": params.train.architecture}
+            )
+        )
         mlflow.log_metrics(_flat_metrics(summary) | {"stage_seconds": seconds})
         for artifact in (paths.cross_study_metrics, paths.cross_study_report, paths.cross_study_figure):
             mlflow.log_artifact(str(artifact), artifact_path="cross_study")
@@ -74,8 +84,10 @@ def run(params: Params, paths: ProjectPaths) -> None:
     # CPU is shared (measured on 2 busy cores: 188 s with 2 threads, 23 s with 1).
     torch.set_num_threads(1)
     if params.cross_study.fine_tune_mode == "head" and params.train.architecture == "mlp":
-        raise ConfigError("cross_study.fine_tune_mode: head fine-tuning freezes convolutional/recurrent layers, "
-                          "which train.architecture mlp has none of; use all")
+        raise ConfigError(
+            "cross_study.fine_tune_mode: head fine-tuning freezes convolutional/recurrent layers, "
+            "which train.architecture mlp has none of; use all"
+        )
     started = time.perf_counter()
     studies = load_studies(params, paths)
     results = run_cross_study(studies, params)
@@ -89,9 +101,19 @@ def run(params: Params, paths: ProjectPaths) -> None:
         k = f"k{max(params.cross_study.k_samples)}"
         logger.info(
             "held out %-10s overlap %5.1f%%  ROC-AUC network %.3f -> %.3f (%s), baseline %.3f -> %.3f",
-            name, 100 * entry["gene_overlap"]["selected_fraction"], entry["zero_shot"]["network"]["roc_auc"] or float("nan"),
-            entry["fine_tuned"][k]["network"]["roc_auc"] or float("nan"), k,
-            entry["zero_shot"]["baseline"]["roc_auc"] or float("nan"), entry["fine_tuned"][k]["baseline"]["roc_auc"] or float("nan"),
+            name,
+            100 * entry["gene_overlap"]["selected_fraction"],
+            entry["zero_shot"]["network"]["roc_auc"] or float("nan"),
+            entry["fine_tuned"][k]["network"]["roc_auc"] or float("nan"),
+            k,
+            entry["zero_shot"]["baseline"]["roc_auc"] or float("nan"),
+            entry["fine_tuned"][k]["baseline"]["roc_auc"] or float("nan"),
         )
-    logger.info("wrote %s, %s, %s in %.0f s; MLflow run %s", paths.cross_study_metrics, paths.cross_study_report,
-                paths.cross_study_figure, seconds, run_id)
+    logger.info(
+        "wrote %s, %s, %s in %.0f s; MLflow run %s",
+        paths.cross_study_metrics,
+        paths.cross_study_report,
+        paths.cross_study_figure,
+        seconds,
+        run_id,
+    )

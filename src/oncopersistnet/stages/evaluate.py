@@ -50,7 +50,8 @@ def run(params: Params, paths: ProjectPaths) -> None:
     scores = {name: classification_metrics(test.y, p, threshold, bins) for name, p in probability.items()}
     metrics = {
         "model": network.architecture,
-        "test": scores[CALIBRATED] | {"n_test_cells": int(len(test.y)), "n_test_samples": int(len(set(test.samples)))},
+        "test": scores[CALIBRATED]
+        | {"n_test_cells": int(len(test.y)), "n_test_samples": int(len(set(test.samples)))},
         "test_uncalibrated": scores[UNCALIBRATED],
         "calibration": {"method": params.train.calibration, "scale": scale, "shift": shift},
     }
@@ -62,17 +63,26 @@ def run(params: Params, paths: ProjectPaths) -> None:
         with atomic_path(paths.plots / "calibration" / f"{name}.csv") as tmp:
             table.to_csv(tmp, index=False, float_format="%.5f")
     with atomic_path(paths.plots / "confusion.csv") as tmp:
-        curve_tables(test.y, probability[CALIBRATED], metrics["model"], threshold)["confusion"].to_csv(tmp, index=False)
+        curve_tables(test.y, probability[CALIBRATED], metrics["model"], threshold)["confusion"].to_csv(
+            tmp, index=False
+        )
     predicted = np.where(probability[CALIBRATED] >= threshold, PERSISTER, NON_PERSISTER)
     truth = np.asarray(LABELS)[test.y]
-    coordinates = np.column_stack([test.X[:, 0], test.X[:, 1] if test.X.shape[1] > 1 else np.zeros(len(test.X))])
-    embedding = pd.DataFrame({"pc1": coordinates[:, 0], "pc2": coordinates[:, 1], "truth": truth, "predicted": predicted})
+    coordinates = np.column_stack(
+        [test.X[:, 0], test.X[:, 1] if test.X.shape[1] > 1 else np.zeros(len(test.X))]
+    )
+    embedding = pd.DataFrame(
+        {"pc1": coordinates[:, 0], "pc2": coordinates[:, 1], "truth": truth, "predicted": predicted}
+    )
     for label in LABELS:  # DVC colours by file: one file per true label
         with atomic_path(paths.plots / "embedding" / f"{label}.csv") as tmp:
             embedding[embedding["truth"] == label].to_csv(tmp, index=False, float_format="%.4f")
     figures = [
         plot_reliability(reliability, scores, paths.figures / "calibration.png"),
-        plot_confusion({metrics["model"]: confusion_counts(test.y, probability[CALIBRATED], threshold)}, paths.figures / "confusion.png"),
+        plot_confusion(
+            {metrics["model"]: confusion_counts(test.y, probability[CALIBRATED], threshold)},
+            paths.figures / "confusion.png",
+        ),
         plot_embedding(coordinates, truth, predicted, paths.figures / "embedding.png"),
     ]
     with atomic_path(paths.evaluate_per_sample) as tmp:
@@ -82,7 +92,9 @@ def run(params: Params, paths: ProjectPaths) -> None:
     with resumed_run(load_run_id(paths.run_reference)):
         log_params_once(params.flat(["evaluate"]))
         mlflow.log_metrics({f"test_{k}": v for k, v in scores[CALIBRATED].items()})
-        mlflow.log_metrics({f"test_uncalibrated_{k}": scores[UNCALIBRATED][k] for k in ("brier", "ece", "f1", "mcc")})
+        mlflow.log_metrics(
+            {f"test_uncalibrated_{k}": scores[UNCALIBRATED][k] for k in ("brier", "ece", "f1", "mcc")}
+        )
         mlflow.log_metric("test_samples_called_right", float(per_sample["sample_correct"].mean()))
         for figure in figures:
             mlflow.log_artifact(str(figure), artifact_path="figures")
@@ -91,6 +103,14 @@ def run(params: Params, paths: ProjectPaths) -> None:
     s, u = scores[CALIBRATED], scores[UNCALIBRATED]
     logger.info(
         "%s on %d held-out cells: F1 %.3f  ROC-AUC %.3f  MCC %.3f; calibration (%s) Brier %.3f -> %.3f, ECE %.3f -> %.3f",
-        metrics["model"], len(test.y), s["f1"], s["roc_auc"], s["mcc"], params.train.calibration,
-        u["brier"], s["brier"], u["ece"], s["ece"],
+        metrics["model"],
+        len(test.y),
+        s["f1"],
+        s["roc_auc"],
+        s["mcc"],
+        params.train.calibration,
+        u["brier"],
+        s["brier"],
+        u["ece"],
+        s["ece"],
     )

@@ -20,7 +20,12 @@ from oncopersistnet.atomic import atomic_path, write_json
 from oncopersistnet.config import Params
 from oncopersistnet.data.simulate import planted_programme
 from oncopersistnet.errors import InputDataError
-from oncopersistnet.explain.explainer import annotated_table, evenly_spaced, explain_cells, explanation_summary
+from oncopersistnet.explain.explainer import (
+    annotated_table,
+    evenly_spaced,
+    explain_cells,
+    explanation_summary,
+)
 from oncopersistnet.explain.figure import plot_attributions
 from oncopersistnet.explain.signatures import load_signatures
 from oncopersistnet.model import load_checkpoint
@@ -48,13 +53,15 @@ def mlflow_metrics(summary: dict, k: int) -> dict[str, float]:
     }
     planted = summary.get("planted")
     if planted:
-        metrics.update({
-            f"explain_precision_at_{k}": planted["precision_at_k"],
-            "explain_chance_rate": planted["chance_rate"],
-            f"explain_recall_at_{k}": planted["recall_at_k"],
-            "explain_planted_auroc": planted["auroc"],
-            "explain_direction_agreement": planted["direction_agreement"],
-        })
+        metrics.update(
+            {
+                f"explain_precision_at_{k}": planted["precision_at_k"],
+                "explain_chance_rate": planted["chance_rate"],
+                f"explain_recall_at_{k}": planted["recall_at_k"],
+                "explain_planted_auroc": planted["auroc"],
+                "explain_direction_agreement": planted["direction_agreement"],
+            }
+        )
     for name, overlap in summary["signatures"].items():
         metrics[f"explain_signature_{_metric_key(name)}_overlap"] = overlap["overlap"]
         metrics[f"explain_signature_{_metric_key(name)}_expected"] = overlap["expected_overlap"]
@@ -86,8 +93,12 @@ def run(params: Params, paths: ProjectPaths) -> None:
             )
     chosen = evenly_spaced(test.y.size, config.cells)
     counts = test.counts[chosen].toarray().astype(np.float32)
-    logger.info("integrated gradients on %d of %d test cells, %d steps", chosen.size, test.y.size, config.steps)
-    explanation = explain_cells(preprocessor, network, counts, config.steps, config.top, is_persister=test.y[chosen] == 1)
+    logger.info(
+        "integrated gradients on %d of %d test cells, %d steps", chosen.size, test.y.size, config.steps
+    )
+    explanation = explain_cells(
+        preprocessor, network, counts, config.steps, config.top, is_persister=test.y[chosen] == 1
+    )
     signatures = load_signatures()
     summary = explanation_summary(explanation, config.top, planted, signatures)
     table = annotated_table(explanation.table, planted, signatures)
@@ -95,14 +106,25 @@ def run(params: Params, paths: ProjectPaths) -> None:
     configure_mlflow(params.mlflow, paths.root)  # a store that cannot be used stops here, before any output
     with atomic_path(paths.attributions) as tmp:
         table.to_csv(tmp, float_format="%.6g")
-    planted_genes = None if planted is None else set(planted.index[planted.abs() > summary["planted"]["lfc_cut"]])
-    title = f"Integrated gradients on {summary['cells']} held-out cells ({summary['persister_cells']} persister)"
+    planted_genes = (
+        None if planted is None else set(planted.index[planted.abs() > summary["planted"]["lfc_cut"]])
+    )
+    title = (
+        f"Integrated gradients on {summary['cells']} held-out cells ({summary['persister_cells']} persister)"
+    )
     if summary["planted"]:
         p = summary["planted"]
-        title += f"\nprecision@{p['k']} vs planted genes {p['precision_at_k']:.2f} (chance {p['chance_rate']:.2f})"
+        title += (
+            f"\nprecision@{p['k']} vs planted genes {p['precision_at_k']:.2f} (chance {p['chance_rate']:.2f})"
+        )
     plot_attributions(
-        explanation.table, explanation.top, paths.attributions_figure, n_genes=min(FIGURE_GENES, config.top),
-        planted=planted_genes, signature_genes={g for s in signatures for g in s.direction}, title=title,
+        explanation.table,
+        explanation.top,
+        paths.attributions_figure,
+        n_genes=min(FIGURE_GENES, config.top),
+        planted=planted_genes,
+        signature_genes={g for s in signatures for g in s.direction},
+        title=title,
     )
     write_json(paths.explain_metrics, summary)
     logger.info("wrote %s, %s and %s", paths.explain_metrics, paths.attributions, paths.attributions_figure)
@@ -110,7 +132,10 @@ def run(params: Params, paths: ProjectPaths) -> None:
         p = summary["planted"]
         logger.info(
             "precision@%d against planted genes: %.3f (chance %.3f), planted AUROC %.3f",
-            p["k"], p["precision_at_k"], p["chance_rate"], p["auroc"],
+            p["k"],
+            p["precision_at_k"],
+            p["chance_rate"],
+            p["auroc"],
         )
     with resumed_run(run_id):
         log_params_once(params.flat(["explain"]))

@@ -31,7 +31,11 @@ def model_metadata(
         "model_name": model_name,
         "threshold": threshold,
         "architecture": network.architecture,
-        "calibration": {"method": calibration, "scale": float(network.calibration[0]), "shift": float(network.calibration[1])},
+        "calibration": {
+            "method": calibration,
+            "scale": float(network.calibration[0]),
+            "shift": float(network.calibration[1]),
+        },
         **provenance,
         "n_components": preprocessor.n_features_out,
         "n_genes_selected": int(preprocessor.selected_.size),
@@ -52,14 +56,31 @@ def run(params: Params, paths: ProjectPaths) -> None:
     network = load_checkpoint(paths.model)
     summary = json.loads(paths.preprocess_summary.read_text())
     metadata = model_metadata(
-        preprocessor, network, params.register.model_name, params.evaluate.threshold, params.train.calibration,
+        preprocessor,
+        network,
+        params.register.model_name,
+        params.evaluate.threshold,
+        params.train.calibration,
         summary["train"]["samples"] + summary["val"]["samples"],
-        {"mlflow_run_id": run_id, **{key: reference.get(key, "") for key in ("data_hash", "params_hash", "git_commit", "oncopersistnet_version")}},
+        {
+            "mlflow_run_id": run_id,
+            **{
+                key: reference.get(key, "")
+                for key in ("data_hash", "params_hash", "git_commit", "oncopersistnet_version")
+            },
+        },
     )
     test = read_split_cells(paths, "test", limit=params.export.parity_cells)
     with atomic_path(paths.onnx) as tmp:
         export_onnx(preprocessor, network, tmp, metadata, opset=params.export.opset)
-        figures = parity_check(tmp, preprocessor, network, test.counts.toarray(), params.export.parity_tolerance, seed=params.train.seed)
+        figures = parity_check(
+            tmp,
+            preprocessor,
+            network,
+            test.counts.toarray(),
+            params.export.parity_tolerance,
+            seed=params.train.seed,
+        )
     logger.info("wrote %s and %s", paths.onnx, paths.genes)
     write_text(paths.genes, "\n".join(map(str, preprocessor.genes_)) + "\n")
     write_json(paths.export_metrics, figures)

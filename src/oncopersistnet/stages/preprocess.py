@@ -24,7 +24,9 @@ def run(params: Params, paths: ProjectPaths) -> None:
     samples = np.asarray(adata.obs["sample"], dtype=str)
     labels = np.asarray(adata.obs["label"], dtype=str)
     cells = np.asarray(adata.obs_names, dtype=str)
-    split = split_by_sample(samples, labels, params.split.val_fraction, params.split.test_fraction, params.split.seed)
+    split = split_by_sample(
+        samples, labels, params.split.val_fraction, params.split.test_fraction, params.split.seed
+    )
     preprocessor = build_preprocessor(params.preprocess).fit(adata.X[split == "train"], adata.var_names)
 
     y = binary_labels(labels)
@@ -41,7 +43,9 @@ def run(params: Params, paths: ProjectPaths) -> None:
     }
     for name in SPLITS:
         mask = split == name
-        FeatureSet(preprocessor.transform(adata.X[mask]), y[mask], cells[mask], samples[mask]).save(paths.features(name))
+        FeatureSet(preprocessor.transform(adata.X[mask]), y[mask], cells[mask], samples[mask]).save(
+            paths.features(name)
+        )
         summary[name] = {
             "cells": int(mask.sum()),
             "persisters": int(y[mask].sum()),

@@ -28,7 +28,13 @@ from oncopersistnet.registry import (
 )
 from oncopersistnet.registry_client import ChampionMoved, promote, set_alias
 from oncopersistnet.stages.common import read_preprocess_summary, read_split_cells
-from oncopersistnet.tracking import configure_mlflow, dvc_experiment_name, load_run_id, log_params_once, resumed_run
+from oncopersistnet.tracking import (
+    configure_mlflow,
+    dvc_experiment_name,
+    load_run_id,
+    log_params_once,
+    resumed_run,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -69,11 +75,15 @@ def log_and_register(
         mlflow.log_artifact(str(path), artifact_path=ARTIFACT_DIR)
     version = str(info.registered_model_version)
     # load_model refuses an artifact whose genes no longer match this digest (swapped after registration)
-    mlflow.MlflowClient().set_model_version_tag(model_name, version, GENES_DIGEST_TAG, gene_list_digest(model.genes))
+    mlflow.MlflowClient().set_model_version_tag(
+        model_name, version, GENES_DIGEST_TAG, gene_list_digest(model.genes)
+    )
     return version
 
 
-def gate_decision(candidate: dict[str, float], config: RegisterConfig, comparison: HeadToHead | str | None) -> PromotionDecision:
+def gate_decision(
+    candidate: dict[str, float], config: RegisterConfig, comparison: HeadToHead | str | None
+) -> PromotionDecision:
     """The promotion gate's verdict, except that a DVC experiment never takes ``champion``."""
     decision = decide_promotion(candidate, config, comparison)
     experiment = dvc_experiment_name()
@@ -87,7 +97,9 @@ def gate_decision(candidate: dict[str, float], config: RegisterConfig, compariso
     return decision
 
 
-def apply_decision(model_name: str, version: str, decision: PromotionDecision, judged_against: str | None) -> None:
+def apply_decision(
+    model_name: str, version: str, decision: PromotionDecision, judged_against: str | None
+) -> None:
     """Move ``champion`` through :func:`promote` (recorded for rollback), or set the other alias.
 
     ``judged_against`` is the champion version the gate compared with (None: there
@@ -102,7 +114,9 @@ def apply_decision(model_name: str, version: str, decision: PromotionDecision, j
     moved = False
     if decision.alias == CHAMPION:
         try:
-            promote(model_name, version, decision.reason, expected_champion=judged_against)  # recorded for rollback
+            promote(
+                model_name, version, decision.reason, expected_champion=judged_against
+            )  # recorded for rollback
             moved = True
         except ChampionMoved as exc:
             decision.alias = CHALLENGER
@@ -130,7 +144,13 @@ def run(params: Params, paths: ProjectPaths) -> None:
     if champion_version is not None:
         champion_model = load_model(f"models:/{config.model_name}/{champion_version.version}")
         comparison = head_to_head(
-            candidate_model, champion_model, str(champion_version.version), test.counts, test.genes, test.y, test.samples,
+            candidate_model,
+            champion_model,
+            str(champion_version.version),
+            test.counts,
+            test.genes,
+            test.y,
+            test.samples,
             test.cell_ids,
         )
 
@@ -138,15 +158,25 @@ def run(params: Params, paths: ProjectPaths) -> None:
     with resumed_run(run_id):
         log_params_once(params.flat(["register"]))
         version = log_and_register(
-            onnx.load(str(paths.onnx)), candidate_model, example, config.model_name, (paths.model, paths.preprocessor)
+            onnx.load(str(paths.onnx)),
+            candidate_model,
+            example,
+            config.model_name,
+            (paths.model, paths.preprocessor),
         )
         decision = gate_decision(candidate, config, comparison)
         client = MlflowClient()
         if not client.get_registered_model(config.model_name).description:
             client.update_registered_model(config.model_name, description=MODEL_DESCRIPTION)
         card, card_tags = build_model_card(
-            params, version, len(candidate_model.genes), candidate_model.metadata, read_preprocess_summary(paths),
-            json.loads(paths.evaluate_metrics.read_text()), json.loads(paths.comparison_metrics.read_text()), candidate,
+            params,
+            version,
+            len(candidate_model.genes),
+            candidate_model.metadata,
+            read_preprocess_summary(paths),
+            json.loads(paths.evaluate_metrics.read_text()),
+            json.loads(paths.comparison_metrics.read_text()),
+            candidate,
         )
         client.update_model_version(config.model_name, version, description=card)
         gate = decision.head_to_head
@@ -154,12 +184,24 @@ def run(params: Params, paths: ProjectPaths) -> None:
         for key, value in card_tags.items():
             client.set_model_version_tag(config.model_name, version, key, value)
         # Last: the alias moves only once the version's card and tags are complete (a /reload may follow at once).
-        apply_decision(config.model_name, version, decision, str(champion_version.version) if champion_version else None)
-        mlflow.set_tags({"registered_version": version, "promotion_alias": decision.alias, "promotion_reason": decision.reason})
+        apply_decision(
+            config.model_name, version, decision, str(champion_version.version) if champion_version else None
+        )
+        mlflow.set_tags(
+            {
+                "registered_version": version,
+                "promotion_alias": decision.alias,
+                "promotion_reason": decision.reason,
+            }
+        )
         if isinstance(decision.head_to_head, HeadToHead):
             h2h = decision.head_to_head
             mlflow.log_metrics(
-                {f"gate_{who}_{k}": m[k] for who, m in (("candidate", h2h.candidate), ("champion", h2h.champion)) for k in ("f1", "roc_auc")}
+                {
+                    f"gate_{who}_{k}": m[k]
+                    for who, m in (("candidate", h2h.candidate), ("champion", h2h.champion))
+                    for k in ("f1", "roc_auc")
+                }
                 | {"gate_cells": h2h.n_cells}
             )
             mlflow.set_tag("gate_cells_hash", h2h.cells_hash)
@@ -176,8 +218,13 @@ def run(params: Params, paths: ProjectPaths) -> None:
             "model_uri": f"models:/{config.model_name}/{version}",
             "candidate_test_metrics": candidate,
             "previous_champion_version": str(champion_version.version) if champion_version else None,
-            "head_to_head": None if h2h is None else {
-                "cells": h2h.n_cells, "cells_hash": h2h.cells_hash, "candidate": h2h.candidate, "champion": h2h.champion,
+            "head_to_head": None
+            if h2h is None
+            else {
+                "cells": h2h.n_cells,
+                "cells_hash": h2h.cells_hash,
+                "candidate": h2h.candidate,
+                "champion": h2h.champion,
             },
         },
     )
@@ -186,6 +233,11 @@ def run(params: Params, paths: ProjectPaths) -> None:
     if isinstance(h2h, HeadToHead):
         logger.info(
             "gate, on the same %d unseen cells (evaluation set %s): candidate F1 %.3f ROC-AUC %.3f; champion v%s F1 %.3f ROC-AUC %.3f",
-            h2h.n_cells, h2h.cells_hash, h2h.candidate["f1"], h2h.candidate["roc_auc"], h2h.champion_version,
-            h2h.champion["f1"], h2h.champion["roc_auc"],
+            h2h.n_cells,
+            h2h.cells_hash,
+            h2h.candidate["f1"],
+            h2h.candidate["roc_auc"],
+            h2h.champion_version,
+            h2h.champion["f1"],
+            h2h.champion["roc_auc"],
         )

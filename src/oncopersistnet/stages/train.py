@@ -54,14 +54,23 @@ def run(params: Params, paths: ProjectPaths) -> None:
         if paths.validation_report.exists():
             mlflow.log_artifact(str(paths.validation_report), artifact_path="validation")
         result = train_model(
-            train.X, train.y, val.X, val.y, params.train,
+            train.X,
+            train.y,
+            val.X,
+            val.y,
+            params.train,
             on_epoch=lambda epoch, row: mlflow.log_metrics(row, step=epoch),
         )
         n_parameters = result.model.n_parameters
         best = result.history[result.best_epoch - 1]
         scale, shift = (float(v) for v in result.model.calibration)
         mlflow.log_metrics(
-            {"best_epoch": result.best_epoch, "n_parameters": n_parameters, "calibration_scale": scale, "calibration_shift": shift}
+            {
+                "best_epoch": result.best_epoch,
+                "n_parameters": n_parameters,
+                "calibration_scale": scale,
+                "calibration_shift": shift,
+            }
             | {f"best_{name}": value for name, value in best.items() if name.startswith("val_")}
         )
         save_checkpoint(result.model, paths.model, extra={"best_epoch": result.best_epoch})
@@ -69,9 +78,17 @@ def run(params: Params, paths: ProjectPaths) -> None:
         history.insert(0, "epoch", range(1, len(history) + 1))
         with atomic_path(paths.training_history) as tmp:
             history.to_csv(tmp, index=False)
-        figure = plot_training_curves(result.history, result.best_epoch, paths.figures / "training_curves.png")
+        figure = plot_training_curves(
+            result.history, result.best_epoch, paths.figures / "training_curves.png"
+        )
         mlflow.log_artifact(str(figure), artifact_path="figures")
         # Last: later stages reopen this run, so it is named only once the model it describes exists.
         # A killed attempt leaves no reference; its run is closed by tracked_run or close_orphaned_runs.
         save_run_reference(paths.run_reference, run_id, experiment_id=experiment_id, **provenance)
-    logger.info("trained %d-parameter %s (best epoch %d); MLflow run %s", n_parameters, architecture, result.best_epoch, run_id)
+    logger.info(
+        "trained %d-parameter %s (best epoch %d); MLflow run %s",
+        n_parameters,
+        architecture,
+        result.best_epoch,
+        run_id,
+    )

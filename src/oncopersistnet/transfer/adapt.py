@@ -68,7 +68,13 @@ class TargetCells:
     match: GeneMatch
 
     def subset(self, mask: np.ndarray) -> TargetCells:
-        return replace(self, counts=self.counts[mask], y=self.y[mask], samples=self.samples[mask], cell_ids=self.cell_ids[mask])
+        return replace(
+            self,
+            counts=self.counts[mask],
+            y=self.y[mask],
+            samples=self.samples[mask],
+            cell_ids=self.cell_ids[mask],
+        )
 
 
 def map_to_model(
@@ -89,8 +95,19 @@ def map_to_model(
             "every input would be imputed constants, so there is nothing to transfer"
         )
     log = logger.warning if match.selected_fraction < LOW_OVERLAP else logger.info
-    log("%s: %s%s", source, match.describe(), LOW_OVERLAP_NOTE if match.selected_fraction < LOW_OVERLAP else "")
-    return TargetCells(aligned_block(counts, match), np.asarray(y), np.asarray(samples, dtype=str), np.asarray(cell_ids, dtype=str), match)
+    log(
+        "%s: %s%s",
+        source,
+        match.describe(),
+        LOW_OVERLAP_NOTE if match.selected_fraction < LOW_OVERLAP else "",
+    )
+    return TargetCells(
+        aligned_block(counts, match),
+        np.asarray(y),
+        np.asarray(samples, dtype=str),
+        np.asarray(cell_ids, dtype=str),
+        match,
+    )
 
 
 @dataclass
@@ -107,7 +124,9 @@ class Adapted:
     fine_tuned_probability: np.ndarray
 
 
-def fine_tune_config(base: TrainConfig, learning_rate: float, max_epochs: int, patience: int, seed: int) -> TrainConfig:
+def fine_tune_config(
+    base: TrainConfig, learning_rate: float, max_epochs: int, patience: int, seed: int
+) -> TrainConfig:
     """The parent's training settings with the fine-tuning schedule."""
     return replace(base, learning_rate=learning_rate, max_epochs=max_epochs, patience=patience, seed=seed)
 
@@ -128,16 +147,32 @@ def adapt(
     parts = {name: cells.subset(split == name) for name in SPLITS}
     test = parts["test"]
     zero_p = predict_proba(parent.network, parent.preprocessor.transform(test.counts))
-    preprocessor = parent.preprocessor.refit_scaling(parts["train"].counts) if refit_scaling else parent.preprocessor
+    preprocessor = (
+        parent.preprocessor.refit_scaling(parts["train"].counts) if refit_scaling else parent.preprocessor
+    )
     features = {name: preprocessor.transform(part.counts) for name, part in parts.items()}
     result = train_model(
-        features["train"], parts["train"].y, features["val"], parts["val"].y, config,
-        progress=progress, initial=parent.network, train_only=head_modules(parent.network) if mode == "head" else None,
+        features["train"],
+        parts["train"].y,
+        features["val"],
+        parts["val"].y,
+        config,
+        progress=progress,
+        initial=parent.network,
+        train_only=head_modules(parent.network) if mode == "head" else None,
     )
     tuned_p = predict_proba(result.model, features["test"])
     zero, tuned = (classification_metrics(test.y, p, threshold) for p in (zero_p, tuned_p))
     logger.info(
         "zero-shot ROC-AUC %.3f F1 %.3f -> fine-tuned (%s%s) ROC-AUC %.3f F1 %.3f on %d test cells",
-        zero["roc_auc"], zero["f1"], mode, ", scaling refitted" if refit_scaling else "", tuned["roc_auc"], tuned["f1"], len(test.y),
+        zero["roc_auc"],
+        zero["f1"],
+        mode,
+        ", scaling refitted" if refit_scaling else "",
+        tuned["roc_auc"],
+        tuned["f1"],
+        len(test.y),
     )
-    return Adapted(preprocessor, result.model, result.best_epoch, result.history, zero, tuned, zero_p, tuned_p)
+    return Adapted(
+        preprocessor, result.model, result.best_epoch, result.history, zero, tuned, zero_p, tuned_p
+    )

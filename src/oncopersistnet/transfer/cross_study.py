@@ -79,7 +79,14 @@ class PooledCells:
     study: np.ndarray  # study name of every cell
 
     def rows(self, mask: np.ndarray) -> PooledCells:
-        return PooledCells(self.counts[mask], self.genes, self.y[mask], self.samples[mask], self.cell_ids[mask], self.study[mask])
+        return PooledCells(
+            self.counts[mask],
+            self.genes,
+            self.y[mask],
+            self.samples[mask],
+            self.cell_ids[mask],
+            self.study[mask],
+        )
 
 
 def pool_studies(studies: Sequence[LabelledDataset]) -> PooledCells:
@@ -112,11 +119,16 @@ def source_split(pooled: PooledCells, params: Params) -> np.ndarray:
         mine = pooled.study == name
         try:
             part = split_by_sample(
-                pooled.samples[mine], _label_names(pooled.y[mine]), params.split.val_fraction,
-                params.split.test_fraction, params.split.seed,
+                pooled.samples[mine],
+                _label_names(pooled.y[mine]),
+                params.split.val_fraction,
+                params.split.test_fraction,
+                params.split.seed,
             )
         except DataValidationError as exc:
-            raise DataValidationError(f"cross_study: study {name} cannot be split into train/validation by sample ({exc})") from exc
+            raise DataValidationError(
+                f"cross_study: study {name} cannot be split into train/validation by sample ({exc})"
+            ) from exc
         split[mine] = np.where(part == "test", "train", part)  # no test split: the held-out study is the test
     return split.astype(str)
 
@@ -138,7 +150,9 @@ class TargetPartition:
         return split.astype(str)
 
 
-def partition_target(study: LabelledDataset, ks: Sequence[int], val_fraction: float, seed: int) -> TargetPartition:
+def partition_target(
+    study: LabelledDataset, ks: Sequence[int], val_fraction: float, seed: int
+) -> TargetPartition:
     """Pick the labelled pool (``max(ks)`` samples per class, or overall when samples are mixed) and the test samples."""
     names = np.unique(study.samples)
     fraction = np.array([study.y[study.samples == s].mean() for s in names])
@@ -167,7 +181,9 @@ def partition_target(study: LabelledDataset, ks: Sequence[int], val_fraction: fl
         test = sorted(str(s) for s in order[k_max:])
     test_y = study.y[np.isin(study.samples, test)]
     if len(np.unique(test_y)) < 2:
-        raise DataValidationError(f"cross_study: the test samples of {study.name} ({', '.join(test)}) hold one class only")
+        raise DataValidationError(
+            f"cross_study: the test samples of {study.name} ({', '.join(test)}) hold one class only"
+        )
     # Validation cells of the pool: per sample and class, a seeded share of the cells (nested across k).
     val_cell = np.zeros(study.n_cells, dtype=bool)
     for sample in pool[k_max]:
@@ -193,7 +209,9 @@ def partition_split(samples: np.ndarray, pool: Sequence[str], val_cell: np.ndarr
 
 
 # ----------------------------------------------------------------------- overlap sweep
-def thin_genes(counts: np.ndarray, present: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def thin_genes(
+    counts: np.ndarray, present: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Keep ``round(fraction * present.sum())`` of the ``present`` columns (seeded, nested in ``fraction``); NaN the rest.
 
     Returns the thinned copy and the boolean mask of columns still present.
@@ -223,12 +241,28 @@ class HeldOutResult:
     sweep: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _row(held_out: str, setting: str, k: int, model: str, seed: int | None, y: np.ndarray, p: np.ndarray, threshold: float, **extra: Any) -> dict[str, Any]:
+def _row(
+    held_out: str,
+    setting: str,
+    k: int,
+    model: str,
+    seed: int | None,
+    y: np.ndarray,
+    p: np.ndarray,
+    threshold: float,
+    **extra: Any,
+) -> dict[str, Any]:
     metrics = classification_metrics(y, p, threshold)
-    return {"held_out": held_out, "setting": setting, "k": k, "model": model, "seed": seed} | {m: metrics[m] for m in REPORTED_METRICS} | extra
+    return (
+        {"held_out": held_out, "setting": setting, "k": k, "model": model, "seed": seed}
+        | {m: metrics[m] for m in REPORTED_METRICS}
+        | extra
+    )
 
 
-def _features(pre: CellPreprocessor, counts: np.ndarray, y: np.ndarray, ids: np.ndarray, samples: np.ndarray) -> FeatureSet:
+def _features(
+    pre: CellPreprocessor, counts: np.ndarray, y: np.ndarray, ids: np.ndarray, samples: np.ndarray
+) -> FeatureSet:
     return FeatureSet(pre.transform(counts), np.asarray(y), np.asarray(ids), np.asarray(samples))
 
 
@@ -270,7 +304,16 @@ def hold_out(studies: Sequence[LabelledDataset], index: int, params: Params) -> 
     train, val = pooled.rows(split == "train"), pooled.rows(split == "val")
     pre = build_preprocessor(params.preprocess).fit(train.counts, pooled.genes)
     selected = pre.genes_[pre.selected_]
-    cells = map_to_model(target.counts, target.genes, target.y, target.samples, target.cell_ids, pre.genes_, selected, target.name)
+    cells = map_to_model(
+        target.counts,
+        target.genes,
+        target.y,
+        target.samples,
+        target.cell_ids,
+        pre.genes_,
+        selected,
+        target.name,
+    )
     overlap = gene_overlap(cells)
 
     # 2. The held-out study's labelled pool and fixed test set.
@@ -278,7 +321,10 @@ def hold_out(studies: Sequence[LabelledDataset], index: int, params: Params) -> 
     is_test = np.isin(target.samples, partition.test_samples)
     test = cells.subset(is_test)
     source_fold = Fold(
-        name=f"without-{target.name}", genes=pre.genes_, counts={}, preprocessor=pre,
+        name=f"without-{target.name}",
+        genes=pre.genes_,
+        counts={},
+        preprocessor=pre,
         features={
             "train": _features(pre, train.counts, train.y, train.cell_ids, train.samples),
             "val": _features(pre, val.counts, val.y, val.cell_ids, val.samples),
@@ -286,17 +332,39 @@ def hold_out(studies: Sequence[LabelledDataset], index: int, params: Params) -> 
         },
     )
     result = HeldOutResult(
-        held_out=target.name, sources=[s.name for s in sources], source_train_cells=train.cell_ids,
-        source_val_cells=val.cell_ids, overlap=overlap, partition=partition, n_test_cells=int(is_test.sum()),
+        held_out=target.name,
+        sources=[s.name for s in sources],
+        source_train_cells=train.cell_ids,
+        source_val_cells=val.cell_ids,
+        overlap=overlap,
+        partition=partition,
+        n_test_cells=int(is_test.sum()),
     )
     logger.info(
         "held out %s: source %s (%d training, %d validation cells over %d genes); %s; test samples %s (%d cells)",
-        target.name, "+".join(result.sources), len(train.y), len(val.y), pooled.genes.size,
-        cells.match.describe(), ", ".join(partition.test_samples), result.n_test_cells,
+        target.name,
+        "+".join(result.sources),
+        len(train.y),
+        len(val.y),
+        pooled.genes.size,
+        cells.match.describe(),
+        ", ".join(partition.test_samples),
+        result.n_test_cells,
     )
 
     baseline = make_candidate(config.baseline, params, params.train.seed).fit(source_fold)
-    result.rows.append(_row(target.name, "zero_shot", 0, "baseline", None, test.y, baseline.predict_proba(source_fold), threshold))
+    result.rows.append(
+        _row(
+            target.name,
+            "zero_shot",
+            0,
+            "baseline",
+            None,
+            test.y,
+            baseline.predict_proba(source_fold),
+            threshold,
+        )
+    )
 
     # Target-only folds (the study's own genes and preprocessor), one per k; refitted scalings per k.
     target_folds: dict[int, Fold] = {}
@@ -305,50 +373,144 @@ def hold_out(studies: Sequence[LabelledDataset], index: int, params: Params) -> 
     for seed in _seeds(params):
         network = make_candidate(architecture, net_params, seed).fit(source_fold)
         networks[seed] = network
-        result.rows.append(_row(target.name, "zero_shot", 0, "network", seed, test.y, network.predict_proba(source_fold), threshold))
+        result.rows.append(
+            _row(
+                target.name,
+                "zero_shot",
+                0,
+                "network",
+                seed,
+                test.y,
+                network.predict_proba(source_fold),
+                threshold,
+            )
+        )
         parent = TrainableModel(pre, network.model_, source=f"cross_study source without {target.name}")
-        tune = fine_tune_config(net_params.train, config.fine_tune_learning_rate, config.max_epochs, config.patience, seed)
+        tune = fine_tune_config(
+            net_params.train, config.fine_tune_learning_rate, config.max_epochs, config.patience, seed
+        )
         for k in config.k_samples:
             k_split = partition.split_for(target.samples, k)
             used = k_split != ""
-            extra = {"labelled_samples": len(partition.pool[k]), "labelled_cells": int(np.isin(target.samples, partition.pool[k]).sum())}
-            adapted = adapt(parent, cells.subset(used), k_split[used], tune, config.fine_tune_mode, config.refit_scaling, threshold)
-            result.rows.append(_row(target.name, "fine_tuned", k, "network", seed, test.y, adapted.fine_tuned_probability, threshold, **extra))
-            tuned_scaling[k] = adapted.preprocessor  # depends on the pool's training cells only, not on the seed
+            extra = {
+                "labelled_samples": len(partition.pool[k]),
+                "labelled_cells": int(np.isin(target.samples, partition.pool[k]).sum()),
+            }
+            adapted = adapt(
+                parent,
+                cells.subset(used),
+                k_split[used],
+                tune,
+                config.fine_tune_mode,
+                config.refit_scaling,
+                threshold,
+            )
+            result.rows.append(
+                _row(
+                    target.name,
+                    "fine_tuned",
+                    k,
+                    "network",
+                    seed,
+                    test.y,
+                    adapted.fine_tuned_probability,
+                    threshold,
+                    **extra,
+                )
+            )
+            tuned_scaling[k] = (
+                adapted.preprocessor
+            )  # depends on the pool's training cells only, not on the seed
             if k not in target_folds:
                 target_folds[k] = build_fold(
-                    f"{target.name}-k{k}", target.counts[used], target.genes, target.y[used], target.cell_ids[used],
-                    target.samples[used], k_split[used], params.preprocess,
+                    f"{target.name}-k{k}",
+                    target.counts[used],
+                    target.genes,
+                    target.y[used],
+                    target.cell_ids[used],
+                    target.samples[used],
+                    k_split[used],
+                    params.preprocess,
                 )
             own = make_candidate(architecture, net_params, seed).fit(target_folds[k])
-            result.rows.append(_row(target.name, "target_only", k, "network", seed, test.y, own.predict_proba(target_folds[k]), threshold, **extra))
+            result.rows.append(
+                _row(
+                    target.name,
+                    "target_only",
+                    k,
+                    "network",
+                    seed,
+                    test.y,
+                    own.predict_proba(target_folds[k]),
+                    threshold,
+                    **extra,
+                )
+            )
 
     # Baselines do not depend on the seed: once per k.
     for k in config.k_samples:
         k_split = partition.split_for(target.samples, k)
-        extra = {"labelled_samples": len(partition.pool[k]), "labelled_cells": int(np.isin(target.samples, partition.pool[k]).sum())}
+        extra = {
+            "labelled_samples": len(partition.pool[k]),
+            "labelled_cells": int(np.isin(target.samples, partition.pool[k]).sum()),
+        }
         scaling = tuned_scaling[k]
         part = {name: cells.subset(k_split == name) for name in ("train", "val")}
-        target_train = _features(scaling, part["train"].counts, part["train"].y, part["train"].cell_ids, part["train"].samples)
+        target_train = _features(
+            scaling, part["train"].counts, part["train"].y, part["train"].cell_ids, part["train"].samples
+        )
         src = source_fold.features["train"]
         joint = Fold(
-            name=f"without-{target.name}+k{k}", genes=pre.genes_, counts={}, preprocessor=scaling,
+            name=f"without-{target.name}+k{k}",
+            genes=pre.genes_,
+            counts={},
+            preprocessor=scaling,
             features={
                 "train": FeatureSet(
-                    np.vstack([src.X, target_train.X]), np.concatenate([src.y, target_train.y]),
-                    np.concatenate([src.cell_ids, target_train.cell_ids]), np.concatenate([src.samples, target_train.samples]),
+                    np.vstack([src.X, target_train.X]),
+                    np.concatenate([src.y, target_train.y]),
+                    np.concatenate([src.cell_ids, target_train.cell_ids]),
+                    np.concatenate([src.samples, target_train.samples]),
                 ),
-                "val": _features(scaling, part["val"].counts, part["val"].y, part["val"].cell_ids, part["val"].samples),
+                "val": _features(
+                    scaling, part["val"].counts, part["val"].y, part["val"].cell_ids, part["val"].samples
+                ),
                 "test": _features(scaling, test.counts, test.y, test.cell_ids, test.samples),
             },
         )
         refit = make_candidate(config.baseline, params, params.train.seed).fit(joint)
-        result.rows.append(_row(target.name, "fine_tuned", k, "baseline", None, test.y, refit.predict_proba(joint), threshold, **extra))
+        result.rows.append(
+            _row(
+                target.name,
+                "fine_tuned",
+                k,
+                "baseline",
+                None,
+                test.y,
+                refit.predict_proba(joint),
+                threshold,
+                **extra,
+            )
+        )
         own = make_candidate(config.baseline, params, params.train.seed).fit(target_folds[k])
-        result.rows.append(_row(target.name, "target_only", k, "baseline", None, test.y, own.predict_proba(target_folds[k]), threshold, **extra))
+        result.rows.append(
+            _row(
+                target.name,
+                "target_only",
+                k,
+                "baseline",
+                None,
+                test.y,
+                own.predict_proba(target_folds[k]),
+                threshold,
+                **extra,
+            )
+        )
 
     if target.name == config.sweep_dataset:
-        result.sweep = overlap_sweep(target.name, test, val, pre, networks, baseline, config.overlap_fractions, config.seed, threshold)
+        result.sweep = overlap_sweep(
+            target.name, test, val, pre, networks, baseline, config.overlap_fractions, config.seed, threshold
+        )
     logger.info("held out %s: done in %.0f s", target.name, time.perf_counter() - started)
     return result
 
@@ -379,19 +541,48 @@ def overlap_sweep(
             domain[mine], study_kept = thin_genes(source_val.counts[mine], present, fraction, seed)
             domain_selected[mine] = (study_kept & selected).sum() / selected.sum()
         scopes = {
-            "held_out": (thinned, test.y, {
-                "genes_present": int(kept.sum()), "selected_present": int((kept & selected).sum()),
-                "selected_fraction": float((kept & selected).sum() / selected.sum()),
-            }),
+            "held_out": (
+                thinned,
+                test.y,
+                {
+                    "genes_present": int(kept.sum()),
+                    "selected_present": int((kept & selected).sum()),
+                    "selected_fraction": float((kept & selected).sum() / selected.sum()),
+                },
+            ),
             "in_domain": (domain, source_val.y, {"selected_fraction": float(domain_selected.mean())}),
         }
         for scope, (counts, y, facts) in scopes.items():
             features = pre.transform(counts)
-            fold = Fold(name="sweep", genes=pre.genes_, counts={}, preprocessor=pre, features={"test": FeatureSet(features, y, np.arange(len(y)).astype(str), np.zeros(len(y)).astype(str))})
+            fold = Fold(
+                name="sweep",
+                genes=pre.genes_,
+                counts={},
+                preprocessor=pre,
+                features={
+                    "test": FeatureSet(
+                        features, y, np.arange(len(y)).astype(str), np.zeros(len(y)).astype(str)
+                    )
+                },
+            )
             common = {"fraction_kept": float(fraction), "scope": scope} | facts
-            rows.append(_row(name, "sweep", 0, "baseline", None, y, baseline.predict_proba(fold), threshold, **common))
+            rows.append(
+                _row(name, "sweep", 0, "baseline", None, y, baseline.predict_proba(fold), threshold, **common)
+            )
             for seed_, network in networks.items():
-                rows.append(_row(name, "sweep", 0, "network", seed_, y, network.predict_proba(fold), threshold, **common))
+                rows.append(
+                    _row(
+                        name,
+                        "sweep",
+                        0,
+                        "network",
+                        seed_,
+                        y,
+                        network.predict_proba(fold),
+                        threshold,
+                        **common,
+                    )
+                )
     return rows
 
 

@@ -50,7 +50,9 @@ def _level_key(fraction: float) -> str:
     return f"keep_{int(round(100 * fraction))}pct"
 
 
-def summarize(results: Sequence[HeldOutResult], studies: Sequence[LabelledDataset], params: Params) -> dict[str, Any]:
+def summarize(
+    results: Sequence[HeldOutResult], studies: Sequence[LabelledDataset], params: Params
+) -> dict[str, Any]:
     """What ``metrics/cross_study.json`` holds (no timings: same params, same file)."""
     config = params.cross_study
     held_out: dict[str, Any] = {}
@@ -68,7 +70,8 @@ def summarize(results: Sequence[HeldOutResult], studies: Sequence[LabelledDatase
         }
         for setting in ("fine_tuned", "target_only"):
             entry[setting] = {
-                f"k{k}": {m: aggregate(_pick(rows, setting=setting, k=k, model=m)) for m in MODELS} for k in config.k_samples
+                f"k{k}": {m: aggregate(_pick(rows, setting=setting, k=k, model=m)) for m in MODELS}
+                for k in config.k_samples
             }
         held_out[result.held_out] = entry
         if result.sweep:
@@ -77,29 +80,39 @@ def summarize(results: Sequence[HeldOutResult], studies: Sequence[LabelledDatase
                 level: dict[str, Any] = {"fraction_kept": fraction}
                 for scope in ("held_out", "in_domain"):
                     mine = _pick(result.sweep, fraction_kept=float(fraction), scope=scope)
-                    facts = {k: mine[0][k] for k in ("genes_present", "selected_present", "selected_fraction") if k in mine[0]}
+                    facts = {
+                        k: mine[0][k]
+                        for k in ("genes_present", "selected_present", "selected_fraction")
+                        if k in mine[0]
+                    }
                     level[scope] = facts | {m: aggregate(_pick(mine, model=m)) for m in MODELS}
                 levels[_level_key(fraction)] = level
-            sweep = {"dataset": result.held_out, "model_genes": result.overlap["model_genes"],
-                     "selected_genes": result.overlap["selected_genes"], "levels": levels}
-    return _clean({
-        "context": {
-            "datasets": {s.name: s.describe() for s in studies},
-            "study_order": [s.name for s in studies],  # JSON objects come back key-sorted
-            "pipeline_data": params.data.input or "simulated",
-            "architecture": params.train.architecture,
-            "baseline": config.baseline,
-            "seeds": [params.train.seed + i for i in range(config.n_seeds)],
-            "k_samples": list(config.k_samples),
-            "fine_tune_mode": config.fine_tune_mode,
-            "refit_scaling": config.refit_scaling,
-            "max_cells_per_sample": config.max_cells_per_sample,
-            "max_epochs": config.max_epochs,
-            "threshold": params.evaluate.threshold,
-        },
-        "held_out": held_out,
-        "overlap_sweep": sweep,
-    })
+            sweep = {
+                "dataset": result.held_out,
+                "model_genes": result.overlap["model_genes"],
+                "selected_genes": result.overlap["selected_genes"],
+                "levels": levels,
+            }
+    return _clean(
+        {
+            "context": {
+                "datasets": {s.name: s.describe() for s in studies},
+                "study_order": [s.name for s in studies],  # JSON objects come back key-sorted
+                "pipeline_data": params.data.input or "simulated",
+                "architecture": params.train.architecture,
+                "baseline": config.baseline,
+                "seeds": [params.train.seed + i for i in range(config.n_seeds)],
+                "k_samples": list(config.k_samples),
+                "fine_tune_mode": config.fine_tune_mode,
+                "refit_scaling": config.refit_scaling,
+                "max_cells_per_sample": config.max_cells_per_sample,
+                "max_epochs": config.max_epochs,
+                "threshold": params.evaluate.threshold,
+            },
+            "held_out": held_out,
+            "overlap_sweep": sweep,
+        }
+    )
 
 
 # ------------------------------------------------------------------------- Markdown
@@ -120,7 +133,9 @@ def _ordered(summary: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, An
     """Held-out entries in the studies' order and sweep levels from most to fewest genes (the file sorts keys)."""
     held = summary["held_out"]
     order = [n for n in summary["context"].get("study_order", []) if n in held] or list(held)
-    levels = sorted((summary.get("overlap_sweep") or {}).get("levels", {}).values(), key=lambda lv: -lv["fraction_kept"])
+    levels = sorted(
+        (summary.get("overlap_sweep") or {}).get("levels", {}).values(), key=lambda lv: -lv["fraction_kept"]
+    )
     return {n: held[n] for n in order}, levels
 
 
@@ -142,7 +157,11 @@ def cross_study_markdown(summary: dict[str, Any]) -> str:
     notes = {name: d.get("note", "") for name, d in datasets.items()}
     k_max = max(context["k_samples"])
     seeds = context["seeds"]
-    spread = "mean ± sample std over network seeds " + ", ".join(map(str, seeds)) if len(seeds) > 1 else f"one network seed ({seeds[0]})"
+    spread = (
+        "mean ± sample std over network seeds " + ", ".join(map(str, seeds))
+        if len(seeds) > 1
+        else f"one network seed ({seeds[0]})"
+    )
     lines = [
         "# Cross-study transfer: leave one dataset out",
         "",
@@ -165,12 +184,18 @@ def cross_study_markdown(summary: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|",
     ]
     for name, d in datasets.items():
-        lines.append(f"| {_marked(name, notes)} | {d['origin']} | {d['cells']:,} | {d['genes']:,} | {d['samples']} | {d['positive_fraction']:.1%} |")
+        lines.append(
+            f"| {_marked(name, notes)} | {d['origin']} | {d['cells']:,} | {d['genes']:,} | {d['samples']} | {d['positive_fraction']:.1%} |"
+        )
     lines += _footnotes(list(datasets), notes)
     if context.get("max_cells_per_sample"):
-        lines.append(f"\nAt most {context['max_cells_per_sample']} cells per sample are drawn (seeded) to keep the stage fast.")
+        lines.append(
+            f"\nAt most {context['max_cells_per_sample']} cells per sample are drawn (seeded) to keep the stage fast."
+        )
     if context["pipeline_data"] != "simulated":
-        lines.append(f"\nThe pipeline's data is **not simulated**: the study with source `pipeline` is the user's validated data ({context['pipeline_data']}).")
+        lines.append(
+            f"\nThe pipeline's data is **not simulated**: the study with source `pipeline` is the user's validated data ({context['pipeline_data']})."
+        )
 
     lines += [
         "",
@@ -199,7 +224,9 @@ def cross_study_markdown(summary: dict[str, Any]) -> str:
     ]
     for name, e in held.items():
         overlap = _overlap(e["gene_overlap"])
-        lines.append(f"| {_marked(name, notes)} | 0 (zero-shot) | – | {overlap} | {_fmt(e['zero_shot']['network'])} | – | {_fmt(e['zero_shot']['baseline'])} | – |")
+        lines.append(
+            f"| {_marked(name, notes)} | 0 (zero-shot) | – | {overlap} | {_fmt(e['zero_shot']['network'])} | – | {_fmt(e['zero_shot']['baseline'])} | – |"
+        )
         for key, samples in sorted(e["labelled_pool"].items(), key=lambda item: int(item[0][1:])):
             tuned, own = e["fine_tuned"][key], e["target_only"][key]
             per = " per class" if e["labelled_samples_per_class"] else ""
@@ -253,7 +280,10 @@ def plot_cross_study(summary: dict[str, Any], path: Path) -> Path:
     n_rows = math.ceil(n_panels / n_cols)
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(5.6 * n_cols, 4.4 * n_rows), squeeze=False)
     colours = {"network": "#1f77b4", "baseline": "#d62728"}
-    label = {"network": summary["context"]["architecture"], "baseline": summary["context"]["baseline"].replace("_", " ")}
+    label = {
+        "network": summary["context"]["architecture"],
+        "baseline": summary["context"]["baseline"].replace("_", " "),
+    }
 
     def _y(entry: dict[str, Any] | None) -> float:
         return float("nan") if not entry or entry.get("roc_auc") is None else entry["roc_auc"]
@@ -266,18 +296,44 @@ def plot_cross_study(summary: dict[str, Any], path: Path) -> Path:
         for model in MODELS:
             tuned = [e["zero_shot"][model]] + [e["fine_tuned"][f"k{k}"][model] for k in ks]
             own = [e["target_only"][f"k{k}"][model] for k in ks]
-            ax.errorbar([0, *ks], [_y(t) for t in tuned], yerr=[_err(t) for t in tuned], color=colours[model], marker="o",
-                        lw=2, capsize=3, label=f"{label[model]}: zero-shot → fine-tuned")
-            ax.errorbar(ks, [_y(t) for t in own], yerr=[_err(t) for t in own], color=colours[model], marker="s", ls="--",
-                        lw=1.5, capsize=3, alpha=0.8, label=f"{label[model]}: target-only")
+            ax.errorbar(
+                [0, *ks],
+                [_y(t) for t in tuned],
+                yerr=[_err(t) for t in tuned],
+                color=colours[model],
+                marker="o",
+                lw=2,
+                capsize=3,
+                label=f"{label[model]}: zero-shot → fine-tuned",
+            )
+            ax.errorbar(
+                ks,
+                [_y(t) for t in own],
+                yerr=[_err(t) for t in own],
+                color=colours[model],
+                marker="s",
+                ls="--",
+                lw=1.5,
+                capsize=3,
+                alpha=0.8,
+                label=f"{label[model]}: target-only",
+            )
         ax.axhline(0.5, color="grey", ls=":", lw=1)
         o = e["gene_overlap"]
         title = f"held out: {name}\ntrained on {' + '.join(e['trained_on'])}; overlap {o['selected_present']}/{o['selected_genes']} genes read"
         if notes.get(name):
-            title += "\n(drug exposure contrast, NOT persister)" if "NOT a persister" in notes[name] else f"\n({notes[name]})"
+            title += (
+                "\n(drug exposure contrast, NOT persister)"
+                if "NOT a persister" in notes[name]
+                else f"\n({notes[name]})"
+            )
         ax.set_title(title, fontsize=9.5)
         ax.set_xticks([0, *ks], ["0\nzero-shot", *[str(k) for k in ks]])
-        ax.set_xlabel("labelled samples of the held-out study" + (" per class" if e["labelled_samples_per_class"] else ""), fontsize=9)
+        ax.set_xlabel(
+            "labelled samples of the held-out study"
+            + (" per class" if e["labelled_samples_per_class"] else ""),
+            fontsize=9,
+        )
         ax.set_ylabel("ROC-AUC on its test samples", fontsize=9)
         ax.set_ylim(0.3, 1.02)
         ax.grid(alpha=0.3)
@@ -290,26 +346,51 @@ def plot_cross_study(summary: dict[str, Any], path: Path) -> Path:
             for model in MODELS:
                 entries = [lv[scope][model] for lv in levels]
                 where = f"held-out {sweep['dataset']}" if scope == "held_out" else "in domain"
-                ax.errorbar(x, [_y(t) for t in entries], yerr=[_err(t) for t in entries], color=colours[model], ls=style,
-                            marker="o" if scope == "held_out" else "s", lw=2 if scope == "held_out" else 1.5, capsize=3,
-                            alpha=1.0 if scope == "held_out" else 0.75, label=f"{label[model]}, {where}")
+                ax.errorbar(
+                    x,
+                    [_y(t) for t in entries],
+                    yerr=[_err(t) for t in entries],
+                    color=colours[model],
+                    ls=style,
+                    marker="o" if scope == "held_out" else "s",
+                    lw=2 if scope == "held_out" else 1.5,
+                    capsize=3,
+                    alpha=1.0 if scope == "held_out" else 0.75,
+                    label=f"{label[model]}, {where}",
+                )
         for lv in levels:  # what the model actually gets: share of the genes it reads that the input provides
-            ax.annotate(f"{lv['held_out']['selected_fraction']:.0%} | {lv['in_domain']['selected_fraction']:.0%}",
-                        (lv["fraction_kept"], 0.33), ha="center", fontsize=7.5, color="#444444")
-        ax.text(0.02, 0.375, "share of the genes read present: held-out | in domain (source studies' validation cells)",
-                fontsize=7.5, color="#444444", transform=ax.get_yaxis_transform())
+            ax.annotate(
+                f"{lv['held_out']['selected_fraction']:.0%} | {lv['in_domain']['selected_fraction']:.0%}",
+                (lv["fraction_kept"], 0.33),
+                ha="center",
+                fontsize=7.5,
+                color="#444444",
+            )
+        ax.text(
+            0.02,
+            0.375,
+            "share of the genes read present: held-out | in domain (source studies' validation cells)",
+            fontsize=7.5,
+            color="#444444",
+            transform=ax.get_yaxis_transform(),
+        )
         ax.axhline(0.5, color="grey", ls=":", lw=1)
         ax.set_xlim(0.0, 1.06)
         ax.set_ylim(0.3, 1.06)
         ax.set_xlabel("share of the genes the input shares with the model that are kept", fontsize=9)
         ax.set_ylabel("zero-shot ROC-AUC", fontsize=9)
-        ax.set_title(f"overlap sweep, held out {sweep['dataset']}: shared genes removed\nat random (seeded), imputed with training means",
-                     fontsize=9.5)
+        ax.set_title(
+            f"overlap sweep, held out {sweep['dataset']}: shared genes removed\nat random (seeded), imputed with training means",
+            fontsize=9.5,
+        )
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7.5, loc="upper center", ncol=2)
     for ax in list(axes.flat)[n_panels:]:
         ax.set_visible(False)
-    fig.suptitle("Cross-study transfer, leave one dataset out (ROC-AUC on fixed test samples of the held-out study)", fontsize=11)
+    fig.suptitle(
+        "Cross-study transfer, leave one dataset out (ROC-AUC on fixed test samples of the held-out study)",
+        fontsize=11,
+    )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     from oncopersistnet.atomic import atomic_path

@@ -69,8 +69,14 @@ def register_adapted(
     comparison = None
     if champion is not None:
         comparison = head_to_head(
-            candidate_model, load_model(f"models:/{name}/{champion.version}"), str(champion.version),
-            raw_counts, raw_genes, test.y, test.samples, test.cell_ids,
+            candidate_model,
+            load_model(f"models:/{name}/{champion.version}"),
+            str(champion.version),
+            raw_counts,
+            raw_genes,
+            test.y,
+            test.samples,
+            test.cell_ids,
         )
     study = summary["study"]
     tags = {
@@ -97,7 +103,8 @@ def register_adapted(
         metrics |= {f"test_{k}": adapted.fine_tuned[k] for k in REPORTED}
         metrics |= {
             f"new_data_{family}_{k}": entry[k]["mean"]
-            for family, entry in summary["trained_on_new_data_only"].items() for k in ("f1", "roc_auc")
+            for family, entry in summary["trained_on_new_data_only"].items()
+            for k in ("f1", "roc_auc")
         }
         metrics |= {f"onnx_{k}": v for k, v in parity.items()}
         metrics |= {"best_epoch": adapted.best_epoch, "gene_match_fraction": candidate["gene_match_fraction"]}
@@ -110,15 +117,24 @@ def register_adapted(
 
         client = MlflowClient()
         client.update_model_version(name, version, description=_description(summary, name))
-        for key, value in {"parent_model_uri": summary["parent_model_uri"], "transfer_dataset": study["dataset"],
-                           "data_hash": study["data_hash"]}.items():
+        for key, value in {
+            "parent_model_uri": summary["parent_model_uri"],
+            "transfer_dataset": study["dataset"],
+            "data_hash": study["data_hash"],
+        }.items():
             client.set_model_version_tag(name, version, key, value)
         apply_decision(name, version, decision, str(champion.version) if champion is not None else None)
-        mlflow.set_tags({"registered_model": name, "registered_version": version, "promotion_alias": decision.alias})
+        mlflow.set_tags(
+            {"registered_model": name, "registered_version": version, "promotion_alias": decision.alias}
+        )
         run_id = run.info.run_id
     log = logger.info if decision.alias == "champion" else logger.warning
     log("registered %s version %s as %s: %s", name, version, decision.alias, decision.reason)
     return {
-        "model_name": name, "version": version, "alias": decision.alias, "reason": decision.reason,
-        "run_id": run_id, "model_uri": f"models:/{name}/{version}",
+        "model_name": name,
+        "version": version,
+        "alias": decision.alias,
+        "reason": decision.reason,
+        "run_id": run_id,
+        "model_uri": f"models:/{name}/{version}",
     }

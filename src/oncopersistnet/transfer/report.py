@@ -19,8 +19,13 @@ def as_single_fit(metrics: Mapping[str, float]) -> dict[str, Any]:
 
 def transfer_table(summary: Mapping[str, Any]) -> str:
     """Zero-shot and fine-tuned transfer first, then the models trained on the new data only."""
-    models = {ZERO_SHOT: as_single_fit(summary["zero_shot"]), FINE_TUNED: as_single_fit(summary["fine_tuned"])}
-    models |= {f"{family} (new data only)": entry for family, entry in summary["trained_on_new_data_only"].items()}
+    models = {
+        ZERO_SHOT: as_single_fit(summary["zero_shot"]),
+        FINE_TUNED: as_single_fit(summary["fine_tuned"]),
+    }
+    models |= {
+        f"{family} (new data only)": entry for family, entry in summary["trained_on_new_data_only"].items()
+    }
     return results_table({"models": models}, order=list(models))
 
 
@@ -30,8 +35,16 @@ def transfer_markdown(summary: Mapping[str, Any]) -> str:
     match = study["gene_match"]
     samples = study["samples"]
     registration = summary.get("registration", {})
-    refit = "scaling statistics refitted on the new training cells" if summary["refit_scaling"] else "scaling statistics kept"
-    tuned = "the dense head retrained on frozen convolutional and recurrent layers" if summary["mode"] == "head" else "every weight trained from the parent's"
+    refit = (
+        "scaling statistics refitted on the new training cells"
+        if summary["refit_scaling"]
+        else "scaling statistics kept"
+    )
+    tuned = (
+        "the dense head retrained on frozen convolutional and recurrent layers"
+        if summary["mode"] == "head"
+        else "every weight trained from the parent's"
+    )
     lines = [
         f"# Transfer to `{study['dataset']}`",
         "",

@@ -59,7 +59,11 @@ class LabelledDataset:
 
     def subset(self, mask: np.ndarray) -> LabelledDataset:
         return replace(
-            self, counts=self.counts[mask], y=self.y[mask], samples=self.samples[mask], cell_ids=self.cell_ids[mask]
+            self,
+            counts=self.counts[mask],
+            y=self.y[mask],
+            samples=self.samples[mask],
+            cell_ids=self.cell_ids[mask],
         )
 
     def describe(self) -> dict:
@@ -116,7 +120,9 @@ def check_sources(specs: Sequence[CrossStudyDataset], paths: ProjectPaths) -> No
 
 def _pipeline_origin(params: Params) -> str:
     if params.data.input:
-        return f"the pipeline's validated data: the user's file {params.data.input} (data.input), not simulated"
+        return (
+            f"the pipeline's validated data: the user's file {params.data.input} (data.input), not simulated"
+        )
     s = params.simulate
     return f"the pipeline's validated data: simulated (world_seed {s.world_seed}, effect_size {s.effect_size:g}, {s.n_genes} genes)"
 
@@ -137,11 +143,20 @@ def load_study(spec: CrossStudyDataset, index: int, params: Params, paths: Proje
         return from_anndata(spec.name, adata, origin, spec.note)
     path = _file_path(spec, index, paths)
     config = DataConfig(
-        input=str(path), counts_source=spec.counts_source, label_key=spec.label_key, sample_key=spec.sample_key,
-        persister_values=list(spec.persister_values), non_persister_values=list(spec.non_persister_values),
+        input=str(path),
+        counts_source=spec.counts_source,
+        label_key=spec.label_key,
+        sample_key=spec.sample_key,
+        persister_values=list(spec.persister_values),
+        non_persister_values=list(spec.non_persister_values),
     )
     positive = ", ".join(spec.persister_values)
-    return load_labelled_file(spec.name, config, f"{spec.source} ({spec.label_key}: {positive} = positive, by {spec.sample_key})", spec.note)
+    return load_labelled_file(
+        spec.name,
+        config,
+        f"{spec.source} ({spec.label_key}: {positive} = positive, by {spec.sample_key})",
+        spec.note,
+    )
 
 
 def subsample_per_sample(dataset: LabelledDataset, max_cells: int | None, seed: int) -> LabelledDataset:
@@ -163,12 +178,21 @@ def load_studies(params: Params, paths: ProjectPaths) -> list[LabelledDataset]:
     check_sources(config.datasets, paths)
     studies = []
     for index, spec in enumerate(config.datasets):
-        study = subsample_per_sample(load_study(spec, index, params, paths), config.max_cells_per_sample, config.seed + index)
+        study = subsample_per_sample(
+            load_study(spec, index, params, paths), config.max_cells_per_sample, config.seed + index
+        )
         if len(np.unique(study.y)) < 2:
-            raise InputDataError(f"cross_study.datasets[{index}] ({spec.name}): only one class after mapping labels")
+            raise InputDataError(
+                f"cross_study.datasets[{index}] ({spec.name}): only one class after mapping labels"
+            )
         logger.info(
             "%s: %d cells x %d genes in %d samples (%.1f%% positive); %s",
-            study.name, study.n_cells, study.genes.size, np.unique(study.samples).size, 100 * study.y.mean(), study.origin,
+            study.name,
+            study.n_cells,
+            study.genes.size,
+            np.unique(study.samples).size,
+            100 * study.y.mean(),
+            study.origin,
         )
         studies.append(study)
     return studies

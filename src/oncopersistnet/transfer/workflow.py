@@ -31,10 +31,10 @@ from oncopersistnet.model_source import CHECKPOINT_NAME, PREPROCESSOR_NAME, Trai
 from oncopersistnet.preprocessing.split import split_by_sample
 from oncopersistnet.stages.export import model_metadata
 from oncopersistnet.tracking import configure_mlflow, data_hash, file_md5, git_commit
-from oncopersistnet.transfer.studies import load_labelled_file
 from oncopersistnet.transfer.adapt import Adapted, TargetCells, adapt, fine_tune_config, map_to_model
 from oncopersistnet.transfer.registration import register_adapted
 from oncopersistnet.transfer.report import transfer_markdown
+from oncopersistnet.transfer.studies import load_labelled_file
 
 logger = logging.getLogger(__name__)
 
@@ -51,12 +51,18 @@ def registered_name(params: Params) -> str:
 def _study_config(config: TransferConfig) -> DataConfig:
     assert config.input is not None
     return DataConfig(
-        input=config.input, counts_source=config.counts_source, label_key=config.label_key, sample_key=config.sample_key,
-        persister_values=list(config.persister_values), non_persister_values=list(config.non_persister_values),
+        input=config.input,
+        counts_source=config.counts_source,
+        label_key=config.label_key,
+        sample_key=config.sample_key,
+        persister_values=list(config.persister_values),
+        non_persister_values=list(config.non_persister_values),
     )
 
 
-def run_transfer(params: Params, parent: TrainableModel, output_dir: Path, project_root: Path = Path(".")) -> dict[str, Any]:
+def run_transfer(
+    params: Params, parent: TrainableModel, output_dir: Path, project_root: Path = Path(".")
+) -> dict[str, Any]:
     """Adapt ``parent`` to ``params.transfer.input``; write ``output_dir`` as a whole; return the summary.
 
     ``output_dir`` gets the adapted model (``oncopersistnet.onnx``, ``model.pt``,
@@ -68,13 +74,23 @@ def run_transfer(params: Params, parent: TrainableModel, output_dir: Path, proje
     experiment_id = configure_mlflow(params.mlflow, project_root)  # fail early on an unusable store
 
     study_cells = load_labelled_file(config.dataset_name, _study_config(config), config.input)
-    counts, y, samples, cell_ids, genes = study_cells.counts, study_cells.y, study_cells.samples, study_cells.cell_ids, study_cells.genes
+    counts, y, samples, cell_ids, genes = (
+        study_cells.counts,
+        study_cells.y,
+        study_cells.samples,
+        study_cells.cell_ids,
+        study_cells.genes,
+    )
     labels = np.where(y == 1, PERSISTER, NON_PERSISTER)
     split = split_by_sample(samples, labels, config.val_fraction, config.test_fraction, config.seed)
     selected = parent.preprocessor.genes_[parent.preprocessor.selected_]
-    cells = map_to_model(counts, genes, y, samples, cell_ids, parent.preprocessor.genes_, selected, config.input)
+    cells = map_to_model(
+        counts, genes, y, samples, cell_ids, parent.preprocessor.genes_, selected, config.input
+    )
 
-    tune = fine_tune_config(params.train, config.learning_rate, config.max_epochs, config.patience, config.seed)
+    tune = fine_tune_config(
+        params.train, config.learning_rate, config.max_epochs, config.patience, config.seed
+    )
     adapted = adapt(parent, cells, split, tune, config.mode, config.refit_scaling, params.evaluate.threshold)
     # Models trained on the new data alone, on the same split and test cells.
     fold = build_fold(config.dataset_name, counts, genes, y, cell_ids, samples, split, params.preprocess)
@@ -110,7 +126,9 @@ def run_transfer(params: Params, parent: TrainableModel, output_dir: Path, proje
         "trained_on_new_data_only": baselines,
     }
     raw_test = (counts[split == "test"], genes)  # the study's own columns: the gate matches genes itself
-    _export_and_register(params, output_dir, adapted, cells, split, raw_test, samples_of, summary, experiment_id)
+    _export_and_register(
+        params, output_dir, adapted, cells, split, raw_test, samples_of, summary, experiment_id
+    )
     logger.info("wrote the adapted model, %s and %s to %s", SUMMARY_NAME, REPORT_NAME, output_dir)
     return summary
 
@@ -132,25 +150,50 @@ def _export_and_register(
     building = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
     try:
         metadata = model_metadata(
-            adapted.preprocessor, adapted.network, registered_name(params), params.evaluate.threshold,
-            params.train.calibration, samples_of["train"] + samples_of["val"],
-            {"parent_model_uri": summary["parent_model_uri"], "transfer_dataset": config.dataset_name,
-             "data_hash": summary["study"]["data_hash"], "git_commit": git_commit()},
+            adapted.preprocessor,
+            adapted.network,
+            registered_name(params),
+            params.evaluate.threshold,
+            params.train.calibration,
+            samples_of["train"] + samples_of["val"],
+            {
+                "parent_model_uri": summary["parent_model_uri"],
+                "transfer_dataset": config.dataset_name,
+                "data_hash": summary["study"]["data_hash"],
+                "git_commit": git_commit(),
+            },
         )
         onnx_path = building / ONNX_NAME
-        proto = export_onnx(adapted.preprocessor, adapted.network, onnx_path, metadata, opset=params.export.opset)
+        proto = export_onnx(
+            adapted.preprocessor, adapted.network, onnx_path, metadata, opset=params.export.opset
+        )
         test_counts = cells.counts[split == "test"]
         parity = parity_check(
-            onnx_path, adapted.preprocessor, adapted.network, test_counts[: params.export.parity_cells],
-            params.export.parity_tolerance, seed=config.seed,
+            onnx_path,
+            adapted.preprocessor,
+            adapted.network,
+            test_counts[: params.export.parity_cells],
+            params.export.parity_tolerance,
+            seed=config.seed,
         )
         save_checkpoint(adapted.network, building / CHECKPOINT_NAME, extra={"best_epoch": adapted.best_epoch})
         adapted.preprocessor.save(building / PREPROCESSOR_NAME)
-        for with_registration in (False, True):  # figures first: a failed registration still leaves no half folder
+        for with_registration in (
+            False,
+            True,
+        ):  # figures first: a failed registration still leaves no half folder
             if with_registration:
                 summary["registration"] = register_adapted(
-                    params, proto, building, adapted, cells.subset(split == "test"), raw_test, summary, parity,
-                    experiment_id, registered_name(params),
+                    params,
+                    proto,
+                    building,
+                    adapted,
+                    cells.subset(split == "test"),
+                    raw_test,
+                    summary,
+                    parity,
+                    experiment_id,
+                    registered_name(params),
                 )
             write_json(building / SUMMARY_NAME, summary)
             write_text(building / REPORT_NAME, transfer_markdown(summary))

@@ -144,8 +144,7 @@ class ValidationReport:
         if self.success:
             return f"All {self.n_expectations} data expectations passed."
         lines = [
-            f"Data validation failed: {len(self.failures)} of {self.n_expectations} "
-            "expectations not met"
+            f"Data validation failed: {len(self.failures)} of {self.n_expectations} expectations not met"
         ]
         lines += [f"  - {failure.message()}" for failure in self.failures]
         return "\n".join(lines)
@@ -180,34 +179,31 @@ def build_expectations(config: ValidateConfig) -> dict[str, list[Any]]:
     raw = "raw UMI counts are finite non-negative integers"
     return {
         "cells": [
-            gxe.ExpectTableRowCountToBeBetween(
-                min_value=1, notes="an empty dataset cannot be trained on"
-            ),
+            gxe.ExpectTableRowCountToBeBetween(min_value=1, notes="an empty dataset cannot be trained on"),
             gxe.ExpectColumnValuesToNotBeNull(column="cell_id"),
-            gxe.ExpectColumnValuesToBeUnique(
-                column="cell_id", notes="cell ids key predictions and splits"
-            ),
+            gxe.ExpectColumnValuesToBeUnique(column="cell_id", notes="cell ids key predictions and splits"),
+            gxe.ExpectColumnValuesToBeBetween(column="n_nonfinite", min_value=0, max_value=0, notes=raw),
+            gxe.ExpectColumnValuesToBeBetween(column="n_negative", min_value=0, max_value=0, notes=raw),
             gxe.ExpectColumnValuesToBeBetween(
-                column="n_nonfinite", min_value=0, max_value=0, notes=raw
-            ),
-            gxe.ExpectColumnValuesToBeBetween(
-                column="n_negative", min_value=0, max_value=0, notes=raw
-            ),
-            gxe.ExpectColumnValuesToBeBetween(
-                column="n_noninteger", min_value=0, max_value=0,
+                column="n_noninteger",
+                min_value=0,
+                max_value=0,
                 notes=raw + "; normalised or log data would be normalised twice",
             ),
             gxe.ExpectColumnValuesToBeBetween(
-                column="n_genes_detected", min_value=config.min_genes_per_cell,
+                column="n_genes_detected",
+                min_value=config.min_genes_per_cell,
                 notes="cells with few detected genes are empty droplets or dead cells",
             ),
             gxe.ExpectColumnValuesToBeBetween(
-                column="total_counts", min_value=config.min_counts_per_cell,
+                column="total_counts",
+                min_value=config.min_counts_per_cell,
                 notes="library size below the minimum: too little signal per cell",
             ),
             gxe.ExpectColumnValuesToNotBeNull(column="label"),
             gxe.ExpectColumnValuesToBeInSet(
-                column="label", value_set=labels,
+                column="label",
+                value_set=labels,
                 notes="labels must be mapped to the canonical persister / non-persister",
             ),
             gxe.ExpectColumnValuesToNotBeNull(
@@ -227,7 +223,8 @@ def build_expectations(config: ValidateConfig) -> dict[str, list[Any]]:
         "samples": [
             gxe.ExpectTableRowCountToBeBetween(min_value=1),
             gxe.ExpectColumnValuesToBeBetween(
-                column="n_cells", min_value=config.min_cells_per_sample,
+                column="n_cells",
+                min_value=config.min_cells_per_sample,
                 notes="a sample with very few cells is a failed library",
             ),
         ],
@@ -238,7 +235,8 @@ def build_expectations(config: ValidateConfig) -> dict[str, list[Any]]:
             # Only the canonical classes: an unknown label is already reported by the
             # cell table, and a second failure for it would only add noise.
             gxe.ExpectColumnValuesToBeBetween(
-                column="n_samples", min_value=config.min_samples_per_class,
+                column="n_samples",
+                min_value=config.min_samples_per_class,
                 row_condition=Column("label").is_in(labels),
                 notes="train/validation/test are split by sample; each needs every class",
             ),
@@ -334,9 +332,7 @@ def _collect(
         column = kwargs.get("column")
         expected = _describe(expectation, kwargs)
         success = bool(item.success)
-        outcomes.append(
-            ExpectationOutcome(table, expectation, column, success, _jsonable(kwargs), expected)
-        )
+        outcomes.append(ExpectationOutcome(table, expectation, column, success, _jsonable(kwargs), expected))
         if success:
             continue
         result = dict(item.result or {})
@@ -401,8 +397,7 @@ def _check_docs_dir(docs_dir: Path) -> None:
         raise ConfigError(f"{docs_dir}: exists and is not a folder; cannot write Data Docs there")
     if any(docs_dir.iterdir()) and not (docs_dir / "index.html").is_file():
         raise ConfigError(
-            f"{docs_dir}: folder is not empty and holds no Data Docs index.html; "
-            "refusing to replace it"
+            f"{docs_dir}: folder is not empty and holds no Data Docs index.html; refusing to replace it"
         )
 
 
@@ -430,7 +425,7 @@ def _run_suites(
     context = _gx_context(docs_build_dir)
     # One run id for the four suites, so Data Docs lists them as one run.
     run_id = RunIdentifier(
-        run_name=f"{_SUITE_PREFIX}-validate", run_time=datetime.datetime.now(datetime.timezone.utc)
+        run_name=f"{_SUITE_PREFIX}-validate", run_time=datetime.datetime.now(datetime.UTC)
     )
     source = context.data_sources.add_pandas(name=f"{_SUITE_PREFIX}_tables")
     expectations = build_expectations(config)
@@ -462,9 +457,7 @@ def _run_suites(
     return outcomes, failures
 
 
-def validate_anndata(
-    adata: Any, config: ValidateConfig, docs_dir: Path | None = None
-) -> ValidationReport:
+def validate_anndata(adata: Any, config: ValidateConfig, docs_dir: Path | None = None) -> ValidationReport:
     """Validate raw counts and metadata of ``adata`` with Great Expectations.
 
     Builds the summary tables (never validating the matrix column by column),
@@ -480,7 +473,8 @@ def validate_anndata(
     summaries = summarise(adata)
     logger.debug(
         "summaries of %d cells x %d genes in %.2fs",
-        summaries.statistics["n_cells"], summaries.statistics["n_genes"],
+        summaries.statistics["n_cells"],
+        summaries.statistics["n_genes"],
         time.perf_counter() - started,
     )
     build_dir: Path | None = None
@@ -510,8 +504,11 @@ def validate_anndata(
     )
     logger.info(
         "validated %d cells x %d genes: %d of %d expectations passed (%.2fs)%s",
-        statistics["n_cells"], statistics["n_genes"], len(outcomes) - len(failures),
-        len(outcomes), report.elapsed_s,
+        statistics["n_cells"],
+        statistics["n_genes"],
+        len(outcomes) - len(failures),
+        len(outcomes),
+        report.elapsed_s,
         f"; Data Docs at {report.docs_index}" if report.docs_index else "",
     )
     return report

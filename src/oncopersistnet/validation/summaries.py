@@ -208,9 +208,7 @@ def _gene_table(adata: Any, X: np.ndarray | sp.csr_matrix) -> pd.DataFrame:
 
 
 def _labels_and_samples(adata: Any) -> pd.DataFrame:
-    return pd.DataFrame(
-        {"sample": _obs_column(adata, SAMPLE_KEY), "label": _obs_column(adata, LABEL_KEY)}
-    )
+    return pd.DataFrame({"sample": _obs_column(adata, SAMPLE_KEY), "label": _obs_column(adata, LABEL_KEY)})
 
 
 def sample_summary(adata: Any) -> pd.DataFrame:
