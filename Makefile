@@ -19,7 +19,7 @@ MODEL ?=
 UI_PORT ?= 5000
 SERVE_PORT ?= 8000
 
-.PHONY: help install run repro results predict serve ui test test-fast bench clean
+.PHONY: help install run repro results predict serve ui lint test test-fast bench clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -59,6 +59,10 @@ ui: install ## open the MLflow UI on this project's tracking store (http://127.0
 	@echo "Runs: http://127.0.0.1:$(UI_PORT)/#/experiments  (experiment 'oncopersistnet'; registered models under 'Models')"
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlruns/mlflow.db" \
 		--default-artifact-root "$(CURDIR)/mlruns/artifacts" --host 127.0.0.1 --port $(UI_PORT) --workers 1
+
+lint: install ## ruff: lint (pyflakes, pycodestyle, import order, keyword-only options) and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test: install ## install and run the whole test suite (slow end-to-end tests included)
 	$(BIN)/python -m pytest
