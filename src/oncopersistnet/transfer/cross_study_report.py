@@ -8,7 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
+from oncopersistnet.atomic import atomic_path
 from oncopersistnet.config import Params
 from oncopersistnet.transfer.cross_study import REPORTED_METRICS, HeldOutResult
 from oncopersistnet.transfer.studies import LabelledDataset
@@ -267,18 +270,15 @@ def cross_study_markdown(summary: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- figure
 def plot_cross_study(summary: dict[str, Any], path: Path) -> Path:
     """Learning curve per held-out study (ROC-AUC vs labelled samples) and the overlap sweep."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     held, levels = _ordered(summary)
     notes = {name: d.get("note", "") for name, d in summary["context"]["datasets"].items()}
     sweep = summary.get("overlap_sweep") or {}
     n_panels = len(held) + (1 if sweep else 0)
     n_cols = min(n_panels, 2 if n_panels == 4 else 3)
     n_rows = math.ceil(n_panels / n_cols)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(5.6 * n_cols, 4.4 * n_rows), squeeze=False)
+    fig = Figure(figsize=(5.6 * n_cols, 4.4 * n_rows))
+    FigureCanvasAgg(fig)  # its own Agg canvas: no global backend, nothing registered with pyplot
+    axes = fig.subplots(n_rows, n_cols, squeeze=False)
     colours = {"network": "#1f77b4", "baseline": "#d62728"}
     label = {
         "network": summary["context"]["architecture"],
@@ -393,9 +393,6 @@ def plot_cross_study(summary: dict[str, Any], path: Path) -> Path:
     )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    from oncopersistnet.atomic import atomic_path
-
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
     return path
