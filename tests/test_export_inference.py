@@ -371,7 +371,7 @@ def attention_export(fitted, tmp_path_factory):
     pre, features, labels = fitted
     config = replace(FAST_TRAIN, architecture="cnn_lstm_attention")
     model = train_model(
-        features["train"], labels["train"], features["val"], labels["val"], config, progress=False
+        (features["train"], labels["train"]), (features["val"], labels["val"]), config, progress=False
     ).model
     path = tmp_path_factory.mktemp("onnx_attention") / "attention.onnx"
     export_onnx(pre, model, path, {"threshold": 0.5, "architecture": model.architecture})
