@@ -43,8 +43,7 @@ serve: install ## serve the champion over HTTP on http://127.0.0.1:$(SERVE_PORT)
 	$(BIN)/oncopersistnet serve --port $(SERVE_PORT)
 
 results: install ## rewrite the README's results (comparison, transfer, attributions, cross-study) from metrics/ (done by make run)
-	@$(BIN)/python -m oncopersistnet.evaluation.report README.md metrics/comparison.json metrics/evaluate.json
-	@$(BIN)/python -m oncopersistnet.readme_blocks README.md metrics
+	@$(BIN)/python -m oncopersistnet.reporting.readme README.md metrics
 
 repro: install ## rerun only the DVC stages whose inputs changed
 	@bash scripts/ensure_scm.sh

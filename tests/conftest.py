@@ -61,7 +61,7 @@ def trained(fitted):
 
     _, features, labels = fitted
     return train_model(
-        features["train"], labels["train"], features["val"], labels["val"], FAST_TRAIN, progress=False
+        (features["train"], labels["train"]), (features["val"], labels["val"]), FAST_TRAIN, progress=False
     )
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,9 +15,7 @@ from oncopersistnet.evaluation.candidates import make_candidate
 from oncopersistnet.evaluation.comparison import run_comparison, sample_level_table, summarize
 from oncopersistnet.evaluation.folds import build_fold, grouped_splits
 from oncopersistnet.evaluation.metrics import METRIC_NAMES
-from oncopersistnet.evaluation.report import README_END, README_START, results_block, update_readme
 
-ROOT = Path(__file__).resolve().parents[1]
 PREPROCESS = PreprocessConfig(n_top_genes=150, n_components=16)
 PARAMS = Params(train=FAST_TRAIN, preprocess=PREPROCESS)
 
@@ -187,25 +183,3 @@ def test_grouped_splits_test_every_sample_once(small_adata):
     )  # a 2-fold test fold leaves 1 sample per class: too few
     with pytest.raises(DataValidationError, match="needs at least 4 samples of each majority class"):
         grouped_splits(samples[three_each], y[three_each], k=2, val_fraction=0.2, seed=0)
-
-
-def test_readme_results_come_from_the_pipeline_output():
-    comparison = json.loads((ROOT / "metrics/comparison.json").read_text())
-    readme = (ROOT / "README.md").read_text()
-    block = readme.split(README_START, 1)[1].split(README_END, 1)[0].strip()
-    evaluate = json.loads((ROOT / "metrics/evaluate.json").read_text())
-    assert block == results_block(comparison, evaluate), (
-        "README results are stale: run `make results` after `make run`"
-    )
-    assert set(comparison["models"]) == set(ALL_MODEL_FAMILIES)
-
-
-def test_update_readme_rewrites_only_the_block(tmp_path):
-    comparison = json.loads((ROOT / "metrics/comparison.json").read_text())
-    readme = tmp_path / "README.md"
-    readme.write_text(f"# title\n\n{README_START}\nold numbers\n{README_END}\n\nafter\n")
-    assert update_readme(readme, comparison)
-    text = readme.read_text()
-    assert "old numbers" not in text and text.startswith("# title") and text.endswith("after\n")
-    assert "| cnn_lstm |" in text
-    assert not update_readme(readme, comparison)  # idempotent

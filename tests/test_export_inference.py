@@ -223,7 +223,9 @@ def test_sparse_input_is_checked_without_densifying_everything(onnx_path, small_
         InputDataError,
         match=f"negative count -3.0 at cell '{small_adata.obs_names[row]}', gene '{small_adata.var_names[block.indices[7]]}'",
     ):
-        check_counts(block, np.asarray(small_adata.obs_names[:10]), np.asarray(small_adata.var_names), "x")
+        check_counts(
+            block, np.asarray(small_adata.obs_names[:10]), np.asarray(small_adata.var_names), source="x"
+        )
 
 
 def test_wrong_namespace_and_unreadable_files(onnx_path, small_adata, tmp_path):
@@ -371,7 +373,7 @@ def attention_export(fitted, tmp_path_factory):
     pre, features, labels = fitted
     config = replace(FAST_TRAIN, architecture="cnn_lstm_attention")
     model = train_model(
-        features["train"], labels["train"], features["val"], labels["val"], config, progress=False
+        (features["train"], labels["train"]), (features["val"], labels["val"]), config, progress=False
     ).model
     path = tmp_path_factory.mktemp("onnx_attention") / "attention.onnx"
     export_onnx(pre, model, path, {"threshold": 0.5, "architecture": model.architecture})

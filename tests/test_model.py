@@ -31,7 +31,7 @@ def test_forward_gives_one_logit_per_cell(n_features, bidirectional):
 def test_same_seed_same_model_same_predictions(fitted, trained):
     _, features, labels = fitted
     again = train_model(
-        features["train"], labels["train"], features["val"], labels["val"], FAST_TRAIN, progress=False
+        (features["train"], labels["train"]), (features["val"], labels["val"]), FAST_TRAIN, progress=False
     )
     assert again.history == trained.history
     assert np.array_equal(
@@ -51,10 +51,8 @@ def test_one_class_training_data_is_refused(fitted):
     _, features, labels = fitted
     with pytest.raises(ModelError, match="both persisters and non-persisters"):
         train_model(
-            features["train"],
-            np.zeros_like(labels["train"]),
-            features["val"],
-            labels["val"],
+            (features["train"], np.zeros_like(labels["train"])),
+            (features["val"], labels["val"]),
             FAST_TRAIN,
             progress=False,
         )
@@ -107,10 +105,8 @@ def test_mlp_architecture_trains_and_reloads(fitted, tmp_path):
 
     _, features, labels = fitted
     result = train_model(
-        features["train"],
-        labels["train"],
-        features["val"],
-        labels["val"],
+        (features["train"], labels["train"]),
+        (features["val"], labels["val"]),
         _replace(FAST_TRAIN, architecture="mlp"),
         progress=False,
     )
@@ -131,7 +127,10 @@ ATTENTION_TRAIN = replace(FAST_TRAIN, architecture="cnn_lstm_attention")
 def attention_trained(fitted):
     _, features, labels = fitted
     return train_model(
-        features["train"], labels["train"], features["val"], labels["val"], ATTENTION_TRAIN, progress=False
+        (features["train"], labels["train"]),
+        (features["val"], labels["val"]),
+        ATTENTION_TRAIN,
+        progress=False,
     )
 
 

@@ -80,10 +80,8 @@ def test_head_fine_tuning_moves_only_the_head(parent, target):
     y = {s: cells.y[split == s] for s in ("train", "val")}
     before = {k: v.clone() for k, v in parent.network.state_dict().items()}
     result = train_model(
-        X["train"],
-        y["train"],
-        X["val"],
-        y["val"],
+        (X["train"], y["train"]),
+        (X["val"], y["val"]),
         FAST_TRAIN,
         progress=False,
         initial=parent.network,
@@ -104,10 +102,8 @@ def test_head_mode_names_what_a_network_lacks():
         head_modules(MlpClassifier(20, 16))
     with pytest.raises(ModelError, match="cannot train only"):
         train_model(
-            np.zeros((4, 20), np.float32),
-            np.array([0, 1, 0, 1]),
-            np.zeros((2, 20), np.float32),
-            np.array([0, 1]),
+            (np.zeros((4, 20), np.float32), np.array([0, 1, 0, 1])),
+            (np.zeros((2, 20), np.float32), np.array([0, 1])),
             FAST_TRAIN,
             progress=False,
             initial=CnnLstmClassifier(20),

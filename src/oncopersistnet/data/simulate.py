@@ -52,9 +52,11 @@ from scipy import sparse
 from oncopersistnet import NON_PERSISTER, PERSISTER
 from oncopersistnet.config import SimulateConfig
 from oncopersistnet.errors import ConfigError
+from oncopersistnet.genes import load_gene_table
 
 logger = logging.getLogger(__name__)
 
+# fmt: off
 # Genes lower in persisters: proliferation and cell cycle.
 PROLIFERATION_GENES = (
     "MKI67", "TOP2A", "CCNB1", "CDK1", "MCM2", "PCNA", "E2F1", "MYC", "CCND1",
@@ -66,6 +68,7 @@ PERSISTER_GENES = (
     "FN1", "WNT5A", "EGFR", "PDGFRB", "HMOX1", "NQO1", "TXNRD1", "GPX4", "SLC7A11",
     "CPT1A", "PPARGC1A", "ACADM", "HADHA", "CDKN1A", "FOS", "JUN",
 )
+# fmt: on
 PROGRAMME_GENES = PROLIFERATION_GENES + PERSISTER_GENES
 
 _CHUNK_CELLS = 2000
@@ -73,18 +76,22 @@ _CHUNK_CELLS = 2000
 
 # Background genes: clean symbols only (no ENSG-named, miRNA, snoRNA, lncRNA or antisense loci).
 _BACKGROUND_SYMBOL = re.compile(r"^[A-Z][A-Z0-9]{1,7}$")
-_BACKGROUND_EXCLUDE = re.compile(r"^(MIR|SNOR|LINC|RNU|RNA5|RNY|SCARNA|LOC|ENSG|MT|TRNA|Y_RNA|U\d)|P\d+$")  # + pseudogenes
+_BACKGROUND_EXCLUDE = re.compile(
+    r"^(MIR|SNOR|LINC|RNU|RNA5|RNY|SCARNA|LOC|ENSG|MT|TRNA|Y_RNA|U\d)|P\d+$"
+)  # + pseudogenes
 # Fraction of each untreated culture that is persister-like but labelled non-persister.
 _PRE_PERSISTER_FRACTION = 0.05
 
 
 def _gene_names(n_genes: int, world: np.random.Generator) -> list[str]:
     """Programme genes first (as many as fit), then real background symbols drawn by ``world``."""
-    from oncopersistnet.genes import load_gene_table
-
     named = list(PROGRAMME_GENES[:n_genes])
     pool = sorted(
-        {s for s in load_gene_table().symbols if _BACKGROUND_SYMBOL.match(s) and not _BACKGROUND_EXCLUDE.search(s)}
+        {
+            s
+            for s in load_gene_table().symbols
+            if _BACKGROUND_SYMBOL.match(s) and not _BACKGROUND_EXCLUDE.search(s)
+        }
         - set(PROGRAMME_GENES)
     )
     background = world.choice(pool, size=n_genes - len(named), replace=False)
@@ -136,7 +143,9 @@ def simulate_world(config: SimulateConfig) -> SimulatedWorld:
         diffuse = world.choice(background_idx, size=max(1, background_idx.size // 25), replace=False)
         programme[diffuse] = world.normal(0.0, 0.5, diffuse.size)
     programme *= config.effect_size
-    return SimulatedWorld(genes=genes, base=base, dispersion=dispersion, programme=programme, is_proliferation=is_prolif)
+    return SimulatedWorld(
+        genes=genes, base=base, dispersion=dispersion, programme=programme, is_proliferation=is_prolif
+    )
 
 
 def planted_programme(config: SimulateConfig) -> pd.Series:
@@ -153,12 +162,35 @@ def planted_programme(config: SimulateConfig) -> pd.Series:
     return pd.Series(biology.programme, index=pd.Index(biology.genes, name="gene"), name="log_fold_change")
 
 
-def simulate_cells(config: SimulateConfig) -> ad.AnnData:
-    """Simulate a labelled count matrix (cells x genes, CSR of integer counts).
+@dataclass(frozen=True)
+class _Samples:
+    """The cultures: their condition, programme strength, size and sample-level effects."""
 
-    The same ``config`` always yields the same matrix, labels and names.
-    """
-    n_cells, n_genes, n_samples = config.n_cells, config.n_genes, config.n_samples
+    names: list[str]
+    conditions: list[str]
+    strength: np.ndarray  # programme strength per sample: 0 untreated, 0.8 day 7, 1.0 day 14
+    sizes: np.ndarray  # cells per sample
+    shift: np.ndarray  # (samples, genes) log-rate shift
+    depth: np.ndarray  # library-size factor per sample
+    n_untreated: int
+    n_treated: int
+
+
+@dataclass(frozen=True)
+class _Cells:
+    """Per-cell draws: sample, programme activity, cycling, label and library size."""
+
+    sample: np.ndarray  # sample index per cell
+    activity: np.ndarray
+    cycling: np.ndarray
+    is_persister: np.ndarray
+    flipped: np.ndarray  # label noise
+    library: np.ndarray
+
+
+def _check_design(config: SimulateConfig) -> None:
+    """Reject a design the simulator cannot fill, naming the params.yaml key."""
+    n_cells, n_samples = config.n_cells, config.n_samples
     if n_samples < 2:
         raise ConfigError("simulate.n_samples: at least 2 samples (one untreated, one treated) are needed")
     if n_cells < 2 * n_samples:
@@ -167,15 +199,11 @@ def simulate_cells(config: SimulateConfig) -> ad.AnnData:
         )
     if not 0.0 < config.persister_fraction < 1.0:
         raise ConfigError("simulate.persister_fraction: must be strictly between 0 and 1")
-    # Two generators: ``world_seed`` fixes the biology (gene means, dispersions,
-    # the persister programme; :func:`simulate_world`), ``seed`` draws samples and
-    # cells from it. New cells for prediction keep the world and change the seed.
-    biology = simulate_world(config)
-    rng = np.random.default_rng(config.seed)
-    genes, base, dispersion, programme = biology.genes, biology.base, biology.dispersion, biology.programme
-    is_prolif = biology.is_proliferation
 
-    # Samples: untreated day-0 cultures first, then treated survivors at day 7 / day 14.
+
+def _draw_samples(config: SimulateConfig, rng: np.random.Generator) -> _Samples:
+    """Untreated day-0 cultures first, then treated survivors at day 7 / day 14; their sizes and effects."""
+    n_cells, n_samples = config.n_cells, config.n_samples
     n_untreated = n_samples - n_samples // 2
     n_treated = n_samples - n_untreated
     conditions = ["day0"] * n_untreated + [("treated_day7", "treated_day14")[i % 2] for i in range(n_treated)]
@@ -183,71 +211,128 @@ def simulate_cells(config: SimulateConfig) -> ad.AnnData:
     # Treated cultures hold persister_fraction of all cells; cells spread evenly within each arm.
     n_treated_cells = int(round(n_cells * config.persister_fraction))
     n_treated_cells = min(max(n_treated_cells, 2 * n_treated), n_cells - 2 * n_untreated)
+    untreated_spread = np.full(n_untreated, 1 / n_untreated)
+    treated_spread = np.full(n_treated, 1 / n_treated)
     sizes = np.concatenate(
         [
-            rng.multinomial(n_cells - n_treated_cells - 2 * n_untreated, np.full(n_untreated, 1 / n_untreated)) + 2,
-            rng.multinomial(n_treated_cells - 2 * n_treated, np.full(n_treated, 1 / n_treated)) + 2,
+            rng.multinomial(n_cells - n_treated_cells - 2 * n_untreated, untreated_spread) + 2,
+            rng.multinomial(n_treated_cells - 2 * n_treated, treated_spread) + 2,
         ]
     )
-    sample_shift = rng.normal(0.0, 0.3, (n_samples, n_genes))
-    sample_depth = np.exp(rng.normal(0.0, 0.25, n_samples))
+    shift = rng.normal(0.0, 0.3, (n_samples, config.n_genes))
+    depth = np.exp(rng.normal(0.0, 0.25, n_samples))
     # Names carry the seed: cells drawn with another seed are other cultures.
-    sample_names = [f"sim{config.seed}-S{i + 1:02d}-{conditions[i]}" for i in range(n_samples)]
+    names = [f"sim{config.seed}-S{i + 1:02d}-{conditions[i]}" for i in range(n_samples)]
+    return _Samples(names, conditions, strength, sizes, shift, depth, n_untreated, n_treated)
 
-    sample_of_cell = np.repeat(np.arange(n_samples), sizes)
-    treated = strength[sample_of_cell] > 0
+
+def _library_depth(n_genes: int) -> float:
+    """Median library size: ~900 counts for 2,000 genes (droplet data).
+
+    Smaller panels get fewer counts but more per gene (square-root scaling, floored
+    at half depth so that cells still pass the default QC thresholds), as targeted
+    panels do.
+    """
+    return 900.0 * max(np.sqrt(n_genes / 2000.0), 0.5)
+
+
+def _draw_cells(config: SimulateConfig, samples: _Samples, rng: np.random.Generator) -> _Cells:
+    """Each cell's sample, programme activity, cycling state, (noisy) label and library size."""
+    n_cells = config.n_cells
+    sample_of_cell = np.repeat(np.arange(config.n_samples), samples.sizes)
+    strength = samples.strength[sample_of_cell]
+    treated = strength > 0
     # Programme activity per cell: the sample's strength, varying from cell to cell;
     # a few untreated cells are persister-like already.
-    activity = strength[sample_of_cell] * rng.uniform(0.6, 1.4, n_cells)
+    activity = strength * rng.uniform(0.6, 1.4, n_cells)
     pre_persister = ~treated & (rng.random(n_cells) < _PRE_PERSISTER_FRACTION)
     activity[pre_persister] = rng.uniform(0.3, 0.8, int(pre_persister.sum()))
     cycling = treated & (rng.random(n_cells) < config.cycling_fraction)
     is_persister = treated.copy()
     flipped = rng.random(n_cells) < config.label_noise
     is_persister[flipped] = ~is_persister[flipped]
-    # Median library ~900 counts for 2,000 genes (droplet data); smaller panels get
-    # fewer counts but more per gene (square-root scaling, floored at half depth so
-    # that cells still pass the default QC thresholds), as targeted panels do.
-    depth = 900.0 * max(np.sqrt(n_genes / 2000.0), 0.5)
-    library = np.exp(rng.normal(np.log(depth), 0.45, n_cells)) * sample_depth[sample_of_cell]
+    depth = _library_depth(config.n_genes)
+    library = np.exp(rng.normal(np.log(depth), 0.45, n_cells)) * samples.depth[sample_of_cell]
     # Cell calling keeps droplets with enough UMIs: no library far below the bulk.
     library = np.maximum(library, 0.35 * depth)
-    proliferation = programme * is_prolif  # the cell-cycle part, which cycling persisters keep
+    return _Cells(sample_of_cell, activity, cycling, is_persister, flipped, library)
+
+
+def _draw_counts(
+    biology: SimulatedWorld, samples: _Samples, cells: _Cells, *, rng: np.random.Generator
+) -> sparse.csr_matrix:
+    """Negative-binomial (gamma-Poisson) counts, ``_CHUNK_CELLS`` cells at a time to bound memory."""
+    programme, dispersion = biology.programme, biology.dispersion
+    proliferation = programme * biology.is_proliferation  # the cell-cycle part, which cycling persisters keep
+    n_cells = len(cells.sample)
     blocks = []
     for start in range(0, n_cells, _CHUNK_CELLS):
         stop = min(start + _CHUNK_CELLS, n_cells)
         log_rate = (
-            np.log(base)[None, :]
-            + sample_shift[sample_of_cell[start:stop]]
-            + np.outer(activity[start:stop], programme)
-            - np.outer(activity[start:stop] * cycling[start:stop], proliferation)
+            np.log(biology.base)[None, :]
+            + samples.shift[cells.sample[start:stop]]
+            + np.outer(cells.activity[start:stop], programme)
+            - np.outer(cells.activity[start:stop] * cells.cycling[start:stop], proliferation)
         )
         rate = np.exp(log_rate - log_rate.max(axis=1, keepdims=True))
         rate /= rate.sum(axis=1, keepdims=True)
-        mean = rate * library[start:stop, None]
+        mean = rate * cells.library[start:stop, None]
         shape = 1.0 / dispersion
         gamma = rng.gamma(shape[None, :], (mean * dispersion[None, :]))
         counts = rng.poisson(gamma).astype(np.int32)
         blocks.append(sparse.csr_matrix(counts))
-    matrix = sparse.vstack(blocks, format="csr")
+    return sparse.vstack(blocks, format="csr")
 
-    obs = pd.DataFrame(
+
+def _cell_table(config: SimulateConfig, samples: _Samples, cells: _Cells) -> pd.DataFrame:
+    """``obs``: sample, condition and label per cell, indexed by seed-specific cell names."""
+    names, conditions = samples.names, samples.conditions
+    labels = np.where(cells.is_persister, PERSISTER, NON_PERSISTER)
+    return pd.DataFrame(
         {
-            "sample": pd.Categorical([sample_names[s] for s in sample_of_cell], categories=sample_names),
-            "condition": pd.Categorical([conditions[s] for s in sample_of_cell], categories=sorted(set(conditions))),
-            "label": pd.Categorical(
-                np.where(is_persister, PERSISTER, NON_PERSISTER), categories=[NON_PERSISTER, PERSISTER]
+            "sample": pd.Categorical([names[s] for s in cells.sample], categories=names),
+            "condition": pd.Categorical(
+                [conditions[s] for s in cells.sample], categories=sorted(set(conditions))
             ),
+            "label": pd.Categorical(labels, categories=[NON_PERSISTER, PERSISTER]),
         },
-        index=[f"sim{config.seed}-cell{i:06d}" for i in range(n_cells)],
+        index=[f"sim{config.seed}-cell{i:06d}" for i in range(config.n_cells)],
     )
-    adata = ad.AnnData(X=matrix, obs=obs, var=pd.DataFrame(index=genes))
+
+
+def simulate_cells(config: SimulateConfig) -> ad.AnnData:
+    """Simulate a labelled count matrix (cells x genes, CSR of integer counts).
+
+    The same ``config`` always yields the same matrix, labels and names: the steps
+    below draw from ``rng`` in a fixed order (samples, cells, counts), which no
+    refactoring may change.
+    """
+    _check_design(config)
+    # Two generators: ``world_seed`` fixes the biology (gene means, dispersions,
+    # the persister programme; :func:`simulate_world`), ``seed`` draws samples and
+    # cells from it. New cells for prediction keep the world and change the seed.
+    biology = simulate_world(config)
+    rng = np.random.default_rng(config.seed)
+    samples = _draw_samples(config, rng)
+    cells = _draw_cells(config, samples, rng)
+    matrix = _draw_counts(biology, samples, cells, rng=rng)
+
+    adata = ad.AnnData(
+        X=matrix, obs=_cell_table(config, samples, cells), var=pd.DataFrame(index=biology.genes)
+    )
     adata.uns["source"] = {"simulator": "oncopersistnet.data.simulate", **vars(config)}
+    n_cells, n_genes = config.n_cells, config.n_genes
     zero_fraction = 1.0 - matrix.nnz / (n_cells * n_genes)
     logger.info(
         "simulated %d cells x %d genes in %d samples (%d untreated, %d treated): %.1f%% persisters, "
         "%.1f%% zeros, %d cells with flipped labels",
-        n_cells, n_genes, n_samples, n_untreated, n_treated, 100 * is_persister.mean(), 100 * zero_fraction,
-        int(flipped.sum()),
+        n_cells,
+        n_genes,
+        config.n_samples,
+        samples.n_untreated,
+        samples.n_treated,
+        100 * cells.is_persister.mean(),
+        100 * zero_fraction,
+        int(cells.flipped.sum()),
     )
     return adata

@@ -90,10 +90,8 @@ class NetworkCandidate(Candidate):
         n = fold.features["train"].X.shape[1]
         self.order_ = np.random.default_rng([self.seed, 1]).permutation(n) if self.permute else np.arange(n)
         result = train_model(
-            self._x(fold, "train"),
-            fold.features["train"].y,
-            self._x(fold, "val"),
-            fold.features["val"].y,
+            (self._x(fold, "train"), fold.features["train"].y),
+            (self._x(fold, "val"), fold.features["val"].y),
             self.config,
             progress=False,
         )

@@ -1,28 +1,40 @@
 """PNG figures for people: ROC, precision-recall, confusion matrices, training curves.
 
-Rendered with matplotlib's non-interactive Agg backend so they work on servers.
+Each figure is drawn on its own Agg canvas (:func:`new_figure`), so they work on
+servers without a display, and importing this module selects no global backend
+and touches no pyplot state.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from oncopersistnet import LABELS  # noqa: E402
-from oncopersistnet.atomic import atomic_path  # noqa: E402
+from oncopersistnet import LABELS
+from oncopersistnet.atomic import atomic_path
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def new_figure(**options: Any) -> Figure:
+    """A figure attached to its own non-interactive Agg canvas (``options``: :class:`Figure`'s).
+
+    Not created through pyplot: nothing is registered globally, so there is no
+    figure to close and no backend to choose (``matplotlib.use`` at import would
+    change the backend of every program that imports the package).
+    """
+    figure = Figure(**options)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _save(fig: Figure, path: Path) -> Path:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
-    plt.close(fig)
     return path
 
 
@@ -30,7 +42,8 @@ def plot_roc_pr(
     roc: pd.DataFrame, pr: pd.DataFrame, metrics: Mapping[str, Mapping[str, float]], path: Path
 ) -> Path:
     """ROC and PR curves of every model side by side, AUCs in the legend."""
-    fig, (ax_roc, ax_pr) = plt.subplots(1, 2, figsize=(10, 4.5))
+    fig = new_figure(figsize=(10, 4.5))
+    ax_roc, ax_pr = fig.subplots(1, 2)
     for model, part in roc.groupby("model", sort=False):
         ax_roc.plot(part["fpr"], part["tpr"], label=f"{model} (AUC {metrics[model]['roc_auc']:.3f})")
     ax_roc.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
@@ -52,8 +65,9 @@ def plot_roc_pr(
 
 def plot_confusion(matrices: Mapping[str, np.ndarray], path: Path) -> Path:
     """One confusion matrix per model, counts and row percentages in each cell."""
-    fig, axes = plt.subplots(1, len(matrices), figsize=(4.2 * len(matrices), 4), squeeze=False)
-    for ax, (model, matrix) in zip(axes[0], matrices.items()):
+    fig = new_figure(figsize=(4.2 * len(matrices), 4))
+    axes = fig.subplots(1, len(matrices), squeeze=False)
+    for ax, (model, matrix) in zip(axes[0], matrices.items(), strict=True):
         ax.imshow(matrix, cmap="Blues")
         rows = matrix.sum(axis=1, keepdims=True).clip(min=1)
         for i in range(2):
@@ -78,7 +92,8 @@ def plot_training_curves(history: Sequence[Mapping[str, float]], best_epoch: int
     """Train/validation loss and validation F1 / ROC-AUC per epoch; the kept epoch marked."""
     frame = pd.DataFrame(history)
     epochs = np.arange(1, len(frame) + 1)
-    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = new_figure(figsize=(10, 4))
+    ax_loss, ax_metric = fig.subplots(1, 2)
     ax_loss.plot(epochs, frame["train_loss"], label="train loss")
     ax_loss.plot(epochs, frame["val_loss"], label="validation loss")
     ax_metric.plot(epochs, frame["val_f1"], label="validation F1")
@@ -98,9 +113,8 @@ def plot_reliability(
     tables: Mapping[str, pd.DataFrame], metrics: Mapping[str, Mapping[str, float]], path: Path
 ) -> Path:
     """Reliability diagram: observed persister fraction against mean predicted probability per bin."""
-    fig, (ax, ax_count) = plt.subplots(
-        2, 1, figsize=(5.5, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
-    )
+    fig = new_figure(figsize=(5.5, 6.5))
+    ax, ax_count = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="perfectly calibrated")
     width = 1.0 / max(len(tables[next(iter(tables))]) if tables else 10, 10)
     for i, (name, table) in enumerate(tables.items()):
@@ -135,7 +149,8 @@ def plot_embedding(
     axis_labels: Sequence[str] = ("PC1", "PC2"),
 ) -> Path:
     """Test cells in 2-D, coloured by true label (left) and by predicted label (right)."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5), sharex=True, sharey=True)
+    fig = new_figure(figsize=(10, 4.5))
+    axes = fig.subplots(1, 2, sharex=True, sharey=True)
     colours = {LABELS[0]: "tab:blue", LABELS[1]: "tab:red", "uncertain": "tab:grey"}
     for ax, labels, title in ((axes[0], truth, "true label"), (axes[1], predicted, "predicted label")):
         for name, colour in colours.items():
@@ -164,15 +179,14 @@ def plot_model_comparison(
 ) -> Path:
     """Mean ± std of a few metrics per model as horizontal bars; easier to scan than a table."""
     names = list(models)
-    fig, axes = plt.subplots(
-        1, len(metrics), figsize=(4.2 * len(metrics), 0.45 * len(names) + 1.5), sharey=True
-    )
-    for ax, metric in zip(np.atleast_1d(axes), metrics):
+    fig = new_figure(figsize=(4.2 * len(metrics), 0.45 * len(names) + 1.5))
+    axes = fig.subplots(1, len(metrics), sharey=True)
+    for ax, metric in zip(np.atleast_1d(axes), metrics, strict=True):
         means = np.array([models[n][metric]["mean"] for n in names], dtype=float)  # type: ignore[index]
         stds = np.array([models[n][metric]["std"] for n in names], dtype=float)  # type: ignore[index]
         colours = ["tab:red" if n.startswith(("cnn_lstm", "mlp")) else "tab:blue" for n in names]
         ax.barh(names, means, xerr=stds, color=colours, alpha=0.8, capsize=3)
-        for y, (m, s) in enumerate(zip(means, stds)):
+        for y, (m, s) in enumerate(zip(means, stds, strict=True)):
             ax.text(m + s + 0.01, y, f"{m:.3f}", va="center", fontsize=8)
         ax.set(
             title=f"{metric} ({'lower' if metric in ('brier', 'ece') else 'higher'} is better)",

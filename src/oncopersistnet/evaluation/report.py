@@ -1,20 +1,18 @@
-"""The comparison as Markdown: ``reports/comparison.md`` and the README's results block.
+"""The comparison as Markdown: ``reports/comparison.md``, and the table and lines the README reuses.
 
 Everything here renders numbers the compare stage measured (``metrics/comparison.json``);
-nothing is typed by hand, so the README cannot drift from the pipeline's output.
+nothing is typed by hand, so the report cannot drift from the pipeline's output. The
+README's results section (:mod:`oncopersistnet.reporting.blocks`) is built from these pieces.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from oncopersistnet.config import ALL_MODEL_FAMILIES
-from oncopersistnet.errors import InputDataError
 
 TABLE_METRICS = ("f1", "roc_auc", "pr_auc", "balanced_accuracy", "mcc", "brier", "ece")
 HEADERS = {
@@ -28,7 +26,9 @@ HEADERS = {
 }
 DESCRIPTIONS = {
     "cnn_lstm": "CNN-LSTM (the project's network; PCA components in explained-variance order)",
-    "cnn_lstm_attention": "CNN-LSTM with additive attention pooling over all LSTM outputs instead of the final state",
+    "cnn_lstm_attention": (
+        "CNN-LSTM with additive attention pooling over all LSTM outputs instead of the final state"
+    ),
     "cnn_lstm_permuted": "CNN-LSTM on randomly permuted component orders (one order per seed)",
     "mlp": "MLP with about the CNN-LSTM's parameter count",
     "logistic_regression": "logistic regression (L2, class-balanced)",
@@ -37,8 +37,6 @@ DESCRIPTIONS = {
     "marker_score": "marker score (persister signature, threshold fitted on train)",
     "celltypist": "CellTypist, trained through its own API on all genes",
 }
-README_START = "<!-- results:start (written by `make results` from metrics/comparison.json and metrics/evaluate.json; do not edit) -->"
-README_END = "<!-- results:end -->"
 
 
 def ordered_families(models: Mapping[str, Any]) -> list[str]:
@@ -58,7 +56,8 @@ def _cell(entry: Mapping[str, Any], metric: str) -> str:
 
 
 def results_table(comparison: Mapping[str, Any], order: list[str] | None = None) -> str:
-    """Markdown table: one row per model (``order``, else the project's), mean ± std over fits, best of each column in bold."""
+    """Markdown table: one row per model (``order``, else the project's), mean ± std over fits,
+    the best of each column in bold."""
     models: Mapping[str, Any] = comparison["models"]
     best: dict[str, float] = {}
     for metric in TABLE_METRICS:
@@ -95,7 +94,8 @@ def premise_summary(comparison: Mapping[str, Any]) -> str:
             continue
         other = models[control]
         diffs = [
-            f"{HEADERS[m]} {other[m]['mean']:.3f} vs {base[m]['mean']:.3f} ({other[m]['mean'] - base[m]['mean']:+.3f})"
+            f"{HEADERS[m]} {other[m]['mean']:.3f} vs {base[m]['mean']:.3f} "
+            f"({other[m]['mean'] - base[m]['mean']:+.3f})"
             for m in ("roc_auc", "f1")
         ]
         lines.append(
@@ -118,31 +118,14 @@ def context_line(comparison: Mapping[str, Any]) -> str:
     )
     return (
         f"Data `{c['data_hash']}`, {folds}; test samples never seen in training "
-        f"({', '.join(c['test_samples'])}; {c['n_test_cells']} cells). Seeds {c['seeds']} for models whose fit depends "
-        f"on the seed, one fit per split otherwise. Mean ± sample std over fits (no ± where there was one fit); "
-        f"F1, balanced accuracy, MCC at threshold {c['threshold']} on each model's probability. The networks and the "
-        "linear SVM are Platt-calibrated on the validation samples; logistic regression, HistGBM and the marker "
-        "score are class-balanced and CellTypist uses its own probabilities, so threshold metrics, Brier and ECE "
-        "partly measure calibration; ROC-AUC and PR-AUC do not depend on it."
+        f"({', '.join(c['test_samples'])}; {c['n_test_cells']} cells). Seeds {c['seeds']} for models whose "
+        "fit depends on the seed, one fit per split otherwise. Mean ± sample std over fits (no ± where there "
+        f"was one fit); F1, balanced accuracy, MCC at threshold {c['threshold']} on each model's "
+        "probability. The networks and the linear SVM are Platt-calibrated on the validation samples; "
+        "logistic regression, HistGBM and the marker score are class-balanced and CellTypist uses its own "
+        "probabilities, so threshold metrics, Brier and ECE partly measure calibration; ROC-AUC and PR-AUC "
+        "do not depend on it."
     )
-
-
-def calibration_line(evaluate: Mapping[str, Any]) -> str:
-    """Before/after calibration of the deployable model (the evaluate stage's output)."""
-    raw, cal, how = evaluate["test_uncalibrated"], evaluate["test"], evaluate["calibration"]
-    return (
-        f"Calibration of the deployable {evaluate['model']} ({how['method']} scaling fitted on the validation samples, "
-        f"baked into the ONNX graph): Brier {raw['brier']:.3f} → {cal['brier']:.3f}, ECE {raw['ece']:.3f} → {cal['ece']:.3f}, "
-        f"F1 at 0.5 {raw['f1']:.3f} → {cal['f1']:.3f} on the held-out cells (`reports/figures/calibration.png`)."
-    )
-
-
-def results_block(comparison: Mapping[str, Any], evaluate: Mapping[str, Any] | None = None) -> str:
-    """The README's results section body."""
-    parts = [context_line(comparison), results_table(comparison), premise_summary(comparison)]
-    if evaluate is not None:
-        parts.append(calibration_line(evaluate))
-    return "\n\n".join(parts).strip()
 
 
 COMPARE_STAGE_ORIGIN = (
@@ -177,57 +160,10 @@ def comparison_markdown(
                 "## Does the CNN-LSTM's sequence reading of PCA components matter?",
                 premise_summary(comparison),
                 "## Per held-out sample",
-                "Cell probabilities averaged over seeds; a culture is called persister when most of its cells are.",
+                "Cell probabilities averaged over seeds; "
+                "a culture is called persister when most of its cells are.",
                 "\n".join(sample_rows),
             ]
         )
         + "\n"
     )
-
-
-def update_readme(
-    readme: Path, comparison: Mapping[str, Any], evaluate: Mapping[str, Any] | None = None
-) -> bool:
-    """Replace the README's results block; return whether the file changed."""
-    text = readme.read_text(encoding="utf-8")
-    pattern = re.compile(re.escape(README_START) + r".*?" + re.escape(README_END), re.DOTALL)
-    if not pattern.search(text):
-        raise InputDataError(f"{readme}: no results block ({README_START} ... {README_END})")
-    new = pattern.sub(lambda _: f"{README_START}\n{results_block(comparison, evaluate)}\n{README_END}", text)
-    if new != text:
-        from oncopersistnet.atomic import write_text
-
-        write_text(readme, new)
-    return new != text
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m oncopersistnet.evaluation.report README.md metrics/comparison.json [metrics/evaluate.json]``."""
-    import argparse
-    import json
-    import logging
-
-    from oncopersistnet.logging_setup import configure_logging
-
-    parser = argparse.ArgumentParser(
-        description="Rewrite the README's results block from the compare stage's output."
-    )
-    parser.add_argument("readme", type=Path)
-    parser.add_argument("comparison", type=Path)
-    parser.add_argument("evaluate", type=Path, nargs="?", help="adds the deployable model's calibration line")
-    args = parser.parse_args(argv)
-    configure_logging()
-    log = logging.getLogger("oncopersistnet")
-    try:
-        comparison = json.loads(args.comparison.read_text())
-        evaluate = json.loads(args.evaluate.read_text()) if args.evaluate else None
-        changed = update_readme(args.readme, comparison, evaluate)
-    except (OSError, ValueError, KeyError, InputDataError) as exc:
-        log.error("results: %s", exc)
-        return 1
-    log.info("%s: results block %s", args.readme, "updated" if changed else "already up to date")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -103,7 +103,7 @@ def explain_file(
     if is_persister is not None:
         is_persister = is_persister[spread]
     block = adata.X[chosen]
-    check_counts(block, np.asarray(adata.obs_names, dtype=str)[chosen], genes, str(input_path))
+    check_counts(block, np.asarray(adata.obs_names, dtype=str)[chosen], genes, source=str(input_path))
     counts = aligned_block(block, match)
     logger.info("integrated gradients on %d of %d cells, %d steps", chosen.size, adata.n_obs, steps)
     explanation = explain_cells(

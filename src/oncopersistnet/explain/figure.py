@@ -13,15 +13,13 @@ from __future__ import annotations
 from collections.abc import Collection
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-
-from oncopersistnet.atomic import atomic_path  # noqa: E402
+from oncopersistnet.atomic import atomic_path
 
 PERSISTER_COLOUR = "#c0392b"
 NON_PERSISTER_COLOUR = "#2e6da4"
@@ -40,6 +38,7 @@ def plot_attributions(
     table: pd.DataFrame,
     top: dict[str, list[str]],
     path: Path,
+    *,
     n_genes: int = 15,
     planted: Collection[str] | None = None,
     signature_genes: Collection[str] = (),
@@ -70,13 +69,15 @@ def plot_attributions(
         ),
     )
     n_rows = max(1, max(len(top[key][:n_genes]) for key, *_ in panels))
-    fig, axes = plt.subplots(1, 2, figsize=(10.5, max(3.2, 0.27 * n_rows + 1.9)))
-    for ax, (key, column, colour, heading) in zip(axes, panels):
+    fig = Figure(figsize=(10.5, max(3.2, 0.27 * n_rows + 1.9)))
+    FigureCanvasAgg(fig)  # its own Agg canvas: no global backend, nothing registered with pyplot
+    axes = fig.subplots(1, 2)
+    for ax, (key, column, colour, heading) in zip(axes, panels, strict=True):
         genes = top[key][:n_genes]
         values = np.array([table.loc[g, column] for g in genes], dtype=float)
         y = np.arange(n_rows)[::-1][: len(genes)]  # strongest gene on top
         alphas = [1.0 if planted is None or g in planted else 0.4 for g in genes]
-        for yi, value, alpha in zip(y, values, alphas):
+        for yi, value, alpha in zip(y, values, alphas, strict=True):
             ax.barh(yi, value, color=colour, alpha=alpha, height=0.72)
         ax.set_yticks(y)
         ax.set_yticklabels([_label(g, planted, signature_genes) for g in genes], fontsize=8.5)
@@ -126,5 +127,4 @@ def plot_attributions(
     fig.subplots_adjust(wspace=0.45)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
-    plt.close(fig)
     return path

@@ -8,9 +8,11 @@ is renamed onto the output only when every cell is scored.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anndata as ad
 import numpy as np
 from scipy import sparse
 from tqdm.auto import tqdm
@@ -19,7 +21,7 @@ from oncopersistnet import NON_PERSISTER, PERSISTER
 from oncopersistnet.atomic import atomic_path
 from oncopersistnet.data.readers import detect_format, read_counts
 from oncopersistnet.errors import InputDataError
-from oncopersistnet.inference.align import aligned_block, match_genes
+from oncopersistnet.inference.align import GeneMatch, aligned_block, match_genes
 from oncopersistnet.inference.model import OnnxPersisterModel
 from oncopersistnet.inference.writers import OUTPUT_COLUMNS, PredictionWriter, check_output, write_obs_copy
 
@@ -39,6 +41,7 @@ def check_counts(
     block: np.ndarray | sparse.spmatrix,
     cell_ids: np.ndarray,
     genes: np.ndarray,
+    *,
     source: str,
     allow_non_integer: bool = False,
 ) -> None:
@@ -81,8 +84,8 @@ def check_counts(
     if totals.size and totals.max() > MAX_CELL_TOTAL:
         i = int(np.argmax(totals))
         raise InputDataError(
-            f"{source}: cell {str(cell_ids[i])!r} has a total count of {totals[i]:.4g}, more than the model can "
-            f"normalise in float32 (at most {MAX_CELL_TOTAL:.2g}); raw counts expected"
+            f"{source}: cell {str(cell_ids[i])!r} has a total count of {totals[i]:.4g}, more than the model "
+            f"can normalise in float32 (at most {MAX_CELL_TOTAL:.2g}); raw counts expected"
         )
 
 
@@ -94,10 +97,125 @@ def label_cells(probability: np.ndarray, threshold: float, uncertain_band: tuple
     return labels.astype(str)
 
 
+def _decision_band(threshold: float, uncertain_band: tuple[float, float] | None) -> tuple[float, float]:
+    """The ``uncertain`` band, checked: inside [0, 1] and around the threshold (or empty)."""
+    low, high = uncertain_band if uncertain_band is not None else (threshold, threshold)
+    if not 0.0 <= low <= high <= 1.0:
+        raise InputDataError(f"uncertain band must satisfy 0 <= low <= high <= 1, got {low}, {high}")
+    if not (low <= threshold <= high or low == high):
+        raise InputDataError(
+            f"uncertain band ({low}, {high}) must contain the threshold {threshold}, or cells on one side of "
+            "it would be called without being confident; move the band or pass --uncertain-band T T to turn "
+            "it off"
+        )
+    return low, high
+
+
+def _check_paths(input_path: Path, output_path: Path, obs_output: str | Path | None) -> str:
+    """The output format; an ``obs_output`` needs an ``.h5ad`` input to copy."""
+    fmt = check_output(output_path)
+    if obs_output is not None and detect_format(input_path) != "h5ad":
+        raise InputDataError(
+            f"{input_path}: --obs-output writes an annotated copy of an .h5ad input; this input is not one"
+        )
+    return fmt
+
+
+@dataclass
+class _Scored:
+    """Running totals over the chunks, and (for ``obs_output``) every cell's probability and label."""
+
+    persisters: int = 0
+    uncertain: int = 0
+    kept: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+
+    def add(self, probability: np.ndarray, labels: np.ndarray, *, keep: bool) -> None:
+        self.persisters += int((labels == PERSISTER).sum())
+        self.uncertain += int((labels == UNCERTAIN).sum())
+        if keep:
+            self.kept.append((probability, labels))
+
+    def probabilities(self) -> np.ndarray:
+        return np.concatenate([k[0] for k in self.kept]) if self.kept else np.zeros(0, dtype=np.float32)
+
+    def labels(self) -> np.ndarray:
+        return np.concatenate([k[1] for k in self.kept]) if self.kept else np.zeros(0, dtype=str)
+
+
+@dataclass(frozen=True)
+class _Scoring:
+    """How each chunk is scored and labelled."""
+
+    model: OnnxPersisterModel
+    match: GeneMatch
+    threshold: float
+    band: tuple[float, float]
+    allow_non_integer: bool
+    source: str
+
+
+def _score_chunks(
+    adata: ad.AnnData,
+    scoring: _Scoring,
+    writer: PredictionWriter,
+    *,
+    chunk_size: int,
+    progress: bool,
+    keep: bool,
+) -> _Scored:
+    """Check, score, label and write ``chunk_size`` cells at a time (memory bounded by the chunk)."""
+    genes = np.asarray(adata.var_names, dtype=str)
+    cell_ids = np.asarray(adata.obs_names, dtype=str)
+    scored = _Scored()
+    bar = tqdm(total=adata.n_obs, desc="predicting", unit="cell", unit_scale=True, disable=not progress)
+    for start in range(0, adata.n_obs, chunk_size):
+        stop = min(start + chunk_size, adata.n_obs)
+        block = adata.X[start:stop]
+        check_counts(
+            block,
+            cell_ids[start:stop],
+            genes,
+            source=scoring.source,
+            allow_non_integer=scoring.allow_non_integer,
+        )
+        probability = scoring.model.predict_proba(aligned_block(block, scoring.match))
+        labels = label_cells(probability, scoring.threshold, scoring.band)
+        scored.add(probability, labels, keep=keep)
+        writer.write(cell_ids[start:stop], probability, labels)
+        bar.update(stop - start)
+    bar.close()
+    return scored
+
+
+def _summary(
+    adata: ad.AnnData, scored: _Scored, scoring: _Scoring, *, output_path: Path, obs_output: str | Path | None
+) -> dict[str, Any]:
+    """What ``predict`` prints: counts, fractions, gene overlap, the decision rule and where rows went."""
+    match, (low, high) = scoring.match, scoring.band
+    return {
+        "cells": int(adata.n_obs),
+        "persisters": scored.persisters,
+        "persister_fraction": scored.persisters / adata.n_obs,
+        "uncertain": scored.uncertain,
+        "uncertain_fraction": scored.uncertain / adata.n_obs,
+        "uncertain_band": [low, high],
+        "genes_matched": match.n_matched,
+        "genes_matched_before_mapping": match.n_matched_before_mapping,
+        "genes_expected": match.n_model_genes,
+        "selected_genes_matched": match.n_selected_matched,
+        "selected_genes_expected": match.n_selected,
+        "threshold": scoring.threshold,
+        "model": scoring.model.source,
+        "output": str(output_path),
+        "obs_output": str(obs_output) if obs_output is not None else None,
+    }
+
+
 def predict_file(
     model: OnnxPersisterModel,
     input_path: str | Path,
     output_path: str | Path,
+    *,
     chunk_size: int = 10000,
     min_gene_fraction: float = 0.5,
     threshold: float | None = None,
@@ -119,22 +237,11 @@ def predict_file(
     and ``obs['persister_label']`` for users who continue in scanpy.
     """
     input_path, output_path = Path(input_path), Path(output_path)
-    fmt = check_output(output_path)
-    if obs_output is not None and detect_format(input_path) != "h5ad":
-        raise InputDataError(
-            f"{input_path}: --obs-output writes an annotated copy of an .h5ad input; this input is not one"
-        )
+    fmt = _check_paths(input_path, output_path, obs_output)
     if chunk_size <= 0:
         raise InputDataError(f"chunk size must be positive, got {chunk_size}")
     threshold = model.threshold if threshold is None else threshold
-    low, high = uncertain_band if uncertain_band is not None else (threshold, threshold)
-    if not 0.0 <= low <= high <= 1.0:
-        raise InputDataError(f"uncertain band must satisfy 0 <= low <= high <= 1, got {low}, {high}")
-    if not (low <= threshold <= high or low == high):
-        raise InputDataError(
-            f"uncertain band ({low}, {high}) must contain the threshold {threshold}, or cells on one side of it "
-            "would be called without being confident; move the band or pass --uncertain-band T T to turn it off"
-        )
+    band = _decision_band(threshold, uncertain_band)
     adata = read_counts(
         input_path,
         counts_source=counts_source,
@@ -143,74 +250,40 @@ def predict_file(
         require_integer=not allow_non_integer,
     )
     try:
-        input_genes = np.asarray(adata.var_names, dtype=str)
         match = match_genes(
-            input_genes,
+            np.asarray(adata.var_names, dtype=str),
             model.genes,
             min_gene_fraction,
             source=str(input_path),
             selected_genes=model.selected_genes,
         )
         logger.info("%s: %s", input_path, match.describe())
-        cell_ids = np.asarray(adata.obs_names, dtype=str)
-        n_persister = n_uncertain = 0
-        kept: list[tuple[np.ndarray, np.ndarray]] = []  # for obs_output: one float and one label per cell
+        scoring = _Scoring(model, match, threshold, band, allow_non_integer, str(input_path))
         with atomic_path(output_path) as tmp:
             writer = PredictionWriter(tmp, fmt)
-            bar = tqdm(
-                total=adata.n_obs, desc="predicting", unit="cell", unit_scale=True, disable=not progress
+            scored = _score_chunks(
+                adata, scoring, writer, chunk_size=chunk_size, progress=progress, keep=obs_output is not None
             )
-            for start in range(0, adata.n_obs, chunk_size):
-                stop = min(start + chunk_size, adata.n_obs)
-                block = adata.X[start:stop]
-                check_counts(block, cell_ids[start:stop], input_genes, str(input_path), allow_non_integer)
-                probability = model.predict_proba(aligned_block(block, match))
-                labels = label_cells(probability, threshold, (low, high))
-                n_persister += int((labels == PERSISTER).sum())
-                n_uncertain += int((labels == UNCERTAIN).sum())
-                writer.write(cell_ids[start:stop], probability, labels)
-                if obs_output is not None:
-                    kept.append((probability, labels))
-                bar.update(stop - start)
-            bar.close()
             writer.close()
             if obs_output is not None:
-                probabilities = (
-                    np.concatenate([k[0] for k in kept]) if kept else np.zeros(0, dtype=np.float32)
-                )
-                all_labels = np.concatenate([k[1] for k in kept]) if kept else np.zeros(0, dtype=str)
                 if adata.isbacked:
                     adata.file.close()
-                write_obs_copy(input_path, Path(obs_output), probabilities, all_labels)
+                write_obs_copy(
+                    input_path, Path(obs_output), probability=scored.probabilities(), labels=scored.labels()
+                )
     finally:
         if adata.isbacked:
             adata.file.close()
-    summary = {
-        "cells": int(adata.n_obs),
-        "persisters": n_persister,
-        "persister_fraction": n_persister / adata.n_obs,
-        "uncertain": n_uncertain,
-        "uncertain_fraction": n_uncertain / adata.n_obs,
-        "uncertain_band": [low, high],
-        "genes_matched": match.n_matched,
-        "genes_matched_before_mapping": match.n_matched_before_mapping,
-        "genes_expected": match.n_model_genes,
-        "selected_genes_matched": match.n_selected_matched,
-        "selected_genes_expected": match.n_selected,
-        "threshold": threshold,
-        "model": model.source,
-        "output": str(output_path),
-        "obs_output": str(obs_output) if obs_output is not None else None,
-    }
+    summary = _summary(adata, scored, scoring, output_path=output_path, obs_output=obs_output)
     logger.info(
-        "wrote %d predictions to %s: %d persisters (%.1f%%), %d uncertain (%.1f%%, probability in (%.2f, %.2f))",
+        "wrote %d predictions to %s: %d persisters (%.1f%%), %d uncertain "
+        "(%.1f%%, probability in (%.2f, %.2f))",
         summary["cells"],
         output_path,
-        n_persister,
+        scored.persisters,
         100 * summary["persister_fraction"],
-        n_uncertain,
+        scored.uncertain,
         100 * summary["uncertain_fraction"],
-        low,
-        high,
+        *band,
     )
     return summary

@@ -75,8 +75,9 @@ class PredictionWriter:
             self._parquet.close()
 
 
-def write_obs_copy(source: Path, target: Path, probability: np.ndarray, labels: np.ndarray) -> None:
-    """Copy the input ``.h5ad`` to ``target`` with ``obs['persister_probability']`` and ``obs['persister_label']``.
+def write_obs_copy(source: Path, target: Path, *, probability: np.ndarray, labels: np.ndarray) -> None:
+    """Copy the input ``.h5ad`` to ``target`` with ``obs['persister_probability']`` and
+    ``obs['persister_label']``.
 
     The count matrix is copied byte for byte on disk, never loaded; only ``obs``
     (one row per cell) is read and rewritten, so memory grows with cells, not genes.

@@ -57,7 +57,9 @@ def seed_everything(seed: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def _batched(model: PersisterNetwork, features: np.ndarray, batch_size: int, calibrated: bool) -> np.ndarray:
+def _batched(
+    model: PersisterNetwork, features: np.ndarray, batch_size: int, *, calibrated: bool
+) -> np.ndarray:
     model.eval()
     out = []
     with torch.no_grad():
@@ -109,7 +111,8 @@ def build_network(config: TrainConfig, n_features: int) -> PersisterNetwork:
         torch.manual_seed(config.seed)
         return MlpClassifier(n_features, mlp_width_for(cnn_lstm.n_parameters, n_features), config.dropout)
     raise ModelError(
-        f"train.architecture: unknown network {config.architecture!r} (choose from {', '.join(NETWORK_CLASSES)})"
+        f"train.architecture: unknown network {config.architecture!r} "
+        f"(choose from {', '.join(NETWORK_CLASSES)})"
     )
 
 
@@ -133,19 +136,154 @@ def _freeze_all_but(model: PersisterNetwork, train_only: tuple[str, ...] | None)
     return frozen
 
 
-def train_model(
-    X_train: np.ndarray,
-    y_train: np.ndarray,
-    X_val: np.ndarray,
-    y_val: np.ndarray,
+#: Features (cells x features) and 0/1 persister labels of one split.
+LabelledFeatures = tuple[np.ndarray, np.ndarray]
+
+
+@dataclass
+class _Fit:
+    """What one training run carries from epoch to epoch."""
+
+    model: PersisterNetwork
+    frozen: list[nn.Module]  # submodules whose weights (and BatchNorm statistics) stay as they are
+    loss_fn: nn.BCEWithLogitsLoss
+    optimiser: torch.optim.Optimizer
+    generator: torch.Generator  # shuffles the batches, seeded
+
+
+def _class_weighted_loss(y_train: np.ndarray) -> nn.BCEWithLogitsLoss:
+    """BCE with persisters weighted by the non-persister / persister ratio of the training split."""
+    n_pos = float(y_train.sum())
+    n_neg = float(len(y_train) - n_pos)
+    if n_pos == 0 or n_neg == 0:
+        raise ModelError("train: the training split must contain both persisters and non-persisters")
+    return nn.BCEWithLogitsLoss(pos_weight=torch.tensor(n_neg / n_pos))
+
+
+def _start_fit(
     config: TrainConfig,
+    train: LabelledFeatures,
+    *,
+    initial: PersisterNetwork | None,
+    train_only: tuple[str, ...] | None,
+) -> _Fit:
+    """Seed, build (or copy) the network, freeze what must not move, and set up loss and optimiser.
+
+    The order is the one seeded runs always had: the network's initial weights
+    come first from the seed, then the batch generator.
+    """
+    seed_everything(config.seed)
+    X_train, y_train = train
+    model = build_network(config, X_train.shape[1]) if initial is None else copy.deepcopy(initial)
+    model.set_calibration(1.0, 0.0)
+    frozen = _freeze_all_but(model, train_only)
+    loss_fn = _class_weighted_loss(y_train)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimiser = torch.optim.Adam(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
+    generator = torch.Generator().manual_seed(config.seed)
+    return _Fit(model, frozen, loss_fn, optimiser, generator)
+
+
+def _as_tensors(split: LabelledFeatures) -> tuple[torch.Tensor, torch.Tensor]:
+    X, y = split
+    return torch.from_numpy(np.asarray(X, dtype=np.float32)), torch.from_numpy(
+        np.asarray(y, dtype=np.float32)
+    )
+
+
+def _train_epoch(fit: _Fit, X_t: torch.Tensor, y_t: torch.Tensor, *, batch_size: int) -> float:
+    """One pass over the shuffled training cells; the mean training loss per cell."""
+    fit.model.train()
+    for module in fit.frozen:
+        module.eval()  # frozen BatchNorm keeps its running statistics
+    order = torch.randperm(len(X_t), generator=fit.generator)
+    total = 0.0
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        if len(idx) < 2:  # BatchNorm needs more than one cell per batch
+            continue
+        fit.optimiser.zero_grad()
+        loss = fit.loss_fn(fit.model(X_t[idx]), y_t[idx])
+        loss.backward()
+        fit.optimiser.step()
+        total += loss.item() * len(idx)
+    return total / len(X_t)
+
+
+def _validation_scores(
+    fit: _Fit, X_v: torch.Tensor, y_v: torch.Tensor, *, y_val: np.ndarray
+) -> dict[str, float]:
+    """Validation loss (what early stopping watches), F1 at 0.5 and ROC-AUC of the uncalibrated model."""
+    fit.model.eval()
+    with torch.no_grad():
+        val_logits = fit.model(X_v)
+        val_loss = fit.loss_fn(val_logits, y_v).item()
+    val_prob = torch.sigmoid(val_logits).numpy()
+    return {
+        "val_loss": val_loss,
+        "val_f1": float(f1_score(y_val, val_prob >= 0.5, zero_division=0)),
+        "val_roc_auc": _safe_auc(np.asarray(y_val), val_prob),
+    }
+
+
+@dataclass
+class _EarlyStopping:
+    """Keeps the weights of the lowest validation loss; says stop after ``patience`` epochs without one."""
+
+    patience: int
+    best_loss: float = float("inf")
+    best_epoch: int = 0
+    best_state: dict[str, Any] | None = None
+    stale: int = 0
+
+    def should_stop(self, epoch: int, val_loss: float, model: PersisterNetwork) -> bool:
+        if val_loss < self.best_loss - 1e-6:
+            self.best_loss, self.best_epoch, self.stale = val_loss, epoch, 0
+            self.best_state = copy.deepcopy(model.state_dict())
+            return False
+        self.stale += 1
+        return self.stale >= self.patience
+
+
+def _keep_best_and_calibrate(
+    fit: _Fit, stopping: _EarlyStopping, val: LabelledFeatures, *, config: TrainConfig
+) -> None:
+    """Restore the best weights, unfreeze for later use, and fit the calibration on validation."""
+    if stopping.best_state is None:
+        raise ModelError(
+            "train: the validation loss was never finite (training diverged); lower train.learning_rate "
+            "or check the features for extreme values"
+        )
+    model = fit.model
+    model.load_state_dict(stopping.best_state)
+    model.eval()
+    for module in fit.frozen:
+        module.requires_grad_(True)  # frozen for this training only, not for later use
+    X_val, y_val = val
+    scale, shift = fit_calibration(predict_logits(model, X_val), np.asarray(y_val), config.calibration)
+    model.set_calibration(scale, shift)
+    logger.info(
+        "best validation loss %.4f at epoch %d; %s calibration on validation: scale %.3f, shift %.3f",
+        stopping.best_loss,
+        stopping.best_epoch,
+        config.calibration,
+        scale,
+        shift,
+    )
+
+
+def train_model(
+    train: LabelledFeatures,
+    val: LabelledFeatures,
+    config: TrainConfig,
+    *,
     on_epoch: EpochCallback | None = None,
     progress: bool = True,
     initial: PersisterNetwork | None = None,
     train_only: tuple[str, ...] | None = None,
 ) -> TrainingResult:
-    """Train the network of ``config.architecture``; keep the weights of the best validation
-    loss, then fit the probability calibration (``config.calibration``) on the validation split.
+    """Train the network of ``config.architecture`` on ``train`` (features, labels); keep the weights of
+    the best validation loss, then fit the probability calibration (``config.calibration``) on ``val``.
 
     Fine-tuning passes ``initial``, a trained network to start from (copied, never
     changed in place; its calibration is refitted), and optionally ``train_only``,
@@ -153,85 +291,25 @@ def train_model(
     head on frozen convolutional and recurrent layers, whose BatchNorm statistics
     stay frozen too).
     """
-    seed_everything(config.seed)
-    model = build_network(config, X_train.shape[1]) if initial is None else copy.deepcopy(initial)
-    model.set_calibration(1.0, 0.0)
-    frozen = _freeze_all_but(model, train_only)
-    n_pos = float(y_train.sum())
-    n_neg = float(len(y_train) - n_pos)
-    if n_pos == 0 or n_neg == 0:
-        raise ModelError("train: the training split must contain both persisters and non-persisters")
-    loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(n_neg / n_pos))
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimiser = torch.optim.Adam(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
-    generator = torch.Generator().manual_seed(config.seed)
-    X_t = torch.from_numpy(np.asarray(X_train, dtype=np.float32))
-    y_t = torch.from_numpy(np.asarray(y_train, dtype=np.float32))
-    X_v = torch.from_numpy(np.asarray(X_val, dtype=np.float32))
-    y_v = torch.from_numpy(np.asarray(y_val, dtype=np.float32))
-
-    best_loss, best_epoch, best_state, stale = float("inf"), 0, None, 0
+    fit = _start_fit(config, train, initial=initial, train_only=train_only)
+    X_t, y_t = _as_tensors(train)
+    X_v, y_v = _as_tensors(val)
+    stopping = _EarlyStopping(config.patience)
     history: list[dict[str, float]] = []
     bar = tqdm(range(1, config.max_epochs + 1), desc="training", unit="epoch", disable=not progress)
     for epoch in bar:
-        model.train()
-        for module in frozen:
-            module.eval()  # frozen BatchNorm keeps its running statistics
-        order = torch.randperm(len(X_t), generator=generator)
-        total = 0.0
-        for start in range(0, len(order), config.batch_size):
-            idx = order[start : start + config.batch_size]
-            if len(idx) < 2:  # BatchNorm needs more than one cell per batch
-                continue
-            optimiser.zero_grad()
-            loss = loss_fn(model(X_t[idx]), y_t[idx])
-            loss.backward()
-            optimiser.step()
-            total += loss.item() * len(idx)
-        model.eval()
-        with torch.no_grad():
-            val_logits = model(X_v)
-            val_loss = loss_fn(val_logits, y_v).item()
-        val_prob = torch.sigmoid(val_logits).numpy()
-        row = {
-            "train_loss": total / len(X_t),
-            "val_loss": val_loss,
-            "val_f1": float(f1_score(y_val, val_prob >= 0.5, zero_division=0)),
-            "val_roc_auc": _safe_auc(np.asarray(y_val), val_prob),
-        }
+        row = {"train_loss": _train_epoch(fit, X_t, y_t, batch_size=config.batch_size)}
+        row |= _validation_scores(fit, X_v, y_v, y_val=val[1])
         history.append(row)
         if on_epoch is not None:
             on_epoch(epoch, row)
-        bar.set_postfix(train_loss=f"{row['train_loss']:.3f}", val_loss=f"{val_loss:.3f}")
-        if val_loss < best_loss - 1e-6:
-            best_loss, best_epoch, stale = val_loss, epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            stale += 1
-            if stale >= config.patience:
-                logger.info("early stopping at epoch %d (best epoch %d)", epoch, best_epoch)
-                break
+        bar.set_postfix(train_loss=f"{row['train_loss']:.3f}", val_loss=f"{row['val_loss']:.3f}")
+        if stopping.should_stop(epoch, row["val_loss"], fit.model):
+            logger.info("early stopping at epoch %d (best epoch %d)", epoch, stopping.best_epoch)
+            break
     bar.close()
-    if best_state is None:
-        raise ModelError(
-            "train: the validation loss was never finite (training diverged); lower train.learning_rate "
-            "or check the features for extreme values"
-        )
-    model.load_state_dict(best_state)
-    model.eval()
-    for module in frozen:
-        module.requires_grad_(True)  # frozen for this training only, not for later use
-    scale, shift = fit_calibration(predict_logits(model, X_val), np.asarray(y_val), config.calibration)
-    model.set_calibration(scale, shift)
-    logger.info(
-        "best validation loss %.4f at epoch %d; %s calibration on validation: scale %.3f, shift %.3f",
-        best_loss,
-        best_epoch,
-        config.calibration,
-        scale,
-        shift,
-    )
-    return TrainingResult(model=model, best_epoch=best_epoch, history=history)
+    _keep_best_and_calibrate(fit, stopping, val, config=config)
+    return TrainingResult(model=fit.model, best_epoch=stopping.best_epoch, history=history)
 
 
 def save_checkpoint(model: PersisterNetwork, path: str | Path, extra: dict[str, Any] | None = None) -> None:
@@ -258,7 +336,8 @@ def load_checkpoint(path: str | Path) -> PersisterNetwork:
         model.load_state_dict(payload["state_dict"])
     except (TypeError, RuntimeError) as exc:  # written by another version of this code
         raise ModelError(
-            f"{path}: checkpoint does not fit this version's network ({exc.__class__.__name__}); retrain with dvc repro"
+            f"{path}: checkpoint does not fit this version's network ({exc.__class__.__name__}); "
+            "retrain with dvc repro"
         ) from exc
     model.eval()
     return model

@@ -214,7 +214,7 @@ def _score(
     """Check, align and score one request's cells; raise InputDataError on anything wrong."""
     if len(cell_ids) != matrix.shape[0]:
         raise InputDataError(f"cell_ids: {len(cell_ids)} ids for {matrix.shape[0]} cells")
-    check_counts(matrix, np.asarray(cell_ids), np.asarray(genes), "request")
+    check_counts(matrix, np.asarray(cell_ids), np.asarray(genes), source="request")
     match = match_genes(
         np.asarray(genes, dtype=str),
         model.genes,

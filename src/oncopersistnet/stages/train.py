@@ -54,10 +54,8 @@ def run(params: Params, paths: ProjectPaths) -> None:
         if paths.validation_report.exists():
             mlflow.log_artifact(str(paths.validation_report), artifact_path="validation")
         result = train_model(
-            train.X,
-            train.y,
-            val.X,
-            val.y,
+            (train.X, train.y),
+            (val.X, val.y),
             params.train,
             on_epoch=lambda epoch, row: mlflow.log_metrics(row, step=epoch),
         )

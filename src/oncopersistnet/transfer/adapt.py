@@ -152,10 +152,8 @@ def adapt(
     )
     features = {name: preprocessor.transform(part.counts) for name, part in parts.items()}
     result = train_model(
-        features["train"],
-        parts["train"].y,
-        features["val"],
-        parts["val"].y,
+        (features["train"], parts["train"].y),
+        (features["val"], parts["val"].y),
         config,
         progress=progress,
         initial=parent.network,

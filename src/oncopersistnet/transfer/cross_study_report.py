@@ -8,7 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
+from oncopersistnet.atomic import atomic_path
 from oncopersistnet.config import Params
 from oncopersistnet.transfer.cross_study import REPORTED_METRICS, HeldOutResult
 from oncopersistnet.transfer.studies import LabelledDataset
@@ -31,7 +34,8 @@ def _clean(value: Any) -> Any:
 
 
 def aggregate(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Mean of every reported metric over the rows (seeds); ``<metric>_std`` (ddof=1) when there are several."""
+    """Mean of every reported metric over the rows (seeds); ``<metric>_std`` (ddof=1) when there are
+    several."""
     out: dict[str, Any] = {"n_fits": len(rows)}
     for metric in REPORTED_METRICS:
         values = np.array([r[metric] for r in rows], dtype=np.float64)
@@ -130,7 +134,8 @@ def _overlap(o: dict[str, Any]) -> str:
 
 
 def _ordered(summary: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Held-out entries in the studies' order and sweep levels from most to fewest genes (the file sorts keys)."""
+    """Held-out entries in the studies' order and sweep levels from most to fewest genes (the file sorts
+    keys)."""
     held = summary["held_out"]
     order = [n for n in summary["context"].get("study_order", []) if n in held] or list(held)
     levels = sorted(
@@ -149,34 +154,39 @@ def _footnotes(names: Sequence[str], notes: dict[str, str]) -> list[str]:
     return ["", *notes_here] if notes_here else []
 
 
-def cross_study_markdown(summary: dict[str, Any]) -> str:
-    """``reports/cross_study.md``."""
-    context = summary["context"]
-    held, levels = _ordered(summary)
-    datasets = {n: context["datasets"][n] for n in context.get("study_order", context["datasets"])}
-    notes = {name: d.get("note", "") for name, d in datasets.items()}
-    k_max = max(context["k_samples"])
+def _method(context: dict[str, Any]) -> list[str]:
+    """The title and how every number below was made."""
     seeds = context["seeds"]
     spread = (
         "mean ± sample std over network seeds " + ", ".join(map(str, seeds))
         if len(seeds) > 1
         else f"one network seed ({seeds[0]})"
     )
-    lines = [
+    scaling = "refitted" if context["refit_scaling"] else "kept"
+    return [
         "# Cross-study transfer: leave one dataset out",
         "",
-        f"Each study is held out in turn. A source model ({context['architecture']} network and {context['baseline']}, "
-        "on the pipeline's preprocessing) is trained on the other studies pooled over the union of their genes (a gene a "
-        "study lacks is imputed with the training mean, as the exported graph does), split by sample into train and "
-        "validation. The held-out study is split by sample into a labelled pool and a test set that is the same for every "
-        "row below. **Zero-shot**: the source models as they are. **Fine-tuned with k samples**: the network adapted with "
-        f"`adapt` (mode `{context['fine_tune_mode']}`, scaling {'refitted' if context['refit_scaling'] else 'kept'}), "
-        f"the baseline refitted on the source training cells **plus** the k target samples. **Target-only**: the same "
-        "network and baseline trained from scratch on the k target samples alone (their own genes and preprocessing). "
-        "k counts samples per class where every sample holds one class (the simulated studies), samples otherwise "
-        "(the glioblastoma patients hold both arms); the k samples' cells are split by cell into training and validation "
-        "(early stopping, calibration). *Overlap*: of the genes the source model reads after gene selection, how many the "
-        f"held-out study measures. ROC-AUC unless stated; {spread}; F1 at threshold {context['threshold']:g}.",
+        f"Each study is held out in turn. A source model ({context['architecture']} network and "
+        f"{context['baseline']}, on the pipeline's preprocessing) is trained on the other studies pooled "
+        "over the union of their genes (a gene a study lacks is imputed with the training mean, as the "
+        "exported graph does), split by sample into train and validation. The held-out study is split by "
+        "sample into a labelled pool and a test set that is the same for every row below. **Zero-shot**: the "
+        "source models as they are. **Fine-tuned with k samples**: the network adapted with "
+        f"`adapt` (mode `{context['fine_tune_mode']}`, scaling {scaling}), "
+        "the baseline refitted on the source training cells **plus** the k target samples. **Target-only**: "
+        "the same network and baseline trained from scratch on the k target samples alone (their own genes "
+        "and preprocessing). k counts samples per class where every sample holds one class (the simulated "
+        "studies), samples otherwise (the glioblastoma patients hold both arms); the k samples' cells are "
+        "split by cell into training and validation (early stopping, calibration). *Overlap*: of the genes "
+        "the source model reads after gene selection, how many the held-out study measures. ROC-AUC unless "
+        "stated; "
+        f"{spread}; F1 at threshold {context['threshold']:g}.",
+    ]
+
+
+def _studies_section(context: dict[str, Any], datasets: dict[str, Any], notes: dict[str, str]) -> list[str]:
+    """One row per study: origin, size, positive share; how cells were drawn; whose data it is."""
+    lines = [
         "",
         "## Studies",
         "",
@@ -185,81 +195,113 @@ def cross_study_markdown(summary: dict[str, Any]) -> str:
     ]
     for name, d in datasets.items():
         lines.append(
-            f"| {_marked(name, notes)} | {d['origin']} | {d['cells']:,} | {d['genes']:,} | {d['samples']} | {d['positive_fraction']:.1%} |"
+            f"| {_marked(name, notes)} | {d['origin']} | {d['cells']:,} | {d['genes']:,} | {d['samples']} | "
+            f"{d['positive_fraction']:.1%} |"
         )
     lines += _footnotes(list(datasets), notes)
     if context.get("max_cells_per_sample"):
         lines.append(
-            f"\nAt most {context['max_cells_per_sample']} cells per sample are drawn (seeded) to keep the stage fast."
+            f"\nAt most {context['max_cells_per_sample']} cells per sample are drawn (seeded) to keep the "
+            "stage fast."
         )
     if context["pipeline_data"] != "simulated":
         lines.append(
-            f"\nThe pipeline's data is **not simulated**: the study with source `pipeline` is the user's validated data ({context['pipeline_data']})."
+            "\nThe pipeline's data is **not simulated**: the study with source `pipeline` is the user's "
+            f"validated data ({context['pipeline_data']})."
         )
+    return lines
 
-    lines += [
+
+def _zero_shot_section(held: dict[str, Any], notes: dict[str, str], k_max: int) -> list[str]:
+    """Per held-out study: zero-shot against fine-tuned with the most labelled samples."""
+    lines = [
         "",
         f"## Zero-shot vs fine-tuned (k = {k_max})",
         "",
-        "| held out | trained on | overlap | test cells (samples) | network zero-shot | network fine-tuned | baseline zero-shot | baseline fine-tuned | network F1 zero-shot → fine-tuned | baseline F1 zero-shot → fine-tuned |",
+        "| held out | trained on | overlap | test cells (samples) | network zero-shot | network fine-tuned | "
+        "baseline zero-shot | baseline fine-tuned | network F1 zero-shot → fine-tuned | "
+        "baseline F1 zero-shot → fine-tuned |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, e in held.items():
-        tuned = e["fine_tuned"][f"k{k_max}"]
+        tuned, zero = e["fine_tuned"][f"k{k_max}"], e["zero_shot"]
         lines.append(
             f"| {_marked(name, notes)} | {' + '.join(e['trained_on'])} | {_overlap(e['gene_overlap'])} | "
-            f"{e['test_cells']:,} ({len(e['test_samples'])}) | {_fmt(e['zero_shot']['network'])} | {_fmt(tuned['network'])} | "
-            f"{_fmt(e['zero_shot']['baseline'])} | {_fmt(tuned['baseline'])} | "
-            f"{_fmt(e['zero_shot']['network'], 'f1')} → {_fmt(tuned['network'], 'f1')} | "
-            f"{_fmt(e['zero_shot']['baseline'], 'f1')} → {_fmt(tuned['baseline'], 'f1')} |"
+            f"{e['test_cells']:,} ({len(e['test_samples'])}) | {_fmt(zero['network'])} | "
+            f"{_fmt(tuned['network'])} | {_fmt(zero['baseline'])} | {_fmt(tuned['baseline'])} | "
+            f"{_fmt(zero['network'], 'f1')} → {_fmt(tuned['network'], 'f1')} | "
+            f"{_fmt(zero['baseline'], 'f1')} → {_fmt(tuned['baseline'], 'f1')} |"
         )
-    lines += _footnotes(list(held), notes)
+    return lines + _footnotes(list(held), notes)
 
-    lines += [
+
+def _learning_curve_section(held: dict[str, Any], notes: dict[str, str]) -> list[str]:
+    """Per held-out study and k: fine-tuned against trained on the k target samples alone."""
+    lines = [
         "",
         "## Learning curve: labelled samples of the held-out study",
         "",
-        "| held out | k | labelled samples | overlap | network fine-tuned | network target-only | baseline fine-tuned | baseline target-only |",
+        "| held out | k | labelled samples | overlap | network fine-tuned | network target-only | "
+        "baseline fine-tuned | baseline target-only |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, e in held.items():
-        overlap = _overlap(e["gene_overlap"])
+        overlap, marked = _overlap(e["gene_overlap"]), _marked(name, notes)
         lines.append(
-            f"| {_marked(name, notes)} | 0 (zero-shot) | – | {overlap} | {_fmt(e['zero_shot']['network'])} | – | {_fmt(e['zero_shot']['baseline'])} | – |"
+            f"| {marked} | 0 (zero-shot) | – | {overlap} | {_fmt(e['zero_shot']['network'])} | – | "
+            f"{_fmt(e['zero_shot']['baseline'])} | – |"
         )
         for key, samples in sorted(e["labelled_pool"].items(), key=lambda item: int(item[0][1:])):
             tuned, own = e["fine_tuned"][key], e["target_only"][key]
             per = " per class" if e["labelled_samples_per_class"] else ""
             lines.append(
-                f"| {_marked(name, notes)} | {key[1:]}{per} | {len(samples)} | {overlap} | {_fmt(tuned['network'])} | {_fmt(own['network'])} | "
-                f"{_fmt(tuned['baseline'])} | {_fmt(own['baseline'])} |"
+                f"| {marked} | {key[1:]}{per} | {len(samples)} | {overlap} | {_fmt(tuned['network'])} | "
+                f"{_fmt(own['network'])} | {_fmt(tuned['baseline'])} | {_fmt(own['baseline'])} |"
             )
-    lines += _footnotes(list(held), notes)
+    return lines + _footnotes(list(held), notes)
 
+
+def _sweep_section(sweep: dict[str, Any], levels: list[dict[str, Any]], notes: dict[str, str]) -> list[str]:
+    """Zero-shot scores as shared genes are removed, held out and in domain."""
+    lines = [
+        "",
+        f"## Overlap sweep: zero-shot on {sweep['dataset']} as genes go missing",
+        "",
+        "Of the model genes the held-out study measures, a fraction is kept and the rest removed at random "
+        "(fixed seed; nested: every level keeps a subset of the one above) and imputed with training means, "
+        "as the exported graph does. 100 % is the study's natural overlap with the source model, not the "
+        "full gene list: studies from different simulated worlds share only part of their background genes. "
+        "*In domain*: the source studies' own validation cells, their genes thinned the same way: what the "
+        f"missing genes cost without a study shift. The source model reads {sweep['selected_genes']} genes.",
+        "",
+        "| genes kept (of those shared) | model genes present | genes read present | network held-out | "
+        "baseline held-out | genes read present (in domain) | network in domain | baseline in domain |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for level in levels:
+        h, d = level["held_out"], level["in_domain"]
+        lines.append(
+            f"| {level['fraction_kept']:.0%} | {h['genes_present']:,}/{sweep['model_genes']:,} | "
+            f"{h['selected_present']}/{sweep['selected_genes']} ({h['selected_fraction']:.0%}) | "
+            f"{_fmt(h['network'])} | {_fmt(h['baseline'])} | {d['selected_fraction']:.0%} | "
+            f"{_fmt(d['network'])} | {_fmt(d['baseline'])} |"
+        )
+    return lines + _footnotes([sweep["dataset"]], notes)
+
+
+def cross_study_markdown(summary: dict[str, Any]) -> str:
+    """``reports/cross_study.md`` (and, without its title, the README's cross-study section)."""
+    context = summary["context"]
+    held, levels = _ordered(summary)
+    datasets = {n: context["datasets"][n] for n in context.get("study_order", context["datasets"])}
+    notes = {name: d.get("note", "") for name, d in datasets.items()}
+    lines = _method(context)
+    lines += _studies_section(context, datasets, notes)
+    lines += _zero_shot_section(held, notes, max(context["k_samples"]))
+    lines += _learning_curve_section(held, notes)
     sweep = summary.get("overlap_sweep") or {}
     if sweep:
-        lines += [
-            "",
-            f"## Overlap sweep: zero-shot on {sweep['dataset']} as genes go missing",
-            "",
-            f"Of the model genes the held-out study measures, a fraction is kept and the rest removed at random (fixed seed; "
-            f"nested: every level keeps a subset of the one above) and imputed with training means, as the exported graph "
-            f"does. 100 % is the study's natural overlap with the source model, not the full gene list: studies from "
-            f"different simulated worlds share only part of their background genes. *In domain*: the source studies' own "
-            f"validation cells, their genes thinned the same way: what the missing genes cost without a study shift. "
-            f"The source model reads {sweep['selected_genes']} genes.",
-            "",
-            "| genes kept (of those shared) | model genes present | genes read present | network held-out | baseline held-out | genes read present (in domain) | network in domain | baseline in domain |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        for level in levels:
-            h, d = level["held_out"], level["in_domain"]
-            lines.append(
-                f"| {level['fraction_kept']:.0%} | {h['genes_present']:,}/{sweep['model_genes']:,} | "
-                f"{h['selected_present']}/{sweep['selected_genes']} ({h['selected_fraction']:.0%}) | {_fmt(h['network'])} | "
-                f"{_fmt(h['baseline'])} | {d['selected_fraction']:.0%} | {_fmt(d['network'])} | {_fmt(d['baseline'])} |"
-            )
-        lines += _footnotes([sweep["dataset"]], notes)
+        lines += _sweep_section(sweep, levels, notes)
     lines += ["", "Figure: `reports/figures/cross_study.png`. Every figure: `metrics/cross_study.json`.", ""]
     return "\n".join(lines)
 
@@ -267,18 +309,15 @@ def cross_study_markdown(summary: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- figure
 def plot_cross_study(summary: dict[str, Any], path: Path) -> Path:
     """Learning curve per held-out study (ROC-AUC vs labelled samples) and the overlap sweep."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     held, levels = _ordered(summary)
     notes = {name: d.get("note", "") for name, d in summary["context"]["datasets"].items()}
     sweep = summary.get("overlap_sweep") or {}
     n_panels = len(held) + (1 if sweep else 0)
     n_cols = min(n_panels, 2 if n_panels == 4 else 3)
     n_rows = math.ceil(n_panels / n_cols)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(5.6 * n_cols, 4.4 * n_rows), squeeze=False)
+    fig = Figure(figsize=(5.6 * n_cols, 4.4 * n_rows))
+    FigureCanvasAgg(fig)  # its own Agg canvas: no global backend, nothing registered with pyplot
+    axes = fig.subplots(n_rows, n_cols, squeeze=False)
     colours = {"network": "#1f77b4", "baseline": "#d62728"}
     label = {
         "network": summary["context"]["architecture"],
@@ -291,7 +330,7 @@ def plot_cross_study(summary: dict[str, Any], path: Path) -> Path:
     def _err(entry: dict[str, Any] | None) -> float:
         return 0.0 if not entry or entry.get("roc_auc_std") is None else entry["roc_auc_std"]
 
-    for ax, (name, e) in zip(axes.flat, held.items()):
+    for ax, (name, e) in zip(axes.flat, held.items(), strict=False):
         ks = sorted(int(key[1:]) for key in e["labelled_pool"])
         for model in MODELS:
             tuned = [e["zero_shot"][model]] + [e["fine_tuned"][f"k{k}"][model] for k in ks]
@@ -320,7 +359,10 @@ def plot_cross_study(summary: dict[str, Any], path: Path) -> Path:
             )
         ax.axhline(0.5, color="grey", ls=":", lw=1)
         o = e["gene_overlap"]
-        title = f"held out: {name}\ntrained on {' + '.join(e['trained_on'])}; overlap {o['selected_present']}/{o['selected_genes']} genes read"
+        title = (
+            f"held out: {name}\ntrained on {' + '.join(e['trained_on'])}; "
+            f"overlap {o['selected_present']}/{o['selected_genes']} genes read"
+        )
         if notes.get(name):
             title += (
                 "\n(drug exposure contrast, NOT persister)"
@@ -380,7 +422,8 @@ def plot_cross_study(summary: dict[str, Any], path: Path) -> Path:
         ax.set_xlabel("share of the genes the input shares with the model that are kept", fontsize=9)
         ax.set_ylabel("zero-shot ROC-AUC", fontsize=9)
         ax.set_title(
-            f"overlap sweep, held out {sweep['dataset']}: shared genes removed\nat random (seeded), imputed with training means",
+            f"overlap sweep, held out {sweep['dataset']}: shared genes removed\n"
+            "at random (seeded), imputed with training means",
             fontsize=9.5,
         )
         ax.grid(alpha=0.3)
@@ -393,9 +436,6 @@ def plot_cross_study(summary: dict[str, Any], path: Path) -> Path:
     )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    from oncopersistnet.atomic import atomic_path
-
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
     return path

@@ -1,0 +1,1 @@
+"""Documents rendered from the pipeline's committed outputs (the README's generated sections)."""

@@ -1,0 +1,112 @@
+"""The bodies of the README's generated sections, each rendered from committed metrics files.
+
+Every number a reader sees in the README comes from a file the pipeline wrote, so
+the text cannot drift from the results; :mod:`oncopersistnet.reporting.readme`
+decides where each body goes. The tables themselves belong to the stages' own
+reports (comparison, transfer, cross-study) and are reused here, not re-typed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from oncopersistnet.evaluation.report import context_line, premise_summary, results_table
+from oncopersistnet.transfer.cross_study_report import cross_study_markdown
+from oncopersistnet.transfer.report import transfer_table
+
+
+def calibration_line(evaluate: Mapping[str, Any]) -> str:
+    """Before/after calibration of the deployable model (the evaluate stage's output)."""
+    raw, cal, how = evaluate["test_uncalibrated"], evaluate["test"], evaluate["calibration"]
+    return (
+        f"Calibration of the deployable {evaluate['model']} ({how['method']} scaling fitted on the "
+        f"validation samples, baked into the ONNX graph): Brier {raw['brier']:.3f} → {cal['brier']:.3f}, "
+        f"ECE {raw['ece']:.3f} → {cal['ece']:.3f}, F1 at 0.5 {raw['f1']:.3f} → {cal['f1']:.3f} on the "
+        "held-out cells (`reports/figures/calibration.png`)."
+    )
+
+
+def results_block(comparison: Mapping[str, Any], evaluate: Mapping[str, Any]) -> str:
+    """Where the comparison's numbers come from, its table, the controls, and the deployable's calibration."""
+    parts = [
+        context_line(comparison),
+        results_table(comparison),
+        premise_summary(comparison),
+        calibration_line(evaluate),
+    ]
+    return "\n\n".join(parts).strip()
+
+
+def transfer_block(summary: Mapping[str, Any]) -> str:
+    """Where the model went, how much of its gene panel it found there, and the table."""
+    if "skipped" in summary:
+        return f"Transfer skipped: {summary['skipped']}."
+    study, match = summary["study"], summary["study"]["gene_match"]
+    mode = "head retrained on frozen conv/LSTM layers" if summary["mode"] == "head" else "all weights trained"
+    scaling = "refitted" if summary["refit_scaling"] else "kept"
+    where = (
+        f"The pipeline's registered model on `{study['input']}` ({study['cells']:,} cells); "
+        f"tested on samples {', '.join(study['samples']['test'])} ({study['test_cells']:,} cells), "
+        f"fine-tuned on {', '.join(study['samples']['train'])} ({mode}, scaling {scaling}). "
+        f"The new panel holds {match['model_genes_found']:,} of the model's {match['model_genes']:,} "
+        f"genes and {match['selected_genes_found']:,} of the {match['selected_genes']:,} it reads."
+    )
+    return "\n\n".join([where, transfer_table(summary)])
+
+
+def _planted_line(planted: Mapping[str, Any]) -> str:
+    """How well the attributions find the genes the simulator planted."""
+    k = planted["k"]
+    return (
+        f"Against the simulator's planted genes (|log fold change| > {planted['lfc_cut']}): "
+        f"precision@{k} **{planted['precision_at_k']:.2f}** (chance {planted['chance_rate']:.3f}), "
+        f"recall@{k} {planted['recall_at_k']:.2f}, AUROC planted vs not {planted['auroc']:.3f}; "
+        f"{planted['planted_genes_read']} of {planted['planted_genes']} planted genes survive gene selection "
+        f"(the model cannot attribute to the rest). "
+        f"Planted genes in the top {k}: {', '.join(planted['hits'])}."
+    )
+
+
+def _signature_table(summary: Mapping[str, Any]) -> str:
+    """Overlap of the top genes with each shipped published signature."""
+    rows = [
+        f"| published signature | genes | read by the model | in the top {summary['top']} "
+        "| expected by chance |",
+        "|---|---|---|---|---|",
+    ]
+    for name, s in summary["signatures"].items():
+        overlap_genes = f" ({', '.join(s['overlap_genes'])})" if s["overlap_genes"] else ""
+        rows.append(
+            f"| {name} ({s['source'].split(' (')[0]}) | {s['signature_genes']} | "
+            f"{s['genes_read_by_model']} | {s['overlap']}{overlap_genes} | {s['expected_overlap']:.2f} |"
+        )
+    return "\n".join(rows)
+
+
+def explain_block(summary: Mapping[str, Any]) -> str:
+    """Recovery of the planted programme, top genes per class, overlap with published signatures."""
+    completeness = summary["completeness"]
+    lines = [
+        f"Integrated gradients of the calibrated logit on {summary['cells']:,} held-out cells "
+        f"({summary['persister_cells']:,} persisters; classes from {summary['classes_from']}), over the "
+        f"{summary['genes_read']:,} genes the model reads; each cell's attributions add up to its logit "
+        f"change (median gap {completeness['median_abs_gap']:.3f} on a median change of "
+        f"{completeness['median_abs_logit_change']:.2f})."
+    ]
+    if summary.get("planted"):
+        lines.append(_planted_line(summary["planted"]))
+    top = summary["top_genes"]
+    lines.append(
+        f"Top 10, persister cells: {', '.join(top['persister'][:10])}. "
+        f"Non-persister cells: {', '.join(top['non_persister'][:10])}."
+    )
+    lines.append(_signature_table(summary))
+    return "\n\n".join(lines)
+
+
+def cross_study_block(summary: Mapping[str, Any]) -> str:
+    """The cross-study report (``reports/cross_study.md``) without its title, its sections one level down."""
+    body = cross_study_markdown(dict(summary)).split("\n", 1)[1]  # drop the "# ..." title
+    return re.sub(r"^## ", "#### ", body, flags=re.MULTILINE)
