@@ -23,11 +23,12 @@ from oncopersistnet.atomic import write_json
 
 _CHILD = """
 import sys
-from oncopersistnet.config import DataConfig
+from dataclasses import replace
+from oncopersistnet.config import shipped_params
 from oncopersistnet.data.load import load_labelled
 from oncopersistnet.genes import harmonize_adata
 from oncopersistnet.validation import cell_summary, gene_summary
-adata = load_labelled(DataConfig(input=sys.argv[1]))
+adata = load_labelled(replace(shipped_params().data, input=sys.argv[1]))
 adata, _ = harmonize_adata(adata)
 cell_summary(adata); gene_summary(adata)
 print(adata.n_obs, adata.n_vars, adata.X.nnz)

@@ -11,15 +11,26 @@ import pytest
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 
-from oncopersistnet.config import SimulateConfig, TrainConfig  # noqa: E402
+from dataclasses import replace  # noqa: E402
+
+from oncopersistnet.config import shipped_params  # noqa: E402
 from oncopersistnet.data.simulate import simulate_cells  # noqa: E402
 from oncopersistnet.preprocessing import CellPreprocessor, split_by_sample  # noqa: E402
 
 # A clear programme and no label noise: unit tests check mechanics, not difficulty.
-SMALL = SimulateConfig(
-    n_cells=800, n_genes=300, n_samples=8, persister_fraction=0.4, effect_size=3.0, label_noise=0.0, seed=3
+SHIPPED = shipped_params()  # params.yaml: the one place defaults live
+SMALL = replace(
+    SHIPPED.simulate,
+    n_cells=800,
+    n_genes=300,
+    n_samples=8,
+    persister_fraction=0.4,
+    effect_size=3.0,
+    label_noise=0.0,
+    seed=3,
 )
-FAST_TRAIN = TrainConfig(
+FAST_TRAIN = replace(
+    SHIPPED.train,
     conv_channels=[4, 8],
     lstm_hidden=8,
     dense_units=8,

@@ -101,3 +101,20 @@ def test_small_gene_panels_simulate(tmp_path):
         )
         == 0
     )
+
+
+def test_option_choices_are_the_ones_params_yaml_accepts():
+    from oncopersistnet.choices import FINE_TUNE_MODES, ORIENTATIONS
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    choices = {
+        (name, option): action.choices
+        for name, command in commands.items()
+        for action in command._actions
+        for option in action.option_strings
+        if action.choices
+    }
+    assert (
+        choices[("predict", "--orientation")] == choices[("explain", "--orientation")] == list(ORIENTATIONS)
+    )
+    assert choices[("transfer", "--mode")] == list(FINE_TUNE_MODES)

@@ -9,15 +9,16 @@ import pytest
 from conftest import FAST_TRAIN
 from scipy import sparse
 
-from oncopersistnet.config import ALL_MODEL_FAMILIES, Params, PreprocessConfig
+from oncopersistnet.config import ALL_MODEL_FAMILIES, shipped_params
 from oncopersistnet.errors import DataValidationError
 from oncopersistnet.evaluation.candidates import make_candidate
 from oncopersistnet.evaluation.comparison import run_comparison, sample_level_table, summarize
 from oncopersistnet.evaluation.folds import build_fold, grouped_splits
 from oncopersistnet.evaluation.metrics import METRIC_NAMES
 
-PREPROCESS = PreprocessConfig(n_top_genes=150, n_components=16)
-PARAMS = Params(train=FAST_TRAIN, preprocess=PREPROCESS)
+SHIPPED = shipped_params()
+PREPROCESS = replace(SHIPPED.preprocess, n_top_genes=150, n_components=16)
+PARAMS = replace(SHIPPED, train=FAST_TRAIN, preprocess=PREPROCESS)
 
 
 def _fold(adata, split, name="holdout"):

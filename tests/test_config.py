@@ -1,17 +1,60 @@
 """params.yaml loads into typed objects; every mistake names its key."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
+import yaml
 
-from oncopersistnet.config import Params, load_params, params_from_dict
+from oncopersistnet.config import (
+    LabelledDataConfig,
+    LabelMapping,
+    Params,
+    load_params,
+    params_from_dict,
+    params_with,
+    shipped_params,
+)
 from oncopersistnet.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = load_params(ROOT / "params.yaml")
+RAW = yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
-def test_shipped_params_yaml_loads_and_matches_the_defaults():
-    assert load_params(ROOT / "params.yaml") == Params()
+def test_shipped_params_yaml_loads_and_is_where_the_defaults_come_from():
+    assert shipped_params() == SHIPPED
+    for section in dataclasses.fields(Params):  # no dataclass carries a second copy of a value
+        for key in dataclasses.fields(getattr(SHIPPED, section.name)):
+            assert key.default is dataclasses.MISSING and key.default_factory is dataclasses.MISSING
+
+
+@pytest.mark.parametrize("section", sorted(RAW))
+def test_a_params_file_that_lacks_a_key_names_it(section):
+    for key in RAW[section]:
+        raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+        del raw[section][key]
+        with pytest.raises(ConfigError, match=f"{section}: missing key '{key}'"):
+            params_from_dict(raw)
+    raw = dict(RAW)
+    del raw[section]
+    with pytest.raises(ConfigError, match=f"params.yaml: missing key '{section}'"):
+        params_from_dict(raw)
+
+
+def test_data_transfer_and_cross_study_entries_share_one_labelled_dataset_type():
+    assert isinstance(SHIPPED.data, LabelledDataConfig)
+    assert isinstance(SHIPPED.transfer, LabelledDataConfig)
+    assert all(isinstance(entry, LabelMapping) for entry in SHIPPED.cross_study.datasets)
+    # An entry's label mapping defaults to the data section's; what it gives overrides it.
+    study_a, _, gbm = SHIPPED.cross_study.datasets
+    mapping = [f.name for f in dataclasses.fields(LabelMapping)]
+    assert [getattr(study_a, k) for k in mapping] == [getattr(SHIPPED.data, k) for k in mapping]
+    assert (gbm.sample_key, gbm.persister_values, gbm.label_key) == ("patient", ["drug_treated"], "label")
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["data"]["label_key"] = "condition"
+    changed = params_from_dict(raw)
+    assert [d.label_key for d in changed.cross_study.datasets] == ["condition"] * 3
 
 
 @pytest.mark.parametrize(
@@ -52,11 +95,11 @@ def test_shipped_params_yaml_loads_and_matches_the_defaults():
 )
 def test_bad_params_name_the_key(raw, message):
     with pytest.raises(ConfigError, match=message if "\\" in message else message.replace("+", r"\+")):
-        params_from_dict(raw)
+        params_with(SHIPPED, raw)
 
 
 def test_ints_are_accepted_where_floats_are_expected():
-    assert params_from_dict({"preprocess": {"target_sum": 10000}}).preprocess.target_sum == 10000.0
+    assert params_with(SHIPPED, {"preprocess": {"target_sum": 10000}}).preprocess.target_sum == 10000.0
 
 
 def test_every_network_the_code_builds_is_an_accepted_architecture_and_family():
@@ -65,9 +108,11 @@ def test_every_network_the_code_builds_is_an_accepted_architecture_and_family():
 
     assert set(NETWORK_ARCHITECTURES) == set(ARCHITECTURES) == set(NETWORK_CLASSES)
     for architecture in ARCHITECTURES:
-        assert params_from_dict({"train": {"architecture": architecture}}).train.architecture == architecture
+        assert (
+            params_with(SHIPPED, {"train": {"architecture": architecture}}).train.architecture == architecture
+        )
         assert architecture in ALL_MODEL_FAMILIES
-    assert params_from_dict({"compare": {"models": ["cnn_lstm_attention"]}}).compare.models == [
+    assert params_with(SHIPPED, {"compare": {"models": ["cnn_lstm_attention"]}}).compare.models == [
         "cnn_lstm_attention"
     ]
 
@@ -82,8 +127,8 @@ def test_missing_and_malformed_files(tmp_path):
 
 
 def test_hash_changes_with_values_and_only_for_chosen_sections():
-    base = Params()
-    changed = params_from_dict({"train": {"learning_rate": 0.01}})
+    base = SHIPPED
+    changed = params_with(SHIPPED, {"train": {"learning_rate": 0.01}})
     assert base.hash() != changed.hash()
     assert base.hash(["simulate"]) == changed.hash(["simulate"])
     assert base.flat(["train"])["train.learning_rate"] == 0.001

@@ -9,15 +9,7 @@ import numpy as np
 import pytest
 from helpers import TINY_PARAMS, deep_update, make_project, stage
 
-from oncopersistnet.config import (
-    CrossStudyConfig,
-    CrossStudyDataset,
-    Params,
-    PreprocessConfig,
-    SimulateConfig,
-    TrainConfig,
-    params_from_dict,
-)
+from oncopersistnet.config import Params, params_with, shipped_params
 from oncopersistnet.data.simulate import simulate_cells
 from oncopersistnet.errors import ConfigError
 from oncopersistnet.preprocessing import CellPreprocessor
@@ -28,25 +20,33 @@ from oncopersistnet.transfer.studies import from_anndata
 NAMES = ("alpha", "beta", "gamma")
 KS = [1, 2]
 FRACTIONS = [1.0, 0.5, 0.2]
+SHIPPED = shipped_params()
 
 
 def _params(**changes) -> Params:
-    config = CrossStudyConfig(
-        datasets=[CrossStudyDataset(name=n, source="simulate") for n in NAMES],
-        max_cells_per_sample=None,
-        k_samples=KS,
-        max_epochs=4,
-        patience=2,
-        sweep_dataset="beta",
-        overlap_fractions=FRACTIONS,
+    params = params_with(
+        SHIPPED,
+        {
+            "cross_study": {
+                "datasets": [{"name": n, "source": "simulate"} for n in NAMES],
+                "max_cells_per_sample": None,
+                "k_samples": KS,
+                "max_epochs": 4,
+                "patience": 2,
+                "sweep_dataset": "beta",
+                "overlap_fractions": FRACTIONS,
+            },
+            "train": {
+                "conv_channels": [4, 8],
+                "lstm_hidden": 8,
+                "dense_units": 8,
+                "batch_size": 64,
+                "learning_rate": 0.005,
+            },
+            "preprocess": {"n_top_genes": 60, "n_components": 10},
+        },
     )
-    return Params(
-        train=TrainConfig(
-            conv_channels=[4, 8], lstm_hidden=8, dense_units=8, batch_size=64, learning_rate=0.005
-        ),
-        preprocess=PreprocessConfig(n_top_genes=60, n_components=10),
-        cross_study=replace(config, **changes),
-    )
+    return replace(params, cross_study=replace(params.cross_study, **changes))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -66,8 +66,15 @@ def studies():
     out = []
     for i, name in enumerate(NAMES):
         adata = simulate_cells(
-            SimulateConfig(
-                n_cells=300, n_genes=150, n_samples=6, effect_size=3.0, label_noise=0.0, world_seed=i, seed=i
+            replace(
+                SHIPPED.simulate,
+                n_cells=300,
+                n_genes=150,
+                n_samples=6,
+                effect_size=3.0,
+                label_noise=0.0,
+                world_seed=i,
+                seed=i,
             )
         )
         out.append(from_anndata(name, adata, f"world {i}"))
@@ -296,7 +303,7 @@ def test_report_and_figure_read_the_same_from_the_metrics_file(results, studies,
 )
 def test_bad_cross_study_params_name_the_key(changes, message):
     with pytest.raises(ConfigError, match=message):
-        params_from_dict({"cross_study": changes})
+        params_with(SHIPPED, {"cross_study": changes})
 
 
 @pytest.mark.parametrize(

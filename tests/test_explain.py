@@ -12,7 +12,7 @@ import torch
 from conftest import SMALL, dense
 from helpers import TINY_PARAMS, deep_update, make_project, stage
 
-from oncopersistnet.config import SimulateConfig, params_from_dict
+from oncopersistnet.config import params_with, shipped_params
 from oncopersistnet.data.simulate import PROGRAMME_GENES, planted_programme, simulate_cells
 from oncopersistnet.explain import (
     PLANTED_LFC_CUT,
@@ -31,7 +31,7 @@ from oncopersistnet.explain import (
 from oncopersistnet.explain.attribution import Attributions
 from oncopersistnet.tracking import data_hash
 
-# data_hash of simulate_cells(SimulateConfig()) (the default params.yaml), as the
+# data_hash of simulate_cells(shipped_params().simulate) (the default params.yaml), as the
 # preprocess stage recorded it in data/processed/summary.json before the world
 # draws moved into simulate_world(): the refactor must not change one count.
 DEFAULT_SIMULATION_HASH = "6cc64737b54c6188"
@@ -215,7 +215,7 @@ def test_planted_programme_is_the_simulators_truth(small_adata):
 
 
 def test_the_world_refactor_changed_no_simulated_count():
-    adata = simulate_cells(SimulateConfig())
+    adata = simulate_cells(shipped_params().simulate)
     digest = data_hash(
         adata.X,
         np.asarray(adata.obs["label"], dtype=str),
@@ -224,7 +224,7 @@ def test_the_world_refactor_changed_no_simulated_count():
         np.asarray(adata.obs_names, dtype=str),
     )
     assert digest == DEFAULT_SIMULATION_HASH
-    assert list(planted_programme(SimulateConfig()).index) == list(adata.var_names)
+    assert list(planted_programme(shipped_params().simulate).index) == list(adata.var_names)
 
 
 def test_top_genes_find_the_planted_programme_above_chance(explained):
@@ -281,8 +281,8 @@ def test_stage_writes_scores_and_logs_to_the_deployable_run(store, small_adata, 
     from oncopersistnet.tracking import configure_mlflow
 
     pre, _, _ = fitted
-    params = params_from_dict(
-        {"simulate": dict(vars(SMALL)), "explain": {"cells": 60, "steps": 8, "top": 10}}
+    params = params_with(
+        shipped_params(), {"simulate": dict(vars(SMALL)), "explain": {"cells": 60, "steps": 8, "top": 10}}
     )
     configure_mlflow(params.mlflow, store)
     with mlflow.start_run() as run:

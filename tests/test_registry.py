@@ -1,9 +1,11 @@
 """The promotion gate's decision rule."""
 
-from oncopersistnet.config import RegisterConfig
+from dataclasses import replace
+
+from oncopersistnet.config import shipped_params
 from oncopersistnet.registry import CHALLENGER, CHAMPION, HeadToHead, decide_promotion
 
-GATE = RegisterConfig(min_f1=0.6, min_roc_auc=0.7, tolerance=0.0)
+GATE = replace(shipped_params().register, min_f1=0.6, min_roc_auc=0.7, tolerance=0.0)
 GOOD = {"f1": 0.8, "roc_auc": 0.9}
 
 
@@ -32,7 +34,7 @@ def test_no_regression_against_the_champion_on_the_same_cells():
     equal = decide_promotion(GOOD, GATE, HeadToHead(dict(GOOD), dict(GOOD), "3", 100))
     assert equal.alias == CHAMPION
     tolerant = decide_promotion(
-        GOOD, RegisterConfig(tolerance=0.02), HeadToHead({"f1": 0.79, "roc_auc": 0.9}, dict(GOOD), "3", 100)
+        GOOD, replace(GATE, tolerance=0.02), HeadToHead({"f1": 0.79, "roc_auc": 0.9}, dict(GOOD), "3", 100)
     )
     assert tolerant.alias == CHAMPION
 

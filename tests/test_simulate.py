@@ -1,11 +1,13 @@
 """The simulator: deterministic per seed, shaped like droplet scRNA-seq."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from conftest import SMALL
 from scipy import sparse
 
-from oncopersistnet.config import SimulateConfig
+from oncopersistnet.config import SimulateConfig, shipped_params
 from oncopersistnet.data.simulate import PERSISTER_GENES, PROLIFERATION_GENES, simulate_cells
 from oncopersistnet.errors import ConfigError
 
@@ -72,7 +74,9 @@ def test_gene_names_are_real_gencode_symbols(small_adata):
 
 
 def test_default_dataset_is_sparse_like_droplet_data():
-    adata = simulate_cells(SimulateConfig(n_cells=600))  # default genes, programme and depth
+    adata = simulate_cells(
+        replace(shipped_params().simulate, n_cells=600)
+    )  # default genes, programme and depth
     assert 1 - adata.X.nnz / np.prod(adata.X.shape) >= 0.85
 
 

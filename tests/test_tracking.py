@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import mlflow
 import pytest
 
-from oncopersistnet.config import MlflowConfig
+from oncopersistnet.config import shipped_params
 from oncopersistnet.tracking import (
     EXPERIMENT_TAGS,
     configure_mlflow,
@@ -14,9 +16,11 @@ from oncopersistnet.tracking import (
     resumed_run,
 )
 
+MLFLOW = shipped_params().mlflow
+
 
 def test_default_store_is_inside_the_project(store):
-    experiment_id = configure_mlflow(MlflowConfig(experiment_name="t"), store)
+    experiment_id = configure_mlflow(replace(MLFLOW, experiment_name="t"), store)
     assert mlflow.get_tracking_uri() == f"sqlite:///{store / 'mlruns' / 'mlflow.db'}"
     experiment = mlflow.get_experiment(experiment_id)
     assert experiment.artifact_location == (store / "mlruns" / "artifacts").as_uri()
@@ -26,8 +30,8 @@ def test_default_store_is_inside_the_project(store):
 def test_environment_overrides_the_store(store, monkeypatch):
     uri = f"sqlite:///{store / 'team.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    assert resolve_tracking_uri(MlflowConfig(tracking_uri="sqlite:///ignored.db"), store) == uri
-    configure_mlflow(MlflowConfig(experiment_name="t"), store)
+    assert resolve_tracking_uri(replace(MLFLOW, tracking_uri="sqlite:///ignored.db"), store) == uri
+    configure_mlflow(replace(MLFLOW, experiment_name="t"), store)
     assert (store / "team.db").exists() and not (store / "mlruns" / "mlflow.db").exists()
 
 
@@ -37,12 +41,12 @@ def test_an_unusable_store_fails_early_with_the_uri(store):
     (store / "a_file").write_text("not a folder")
     with pytest.raises(ConfigError, match="MLflow tracking store sqlite:///.*/a_file/x.db is not usable"):
         configure_mlflow(
-            MlflowConfig(experiment_name="t", tracking_uri=f"sqlite:///{store}/a_file/x.db"), store
+            replace(MLFLOW, experiment_name="t", tracking_uri=f"sqlite:///{store}/a_file/x.db"), store
         )
 
 
 def test_rerun_params_update_and_revert(store):
-    configure_mlflow(MlflowConfig(experiment_name="t"), store)
+    configure_mlflow(replace(MLFLOW, experiment_name="t"), store)
     with mlflow.start_run() as run:
         log_params_once({"evaluate.threshold": 0.5})
     run_id = run.info.run_id
@@ -58,7 +62,7 @@ def test_rerun_params_update_and_revert(store):
 
 
 def test_a_failure_inside_a_resumed_run_marks_it_failed(store):
-    configure_mlflow(MlflowConfig(experiment_name="t"), store)
+    configure_mlflow(replace(MLFLOW, experiment_name="t"), store)
     with mlflow.start_run() as run:
         pass
     with pytest.raises(RuntimeError):

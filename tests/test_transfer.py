@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import FAST_TRAIN, SMALL
 
-from oncopersistnet.config import Params, RegisterConfig, TransferConfig
+from oncopersistnet.config import shipped_params
 from oncopersistnet.data.simulate import simulate_cells
 from oncopersistnet.errors import ConfigError, InputDataError, ModelError
 from oncopersistnet.model import CnnLstmClassifier, MlpClassifier, train_model
@@ -140,7 +140,9 @@ def test_run_transfer_tracks_registers_and_writes_the_whole_folder(parent, targe
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     path = _write_target(tmp_path, target.copy())
-    config = TransferConfig(
+    shipped = shipped_params()
+    config = replace(
+        shipped.transfer,
         input=str(path),
         dataset_name="study2",
         label_key="status",
@@ -152,7 +154,12 @@ def test_run_transfer_tracks_registers_and_writes_the_whole_folder(parent, targe
         test_fraction=0.3,
         baselines=["logistic_regression"],
     )
-    params = Params(transfer=config, train=FAST_TRAIN, register=RegisterConfig(min_f1=0.0, min_roc_auc=0.0))
+    params = replace(
+        shipped,
+        transfer=config,
+        train=FAST_TRAIN,
+        register=replace(shipped.register, min_f1=0.0, min_roc_auc=0.0),
+    )
     parent.registered_name, parent.registered_version = "parent-model", "7"
     out = tmp_path / "adapted"
     summary = run_transfer(params, parent, out)
@@ -190,7 +197,9 @@ def test_run_transfer_on_bad_input_leaves_nothing(parent, target, tmp_path, monk
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     path = _write_target(tmp_path, target.copy())
-    config = TransferConfig(
+    shipped = shipped_params()
+    config = replace(
+        shipped.transfer,
         input=str(path),
         sample_key="patient_id",
         label_key="status",
@@ -198,7 +207,7 @@ def test_run_transfer_on_bad_input_leaves_nothing(parent, target, tmp_path, monk
         non_persister_values=["control"],
     )
     with pytest.raises(InputDataError, match="no column 'patient_id'"):
-        run_transfer(Params(transfer=config, train=FAST_TRAIN), parent, tmp_path / "adapted")
+        run_transfer(replace(shipped, transfer=config, train=FAST_TRAIN), parent, tmp_path / "adapted")
     assert not (tmp_path / "adapted").exists()
     assert not list(tmp_path.glob(".adapted*"))
 

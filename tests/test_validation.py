@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import anndata as ad
@@ -20,7 +21,7 @@ import pytest
 import scipy.sparse as sp
 
 from oncopersistnet import NON_PERSISTER, PERSISTER
-from oncopersistnet.config import ValidateConfig
+from oncopersistnet.config import shipped_params
 from oncopersistnet.errors import ConfigError, DataValidationError, InputDataError
 from oncopersistnet.validation import (
     ValidationReport,
@@ -32,7 +33,7 @@ from oncopersistnet.validation import (
 )
 
 N_CELLS, N_GENES, N_SAMPLES = 60, 40, 6
-CONFIG = ValidateConfig()  # the defaults params.yaml ships with
+CONFIG = shipped_params().validate  # the defaults params.yaml ships with
 
 
 def make_adata(
@@ -224,7 +225,7 @@ def test_bad_gene_names_fail(parts: dict, genes: list[str], expectation: str, ex
 
 
 def test_thresholds_come_from_the_config(parts: dict) -> None:
-    strict = ValidateConfig(min_counts_per_cell=10_000)
+    strict = replace(CONFIG, min_counts_per_cell=10_000)
     report = validate_anndata(build(parts), strict)
 
     failure = failure_for(report, "cells", "total_counts", "expect_column_values_to_be_between")

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from oncopersistnet import __version__
-from oncopersistnet.config import FINE_TUNE_MODES, Params, load_params
+from oncopersistnet.choices import COUNTS_SOURCES, FINE_TUNE_MODES, ORIENTATIONS, spoken
+from oncopersistnet.config import Params, Rule, load_params, shipped_params
 from oncopersistnet.errors import ConfigError, OncoPersistNetError
 from oncopersistnet.interrupts import exit_code, raise_on_sigterm
 from oncopersistnet.logging_setup import configure_logging
@@ -24,19 +25,29 @@ from oncopersistnet.tracking import disable_telemetry
 
 logger = logging.getLogger("oncopersistnet")
 
+#: --counts-source's values as the help writes them: "auto, X, raw or layers/NAME" (and without auto).
+_COUNTS_SOURCES_ALL = spoken([*COUNTS_SOURCES, "layers/NAME"])
+_COUNTS_SOURCES_OTHER = spoken([*COUNTS_SOURCES[1:], "layers/NAME"])
+
 
 def _project_params(path: str) -> Params:
-    """params.yaml when present (one source of truth for defaults), built-in defaults otherwise."""
-    return load_params(path) if Path(path).exists() else Params()
+    """params.yaml when present, else the project's own params.yaml (the one source of every default)."""
+    return load_params(path) if Path(path).exists() else shipped_params()
 
 
 def _check_ranges(*options: tuple[str, float | int | None, float, float | None]) -> None:
-    """(option, value, low, high): a given value outside [low, high] is a ConfigError naming the option."""
+    """(option, value, low, high): a given value outside [low, high] is a ConfigError naming the option.
+
+    Checked by the same :class:`~oncopersistnet.config.Rule` as params.yaml's keys.
+    """
     for option, value, low, high in options:
-        if value is not None and (value < low or (high is not None and value > high)):
-            raise ConfigError(
-                f"{option}: {value} is out of range ({low} to {high if high is not None else 'any'})"
-            )
+        if value is not None:
+            Rule(
+                lambda v, low=low, high=high: not (v < low or (high is not None and v > high)),
+                lambda v, low=low, high=high: (
+                    f"{v} is out of range ({low} to {high if high is not None else 'any'})"
+                ),
+            ).check(value, option)
 
 
 def _model_reference(
@@ -295,20 +306,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (exposed for documentation and tests)."""
-    parser = argparse.ArgumentParser(
-        prog="oncopersistnet",
-        description="Classify single cancer cells from scRNA-seq as drug-tolerant persisters or non-persisters.",
-        epilog="The training pipeline runs through DVC: `dvc repro` (or `make run`). See README.md.",
+def _add_tracking_uri(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or the project's store)",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING or ERROR")
-    parser.add_argument(
-        "--params", default="params.yaml", help="params.yaml for defaults (default: %(default)s, if present)"
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+
+def _add_predict(commands: argparse._SubParsersAction) -> None:
     predict = commands.add_parser(
         "predict",
         help="classify cells (.h5ad, 10x, CSV/TSV) with a registered or exported ONNX model",
@@ -319,19 +325,21 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--input",
         required=True,
-        help="cells to classify: .h5ad, a 10x directory (matrix.mtx + features.tsv + barcodes.tsv), a 10x .h5, "
+        help="cells to classify: .h5ad, a 10x directory (matrix.mtx + features.tsv + barcodes.tsv), a 10x "
+        ".h5, "
         "or a .csv/.tsv(.gz) count table",
     )
     predict.add_argument(
         "--counts-source",
         default="auto",
-        help=".h5ad only: where the raw counts are: auto (layers['counts'], else integer X, else integer .raw), "
-        "X, raw or layers/NAME (default: %(default)s)",
+        help=".h5ad only: where the raw counts are: auto (layers['counts'], else integer X, else integer "
+        ".raw), "
+        f"{_COUNTS_SOURCES_OTHER} (default: %(default)s)",
     )
     predict.add_argument(
         "--orientation",
         default="auto",
-        choices=["auto", "cells_x_genes", "genes_x_cells"],
+        choices=list(ORIENTATIONS),
         help="CSV/TSV only: which axis holds the genes (default: detected and logged)",
     )
     predict.add_argument(
@@ -343,7 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--obs-output",
         default=None,
         metavar="H5AD",
-        help=".h5ad input only: also write a copy of the input with obs['persister_probability'] and obs['persister_label']",
+        help=".h5ad input only: also write a copy of the input with obs['persister_probability'] and "
+        "obs['persister_label']",
     )
     predict.add_argument(
         "--model",
@@ -351,11 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID/model, or a path to an .onnx file "
         "(default: models:/<register.model_name>@champion, i.e. models:/oncopersistnet@champion)",
     )
-    predict.add_argument(
-        "--tracking-uri",
-        default=None,
-        help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or the project's store)",
-    )
+    _add_tracking_uri(predict)
     predict.add_argument(
         "--chunk-size", type=int, default=None, help="cells per batch (default: predict.chunk_size)"
     )
@@ -374,7 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs=2,
         metavar=("LOW", "HIGH"),
         default=None,
-        help="label cells with LOW < probability < HIGH 'uncertain' (default: predict.uncertain_band; 0.5 0.5 turns it off)",
+        help="label cells with LOW < probability < HIGH 'uncertain' (default: predict.uncertain_band; 0.5 "
+        "0.5 turns it off)",
     )
     predict.add_argument(
         "--threads", type=int, default=None, help="onnxruntime intra-op threads (default: all cores)"
@@ -387,12 +393,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.set_defaults(handler=_cmd_predict)
 
+
+def _add_explain(commands: argparse._SubParsersAction) -> None:
     explain = commands.add_parser(
         "explain",
         help="which genes drive the model's calls on your cells (integrated gradients)",
-        description="Attribute the model's calibrated persister logit to each gene the model reads, for every cell "
+        description="Attribute the model's calibrated persister logit to each gene the model reads, for "
+        "every cell "
         "(integrated gradients from an average training cell), then rank genes per class: by the labels in "
-        "--label-key when given, otherwise by the model's own calls. Prints the top genes and the overlap with "
+        "--label-key when given, otherwise by the model's own calls. Prints the top genes and the overlap "
+        "with "
         "published persister signatures; --output writes the per-gene table. Needs the model's PyTorch form "
         "(model.pt + preprocessor.npz), not the ONNX file.",
     )
@@ -403,7 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument(
         "--model",
         default=None,
-        help="models:/NAME@ALIAS, models:/NAME/VERSION, or a folder with model.pt and preprocessor.npz such as models/ "
+        help="models:/NAME@ALIAS, models:/NAME/VERSION, or a folder with model.pt and preprocessor.npz such "
+        "as models/ "
         "(default: models:/<register.model_name>@champion, i.e. models:/oncopersistnet@champion)",
     )
     explain.add_argument(
@@ -450,26 +461,25 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument(
         "--counts-source",
         default="auto",
-        help=".h5ad only: auto, X, raw or layers/NAME (default: %(default)s)",
+        help=f".h5ad only: {_COUNTS_SOURCES_ALL} (default: %(default)s)",
     )
     explain.add_argument(
         "--orientation",
         default="auto",
-        choices=["auto", "cells_x_genes", "genes_x_cells"],
+        choices=list(ORIENTATIONS),
         help="CSV/TSV only: which axis holds the genes",
     )
-    explain.add_argument(
-        "--tracking-uri",
-        default=None,
-        help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or the project's store)",
-    )
+    _add_tracking_uri(explain)
     explain.set_defaults(handler=_cmd_explain)
 
+
+def _add_models(commands: argparse._SubParsersAction) -> None:
     models = commands.add_parser(
         "models",
         help="list, show, promote or roll back registered model versions (MLflow aliases)",
         description="Read and move the MLflow registry's aliases. `list`: every version with its aliases and "
-        "test metrics; `show [VERSION|ALIAS]`: a version's model card (default: champion); `promote VERSION`: "
+        "test metrics; `show [VERSION|ALIAS]`: a version's model card (default: champion); `promote "
+        "VERSION`: "
         "make it champion; `rollback`: give champion back to the version that held it before.",
     )
     models.add_argument("action", choices=["list", "show", "promote", "rollback"])
@@ -478,19 +488,18 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument(
         "--reason", default=None, help="why (promote, rollback); recorded in the champion history"
     )
-    models.add_argument(
-        "--tracking-uri",
-        default=None,
-        help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or the project's store)",
-    )
+    _add_tracking_uri(models)
     models.add_argument("--json", action="store_true", help="machine-readable output (list, show)")
     models.set_defaults(handler=_cmd_models)
 
+
+def _add_serve(commands: argparse._SubParsersAction) -> None:
     serve = commands.add_parser(
         "serve",
         help="serve the champion model over HTTP (FastAPI): POST /predict, GET /model, GET /health, /docs",
         description="Load the model once and answer HTTP requests: POST /predict (JSON), POST /predict/h5ad "
-        "(an .h5ad file as the body), GET /model, GET /health, POST /reload (re-resolve the alias), docs at /docs.",
+        "(an .h5ad file as the body), GET /model, GET /health, POST /reload (re-resolve the alias), docs at "
+        "/docs.",
     )
     serve.add_argument(
         "--model",
@@ -527,7 +536,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--idle-timeout",
         type=float,
         default=10.0,
-        help="seconds a connection may stall: in a body, or before sending a whole request head (default: %(default)s)",
+        help="seconds a connection may stall: in a body, or before sending a whole request head (default: "
+        "%(default)s)",
     )
     serve.add_argument(
         "--max-connections",
@@ -535,20 +545,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=256,
         help="open connections at once; beyond, 503 (default: %(default)s)",
     )
-    serve.add_argument(
-        "--tracking-uri",
-        default=None,
-        help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or the project's store)",
-    )
+    _add_tracking_uri(serve)
     serve.set_defaults(handler=_cmd_serve)
 
+
+def _add_transfer(commands: argparse._SubParsersAction) -> None:
     transfer = commands.add_parser(
         "transfer",
         help="adapt a trained model to another labelled dataset (zero-shot, then fine-tuned) and register it",
-        description="Score a registered model zero-shot on a new labelled dataset (any supported format; genes "
-        "harmonised, missing genes imputed with the training means), fine-tune it on the dataset's training samples "
-        "(split by --sample-key, never by cell), compare both with models trained on the new data alone on the same "
-        "test cells, and register the adapted ONNX model as its own MLflow run and model version. Defaults: params.yaml's "
+        description="Score a registered model zero-shot on a new labelled dataset (any supported format; "
+        "genes "
+        "harmonised, missing genes imputed with the training means), fine-tune it on the dataset's training "
+        "samples "
+        "(split by --sample-key, never by cell), compare both with models trained on the new data alone on "
+        "the same "
+        "test cells, and register the adapted ONNX model as its own MLflow run and model version. Defaults: "
+        "params.yaml's "
         "transfer section.",
     )
     transfer.add_argument(
@@ -557,7 +569,8 @@ def build_parser() -> argparse.ArgumentParser:
     transfer.add_argument(
         "--model",
         default=None,
-        help="models:/NAME@ALIAS, models:/NAME/VERSION or a folder with model.pt + preprocessor.npz (default: the champion)",
+        help="models:/NAME@ALIAS, models:/NAME/VERSION or a folder with model.pt + preprocessor.npz "
+        "(default: the champion)",
     )
     transfer.add_argument(
         "--dataset-name", default=None, help="short name of the dataset (run name, default registered name)"
@@ -580,7 +593,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="VALUE",
         help="label values of the negative class",
     )
-    transfer.add_argument("--counts-source", default=None, help=".h5ad only: auto, X, raw or layers/NAME")
+    transfer.add_argument("--counts-source", default=None, help=f".h5ad only: {_COUNTS_SOURCES_ALL}")
     transfer.add_argument(
         "--mode",
         choices=list(FINE_TUNE_MODES),
@@ -605,17 +618,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="where the adapted model and its report go (default: transfer-<dataset-name>/)",
     )
-    transfer.add_argument(
-        "--tracking-uri",
-        default=None,
-        help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or the project's store)",
-    )
+    _add_tracking_uri(transfer)
     transfer.set_defaults(handler=_cmd_transfer)
 
+
+def _add_simulate(commands: argparse._SubParsersAction) -> None:
     simulate = commands.add_parser(
         "simulate",
         help="write simulated cells (for examples and tests)",
-        description="Write cells from the built-in simulator to an .h5ad file; defaults from params.yaml's simulate section.",
+        description="Write cells from the built-in simulator to an .h5ad file; defaults from params.yaml's "
+        "simulate section.",
     )
     simulate.add_argument("--output", required=True, help="output .h5ad")
     simulate.add_argument("--cells", type=int, default=None, help="number of cells")
@@ -628,6 +640,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--unlabelled", action="store_true", help="drop the label column, as for new cells to classify"
     )
     simulate.set_defaults(handler=_cmd_simulate)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for documentation and tests): global options, one parser per command."""
+    parser = argparse.ArgumentParser(
+        prog="oncopersistnet",
+        description="Classify single cancer cells from scRNA-seq as drug-tolerant persisters or "
+        "non-persisters.",
+        epilog="The training pipeline runs through DVC: `dvc repro` (or `make run`). See README.md.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING or ERROR")
+    parser.add_argument(
+        "--params", default="params.yaml", help="params.yaml for defaults (default: %(default)s, if present)"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add_command in (_add_predict, _add_explain, _add_models, _add_serve, _add_transfer, _add_simulate):
+        add_command(commands)
     return parser
 
 

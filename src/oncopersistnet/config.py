@@ -1,160 +1,273 @@
 """Typed configuration: params.yaml loaded once into frozen dataclasses.
 
-params.yaml is the single source of truth; DVC reads the same file to decide
-which stages to rerun. Loading checks every key against the dataclasses below, so
-a typo (``n_cell``) or a wrong type (``n_cells: many``) stops with a message that
-names the key instead of silently using a default.
+params.yaml is the single source of every value: the dataclasses below declare each
+key once, with its type, its meaning and its rules (field metadata read by the
+loader), but no default value. Loading checks every key against them, so a typo
+(``n_cell``), a wrong type (``n_cells: many``), a value out of range or a key the
+file lacks stops with a message that names the key instead of silently using a
+default. DVC reads the same file to decide which stages to rerun.
+
+The only keys that may be left out are those of a ``cross_study.datasets`` entry:
+an entry overrides, and what it does not say comes from the ``data`` section (how
+to read and label a file) or means "no override" (see :class:`CrossStudyDataset`).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from oncopersistnet.choices import (
+    ALL_MODEL_FAMILIES,
+    CALIBRATION_METHODS,
+    CROSS_STUDY_BASELINES,
+    CROSS_STUDY_SOURCES,
+    FINE_TUNE_MODES,
+    NETWORK_ARCHITECTURES,
+    ORIENTATIONS,
+    spoken,
+)
 from oncopersistnet.errors import ConfigError
 
+__all__ = [
+    "ALL_MODEL_FAMILIES",
+    "CROSS_STUDY_BASELINES",
+    "CROSS_STUDY_SOURCES",
+    "FINE_TUNE_MODES",
+    "NETWORK_ARCHITECTURES",
+    "CrossStudyConfig",
+    "CrossStudyDataset",
+    "DataConfig",
+    "LabelMapping",
+    "LabelledDataConfig",
+    "Params",
+    "load_params",
+    "params_from_dict",
+    "params_with",
+]
+
 DEFAULT_PARAMS_PATH = Path("params.yaml")
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """Where cells come from. ``input: null`` uses the built-in simulator."""
-
-    input: str | None = None
-    counts_source: str = "auto"
-    orientation: str = "auto"
-    metadata: str | None = None
-    metadata_cell_column: str | None = None
-    label_key: str = "label"
-    sample_key: str = "sample"
-    persister_values: list[str] = field(default_factory=lambda: ["persister"])
-    non_persister_values: list[str] = field(default_factory=lambda: ["non-persister"])
-
-
-@dataclass(frozen=True)
-class SimulateConfig:
-    """Knobs of the seeded scRNA-seq simulator (see ``oncopersistnet.data.simulate``)."""
-
-    n_cells: int = 3000
-    n_genes: int = 2000
-    n_samples: int = 8
-    persister_fraction: float = 0.3
-    effect_size: float = 2.2
-    cycling_fraction: float = 0.2
-    label_noise: float = 0.02
-    seed: int = 0
-    world_seed: int = 0
-
-
-@dataclass(frozen=True)
-class ValidateConfig:
-    """Thresholds for the Great Expectations suite."""
-
-    min_genes_per_cell: int = 20
-    min_counts_per_cell: int = 50
-    min_cells_per_sample: int = 10
-    min_samples_per_class: int = 3
-
-
-@dataclass(frozen=True)
-class SplitConfig:
-    """Group split by sample into train / validation / test."""
-
-    val_fraction: float = 0.2
-    test_fraction: float = 0.25
-    seed: int = 0
-
-
-@dataclass(frozen=True)
-class PreprocessConfig:
-    """scRNA-seq normalisation, gene selection, imputation, min-max and PCA."""
-
-    target_sum: float = 10000.0
-    n_top_genes: int = 500
-    min_cells_fraction: float = 0.01
-    n_components: int = 50
-    seed: int = 0
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """The network (hybrid Conv1D + LSTM + dense by default), its optimiser and its calibration."""
-
-    architecture: str = "cnn_lstm"
-    conv_channels: list[int] = field(default_factory=lambda: [16, 32])
-    kernel_size: int = 5
-    lstm_hidden: int = 32
-    lstm_layers: int = 1
-    bidirectional: bool = True
-    dense_units: int = 32
-    dropout: float = 0.2
-    learning_rate: float = 0.001
-    weight_decay: float = 0.0001
-    batch_size: int = 128
-    max_epochs: int = 60
-    patience: int = 8
-    seed: int = 0
-    calibration: str = "platt"
-
-
-@dataclass(frozen=True)
-class EvaluateConfig:
-    """Decision threshold on the (calibrated) persister probability, and calibration bins."""
-
-    threshold: float = 0.5
-    calibration_bins: int = 10
-
-
-#: What ``train.architecture`` accepts (``model.network.ARCHITECTURES``; not imported, so config needs no torch).
-NETWORK_ARCHITECTURES = ("cnn_lstm", "cnn_lstm_attention", "mlp")
-
-ALL_MODEL_FAMILIES = (
-    "cnn_lstm",
-    "cnn_lstm_attention",
-    "cnn_lstm_permuted",
-    "mlp",
-    "logistic_regression",
-    "linear_svm",
-    "hist_gbm",
-    "marker_score",
-    "celltypist",
+#: The params.yaml of the project this package is installed from (``pip install -e .``): the values
+#: a command falls back to when it runs outside a project. None when the package was installed
+#: elsewhere (a wheel) and no such file is beside it.
+SHIPPED_PARAMS_PATH: Path | None = (
+    _candidate if (_candidate := Path(__file__).resolve().parents[2] / "params.yaml").is_file() else None
 )
 
 
+# --- rules: what a key's value must satisfy, declared beside the key --------------------------------
+
+
 @dataclass(frozen=True)
+class Rule:
+    """One rule for one key. ``each``: a list value is checked item by item (the message names ``key[i]``).
+
+    ``message`` follows ``key: `` in the error; a string gets ``, got <value>`` appended, a callable
+    is given the offending value and writes the whole text.
+    """
+
+    ok: Callable[[Any], bool]
+    message: str | Callable[[Any], str]
+    each: bool = True
+
+    def check(self, value: Any, where: str) -> None:
+        items = list(enumerate(value)) if self.each and isinstance(value, list) else [(None, value)]
+        for index, item in items:
+            if not self.ok(item):
+                at = where if index is None else f"{where}[{index}]"
+                text = self.message(item) if callable(self.message) else f"{self.message}, got {item!r}"
+                raise ConfigError(f"{at}: {text}")
+
+
+POSITIVE = Rule(lambda x: x > 0, "must be positive")
+NON_NEGATIVE = Rule(lambda x: x >= 0, "must be zero or positive")
+FRACTION = Rule(lambda x: 0.0 <= x <= 1.0, "must be between 0 and 1")
+OPEN_FRACTION = Rule(lambda x: 0.0 < x < 1.0, "must be strictly between 0 and 1")
+
+
+def one_of(choices: tuple[str, ...]) -> Rule:
+    """The value is one of ``choices`` (from :mod:`oncopersistnet.choices`)."""
+    return Rule(lambda x: x in choices, f"must be {spoken(choices)}")
+
+
+def known_models(choices: tuple[str, ...] = ALL_MODEL_FAMILIES) -> Rule:
+    """Every item of a list of model families is one the project can fit."""
+    unknown = lambda models: next((m for m in models if m not in choices), None)  # noqa: E731
+    return Rule(
+        lambda models: unknown(models) is None,
+        lambda models: f"unknown model {unknown(models)!r} (known: {', '.join(choices)})",
+        each=False,
+    )
+
+
+def not_empty(message: str) -> Rule:
+    """The list holds at least one item."""
+    return Rule(bool, lambda _: message, each=False)
+
+
+def checked(*rules: Rule, **options: Any) -> Any:
+    """A dataclass field whose value the loader checks against ``rules`` (``None`` is never checked)."""
+    return field(metadata={"rules": rules}, **options)
+
+
+# --- the labelled dataset: declared once, used by data, transfer and each cross_study entry -----------
+
+
+@dataclass(frozen=True, kw_only=True)
+class LabelMapping:
+    """How to read a labelled file and which cells are persisters: the keys every labelled dataset has."""
+
+    counts_source: str  # .h5ad only: auto, X, raw or layers/<name> (oncopersistnet.choices.COUNTS_SOURCES)
+    orientation: str = checked(one_of(ORIENTATIONS))  # CSV/TSV only: which axis holds the genes
+    label_key: str  # obs column with the labels
+    sample_key: str  # obs column with the biological sample (the split unit)
+    persister_values: list[str]
+    non_persister_values: list[str]
+
+    def at(self, path: str) -> LabelledDataConfig:
+        """The file at ``path`` read with this mapping (and no metadata sidecar)."""
+        mapping = {f.name: getattr(self, f.name) for f in dataclasses.fields(LabelMapping)}
+        return LabelledDataConfig(input=path, metadata=None, metadata_cell_column=None, **mapping)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LabelledDataConfig(LabelMapping):
+    """A labelled dataset: a file, an optional per-cell metadata table joined to it, and its label mapping.
+
+    ``input: null`` in the ``data`` section uses the built-in simulator.
+    """
+
+    input: str | None
+    metadata: str | None  # CSV/TSV of per-cell columns joined to the file's cells
+    metadata_cell_column: str | None  # its cell-name column (null: the first column)
+
+    def labelled(self) -> LabelledDataConfig:
+        """Only the dataset's keys (a section such as ``transfer`` adds its own recipe)."""
+        names = [f.name for f in dataclasses.fields(LabelledDataConfig)]
+        return LabelledDataConfig(**{name: getattr(self, name) for name in names})
+
+
+#: The ``data`` section: where the pipeline's cells come from.
+DataConfig = LabelledDataConfig
+
+
+@dataclass(frozen=True, kw_only=True)
+class SimulateConfig:
+    """Knobs of the seeded scRNA-seq simulator (see ``oncopersistnet.data.simulate``)."""
+
+    n_cells: int = checked(POSITIVE)
+    n_genes: int = checked(POSITIVE)
+    n_samples: int = checked(POSITIVE)
+    persister_fraction: float = checked(FRACTION)
+    effect_size: float = checked(NON_NEGATIVE)
+    cycling_fraction: float = checked(FRACTION)
+    label_noise: float = checked(FRACTION)
+    seed: int = checked(NON_NEGATIVE)
+    world_seed: int = checked(NON_NEGATIVE)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ValidateConfig:
+    """Thresholds for the Great Expectations suite."""
+
+    min_genes_per_cell: int = checked(NON_NEGATIVE)
+    min_counts_per_cell: int = checked(NON_NEGATIVE)
+    min_cells_per_sample: int = checked(NON_NEGATIVE)
+    min_samples_per_class: int = checked(POSITIVE)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SplitConfig:
+    """Group split by sample into train / validation / test."""
+
+    val_fraction: float = checked(FRACTION)
+    test_fraction: float = checked(FRACTION)
+    seed: int = checked(NON_NEGATIVE)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PreprocessConfig:
+    """scRNA-seq normalisation, gene selection, imputation, min-max and PCA."""
+
+    target_sum: float = checked(POSITIVE)
+    n_top_genes: int = checked(POSITIVE)
+    min_cells_fraction: float = checked(FRACTION)
+    n_components: int = checked(POSITIVE)
+    seed: int = checked(NON_NEGATIVE)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """The network (hybrid Conv1D + LSTM + dense by default), its optimiser and its calibration."""
+
+    architecture: str = checked(one_of(NETWORK_ARCHITECTURES))
+    conv_channels: list[int] = checked(POSITIVE, not_empty("give at least one convolution layer"))
+    kernel_size: int = checked(POSITIVE)
+    lstm_hidden: int = checked(POSITIVE)
+    lstm_layers: int = checked(POSITIVE)
+    bidirectional: bool
+    dense_units: int = checked(POSITIVE)
+    dropout: float = checked(FRACTION)
+    learning_rate: float = checked(POSITIVE)
+    weight_decay: float = checked(NON_NEGATIVE)
+    batch_size: int = checked(POSITIVE)
+    max_epochs: int = checked(POSITIVE)
+    patience: int = checked(POSITIVE)
+    seed: int = checked(NON_NEGATIVE)
+    calibration: str = checked(one_of(CALIBRATION_METHODS))
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvaluateConfig:
+    """Decision threshold on the (calibrated) persister probability, and calibration bins."""
+
+    threshold: float = checked(FRACTION)
+    calibration_bins: int = checked(POSITIVE)
+
+
+@dataclass(frozen=True, kw_only=True)
 class CompareConfig:
     """The side-by-side comparison: which models, how many seeds, which splits."""
 
-    models: list[str] = field(default_factory=lambda: list(ALL_MODEL_FAMILIES))
-    n_seeds: int = 3
-    cv_folds: int = 0
-    logistic_c: float = 1.0
-    svm_c: float = 0.1
-    gbm_max_iter: int = 200
-    gbm_learning_rate: float = 0.1
-    marker_genes: list[str] = field(default_factory=list)
-    marker_top_genes: int = 25
-    celltypist_alpha: float = 0.0001
+    models: list[str] = checked(
+        not_empty(f"list at least one model (known: {', '.join(ALL_MODEL_FAMILIES)})"), known_models()
+    )
+    n_seeds: int = checked(POSITIVE)
+    cv_folds: int = checked(
+        NON_NEGATIVE,
+        Rule(
+            lambda k: k != 1, lambda _: "0 uses the pipeline's split, k >= 2 a grouped k-fold; 1 is neither"
+        ),
+    )
+    logistic_c: float = checked(POSITIVE)
+    svm_c: float = checked(POSITIVE)
+    gbm_max_iter: int = checked(POSITIVE)
+    gbm_learning_rate: float = checked(POSITIVE)
+    marker_genes: list[str]
+    marker_top_genes: int = checked(POSITIVE)
+    celltypist_alpha: float = checked(POSITIVE)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ExportConfig:
     """ONNX export and the onnxruntime-vs-PyTorch parity check."""
 
-    opset: int = 17
-    parity_tolerance: float = 1e-5
-    parity_cells: int = 512
+    opset: int = checked(POSITIVE)
+    parity_tolerance: float = checked(POSITIVE)
+    parity_cells: int = checked(POSITIVE)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ExplainConfig:
     """Gene-level explanations (integrated gradients) of the deployed model on held-out cells.
 
@@ -163,213 +276,139 @@ class ExplainConfig:
     path integral; ``top``: genes per ranking, and the k of precision@k.
     """
 
-    cells: int = 1000
-    steps: int = 32
-    top: int = 50
+    cells: int = checked(POSITIVE)
+    steps: int = checked(POSITIVE)
+    top: int = checked(POSITIVE)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RegisterConfig:
     """MLflow model registry and the promotion gate."""
 
-    model_name: str = "oncopersistnet"
-    min_f1: float = 0.6
-    min_roc_auc: float = 0.7
-    tolerance: float = 0.0
+    model_name: str
+    min_f1: float = checked(FRACTION)
+    min_roc_auc: float = checked(FRACTION)
+    tolerance: float = checked(FRACTION)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MlflowConfig:
     """Tracking store. ``tracking_uri: null`` means the project's own sqlite store."""
 
-    experiment_name: str = "oncopersistnet"
-    tracking_uri: str | None = None
+    experiment_name: str
+    tracking_uri: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PredictConfig:
     """Defaults for ``oncopersistnet predict``."""
 
-    min_gene_fraction: float = 0.5
-    chunk_size: int = 10000
-    uncertain_band: list[float] = field(default_factory=lambda: [0.35, 0.65])
+    min_gene_fraction: float = checked(FRACTION)
+    chunk_size: int = checked(POSITIVE)
+    uncertain_band: list[float] = checked(
+        FRACTION,
+        Rule(
+            lambda band: len(band) == 2 and band[0] <= band[1],
+            lambda band: f"give [low, high] with low <= high, got {band!r}",
+            each=False,
+        ),
+    )
 
 
-#: How a transferred network is fine-tuned (``oncopersistnet.transfer.adapt``).
-FINE_TUNE_MODES = ("head", "all")
-
-
-@dataclass(frozen=True)
-class TransferConfig:
+@dataclass(frozen=True, kw_only=True)
+class TransferConfig(LabelledDataConfig):
     """Adapt the pipeline's model to an independent labelled dataset (stage ``transfer``).
 
-    The dataset keys mean what ``data.*`` means; the rest is the fine-tuning recipe
-    (see :mod:`oncopersistnet.transfer.adapt`).
+    The dataset keys are :class:`LabelledDataConfig`'s and mean what ``data.*`` means; the
+    rest is the fine-tuning recipe (see :mod:`oncopersistnet.transfer.adapt`).
     """
 
-    input: str | None = "data/external/gbm_panobinostat_zhao2021_lemur.h5ad"
-    dataset_name: str = "gbm"
-    counts_source: str = "auto"
-    label_key: str = "label"
-    sample_key: str = "patient"
-    persister_values: list[str] = field(default_factory=lambda: ["drug_treated"])
-    non_persister_values: list[str] = field(default_factory=lambda: ["untreated"])
-    mode: str = "head"
-    refit_scaling: bool = True
-    learning_rate: float = 0.0003
-    max_epochs: int = 40
-    patience: int = 8
-    val_fraction: float = 0.2
-    test_fraction: float = 0.4
-    seed: int = 0
-    model_name: str | None = None
-    baselines: list[str] = field(default_factory=lambda: ["cnn_lstm", "logistic_regression", "marker_score"])
+    dataset_name: str
+    mode: str = checked(one_of(FINE_TUNE_MODES))
+    refit_scaling: bool
+    learning_rate: float = checked(POSITIVE)
+    max_epochs: int = checked(POSITIVE)
+    patience: int = checked(POSITIVE)
+    val_fraction: float = checked(FRACTION)
+    test_fraction: float = checked(FRACTION)
+    seed: int = checked(NON_NEGATIVE)
+    model_name: str | None
+    baselines: list[str] = checked(known_models())
 
 
-#: ``cross_study.datasets[].source`` values that are not a file path.
-CROSS_STUDY_SOURCES = ("pipeline", "simulate")
-#: Baselines the cross-study report can refit on pooled PCA features (``evaluation.candidates``).
-CROSS_STUDY_BASELINES = ("logistic_regression", "linear_svm", "hist_gbm")
+@dataclass(frozen=True, kw_only=True)
+class CrossStudyDataset(LabelMapping):
+    """One labelled study of the cross-study report (stage ``cross_study``): an entry of overrides.
 
-
-@dataclass(frozen=True)
-class CrossStudyDataset:
-    """One labelled study of the cross-study report (stage ``cross_study``).
-
-    ``source``: ``pipeline`` (the pipeline's validated data), ``simulate`` (the
-    ``simulate`` section with the overrides below: another ``world_seed`` is another
-    study) or a file under ``data/external/`` read like ``data.input`` with the
-    label and sample keys below. ``note`` is printed beside the study's figures.
+    ``source``: ``pipeline`` (the pipeline's validated data; the default), ``simulate`` (the
+    ``simulate`` section with the overrides below: another ``world_seed`` is another study)
+    or a file under ``data/external/`` read like ``data.input``. The :class:`LabelMapping` keys
+    an entry does not give are the ``data`` section's (the loader fills them in); a simulate
+    override left out (``None``) keeps the ``simulate`` value. ``note`` is printed beside the
+    study's figures.
     """
 
-    name: str = "study"
+    name: str
     source: str = "pipeline"
-    world_seed: int | None = None
-    effect_size: float | None = None
-    n_genes: int | None = None
-    n_cells: int | None = None
-    seed: int | None = None
-    counts_source: str = "auto"
-    label_key: str = "label"
-    sample_key: str = "sample"
-    persister_values: list[str] = field(default_factory=lambda: ["persister"])
-    non_persister_values: list[str] = field(default_factory=lambda: ["non-persister"])
+    world_seed: int | None = checked(NON_NEGATIVE, default=None)
+    effect_size: float | None = checked(NON_NEGATIVE, default=None)
+    n_genes: int | None = checked(POSITIVE, default=None)
+    n_cells: int | None = checked(POSITIVE, default=None)
+    seed: int | None = checked(NON_NEGATIVE, default=None)
     note: str = ""
 
 
-def _default_cross_study_datasets() -> list[CrossStudyDataset]:
-    return [
-        CrossStudyDataset(name="study_A", source="pipeline"),
-        CrossStudyDataset(name="study_B", source="simulate", world_seed=1, effect_size=1.6, n_genes=1500),
-        CrossStudyDataset(
-            name="gbm",
-            source="data/external/gbm_panobinostat_zhao2021_lemur.h5ad",
-            sample_key="patient",
-            persister_values=["drug_treated"],
-            non_persister_values=["untreated"],
-            note="glioblastoma, drug_treated vs untreated: a drug-exposure contrast, NOT a persister label",
-        ),
-    ]
+#: The simulate keys a ``cross_study.datasets`` entry may override.
+SIMULATE_OVERRIDES = ("world_seed", "effect_size", "n_genes", "n_cells", "seed")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CrossStudyConfig:
-    """Leave-one-dataset-out transfer report (stage ``cross_study``, :mod:`oncopersistnet.transfer.cross_study`)."""
+    """Leave-one-dataset-out transfer report (stage ``cross_study``, ``transfer.cross_study``)."""
 
-    datasets: list[CrossStudyDataset] = field(default_factory=_default_cross_study_datasets)
-    max_cells_per_sample: int | None = 150
-    k_samples: list[int] = field(default_factory=lambda: [1, 2])
-    n_seeds: int = 1
-    seed: int = 0
-    max_epochs: int = 40
-    patience: int = 5
-    fine_tune_mode: str = "all"
-    fine_tune_learning_rate: float = 0.0003
-    refit_scaling: bool = True
-    pool_val_fraction: float = 0.25
-    baseline: str = "logistic_regression"
-    overlap_fractions: list[float] = field(default_factory=lambda: [1.0, 0.75, 0.5, 0.25, 0.1])
-    sweep_dataset: str = "study_B"
-
-
-def check_cross_study(config: CrossStudyConfig) -> None:
-    """Rules of the ``cross_study`` section that one key alone cannot state."""
-    names = [d.name for d in config.datasets]
-    if len(names) < 2:
-        raise ConfigError("cross_study.datasets: list at least 2 datasets (each is held out in turn)")
-    if any(not n or not n.replace("_", "").replace("-", "").isalnum() for n in names):
-        raise ConfigError(f"cross_study.datasets: names must be letters, digits, _ or -, got {names}")
-    if len(set(names)) != len(names):
-        raise ConfigError(f"cross_study.datasets: names must be unique, got {names}")
-    for i, dataset in enumerate(config.datasets):
-        where = f"cross_study.datasets[{i}] ({dataset.name})"
-        file_source = dataset.source not in CROSS_STUDY_SOURCES
-        if file_source and not dataset.source.strip():
-            raise ConfigError(f"{where}.source: give pipeline, simulate or a file under data/external/")
-        overrides = [
-            k
-            for k in ("world_seed", "effect_size", "n_genes", "n_cells", "seed")
-            if getattr(dataset, k) is not None
-        ]
-        if overrides and dataset.source != "simulate":
-            raise ConfigError(f"{where}: {', '.join(overrides)} only apply to source: simulate")
-        if set(dataset.persister_values) & set(dataset.non_persister_values):
-            raise ConfigError(f"{where}: a value is listed as both persister and non-persister")
-    if config.sweep_dataset not in names:
-        raise ConfigError(
-            f"cross_study.sweep_dataset: {config.sweep_dataset!r} is not one of the datasets {names}"
+    datasets: list[CrossStudyDataset]
+    max_cells_per_sample: int | None = checked(Rule(lambda n: n >= 10, "at least 10 (or null = every cell)"))
+    k_samples: list[int] = checked(
+        Rule(
+            lambda ks: bool(ks) and all(k >= 1 for k in ks) and len(set(ks)) == len(ks),
+            "give distinct labelled-sample counts >= 1",
+            each=False,
         )
-    if (
-        not config.k_samples
-        or any(k < 1 for k in config.k_samples)
-        or len(set(config.k_samples)) != len(config.k_samples)
-    ):
-        raise ConfigError(
-            f"cross_study.k_samples: give distinct labelled-sample counts >= 1, got {config.k_samples}"
-        )
-    if config.max_cells_per_sample is not None and config.max_cells_per_sample < 10:
-        raise ConfigError(
-            f"cross_study.max_cells_per_sample: at least 10 (or null = every cell), got {config.max_cells_per_sample}"
-        )
-    if not config.overlap_fractions or any(not 0.0 < f <= 1.0 for f in config.overlap_fractions):
-        raise ConfigError(
-            f"cross_study.overlap_fractions: each must be in (0, 1], got {config.overlap_fractions}"
-        )
-    if not 0.0 < config.pool_val_fraction < 1.0:
-        raise ConfigError(
-            f"cross_study.pool_val_fraction: must be strictly between 0 and 1, got {config.pool_val_fraction}"
-        )
-    if config.fine_tune_mode not in FINE_TUNE_MODES:
-        raise ConfigError(f"cross_study.fine_tune_mode: must be head or all, got {config.fine_tune_mode!r}")
-    if not config.fine_tune_learning_rate > 0:
-        raise ConfigError(
-            f"cross_study.fine_tune_learning_rate: must be positive, got {config.fine_tune_learning_rate}"
-        )
-    if config.baseline not in CROSS_STUDY_BASELINES:
-        raise ConfigError(
-            f"cross_study.baseline: must be one of {', '.join(CROSS_STUDY_BASELINES)}, got {config.baseline!r}"
-        )
+    )
+    n_seeds: int = checked(POSITIVE)
+    seed: int = checked(NON_NEGATIVE)
+    max_epochs: int = checked(POSITIVE)
+    patience: int = checked(POSITIVE)
+    fine_tune_mode: str = checked(one_of(FINE_TUNE_MODES))
+    fine_tune_learning_rate: float = checked(POSITIVE)
+    refit_scaling: bool
+    pool_val_fraction: float = checked(OPEN_FRACTION)
+    baseline: str = checked(one_of(CROSS_STUDY_BASELINES))
+    overlap_fractions: list[float] = checked(
+        not_empty("each must be in (0, 1], got []"), Rule(lambda f: 0.0 < f <= 1.0, "must be in (0, 1]")
+    )
+    sweep_dataset: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Params:
     """The whole params.yaml."""
 
-    data: DataConfig = field(default_factory=DataConfig)
-    simulate: SimulateConfig = field(default_factory=SimulateConfig)
-    validate: ValidateConfig = field(default_factory=ValidateConfig)
-    split: SplitConfig = field(default_factory=SplitConfig)
-    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
-    compare: CompareConfig = field(default_factory=CompareConfig)
-    export: ExportConfig = field(default_factory=ExportConfig)
-    explain: ExplainConfig = field(default_factory=ExplainConfig)
-    register: RegisterConfig = field(default_factory=RegisterConfig)
-    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
-    predict: PredictConfig = field(default_factory=PredictConfig)
-    transfer: TransferConfig = field(default_factory=TransferConfig)
-    cross_study: CrossStudyConfig = field(default_factory=CrossStudyConfig)
+    data: DataConfig
+    simulate: SimulateConfig
+    validate: ValidateConfig
+    split: SplitConfig
+    preprocess: PreprocessConfig
+    train: TrainConfig
+    evaluate: EvaluateConfig
+    compare: CompareConfig
+    export: ExportConfig
+    explain: ExplainConfig
+    register: RegisterConfig
+    mlflow: MlflowConfig
+    predict: PredictConfig
+    transfer: TransferConfig
+    cross_study: CrossStudyConfig
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict, as it would appear in params.yaml."""
@@ -396,64 +435,8 @@ class Params:
 # (validate's thresholds do not change data that passes; its report is logged instead.)
 MODEL_SECTIONS = ("data", "simulate", "split", "preprocess", "train")
 
-_POSITIVE_FIELDS = {
-    "n_cells",
-    "n_genes",
-    "n_samples",
-    "n_top_genes",
-    "n_components",
-    "kernel_size",
-    "lstm_hidden",
-    "lstm_layers",
-    "dense_units",
-    "batch_size",
-    "max_epochs",
-    "patience",
-    "opset",
-    "parity_cells",
-    "chunk_size",
-    "min_samples_per_class",
-    "conv_channels",
-    "target_sum",
-    "learning_rate",
-    "parity_tolerance",
-    "calibration_bins",
-    "n_seeds",
-    "logistic_c",
-    "svm_c",
-    "gbm_max_iter",
-    "gbm_learning_rate",
-    "marker_top_genes",
-    "celltypist_alpha",
-    "cells",
-    "steps",
-    "top",  # explain
-}
-_NON_NEGATIVE_FIELDS = {
-    "seed",
-    "world_seed",
-    "effect_size",
-    "weight_decay",
-    "cv_folds",
-    "min_genes_per_cell",
-    "min_counts_per_cell",
-    "min_cells_per_sample",
-}
-_FRACTION_FIELDS = {
-    "persister_fraction",
-    "val_fraction",
-    "test_fraction",
-    "min_cells_fraction",
-    "dropout",
-    "threshold",
-    "min_f1",
-    "min_roc_auc",
-    "min_gene_fraction",
-    "tolerance",
-    "cycling_fraction",
-    "label_noise",
-    "uncertain_band",
-}
+
+# --- the loader -------------------------------------------------------------------------------------
 
 
 def _type_name(tp: Any) -> str:
@@ -502,87 +485,124 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     raise ConfigError(f"{where}: unsupported type {_type_name(tp)}")  # pragma: no cover
 
 
-def _check_range(name: str, value: Any, where: str) -> None:
-    """Range rules by key name; list values are checked item by item."""
-    for i, item in enumerate(value if isinstance(value, list) else [value]):
-        at = f"{where}[{i}]" if isinstance(value, list) else where
-        if name in _POSITIVE_FIELDS and not item > 0:
-            raise ConfigError(f"{at}: must be positive, got {item!r}")
-        if name in _NON_NEGATIVE_FIELDS and not item >= 0:
-            raise ConfigError(f"{at}: must be zero or positive, got {item!r}")
-        if name in _FRACTION_FIELDS and not 0.0 <= item <= 1.0:
-            raise ConfigError(f"{at}: must be between 0 and 1, got {item!r}")
+def _required(cls: type) -> list[str]:
+    """The keys a mapping for ``cls`` must give: those without a documented meaning when absent."""
+    missing = dataclasses.MISSING
+    return [f.name for f in dataclasses.fields(cls) if f.default is missing and f.default_factory is missing]
 
 
 def _build(cls: type, raw: Any, where: str) -> Any:
+    """``cls`` from the mapping ``raw``: keys known, typed, within their rules; required keys given."""
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping of keys, got {raw!r}")
     hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - known)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields), key=str)
     if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known keys: {', '.join(sorted(known))})")
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known keys: {', '.join(sorted(fields))})")
     values = {}
     for name, value in raw.items():
         key_where = f"{where}.{name}" if where != "params.yaml" else name
         tp = hints[name]
         if dataclasses.is_dataclass(tp):
             values[name] = _build(tp, value, key_where)
-        else:
-            values[name] = _coerce(value, tp, key_where)
-            if values[name] is not None:
-                _check_range(name, values[name], key_where)
+            continue
+        values[name] = _coerce(value, tp, key_where)
+        if values[name] is not None:
+            for rule in fields[name].metadata.get("rules", ()):
+                rule.check(values[name], key_where)
+    missing = [name for name in _required(cls) if name not in raw]
+    if missing:
+        raise ConfigError(f"{where}: missing key {missing[0]!r} (params.yaml gives every key a value)")
     return cls(**values)
 
 
-def params_from_dict(raw: dict[str, Any] | None) -> Params:
-    """Build and check :class:`Params` from a parsed params.yaml mapping."""
-    params = _build(Params, raw or {}, "params.yaml")
+def _with_inherited_label_keys(raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` with each ``cross_study.datasets`` entry completed by the ``data`` section's label mapping."""
+    data, cross_study = raw.get("data"), raw.get("cross_study")
+    entries = cross_study.get("datasets") if isinstance(cross_study, dict) else None
+    if not isinstance(entries, list):
+        return raw
+    if "data" not in raw:
+        raise ConfigError(
+            "params.yaml: missing key 'data' (cross_study.datasets take their label keys from it)"
+        )
+    if not isinstance(data, dict):
+        return raw  # the data section's own error is the one to report
+    inherited = {f.name: data[f.name] for f in dataclasses.fields(LabelMapping) if f.name in data}
+    completed = [{**inherited, **entry} if isinstance(entry, dict) else entry for entry in entries]
+    return {**raw, "cross_study": {**cross_study, "datasets": completed}}
+
+
+def _check_label_values(config: LabelMapping, where: str) -> None:
+    overlap = set(config.persister_values) & set(config.non_persister_values)
+    if overlap:
+        raise ConfigError(f"{where}: {sorted(overlap)} listed as both persister and non-persister")
+
+
+def check_cross_study(config: CrossStudyConfig) -> None:
+    """Rules of the ``cross_study`` section that one key alone cannot state."""
+    names = [d.name for d in config.datasets]
+    if len(names) < 2:
+        raise ConfigError("cross_study.datasets: list at least 2 datasets (each is held out in turn)")
+    if any(not n or not n.replace("_", "").replace("-", "").isalnum() for n in names):
+        raise ConfigError(f"cross_study.datasets: names must be letters, digits, _ or -, got {names}")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"cross_study.datasets: names must be unique, got {names}")
+    for i, dataset in enumerate(config.datasets):
+        where = f"cross_study.datasets[{i}] ({dataset.name})"
+        file_source = dataset.source not in CROSS_STUDY_SOURCES
+        if file_source and not dataset.source.strip():
+            raise ConfigError(
+                f"{where}.source: give {', '.join(CROSS_STUDY_SOURCES)} or a file under data/external/"
+            )
+        overrides = [k for k in SIMULATE_OVERRIDES if getattr(dataset, k) is not None]
+        if overrides and dataset.source != "simulate":
+            raise ConfigError(f"{where}: {', '.join(overrides)} only apply to source: simulate")
+        _check_label_values(dataset, where)
+    if config.sweep_dataset not in names:
+        raise ConfigError(
+            f"cross_study.sweep_dataset: {config.sweep_dataset!r} is not one of the datasets {names}"
+        )
+
+
+def _check_across_keys(params: Params) -> None:
+    """Rules that tie two or more keys together (each key's own rules are checked as it loads)."""
     if params.split.val_fraction + params.split.test_fraction >= 1.0:
         raise ConfigError("split: val_fraction + test_fraction must leave samples for training")
-    if not params.train.conv_channels:
-        raise ConfigError("train.conv_channels: give at least one convolution layer")
-    if params.data.orientation not in ("auto", "cells_x_genes", "genes_x_cells"):
-        raise ConfigError(
-            f"data.orientation: must be auto, cells_x_genes or genes_x_cells, got {params.data.orientation!r}"
-        )
-    if params.train.architecture not in NETWORK_ARCHITECTURES:
-        raise ConfigError(
-            f"train.architecture: must be cnn_lstm, cnn_lstm_attention or mlp, got {params.train.architecture!r}"
-        )
-    if params.train.calibration not in ("platt", "temperature", "none"):
-        raise ConfigError(
-            f"train.calibration: must be platt, temperature or none, got {params.train.calibration!r}"
-        )
-    unknown = sorted(set(params.compare.models) - set(ALL_MODEL_FAMILIES))
-    if unknown or not params.compare.models:
-        raise ConfigError(
-            f"compare.models: {'unknown model ' + repr(unknown[0]) if unknown else 'list at least one model'} "
-            f"(known: {', '.join(ALL_MODEL_FAMILIES)})"
-        )
-    if params.compare.cv_folds == 1:
-        raise ConfigError(
-            "compare.cv_folds: 0 uses the pipeline's split, k >= 2 a grouped k-fold; 1 is neither"
-        )
-    if params.transfer.mode not in FINE_TUNE_MODES:
-        raise ConfigError(f"transfer.mode: must be head or all, got {params.transfer.mode!r}")
     if params.transfer.val_fraction + params.transfer.test_fraction >= 1.0:
         raise ConfigError("transfer: val_fraction + test_fraction must leave samples for fine-tuning")
-    unknown_baselines = sorted(set(params.transfer.baselines) - set(ALL_MODEL_FAMILIES))
-    if unknown_baselines:
-        raise ConfigError(
-            f"transfer.baselines: unknown model {unknown_baselines[0]!r} (known: {', '.join(ALL_MODEL_FAMILIES)})"
-        )
-    band = params.predict.uncertain_band
-    if len(band) != 2 or band[0] > band[1]:
-        raise ConfigError(f"predict.uncertain_band: give [low, high] with low <= high, got {band!r}")
-    overlap = set(params.data.persister_values) & set(params.data.non_persister_values)
-    if overlap:
-        raise ConfigError(f"data: {sorted(overlap)} listed as both persister and non-persister")
+    _check_label_values(params.data, "data")
+    _check_label_values(params.transfer, "transfer")
     check_cross_study(params.cross_study)
+
+
+def params_from_dict(raw: dict[str, Any] | None) -> Params:
+    """Build and check :class:`Params` from a parsed params.yaml mapping (every section, every key)."""
+    if isinstance(raw, dict):
+        raw = _with_inherited_label_keys(raw)
+    params = _build(Params, raw, "params.yaml")
+    _check_across_keys(params)
     return params
+
+
+def _merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in changes.items():
+        out[key] = (
+            _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
+    return out
+
+
+def params_with(params: Params, changes: dict[str, Any]) -> Params:
+    """``params`` with ``changes`` (a nested mapping such as ``{"train": {"seed": 1}}``) applied and checked.
+
+    Changes go through the loader, so a bad value is named as it would be in params.yaml.
+    """
+    return params_from_dict(_merged(params.to_dict(), changes))
 
 
 def load_params(path: str | Path = DEFAULT_PARAMS_PATH) -> Params:
@@ -595,3 +615,10 @@ def load_params(path: str | Path = DEFAULT_PARAMS_PATH) -> Params:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__}: {exc})") from exc
     return params_from_dict(raw)
+
+
+def shipped_params() -> Params:
+    """The values of the project's own params.yaml (:data:`SHIPPED_PARAMS_PATH`)."""
+    if SHIPPED_PARAMS_PATH is None:
+        raise ConfigError("params.yaml: no such parameters file here, and none beside the installed package")
+    return load_params(SHIPPED_PARAMS_PATH)

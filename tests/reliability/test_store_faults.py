@@ -6,15 +6,18 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from oncopersistnet.atomic import remove_stale_temporaries, write_json
-from oncopersistnet.config import MlflowConfig
+from oncopersistnet.config import shipped_params
 from oncopersistnet.errors import ConfigError, ModelError
 from oncopersistnet.processes import owner_alive, process_owner
 from oncopersistnet.tracking import OWNER_TAG, close_orphaned_runs, configure_mlflow, resumed_run, tracked_run
+
+MLFLOW = shipped_params().mlflow
 
 
 def _dead_pid() -> int:
@@ -30,7 +33,7 @@ def test_unreachable_tracking_server_fails_in_seconds(store, monkeypatch):
     with pytest.raises(
         ConfigError, match=r"MLflow tracking server http://127.0.0.1:9 is not reachable .*MLFLOW_TRACKING_URI"
     ):
-        configure_mlflow(MlflowConfig(), store)
+        configure_mlflow(MLFLOW, store)
     # MLflow's own client would retry with back-off for minutes; not a timing assertion, a sanity bound.
     assert time.monotonic() - started < 60
 
@@ -39,7 +42,7 @@ def test_a_tracking_uri_mlflow_cannot_open_is_a_config_error(store, monkeypatch)
     (store / "a-file").write_text("not a folder")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store / 'a-file' / 'mlflow.db'}")
     with pytest.raises(ConfigError, match="MLflow tracking store sqlite:///.*a-file/mlflow.db is not usable"):
-        configure_mlflow(MlflowConfig(), store)
+        configure_mlflow(MLFLOW, store)
 
 
 def test_unwritable_artifact_folder_fails_before_training(store):
@@ -50,7 +53,7 @@ def test_unwritable_artifact_folder_fails_before_training(store):
     mlflow.set_tracking_uri(f"sqlite:///{store / 'mlflow.db'}")
     mlflow.create_experiment("oncopersistnet", artifact_location=(blocker / "artifacts").as_uri())
     with pytest.raises(ConfigError, match=r"MLflow artifact folder .*not-a-folder/artifacts is not writable"):
-        configure_mlflow(MlflowConfig(tracking_uri=f"sqlite:///{store / 'mlflow.db'}"), store)
+        configure_mlflow(replace(MLFLOW, tracking_uri=f"sqlite:///{store / 'mlflow.db'}"), store)
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
@@ -64,7 +67,7 @@ def test_read_only_artifact_folder_fails_before_training(store):
     mlflow.create_experiment("oncopersistnet", artifact_location=artifacts.as_uri())
     try:
         with pytest.raises(ConfigError, match="is not writable"):
-            configure_mlflow(MlflowConfig(tracking_uri=f"sqlite:///{store / 'mlflow.db'}"), store)
+            configure_mlflow(replace(MLFLOW, tracking_uri=f"sqlite:///{store / 'mlflow.db'}"), store)
     finally:
         artifacts.chmod(0o755)
 
@@ -73,7 +76,7 @@ def test_runs_of_dead_processes_are_closed_live_ones_kept(store):
     import mlflow
     from mlflow import MlflowClient
 
-    experiment_id = configure_mlflow(MlflowConfig(), store)
+    experiment_id = configure_mlflow(MLFLOW, store)
     client = MlflowClient()
     orphan = client.create_run(
         experiment_id, tags={OWNER_TAG: f"{os.uname().nodename}:{_dead_pid()}:1"}
@@ -99,7 +102,7 @@ def test_runs_of_dead_processes_are_closed_live_ones_kept(store):
 def test_tracked_run_ends_killed_on_interrupt_and_failed_on_error(store):
     from mlflow import MlflowClient
 
-    configure_mlflow(MlflowConfig(), store)
+    configure_mlflow(MLFLOW, store)
     ids = []
     for error in (KeyboardInterrupt, RuntimeError):
         with pytest.raises(error):
@@ -136,7 +139,7 @@ def test_temporaries_of_dead_writers_are_swept_live_ones_kept(tmp_path: Path):
 def test_reopening_a_deleted_or_unknown_run_is_a_model_error(store):
     from mlflow import MlflowClient
 
-    experiment_id = configure_mlflow(MlflowConfig(), store)
+    experiment_id = configure_mlflow(MLFLOW, store)
     client = MlflowClient()
     run_id = client.create_run(experiment_id).info.run_id
     client.set_terminated(run_id)

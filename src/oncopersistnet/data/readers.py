@@ -36,6 +36,7 @@ import pandas as pd
 import scipy.io
 from scipy import sparse
 
+from oncopersistnet.choices import COUNTS_SOURCES_HELP, ORIENTATIONS
 from oncopersistnet.data.load import hdf5_problem, read_h5ad
 from oncopersistnet.errors import InputDataError
 
@@ -44,8 +45,6 @@ logger = logging.getLogger(__name__)
 __all__ = ["detect_format", "is_integer_valued", "join_metadata", "read_counts"]
 
 FORMATS = ("h5ad", "10x_mtx", "10x_h5", "csv", "tsv")
-COUNTS_SOURCES_HELP = "'auto', 'X', 'raw' or 'layers/<name>'"
-ORIENTATIONS = ("auto", "cells_x_genes", "genes_x_cells")
 
 # Elements per dense block while scanning or converting: bounds the temporary
 # memory of a check or a CSV chunk (~32 MB of float64) whatever the input size.

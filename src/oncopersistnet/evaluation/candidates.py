@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from oncopersistnet import NON_PERSISTER, PERSISTER
+from oncopersistnet.choices import NETWORK_ARCHITECTURES
 from oncopersistnet.config import Params
 from oncopersistnet.errors import InputDataError, ModelError
 from oncopersistnet.evaluation.folds import Fold
@@ -350,12 +351,10 @@ def _import_celltypist() -> Any:
 
 
 def make_candidate(family: str, params: Params, seed: int) -> Candidate:
-    """The candidate object of ``family`` (one of ``config.ALL_MODEL_FAMILIES``)."""
-    if family == "cnn_lstm":
-        return NetworkCandidate(params, seed)
+    """The candidate object of ``family`` (one of ``choices.ALL_MODEL_FAMILIES``)."""
     if family == "cnn_lstm_permuted":
         return NetworkCandidate(params, seed, permute=True)
-    if family in ("cnn_lstm_attention", "mlp"):
+    if family in NETWORK_ARCHITECTURES:
         return NetworkCandidate(params, seed, architecture=family)
     classes: dict[str, type[Candidate]] = {
         "logistic_regression": LogisticRegressionCandidate,

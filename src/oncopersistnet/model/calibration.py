@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize
 
-CALIBRATION_METHODS = ("platt", "temperature", "none")
+from oncopersistnet.choices import CALIBRATION_METHODS
 
 
 def _nll(params: np.ndarray, logits: np.ndarray, y: np.ndarray) -> float:

@@ -26,7 +26,9 @@ from typing import Any
 import torch
 from torch import nn
 
-ARCHITECTURES = ("cnn_lstm", "cnn_lstm_attention", "mlp")
+from oncopersistnet.choices import NETWORK_ARCHITECTURES
+
+ARCHITECTURES = NETWORK_ARCHITECTURES
 
 
 class PersisterNetwork(nn.Module):

@@ -28,7 +28,13 @@ import numpy as np
 from scipy import sparse
 
 from oncopersistnet import PERSISTER
-from oncopersistnet.config import CROSS_STUDY_SOURCES, CrossStudyDataset, DataConfig, Params
+from oncopersistnet.config import (
+    CROSS_STUDY_SOURCES,
+    SIMULATE_OVERRIDES,
+    CrossStudyDataset,
+    LabelledDataConfig,
+    Params,
+)
 from oncopersistnet.data.load import load_labelled, read_h5ad
 from oncopersistnet.data.simulate import simulate_cells
 from oncopersistnet.errors import InputDataError
@@ -36,8 +42,6 @@ from oncopersistnet.genes.harmonize import harmonize_adata
 from oncopersistnet.paths import ProjectPaths
 
 logger = logging.getLogger(__name__)
-
-SIMULATE_OVERRIDES = ("world_seed", "effect_size", "n_genes", "n_cells", "seed")
 
 
 @dataclass(frozen=True)
@@ -92,7 +96,7 @@ def from_anndata(name: str, adata, origin: str, note: str = "") -> LabelledDatas
     )
 
 
-def load_labelled_file(name: str, config: DataConfig, origin: str, note: str = "") -> LabelledDataset:
+def load_labelled_file(name: str, config: LabelledDataConfig, origin: str, note: str = "") -> LabelledDataset:
     """A labelled file (any supported format; labels and samples mapped as ``config`` says) with harmonised genes."""
     adata, _ = harmonize_adata(load_labelled(config))
     return from_anndata(name, adata, origin, note)
@@ -142,14 +146,7 @@ def load_study(spec: CrossStudyDataset, index: int, params: Params, paths: Proje
         )
         return from_anndata(spec.name, adata, origin, spec.note)
     path = _file_path(spec, index, paths)
-    config = DataConfig(
-        input=str(path),
-        counts_source=spec.counts_source,
-        label_key=spec.label_key,
-        sample_key=spec.sample_key,
-        persister_values=list(spec.persister_values),
-        non_persister_values=list(spec.non_persister_values),
-    )
+    config = spec.at(str(path))
     positive = ", ".join(spec.persister_values)
     return load_labelled_file(
         spec.name,

@@ -21,7 +21,7 @@ import numpy as np
 
 from oncopersistnet import NON_PERSISTER, PERSISTER
 from oncopersistnet.atomic import write_json, write_text
-from oncopersistnet.config import DataConfig, Params, TransferConfig
+from oncopersistnet.config import LabelledDataConfig, Params, TransferConfig
 from oncopersistnet.errors import ConfigError
 from oncopersistnet.evaluation.comparison import run_comparison, summarize
 from oncopersistnet.evaluation.folds import build_fold
@@ -48,16 +48,9 @@ def registered_name(params: Params) -> str:
     return params.transfer.model_name or f"{params.register.model_name}-{params.transfer.dataset_name}"
 
 
-def _study_config(config: TransferConfig) -> DataConfig:
+def _study_config(config: TransferConfig) -> LabelledDataConfig:
     assert config.input is not None
-    return DataConfig(
-        input=config.input,
-        counts_source=config.counts_source,
-        label_key=config.label_key,
-        sample_key=config.sample_key,
-        persister_values=list(config.persister_values),
-        non_persister_values=list(config.non_persister_values),
-    )
+    return config.labelled()
 
 
 def run_transfer(
