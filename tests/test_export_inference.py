@@ -13,8 +13,9 @@ from scipy import sparse
 
 from oncopersistnet.errors import InputDataError, ModelError
 from oncopersistnet.export import export_onnx, parity_check
-from oncopersistnet.inference import OnnxPersisterModel, load_model, match_genes, predict_file
+from oncopersistnet.inference import OnnxPersisterModel, match_genes, predict_file
 from oncopersistnet.inference.align import aligned_block
+from oncopersistnet.registry.resolve import load_model
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +175,7 @@ def test_head_to_head_scores_only_unseen_cells_each_model_at_its_own_threshold(
     onnx_path, fitted, trained, small_adata, tmp_path
 ):
     from oncopersistnet.evaluation import classification_metrics
-    from oncopersistnet.registry import HeadToHead, head_to_head
+    from oncopersistnet.registry.gate import HeadToHead, head_to_head
 
     pre, _, _ = fitted
     candidate = OnnxPersisterModel(onnx_path)  # threshold 0.5
@@ -188,7 +189,7 @@ def test_head_to_head_scores_only_unseen_cells_each_model_at_its_own_threshold(
     y = (small_adata.obs["label"] == "persister").to_numpy().astype(int)
     samples = small_adata.obs["sample"].astype(str).to_numpy()
     genes = np.asarray(small_adata.var_names)
-    result = head_to_head(candidate, champion, "1", counts, genes, y, samples)
+    result = head_to_head(candidate, champion, "1", counts=counts, genes=genes, y=y, samples=samples)
     assert isinstance(result, HeadToHead)
     unseen = ~np.isin(samples, fit)
     assert result.n_cells == int(unseen.sum())
@@ -205,11 +206,19 @@ def test_head_to_head_scores_only_unseen_cells_each_model_at_its_own_threshold(
 
     seen_only = ~unseen
     reason = head_to_head(
-        candidate, champion, "1", counts[seen_only], genes, y[seen_only], samples[seen_only]
+        candidate,
+        champion,
+        "1",
+        counts=counts[seen_only],
+        genes=genes,
+        y=y[seen_only],
+        samples=samples[seen_only],
     )
     assert isinstance(reason, str) and "cannot be compared fairly" in reason
     # one gene short is already unfair to the champion (imputation, smaller library sizes)
-    reason = head_to_head(candidate, champion, "1", counts[:, 1:], genes[1:], y, samples)
+    reason = head_to_head(
+        candidate, champion, "1", counts=counts[:, 1:], genes=genes[1:], y=y, samples=samples
+    )
     assert isinstance(reason, str) and "needs genes these cells lack" in reason
 
 

@@ -288,8 +288,8 @@ def test_champion_has_a_model_card_and_loads_through_mlflow_pyfunc(project):
     code = (
         "import json, mlflow, numpy as np, pandas as pd\n"
         "mlflow.set_tracking_uri('sqlite:///mlruns/mlflow.db')\n"
-        "from oncopersistnet.registry_client import show_version\n"
-        "from oncopersistnet.inference import load_model\n"
+        "from oncopersistnet.registry import show_version\n"
+        "from oncopersistnet.registry.resolve import load_model\n"
         "card = show_version('oncopersistnet', 'champion')\n"
         "onnx_model = load_model('models:/oncopersistnet@champion')\n"
         "x = np.random.default_rng(0).poisson(2.0, size=(7, len(onnx_model.genes))).astype(np.float32)\n"

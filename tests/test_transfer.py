@@ -14,8 +14,9 @@ from oncopersistnet.config import shipped_params
 from oncopersistnet.data.simulate import simulate_cells
 from oncopersistnet.errors import ConfigError, InputDataError, ModelError
 from oncopersistnet.model import CnnLstmClassifier, MlpClassifier, train_model
-from oncopersistnet.model_source import TrainableModel, load_trainable
 from oncopersistnet.preprocessing import split_by_sample
+from oncopersistnet.registry.trainable import TrainableModel, load_trainable
+from oncopersistnet.tracking import configure_mlflow
 from oncopersistnet.transfer.adapt import adapt, head_modules, map_to_model
 
 
@@ -162,7 +163,7 @@ def test_run_transfer_tracks_registers_and_writes_the_whole_folder(parent, targe
     )
     parent.registered_name, parent.registered_version = "parent-model", "7"
     out = tmp_path / "adapted"
-    summary = run_transfer(params, parent, out)
+    summary = run_transfer(params, parent, out, experiment_id=configure_mlflow(params.mlflow, tmp_path))
 
     assert sorted(p.name for p in out.iterdir()) == [
         "model.pt",
@@ -207,7 +208,10 @@ def test_run_transfer_on_bad_input_leaves_nothing(parent, target, tmp_path, monk
         non_persister_values=["control"],
     )
     with pytest.raises(InputDataError, match="no column 'patient_id'"):
-        run_transfer(replace(shipped, transfer=config, train=FAST_TRAIN), parent, tmp_path / "adapted")
+        params = replace(shipped, transfer=config, train=FAST_TRAIN)
+        run_transfer(
+            params, parent, tmp_path / "adapted", experiment_id=configure_mlflow(params.mlflow, tmp_path)
+        )
     assert not (tmp_path / "adapted").exists()
     assert not list(tmp_path.glob(".adapted*"))
 

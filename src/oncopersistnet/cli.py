@@ -21,7 +21,8 @@ from oncopersistnet.config import Params, Rule, load_params, shipped_params
 from oncopersistnet.errors import ConfigError, OncoPersistNetError
 from oncopersistnet.interrupts import exit_code, raise_on_sigterm
 from oncopersistnet.logging_setup import configure_logging
-from oncopersistnet.tracking import disable_telemetry
+from oncopersistnet.registry import CHAMPION, champion_uri
+from oncopersistnet.tracking import disable_telemetry, resolve_tracking_uri, use_tracking_uri
 
 logger = logging.getLogger("oncopersistnet")
 
@@ -50,21 +51,23 @@ def _check_ranges(*options: tuple[str, float | int | None, float, float | None])
             ).check(value, option)
 
 
+# What --help says the default model is: the champion of register.model_name (built-in default shown).
+CHAMPION_DEFAULT_HELP = f"(default: {champion_uri('<register.model_name>')}, the name given in params.yaml)"
+
+
 def _model_reference(
     args: argparse.Namespace, params: Params, store_prefixes: tuple[str, ...]
 ) -> tuple[str, str | None]:
     """``--model`` (default: the champion) and the MLflow store it resolves in, when it is a store URI."""
-    from oncopersistnet.tracking import resolve_tracking_uri
-
-    reference = args.model or f"models:/{params.register.model_name}@champion"
-    tracking_uri = args.tracking_uri
-    if tracking_uri is None and reference.startswith(store_prefixes):
-        tracking_uri = resolve_tracking_uri(params.mlflow, Path("."))
-    return reference, tracking_uri
+    reference = args.model or champion_uri(params.register.model_name)
+    if not reference.startswith(store_prefixes):
+        return reference, None
+    return reference, args.tracking_uri or resolve_tracking_uri(params.mlflow, Path("."))
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from oncopersistnet.inference import load_model, predict_file
+    from oncopersistnet.inference import predict_file
+    from oncopersistnet.registry.resolve import load_model
 
     params = _project_params(args.params)
     _check_ranges(
@@ -74,7 +77,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         ("--min-gene-fraction", args.min_gene_fraction, 0.0, 1.0),
     )
     reference, tracking_uri = _model_reference(args, params, ("models:/", "runs:/"))
-    model = load_model(reference, threads=args.threads, tracking_uri=tracking_uri)
+    use_tracking_uri(tracking_uri)
+    model = load_model(reference, threads=args.threads)
     summary = predict_file(
         model,
         args.input,
@@ -100,7 +104,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_explain(args: argparse.Namespace) -> int:
     """Gene-level explanations (integrated gradients) of the cells in --input."""
     from oncopersistnet.explain.command import explain_file, format_top_table
-    from oncopersistnet.model_source import load_trainable
+    from oncopersistnet.registry.trainable import load_trainable
 
     params = _project_params(args.params)
     _check_ranges(
@@ -111,7 +115,8 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         ("--min-gene-fraction", args.min_gene_fraction, 0.0, 1.0),
     )
     reference, tracking_uri = _model_reference(args, params, ("models:/",))
-    model = load_trainable(reference, tracking_uri=tracking_uri)
+    use_tracking_uri(tracking_uri)
+    model = load_trainable(reference)
     top = params.explain.top if args.top is None else args.top
     explanation, summary = explain_file(
         model,
@@ -139,7 +144,7 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from oncopersistnet.config import params_from_dict
-    from oncopersistnet.model_source import load_trainable
+    from oncopersistnet.registry.trainable import load_trainable
     from oncopersistnet.tracking import configure_mlflow
     from oncopersistnet.transfer.workflow import run_transfer
 
@@ -164,13 +169,13 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
     params = replace(
         params, mlflow=replace(params.mlflow, tracking_uri=args.tracking_uri or params.mlflow.tracking_uri)
     )
-    configure_mlflow(
+    experiment_id = configure_mlflow(
         params.mlflow, Path(".")
     )  # the store the registry URI resolves in; fails early if unusable
-    reference = args.model or f"models:/{params.register.model_name}@champion"
+    reference = args.model or champion_uri(params.register.model_name)
     parent = load_trainable(reference)
     output = Path(args.output_dir or f"transfer-{params.transfer.dataset_name}")
-    summary = run_transfer(params, parent, output)
+    summary = run_transfer(params, parent, output, experiment_id=experiment_id)
     keys = ("f1", "roc_auc", "pr_auc", "brier")
     print(
         json.dumps(
@@ -221,16 +226,13 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 def _cmd_models(args: argparse.Namespace) -> int:
     """list | show | promote | rollback, on the project's MLflow store (or --tracking-uri)."""
-    from oncopersistnet import registry_client
-    from oncopersistnet.tracking import resolve_tracking_uri
+    from oncopersistnet import registry
 
     params = _project_params(args.params)
-    import mlflow
-
-    mlflow.set_tracking_uri(args.tracking_uri or resolve_tracking_uri(params.mlflow, Path(".")))
+    use_tracking_uri(args.tracking_uri or resolve_tracking_uri(params.mlflow, Path(".")))
     name = args.name or params.register.model_name
     if args.action == "list":
-        rows = registry_client.list_versions(name)
+        rows = registry.list_versions(name)
         if args.json:
             print(json.dumps(rows, indent=2))
         else:
@@ -241,7 +243,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
                     f"{row['test_f1'] or '-':>8} {row['test_roc_auc'] or '-':>8}  {row['data_hash'] or '-'}"
                 )
     elif args.action == "show":
-        card = registry_client.show_version(name, args.version or "champion")
+        card = registry.show_version(name, args.version or CHAMPION)
         if args.json:
             print(json.dumps(card, indent=2))
         else:
@@ -255,10 +257,10 @@ def _cmd_models(args: argparse.Namespace) -> int:
             raise ConfigError(
                 "models promote: give the VERSION to make champion (see `oncopersistnet models list`)"
             )
-        previous = registry_client.promote(name, args.version, args.reason or "promoted by hand")
+        previous = registry.promote(name, args.version, args.reason or "promoted by hand")
         print(f"{name}: champion is now v{args.version} (was {'v' + previous if previous else 'unset'})")
     else:  # rollback
-        old, new = registry_client.rollback(name, args.reason or "rolled back by hand")
+        old, new = registry.rollback(name, args.reason or "rolled back by hand")
         print(f"{name}: champion rolled back from v{old} to v{new}")
     return 0
 
@@ -358,7 +360,7 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
         "--model",
         default=None,
         help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID/model, or a path to an .onnx file "
-        "(default: models:/<register.model_name>@champion, i.e. models:/oncopersistnet@champion)",
+        + CHAMPION_DEFAULT_HELP,
     )
     _add_tracking_uri(predict)
     predict.add_argument(
@@ -413,9 +415,8 @@ def _add_explain(commands: argparse._SubParsersAction) -> None:
     explain.add_argument(
         "--model",
         default=None,
-        help="models:/NAME@ALIAS, models:/NAME/VERSION, or a folder with model.pt and preprocessor.npz such "
-        "as models/ "
-        "(default: models:/<register.model_name>@champion, i.e. models:/oncopersistnet@champion)",
+        help="models:/NAME@ALIAS, models:/NAME/VERSION, or a folder with model.pt and preprocessor.npz "
+        "such as models/ " + CHAMPION_DEFAULT_HELP,
     )
     explain.add_argument(
         "--output", default=None, help="write the per-gene table to this CSV (written whole, then renamed)"

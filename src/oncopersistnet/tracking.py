@@ -74,6 +74,19 @@ def resolve_tracking_uri(config: MlflowConfig, project_root: Path) -> str:
     return f"sqlite:///{store / 'mlflow.db'}"
 
 
+def use_tracking_uri(uri: str | None) -> None:
+    """Point MLflow at ``uri`` (nothing when None), without creating an experiment.
+
+    Only entry points call this (the CLI, the HTTP server's start-up): the store is
+    a process-wide setting, so loaders read the one they were given and never change it.
+    """
+    if uri:
+        disable_telemetry()
+        import mlflow
+
+        mlflow.set_tracking_uri(uri)
+
+
 def configure_mlflow(config: MlflowConfig, project_root: Path = Path(".")) -> str:
     """Point MLflow at the store and experiment; return the experiment id.
 

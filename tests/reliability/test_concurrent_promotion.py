@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from oncopersistnet import registry_client
-from oncopersistnet.registry import CHALLENGER, CHAMPION, PromotionDecision
-from oncopersistnet.registry_client import ChampionMoved, champion_history, current_champion_version, promote
-from oncopersistnet.stages.register import apply_decision
+from oncopersistnet.registry import CHALLENGER, CHAMPION, aliases
+from oncopersistnet.registry.aliases import ChampionMoved, champion_history, current_champion_version, promote
+from oncopersistnet.registry.gate import PromotionDecision
+from oncopersistnet.registry.publish import apply_decision
 
 NAME = "oncopersistnet"
 RACERS = 4
@@ -61,7 +61,7 @@ def _set_aliases(version: str, barrier: multiprocessing.synchronize.Barrier, uri
 
     mlflow.set_tracking_uri(uri)
     # unlocked: what a remote tracking server gets, where only the retry stands between racers
-    set_alias = registry_client.set_alias if locked else registry_client._set_alias
+    set_alias = aliases.set_alias if locked else aliases._set_alias
     for round_ in range(ALIAS_ROUNDS):
         barrier.wait(timeout=60)
         set_alias(NAME, f"challenger-{round_}", version)

@@ -16,7 +16,7 @@ import yaml
 
 from oncopersistnet.errors import ModelError
 from oncopersistnet.inference.model import OnnxPersisterModel
-from oncopersistnet.inference.resolve import load_model
+from oncopersistnet.registry.resolve import load_model
 
 NAME = "integrity-test"
 
@@ -28,7 +28,7 @@ def registered(fitted, trained, store, small_adata) -> tuple[str, Path]:
 
     from oncopersistnet.export import export_onnx
     from oncopersistnet.model import save_checkpoint
-    from oncopersistnet.stages.register import log_and_register
+    from oncopersistnet.registry.publish import log_and_register
 
     pre, _, _ = fitted
     onnx_path, checkpoint, preprocessor = store / "model.onnx", store / "model.pt", store / "preprocessor.npz"
@@ -43,7 +43,13 @@ def registered(fitted, trained, store, small_adata) -> tuple[str, Path]:
     model = OnnxPersisterModel(onnx_path)
     example = np.asarray(small_adata.X[:2].toarray(), dtype=np.float32)
     with mlflow.start_run():
-        log_and_register(onnx.load(str(onnx_path)), model, example, NAME, (checkpoint, preprocessor))
+        log_and_register(
+            onnx.load(str(onnx_path)),
+            model,
+            example,
+            model_name=NAME,
+            trainable_files=(checkpoint, preprocessor),
+        )
     stored = [p for p in (store / "artifacts").rglob("model.onnx") if "models" in p.parts]
     assert len(stored) == 1
     return uri, stored[0]
@@ -103,10 +109,12 @@ AUDIT = textwrap.dedent(
     import json, socket, threading, time, urllib.request
     import numpy as np
     import uvicorn
-    from oncopersistnet.inference.resolve import load_model
+    from oncopersistnet.registry.resolve import load_model
     from oncopersistnet.serving.app import ServiceConfig, create_app
+    from oncopersistnet.tracking import use_tracking_uri
 
-    model = load_model(sys.argv[1], tracking_uri=sys.argv[2])
+    use_tracking_uri(sys.argv[2])  # this script is the entry point: it chooses the store
+    model = load_model(sys.argv[1])
     model.predict_proba(np.zeros((3, len(model.genes)), dtype=np.float32))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -31,15 +31,10 @@ LEAKS = re.compile(
 def test_serve_binds_to_loopback_and_has_no_token_by_default():
     args = build_parser().parse_args(["serve"])
     assert args.host == "127.0.0.1" and args.token is None
-    assert ServiceConfig().token is None
-    assert (args.max_parallel, args.max_connections) == (
-        ServiceConfig().max_parallel,
-        ServiceConfig().limit_concurrency,
-    )
-    assert (args.body_timeout, args.idle_timeout) == (
-        ServiceConfig().body_timeout_s,
-        ServiceConfig().idle_timeout_s,
-    )
+    defaults = ServiceConfig(model="model.onnx")
+    assert defaults.token is None
+    assert (args.max_parallel, args.max_connections) == (defaults.max_parallel, defaults.limit_concurrency)
+    assert (args.body_timeout, args.idle_timeout) == (defaults.body_timeout_s, defaults.idle_timeout_s)
 
 
 def test_a_compressed_h5ad_that_would_expand_past_the_limit_is_refused_unread(

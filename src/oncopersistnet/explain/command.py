@@ -30,7 +30,7 @@ from oncopersistnet.explain.explainer import (
 from oncopersistnet.explain.signatures import load_signatures
 from oncopersistnet.inference.align import aligned_block, match_genes
 from oncopersistnet.inference.predict import check_counts
-from oncopersistnet.model_source import TrainableModel
+from oncopersistnet.registry.trainable import TrainableModel
 
 logger = logging.getLogger(__name__)
 

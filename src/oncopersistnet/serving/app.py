@@ -45,7 +45,10 @@ from oncopersistnet.errors import InputDataError, OncoPersistNetError
 from oncopersistnet.inference.align import aligned_block, match_genes
 from oncopersistnet.inference.model import OnnxPersisterModel
 from oncopersistnet.inference.predict import check_counts, label_cells
+from oncopersistnet.registry import served_version_facts
+from oncopersistnet.registry.resolve import load_model
 from oncopersistnet.serving.limits import ByteBudget, GuardMiddleware, guarded_h11
+from oncopersistnet.tracking import use_tracking_uri
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +57,10 @@ logger = logging.getLogger(__name__)
 class ServiceConfig:
     """What the service serves and the limits it enforces."""
 
-    model: str = "models:/oncopersistnet@champion"
-    tracking_uri: str | None = None
+    model: (
+        str  # a registry URI (the CLI's default: the champion of register.model_name), run URI or .onnx path
+    )
+    tracking_uri: str | None = None  # the MLflow store, set once at start-up (create_app)
     max_body_bytes: int = 50 * 1024 * 1024
     max_cells: int = 20_000
     min_gene_fraction: float = 0.5
@@ -153,11 +158,7 @@ class ModelHolder:
         self.model, self.info = self._load()
 
     def _load(self) -> tuple[OnnxPersisterModel, dict[str, Any]]:
-        from oncopersistnet.inference.resolve import load_model
-
-        model = load_model(
-            self.config.model, threads=self.config.threads, tracking_uri=self.config.tracking_uri
-        )
+        model = load_model(self.config.model, threads=self.config.threads)
         info: dict[str, Any] = {
             "reference": public_reference(self.config.model),
             "n_genes": len(model.genes),
@@ -171,7 +172,7 @@ class ModelHolder:
                 in ("data_hash", "params_hash", "git_commit", "architecture", "model_name", "mlflow_run_id")
             },
         }
-        info |= _registry_facts(self.config.model)
+        info |= served_version_facts(self.config.model)
         return model, info
 
     def reload(self) -> dict[str, Any]:
@@ -184,28 +185,6 @@ class ModelHolder:
     def current(self) -> tuple[OnnxPersisterModel, dict[str, Any]]:
         with self._lock:
             return self.model, self.info
-
-
-def _registry_facts(reference: str) -> dict[str, Any]:
-    """Name, version, alias and card metrics of a ``models:/`` reference ({} for a file)."""
-    if not reference.startswith("models:/"):
-        return {}
-    from mlflow import MlflowClient
-
-    name, _, rest = reference[len("models:/") :].partition("@")
-    client = MlflowClient()
-    if rest:
-        version = client.get_model_version_by_alias(name, rest)
-        alias = rest
-    else:
-        name, _, number = reference[len("models:/") :].partition("/")
-        version, alias = client.get_model_version(name, number), None
-    metrics = {
-        k: version.tags[k]
-        for k in ("test_f1", "test_roc_auc", "comparison_f1", "comparison_roc_auc", "test_brier", "test_ece")
-        if k in version.tags
-    }
-    return {"name": name, "version": str(version.version), "alias": alias, "metrics": metrics}
 
 
 def _score(
@@ -239,6 +218,7 @@ def _score(
 
 def create_app(config: ServiceConfig, holder: ModelHolder | None = None) -> Any:
     """The FastAPI application (the model is loaded here, once)."""
+    use_tracking_uri(config.tracking_uri)  # start-up is an entry point: it chooses the store
     holder = holder or ModelHolder(config)
     app = FastAPI(
         title="OncoPersistNet",

@@ -8,41 +8,14 @@ import logging
 from oncopersistnet.atomic import atomic_path, write_json, write_text
 from oncopersistnet.config import Params
 from oncopersistnet.export import export_onnx, parity_check
-from oncopersistnet.model import PersisterNetwork, load_checkpoint
+from oncopersistnet.export.metadata import model_metadata
+from oncopersistnet.model import load_checkpoint
 from oncopersistnet.paths import ProjectPaths
 from oncopersistnet.preprocessing import CellPreprocessor
 from oncopersistnet.stages.common import read_split_cells
 from oncopersistnet.tracking import configure_mlflow, load_run_reference, log_params_once, resumed_run
 
 logger = logging.getLogger(__name__)
-
-
-def model_metadata(
-    preprocessor: CellPreprocessor,
-    network: PersisterNetwork,
-    model_name: str,
-    threshold: float,
-    calibration: str,
-    fit_samples: list[str],
-    provenance: dict[str, str],
-) -> dict[str, object]:
-    """What an exported ONNX file carries about itself (``metadata_props``)."""
-    return {
-        "model_name": model_name,
-        "threshold": threshold,
-        "architecture": network.architecture,
-        "calibration": {
-            "method": calibration,
-            "scale": float(network.calibration[0]),
-            "shift": float(network.calibration[1]),
-        },
-        **provenance,
-        "n_components": preprocessor.n_features_out,
-        "n_genes_selected": int(preprocessor.selected_.size),
-        "selected_genes": [str(g) for g in preprocessor.genes_[preprocessor.selected_]],
-        # Samples the model was fitted or early-stopped on: a fair comparison avoids them.
-        "fit_samples": sorted(fit_samples),
-    }
 
 
 def run(params: Params, paths: ProjectPaths) -> None:
@@ -58,11 +31,11 @@ def run(params: Params, paths: ProjectPaths) -> None:
     metadata = model_metadata(
         preprocessor,
         network,
-        params.register.model_name,
-        params.evaluate.threshold,
-        params.train.calibration,
-        summary["train"]["samples"] + summary["val"]["samples"],
-        {
+        model_name=params.register.model_name,
+        threshold=params.evaluate.threshold,
+        calibration=params.train.calibration,
+        fit_samples=summary["train"]["samples"] + summary["val"]["samples"],
+        provenance={
             "mlflow_run_id": run_id,
             **{
                 key: reference.get(key, "")

@@ -14,8 +14,9 @@ import shutil
 
 from oncopersistnet.atomic import write_json, write_text
 from oncopersistnet.config import Params
-from oncopersistnet.model_source import load_trainable
 from oncopersistnet.paths import ProjectPaths
+from oncopersistnet.registry.trainable import load_trainable
+from oncopersistnet.tracking import configure_mlflow
 from oncopersistnet.transfer.report import transfer_markdown
 from oncopersistnet.transfer.workflow import run_transfer
 
@@ -34,10 +35,11 @@ def run(params: Params, paths: ProjectPaths) -> None:
         logger.info("transfer skipped: transfer.input is null")
         return
     paths.external_file("transfer.input", params.transfer.input)
+    experiment_id = configure_mlflow(params.mlflow, paths.root)  # fail early on an unusable store
     parent = load_trainable(str(paths.models))
     registry = json.loads(paths.registry.read_text())
     parent.registered_name, parent.registered_version = registry["model_name"], registry["version"]
-    summary = run_transfer(params, parent, paths.transfer_dir, paths.root)
+    summary = run_transfer(params, parent, paths.transfer_dir, experiment_id=experiment_id)
     # The git-tracked metrics file holds figures only: run ids and version numbers depend on the
     # store's history (models/transfer/transfer.json keeps them), not on params and data.
     write_json(paths.transfer_metrics, {k: v for k, v in summary.items() if k not in STORE_DEPENDENT})

@@ -31,8 +31,8 @@ from oncopersistnet.errors import ConfigError, InputDataError
 from oncopersistnet.evaluation.metrics import classification_metrics
 from oncopersistnet.inference.align import GeneMatch, aligned_block, match_genes
 from oncopersistnet.model import PersisterNetwork, predict_proba, train_model
-from oncopersistnet.model_source import TrainableModel
 from oncopersistnet.preprocessing import SPLITS, CellPreprocessor
+from oncopersistnet.registry.trainable import TrainableModel
 
 logger = logging.getLogger(__name__)
 

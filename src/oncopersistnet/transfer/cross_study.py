@@ -52,9 +52,9 @@ from oncopersistnet.errors import DataValidationError
 from oncopersistnet.evaluation.candidates import make_candidate
 from oncopersistnet.evaluation.folds import Fold, build_fold
 from oncopersistnet.evaluation.metrics import classification_metrics
-from oncopersistnet.model_source import TrainableModel
 from oncopersistnet.preprocessing import CellPreprocessor, FeatureSet, build_preprocessor
 from oncopersistnet.preprocessing.split import split_by_sample
+from oncopersistnet.registry.trainable import TrainableModel
 from oncopersistnet.transfer.adapt import TargetCells, adapt, fine_tune_config, map_to_model
 from oncopersistnet.transfer.studies import LabelledDataset
 

@@ -19,10 +19,9 @@ import onnx
 
 from oncopersistnet.config import Params
 from oncopersistnet.inference.model import OnnxPersisterModel
-from oncopersistnet.inference.resolve import load_model
-from oncopersistnet.model_source import CHECKPOINT_NAME, PREPROCESSOR_NAME
-from oncopersistnet.registry import current_champion, head_to_head, score_on_cells
-from oncopersistnet.stages.register import apply_decision, gate_decision, log_and_register
+from oncopersistnet.registry.gate import judge_candidate
+from oncopersistnet.registry.publish import publish
+from oncopersistnet.registry.trainable import CHECKPOINT_NAME, PREPROCESSOR_NAME
 from oncopersistnet.tracking import dvc_experiment_name, flatten_for_mlflow, git_commit, tracked_run
 from oncopersistnet.transfer.adapt import Adapted, TargetCells
 
@@ -34,18 +33,56 @@ REPORTED = ("f1", "roc_auc", "pr_auc", "balanced_accuracy", "brier", "ece")
 def _description(summary: dict[str, Any], name: str) -> str:
     study = summary["study"]
     return (
-        f"{summary['parent_model_uri']} adapted to {study['dataset']} ({study['input']}): {summary['mode']} fine-tuning"
+        f"{summary['parent_model_uri']} adapted to {study['dataset']} ({study['input']}): "
+        f"{summary['mode']} fine-tuning"
         f"{' with scaling statistics refitted' if summary['refit_scaling'] else ''} on samples "
-        f"{', '.join(study['samples']['train'])}, validated on {', '.join(study['samples']['val'])}, tested on "
-        f"{', '.join(study['samples']['test'])}. test_* metrics: the fine-tuned model; zero_shot_*: the parent as it was, "
-        f"on the same cells; new_data_*: models trained on the new samples alone. Registered as {name}."
+        f"{', '.join(study['samples']['train'])}, validated on {', '.join(study['samples']['val'])}, "
+        f"tested on {', '.join(study['samples']['test'])}. test_* metrics: the fine-tuned model; "
+        "zero_shot_*: the parent as it was, on the same cells; new_data_*: models trained on the new "
+        f"samples alone. Registered as {name}."
     )
+
+
+def _run_tags(params: Params, adapted: Adapted, summary: dict[str, Any], *, name: str) -> dict[str, str]:
+    study = summary["study"]
+    tags = {
+        "run_kind": "transfer",
+        "model_family": adapted.network.architecture,
+        "parent_model_uri": summary["parent_model_uri"],
+        "transfer_dataset": study["dataset"],
+        "data_hash": study["data_hash"],
+        "input_md5": study["input_md5"],
+        "git_commit": git_commit(),
+        "params_hash": params.hash(["transfer", "train", "preprocess"]),
+        "mlflow.note.content": _description(summary, name),
+    }
+    experiment = dvc_experiment_name()
+    if experiment:
+        tags["dvc_experiment"] = experiment
+    return tags
+
+
+def _metrics(
+    adapted: Adapted, summary: dict[str, Any], parity: dict[str, float], *, gene_match_fraction: float
+) -> dict[str, float]:
+    """The run's figures: zero-shot and fine-tuned on the same cells, new-data-only models, ONNX parity."""
+    metrics = {f"zero_shot_{k}": adapted.zero_shot[k] for k in REPORTED}
+    metrics |= {f"test_{k}": adapted.fine_tuned[k] for k in REPORTED}
+    metrics |= {
+        f"new_data_{family}_{k}": entry[k]["mean"]
+        for family, entry in summary["trained_on_new_data_only"].items()
+        for k in ("f1", "roc_auc")
+    }
+    metrics |= {f"onnx_{k}": v for k, v in parity.items()}
+    metrics |= {"best_epoch": adapted.best_epoch, "gene_match_fraction": gene_match_fraction}
+    return {k: v for k, v in metrics.items() if v == v}  # NaN (one class) is not logged
 
 
 def register_adapted(
     params: Params,
     proto: onnx.ModelProto,
     folder: Path,
+    *,
     adapted: Adapted,
     test: TargetCells,
     raw_test: tuple[Any, np.ndarray],
@@ -64,77 +101,50 @@ def register_adapted(
 
     raw_counts, raw_genes = raw_test
     candidate_model = OnnxPersisterModel(folder / "oncopersistnet.onnx")
-    candidate = score_on_cells(candidate_model, raw_counts, raw_genes, test.y)
-    champion = current_champion(name)
-    comparison = None
-    if champion is not None:
-        comparison = head_to_head(
-            candidate_model,
-            load_model(f"models:/{name}/{champion.version}"),
-            str(champion.version),
-            raw_counts,
-            raw_genes,
-            test.y,
-            test.samples,
-            test.cell_ids,
-        )
+    judgement = judge_candidate(
+        candidate_model,
+        name,
+        counts=raw_counts,
+        genes=raw_genes,
+        y=test.y,
+        samples=test.samples,
+        cell_ids=test.cell_ids,
+    )
     study = summary["study"]
-    tags = {
-        "run_kind": "transfer",
-        "model_family": adapted.network.architecture,
+    version_tags = {
         "parent_model_uri": summary["parent_model_uri"],
         "transfer_dataset": study["dataset"],
         "data_hash": study["data_hash"],
-        "input_md5": study["input_md5"],
-        "git_commit": git_commit(),
-        "params_hash": params.hash(["transfer", "train", "preprocess"]),
-        "mlflow.note.content": _description(summary, name),
     }
     experiment = dvc_experiment_name()
-    if experiment:
-        tags["dvc_experiment"] = experiment
-    example = np.nan_to_num(test.counts[:2]).astype(np.float32)
     run_name = f"{experiment + '/' if experiment else ''}transfer-{study['dataset']}-{summary['mode']}"
-    with tracked_run(run_name=run_name, experiment_id=experiment_id, tags=tags) as run:
+    with tracked_run(
+        run_name=run_name, experiment_id=experiment_id, tags=_run_tags(params, adapted, summary, name=name)
+    ) as run:
         mlflow.log_params(flatten_for_mlflow(params.flat(["transfer"])))
         for epoch, row in enumerate(adapted.history, start=1):
             mlflow.log_metrics(row, step=epoch)
-        metrics = {f"zero_shot_{k}": adapted.zero_shot[k] for k in REPORTED}
-        metrics |= {f"test_{k}": adapted.fine_tuned[k] for k in REPORTED}
-        metrics |= {
-            f"new_data_{family}_{k}": entry[k]["mean"]
-            for family, entry in summary["trained_on_new_data_only"].items()
-            for k in ("f1", "roc_auc")
-        }
-        metrics |= {f"onnx_{k}": v for k, v in parity.items()}
-        metrics |= {"best_epoch": adapted.best_epoch, "gene_match_fraction": candidate["gene_match_fraction"]}
-        mlflow.log_metrics({k: v for k, v in metrics.items() if v == v})  # NaN (one class) is not logged
-        version = log_and_register(
-            proto, candidate_model, example, name, (folder / CHECKPOINT_NAME, folder / PREPROCESSOR_NAME)
+        mlflow.log_metrics(
+            _metrics(adapted, summary, parity, gene_match_fraction=judgement.candidate["gene_match_fraction"])
         )
-        decision = gate_decision(candidate, params.register, comparison)
-        from mlflow import MlflowClient
-
-        client = MlflowClient()
-        client.update_model_version(name, version, description=_description(summary, name))
-        for key, value in {
-            "parent_model_uri": summary["parent_model_uri"],
-            "transfer_dataset": study["dataset"],
-            "data_hash": study["data_hash"],
-        }.items():
-            client.set_model_version_tag(name, version, key, value)
-        apply_decision(name, version, decision, str(champion.version) if champion is not None else None)
-        mlflow.set_tags(
-            {"registered_model": name, "registered_version": version, "promotion_alias": decision.alias}
+        published = publish(
+            proto,
+            candidate_model,
+            judgement,
+            model_name=name,
+            config=params.register,
+            example=np.nan_to_num(test.counts[:2]).astype(np.float32),
+            trainable_files=(folder / CHECKPOINT_NAME, folder / PREPROCESSOR_NAME),
+            card=lambda _version: (_description(summary, name), version_tags),
         )
+        mlflow.set_tag("registered_model", name)
         run_id = run.info.run_id
-    log = logger.info if decision.alias == "champion" else logger.warning
-    log("registered %s version %s as %s: %s", name, version, decision.alias, decision.reason)
+    decision = published.decision
     return {
         "model_name": name,
-        "version": version,
+        "version": published.version,
         "alias": decision.alias,
         "reason": decision.reason,
         "run_id": run_id,
-        "model_uri": f"models:/{name}/{version}",
+        "model_uri": published.model_uri,
     }

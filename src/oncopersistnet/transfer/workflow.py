@@ -26,11 +26,11 @@ from oncopersistnet.errors import ConfigError
 from oncopersistnet.evaluation.comparison import run_comparison, summarize
 from oncopersistnet.evaluation.folds import build_fold
 from oncopersistnet.export import export_onnx, parity_check
+from oncopersistnet.export.metadata import model_metadata
 from oncopersistnet.model import save_checkpoint
-from oncopersistnet.model_source import CHECKPOINT_NAME, PREPROCESSOR_NAME, TrainableModel
 from oncopersistnet.preprocessing.split import split_by_sample
-from oncopersistnet.stages.export import model_metadata
-from oncopersistnet.tracking import configure_mlflow, data_hash, file_md5, git_commit
+from oncopersistnet.registry.trainable import CHECKPOINT_NAME, PREPROCESSOR_NAME, TrainableModel
+from oncopersistnet.tracking import data_hash, file_md5, git_commit
 from oncopersistnet.transfer.adapt import Adapted, TargetCells, adapt, fine_tune_config, map_to_model
 from oncopersistnet.transfer.registration import register_adapted
 from oncopersistnet.transfer.report import transfer_markdown
@@ -54,17 +54,18 @@ def _study_config(config: TransferConfig) -> LabelledDataConfig:
 
 
 def run_transfer(
-    params: Params, parent: TrainableModel, output_dir: Path, project_root: Path = Path(".")
+    params: Params, parent: TrainableModel, output_dir: Path, *, experiment_id: str
 ) -> dict[str, Any]:
     """Adapt ``parent`` to ``params.transfer.input``; write ``output_dir`` as a whole; return the summary.
 
     ``output_dir`` gets the adapted model (``oncopersistnet.onnx``, ``model.pt``,
     ``preprocessor.npz``), ``transfer.json`` (every figure) and ``transfer.md``.
+    ``experiment_id``: the MLflow experiment of the store the caller configured
+    (:func:`oncopersistnet.tracking.configure_mlflow`), where the adapted run goes.
     """
     config = params.transfer
     if config.input is None:
         raise ConfigError("transfer.input: give the labelled dataset to adapt the model to")
-    experiment_id = configure_mlflow(params.mlflow, project_root)  # fail early on an unusable store
 
     study_cells = load_labelled_file(config.dataset_name, _study_config(config), config.input)
     counts, y, samples, cell_ids, genes = (
@@ -145,11 +146,11 @@ def _export_and_register(
         metadata = model_metadata(
             adapted.preprocessor,
             adapted.network,
-            registered_name(params),
-            params.evaluate.threshold,
-            params.train.calibration,
-            samples_of["train"] + samples_of["val"],
-            {
+            model_name=registered_name(params),
+            threshold=params.evaluate.threshold,
+            calibration=params.train.calibration,
+            fit_samples=samples_of["train"] + samples_of["val"],
+            provenance={
                 "parent_model_uri": summary["parent_model_uri"],
                 "transfer_dataset": config.dataset_name,
                 "data_hash": summary["study"]["data_hash"],
@@ -180,13 +181,13 @@ def _export_and_register(
                     params,
                     proto,
                     building,
-                    adapted,
-                    cells.subset(split == "test"),
-                    raw_test,
-                    summary,
-                    parity,
-                    experiment_id,
-                    registered_name(params),
+                    adapted=adapted,
+                    test=cells.subset(split == "test"),
+                    raw_test=raw_test,
+                    summary=summary,
+                    parity=parity,
+                    experiment_id=experiment_id,
+                    name=registered_name(params),
                 )
             write_json(building / SUMMARY_NAME, summary)
             write_text(building / REPORT_NAME, transfer_markdown(summary))

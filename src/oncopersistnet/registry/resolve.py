@@ -1,8 +1,9 @@
-"""Turn a model reference into a loaded :class:`OnnxPersisterModel`.
+"""Turn a model reference into a loaded, deployable :class:`OnnxPersisterModel`.
 
-A reference is a registry URI (``models:/oncopersistnet@champion``,
-``models:/oncopersistnet/3``), a run URI (``runs:/<id>/model``), an ``.onnx``
-file, or an MLflow model folder that contains one.
+A reference is a registry URI (``models:/NAME@ALIAS``, ``models:/NAME/VERSION``),
+a run URI (``runs:/<id>/model``), an ``.onnx`` file, or an MLflow model folder
+that contains one. The MLflow store is the one the entry point (CLI, stage,
+server) pointed MLflow at; loading never changes it.
 
 A model from MLflow must still be the model that was registered: its ONNX input
 must have the width of the signature logged with it (``MLmodel``), and its gene
@@ -21,29 +22,32 @@ import yaml
 
 from oncopersistnet.errors import ModelError
 from oncopersistnet.inference.model import OnnxPersisterModel, gene_list_digest
+from oncopersistnet.registry.aliases import resolve_version
+from oncopersistnet.registry.uri import is_model_uri, parse_model_uri, version_uri
+from oncopersistnet.tracking import disable_telemetry
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL_URI = "models:/oncopersistnet@champion"
 GENES_DIGEST_TAG = "genes_sha256"
 
 
 def _pinned(reference: str) -> tuple[str, dict[str, str]]:
-    """``models:/NAME@ALIAS`` as ``models:/NAME/VERSION`` plus the version's tags (an alias may move while we load)."""
-    if not reference.startswith("models:/"):
+    """``models:/NAME@ALIAS`` as ``models:/NAME/VERSION`` plus the version's tags.
+
+    An alias may move while we load: the download and the integrity checks must see one version.
+    """
+    if not is_model_uri(reference):
         return reference, {}
-    from oncopersistnet.registry_client import resolve_version
-
-    name, at, alias = reference[len("models:/") :].partition("@")
-    if not at:
-        name, _, alias = name.partition("/")
-        if not alias.isdigit():  # models:/NAME/latest or a legacy stage: MLflow resolves those itself
-            return reference, {}
-    version = resolve_version(name, alias)
-    return f"models:/{name}/{version.version}", dict(version.tags)
+    uri = parse_model_uri(reference)
+    if uri.alias is None and not uri.pinned:  # models:/NAME/latest or a legacy stage: MLflow resolves those
+        return reference, {}
+    version = resolve_version(uri.name, uri.reference)
+    return version_uri(uri.name, version.version), dict(version.tags)
 
 
-def check_registration(model: OnnxPersisterModel, folder: Path, tags: dict[str, str], reference: str) -> None:
+def check_registration(
+    model: OnnxPersisterModel, folder: Path, *, tags: dict[str, str], reference: str
+) -> None:
     """Refuse a downloaded model whose input or genes differ from what was registered."""
     mlmodel = folder / "MLmodel"
     if mlmodel.exists():
@@ -76,19 +80,13 @@ def _find_onnx(folder: Path) -> Path:
     return found[0]
 
 
-def load_model(
-    reference: str = DEFAULT_MODEL_URI, threads: int | None = None, tracking_uri: str | None = None
-) -> OnnxPersisterModel:
-    """Load a model by registry/run URI or by path, with onnxruntime only."""
-    if reference.startswith(("models:/", "runs:/")):
-        from oncopersistnet.tracking import disable_telemetry
-
+def load_model(reference: str, *, threads: int | None = None) -> OnnxPersisterModel:
+    """Load a model by registry/run URI (in the current MLflow store) or by path, with onnxruntime only."""
+    if is_model_uri(reference) or reference.startswith("runs:/"):
         disable_telemetry()
         import mlflow
         from mlflow.exceptions import MlflowException
 
-        if tracking_uri:
-            mlflow.set_tracking_uri(tracking_uri)
         where = mlflow.get_tracking_uri()
         # onnxruntime reads the whole file when the session is created, so the
         # downloaded copy can go as soon as the model is loaded.
@@ -100,11 +98,12 @@ def load_model(
                 first_line = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
                 raise ModelError(
                     f"{reference}: cannot be resolved in the MLflow store {where} ({first_line}). "
-                    "Run the pipeline (make run); if mlruns/ was deleted, rebuild it with `dvc repro --force`."
+                    "Run the pipeline (make run); if mlruns/ was deleted, rebuild it with "
+                    "`dvc repro --force`."
                 ) from exc
             path = _find_onnx(Path(local))
             model = OnnxPersisterModel(path, threads=threads, source=reference)
-            check_registration(model, path.parent, tags, reference)
+            check_registration(model, path.parent, tags=tags, reference=reference)
             logger.info("resolved %s as %s (%s)", reference, pinned, where)
             return model
     path = Path(reference)

@@ -3,7 +3,8 @@
 from dataclasses import replace
 
 from oncopersistnet.config import shipped_params
-from oncopersistnet.registry import CHALLENGER, CHAMPION, HeadToHead, decide_promotion
+from oncopersistnet.registry import CHALLENGER, CHAMPION
+from oncopersistnet.registry.gate import HeadToHead, decide_promotion
 
 GATE = replace(shipped_params().register, min_f1=0.6, min_roc_auc=0.7, tolerance=0.0)
 GOOD = {"f1": 0.8, "roc_auc": 0.9}

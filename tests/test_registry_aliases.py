@@ -28,14 +28,14 @@ def store(tmp_path, monkeypatch):
         (tmp_path / f"m{i}").mkdir()
         version = client.create_model_version(NAME, source=(tmp_path / f"m{i}").as_uri())
         client.set_model_version_tag(NAME, version.version, "test_f1", f"0.{70 + i}")
-    from oncopersistnet.registry_client import promote
+    from oncopersistnet.registry.aliases import promote
 
     promote(NAME, "1", "passes thresholds; no champion yet")
     return client
 
 
 def test_promote_then_rollback_restores_the_previous_champion(store):
-    from oncopersistnet.registry_client import champion_history, current_champion_version, promote, rollback
+    from oncopersistnet.registry.aliases import champion_history, current_champion_version, promote, rollback
 
     assert promote(NAME, "3", "better on the frozen set") == "1"
     assert current_champion_version(NAME) == "3"
@@ -48,7 +48,7 @@ def test_promote_then_rollback_restores_the_previous_champion(store):
 
 
 def test_promote_by_alias_and_unknown_versions(store):
-    from oncopersistnet.registry_client import promote
+    from oncopersistnet.registry.aliases import promote
 
     store.set_registered_model_alias(NAME, "challenger", "2")
     assert promote(NAME, "challenger", "by alias") == "1"

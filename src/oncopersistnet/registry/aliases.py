@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from oncopersistnet.errors import ModelError
-from oncopersistnet.registry import CHAMPION
+from oncopersistnet.registry.uri import CHAMPION, is_model_uri, parse_model_uri
 from oncopersistnet.tracking import local_folder
 
 logger = logging.getLogger(__name__)
@@ -44,6 +44,15 @@ CARD_TAGS = (
     "comparison_roc_auc",
     "promotion_decision",
     "promotion_reason",
+)
+# The card's figures the HTTP service reports for the version it serves (GET /model).
+SERVED_METRIC_TAGS = (
+    "test_f1",
+    "test_roc_auc",
+    "comparison_f1",
+    "comparison_roc_auc",
+    "test_brier",
+    "test_ece",
 )
 
 
@@ -157,7 +166,7 @@ def set_alias(name: str, alias: str, version: str) -> None:
 
 
 def promote(
-    name: str, version: str, reason: str, kind: str = "promote", expected_champion: Any = ANY_CHAMPION
+    name: str, version: str, reason: str, *, kind: str = "promote", expected_champion: Any = ANY_CHAMPION
 ) -> str | None:
     """Give ``version`` the champion alias; record the move; return the previous champion's version.
 
@@ -172,9 +181,10 @@ def promote(
         if expected_champion is not ANY_CHAMPION and previous != (
             None if expected_champion is None else str(expected_champion)
         ):
+            judged = "v" + str(expected_champion) if expected_champion else "unset"
             raise ChampionMoved(
-                f"{name}: champion is v{previous} now, not {'v' + str(expected_champion) if expected_champion else 'unset'} "
-                f"as when v{target.version} was judged; register again to compare against the new champion"
+                f"{name}: champion is v{previous} now, not {judged} as when v{target.version} was judged; "
+                "register again to compare against the new champion"
             )
         _set_alias(name, CHAMPION, str(target.version))
         now = datetime.now(UTC).isoformat(timespec="seconds")
@@ -238,6 +248,20 @@ def list_versions(name: str) -> list[dict[str, Any]]:
         describe_version(v, [a for a, n in alias_map.items() if str(n) == str(v.version)]) for v in versions
     ]
     return sorted(rows, key=lambda row: -int(row["version"]))
+
+
+def served_version_facts(reference: str) -> dict[str, Any]:
+    """Name, version, alias and card metrics of a ``models:/`` reference ({} for a file or a run)."""
+    if not is_model_uri(reference):
+        return {}
+    uri = parse_model_uri(reference)
+    client = _client()
+    if uri.alias is not None:
+        version = client.get_model_version_by_alias(uri.name, uri.alias)
+    else:
+        version = client.get_model_version(uri.name, uri.version)
+    metrics = {key: version.tags[key] for key in SERVED_METRIC_TAGS if key in version.tags}
+    return {"name": uri.name, "version": str(version.version), "alias": uri.alias, "metrics": metrics}
 
 
 def show_version(name: str, reference: str = CHAMPION) -> dict[str, Any]:

@@ -22,6 +22,9 @@ from pathlib import Path
 from oncopersistnet.errors import ModelError
 from oncopersistnet.model import PersisterNetwork, load_checkpoint
 from oncopersistnet.preprocessing import CellPreprocessor
+from oncopersistnet.registry.aliases import resolve_version
+from oncopersistnet.registry.uri import is_model_uri, parse_model_uri, version_uri
+from oncopersistnet.tracking import disable_telemetry
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +48,7 @@ class TrainableModel:
     def parent_uri(self) -> str:
         """The most specific reference to this model: ``models:/NAME/VERSION`` when registered."""
         if self.registered_name and self.registered_version:
-            return f"models:/{self.registered_name}/{self.registered_version}"
+            return version_uri(self.registered_name, self.registered_version)
         return self.source
 
 
@@ -54,44 +57,29 @@ def _load_folder(folder: Path, source: str) -> TrainableModel:
     missing = [p.name for p in (checkpoint, preprocessor) if not p.exists()]
     if missing:
         raise ModelError(
-            f"{source}: {', '.join(missing)} missing (a trainable model needs {CHECKPOINT_NAME} and {PREPROCESSOR_NAME})"
+            f"{source}: {', '.join(missing)} missing "
+            f"(a trainable model needs {CHECKPOINT_NAME} and {PREPROCESSOR_NAME})"
         )
     return TrainableModel(CellPreprocessor.load(preprocessor), load_checkpoint(checkpoint), source)
 
 
-def _parse_registry_uri(reference: str) -> tuple[str, str]:
-    body = reference.removeprefix("models:/")
-    if "@" in body:
-        name, alias = body.split("@", 1)
-        return name, alias
-    if "/" in body:
-        name, version = body.rsplit("/", 1)
-        return name, version
-    raise ModelError(f"{reference}: expected models:/NAME@ALIAS or models:/NAME/VERSION")
-
-
-def load_trainable(reference: str, tracking_uri: str | None = None) -> TrainableModel:
-    """Network + preprocessor of a registered version, or of a local folder."""
-    if not reference.startswith("models:/"):
+def load_trainable(reference: str) -> TrainableModel:
+    """Network + preprocessor of a registered version (in the current MLflow store), or of a local folder."""
+    if not is_model_uri(reference):
         folder = Path(reference)
         if not folder.is_dir():
             raise ModelError(
-                f"{reference}: not a folder with {CHECKPOINT_NAME} and {PREPROCESSOR_NAME}, and not a models:/ URI"
+                f"{reference}: not a folder with {CHECKPOINT_NAME} and {PREPROCESSOR_NAME}, "
+                "and not a models:/ URI"
             )
         return _load_folder(folder, reference)
-
-    from oncopersistnet.tracking import disable_telemetry
 
     disable_telemetry()
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from oncopersistnet.registry_client import resolve_version
-
-    if tracking_uri:
-        mlflow.set_tracking_uri(tracking_uri)
-    name, version_or_alias = _parse_registry_uri(reference)
-    version = resolve_version(name, version_or_alias)
+    uri = parse_model_uri(reference)
+    version = resolve_version(uri.name, uri.reference)
     with tempfile.TemporaryDirectory(prefix="oncopersistnet-trainable-") as target:
         try:
             local = mlflow.artifacts.download_artifacts(
@@ -99,11 +87,13 @@ def load_trainable(reference: str, tracking_uri: str | None = None) -> Trainable
             )
         except (MlflowException, OSError) as exc:
             raise ModelError(
-                f"{reference}: version {version.version} has no {ARTIFACT_DIR}/ artifacts in run {version.run_id} "
+                f"{reference}: version {version.version} has no {ARTIFACT_DIR}/ artifacts "
+                f"in run {version.run_id} "
                 "(registered before they were logged?); rerun `dvc repro -f -s register`"
             ) from exc
         model = _load_folder(Path(local), reference)
-    model.registered_name, model.registered_version, model.run_id = name, str(version.version), version.run_id
+    model.registered_name, model.registered_version = uri.name, str(version.version)
+    model.run_id = version.run_id
     logger.info(
         "loaded the trainable form of %s (version %s, run %s)", reference, version.version, version.run_id
     )

@@ -1,4 +1,6 @@
-"""The model card every registered version carries: what it is, what it was trained on, how good, where not to use it.
+"""The model card every registered version carries.
+
+What it is, what it was trained on, how good it is, where not to use it.
 
 Users deploy what the registry's alias points to; the card (version description
 in Markdown, plus searchable tags) lets them judge it without opening the run.
@@ -26,6 +28,7 @@ def build_model_card(
     params: Params,
     version: str,
     n_genes: int,
+    *,
     metadata: Mapping[str, str],
     split_summary: Mapping[str, Any],
     evaluate: Mapping[str, Any],
@@ -42,29 +45,36 @@ def build_model_card(
     data = params.data
     band = params.predict.uncertain_band
     intended = (
-        f"research triage of single cells from experiments like the training data ({', '.join(train['samples'])}): "
-        f"same species, cancer type and protocol; label '{data.label_key}' in {data.persister_values} = persister "
+        "research triage of single cells from experiments like the training data "
+        f"({', '.join(train['samples'])}): same species, cancer type and protocol; "
+        f"label '{data.label_key}' in {data.persister_values} = persister "
         f"vs {data.non_persister_values}"
     )
     limits = (
         f"trained on {len(train['samples'])} samples ({train['cells']} cells) and tested on "
-        f"{len(held['samples'])} unseen samples only; the label is a property of the sample; genes missing from an "
-        "input are imputed with training means; not validated on other cancer types or platforms; not a clinical tool"
+        f"{len(held['samples'])} unseen samples only; the label is a property of the sample; "
+        "genes missing from an input are imputed with training means; "
+        "not validated on other cancer types or platforms; not a clinical tool"
     )
     lines = [
         f"## {params.register.model_name} v{version}: model card",
-        f"**What it is.** ONNX graph: raw counts over {n_genes} genes (float32, NaN = missing gene) -> calibrated "
+        f"**What it is.** ONNX graph: raw counts over {n_genes} genes (float32, NaN = missing gene) "
+        "-> calibrated "
         f"persister probability; normalisation, gene selection, imputation, PCA, the {family} network and "
         f"{cal['method']} calibration are inside the graph; runs with onnxruntime alone.",
-        f"**Trained on.** Data `{metadata.get('data_hash', '?')}` ({split_summary.get('input_md5', '?')}): "
-        f"{train['cells']} cells of samples {', '.join(train['samples'])}; early stopping and calibration on "
-        f"{', '.join(val['samples'])}. Params hash `{metadata.get('params_hash', '?')}`, git `{metadata.get('git_commit', '?')}`.",
+        f"**Trained on.** Data `{metadata.get('data_hash', '?')}` "
+        f"({split_summary.get('input_md5', '?')}): "
+        f"{train['cells']} cells of samples {', '.join(train['samples'])}; "
+        f"early stopping and calibration on {', '.join(val['samples'])}. "
+        f"Params hash `{metadata.get('params_hash', '?')}`, git `{metadata.get('git_commit', '?')}`.",
         f"**Held-out performance** ({held['cells']} cells of {', '.join(held['samples'])}, threshold "
-        f"{metadata.get('threshold', '0.5')}): F1 {gate_metrics['f1']:.3f}, ROC-AUC {gate_metrics['roc_auc']:.3f}, "
-        f"MCC {test['mcc']:.3f}. Over seeds (compare stage): F1 {_spread(mine, 'f1')}, ROC-AUC {_spread(mine, 'roc_auc')}"
+        f"{metadata.get('threshold', '0.5')}): F1 {gate_metrics['f1']:.3f}, "
+        f"ROC-AUC {gate_metrics['roc_auc']:.3f}, MCC {test['mcc']:.3f}. "
+        f"Over seeds (compare stage): F1 {_spread(mine, 'f1')}, ROC-AUC {_spread(mine, 'roc_auc')}"
         + (f"; best other model by ROC-AUC: {best_name} {_spread(best, 'roc_auc')}." if best_name else "."),
-        f"**Calibration.** Brier {raw['brier']:.3f} -> {test['brier']:.3f}, ECE {raw['ece']:.3f} -> {test['ece']:.3f} "
-        f"after {cal['method']} scaling; `predict` labels cells with probability in ({band[0]}, {band[1]}) 'uncertain'.",
+        f"**Calibration.** Brier {raw['brier']:.3f} -> {test['brier']:.3f}, "
+        f"ECE {raw['ece']:.3f} -> {test['ece']:.3f} after {cal['method']} scaling; "
+        f"`predict` labels cells with probability in ({band[0]}, {band[1]}) 'uncertain'.",
         f"**Intended use.** {intended}.",
         f"**Known limits.** {limits}.",
     ]

@@ -1,22 +1,21 @@
-"""Register the exported ONNX model in MLflow and decide whether it becomes champion.
+"""The promotion gate: does a new version become ``champion`` or ``challenger``?
 
-Promotion gate: a new version becomes ``champion`` only when its test F1 and
-ROC-AUC pass the thresholds in params.yaml *and* it is not worse than the
-current champion scored on the very same cells, both through onnxruntime here
-(neither side's earlier figures are trusted). Those cells are the candidate's
-test cells minus any sample the champion was fitted or early-stopped on, so the
-champion is never scored on cells it has seen, and each model is scored at its
-own decision threshold, as it would be deployed. When no fair comparison is
-possible (the champion needs genes these cells lack, or no unseen cells of both
-classes remain) the new version is not promoted and the reason says so. Otherwise it
-gets the ``challenger`` alias. Aliases replace MLflow's deprecated stages.
+A new version becomes ``champion`` only when its test F1 and ROC-AUC pass the
+thresholds in params.yaml *and* it is not worse than the current champion scored
+on the very same cells, both through onnxruntime here (neither side's earlier
+figures are trusted). Those cells are the candidate's test cells minus any sample
+the champion was fitted or early-stopped on, so the champion is never scored on
+cells it has seen, and each model is scored at its own decision threshold, as it
+would be deployed. When no fair comparison is possible (the champion needs genes
+these cells lack, or no unseen cells of both classes remain) the new version is
+not promoted and the reason says so. Otherwise it gets the ``challenger`` alias.
+A DVC experiment never takes ``champion``: a sweep must not move what is served.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from scipy import sparse
@@ -26,11 +25,13 @@ from oncopersistnet.errors import InputDataError
 from oncopersistnet.evaluation.metrics import classification_metrics
 from oncopersistnet.inference.align import aligned_block, match_genes
 from oncopersistnet.inference.model import OnnxPersisterModel
+from oncopersistnet.registry.aliases import current_champion_version
+from oncopersistnet.registry.resolve import load_model
+from oncopersistnet.registry.uri import CHALLENGER, CHAMPION, version_uri
+from oncopersistnet.tracking import data_hash, dvc_experiment_name
 
 logger = logging.getLogger(__name__)
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
 GATE_METRICS = ("f1", "roc_auc")
 
 
@@ -60,6 +61,7 @@ def score_on_cells(
     model: OnnxPersisterModel,
     counts: np.ndarray | sparse.spmatrix,
     genes: np.ndarray,
+    *,
     y: np.ndarray,
     min_gene_fraction: float = 0.0,
 ) -> dict[str, float]:
@@ -77,6 +79,7 @@ def head_to_head(
     candidate: OnnxPersisterModel,
     champion: OnnxPersisterModel,
     champion_version: str,
+    *,
     counts: np.ndarray | sparse.spmatrix,
     genes: np.ndarray,
     y: np.ndarray,
@@ -91,19 +94,19 @@ def head_to_head(
     unseen = ~np.isin(np.asarray(samples, dtype=str), champion.fit_samples)
     if len(np.unique(y[unseen])) < 2:
         return (
-            f"champion v{champion_version} cannot be compared fairly: only {int(unseen.sum())} of {len(y)} test cells "
+            f"champion v{champion_version} cannot be compared fairly: only {int(unseen.sum())} of {len(y)} "
+            "test cells "
             "come from samples it was not fitted on, and they do not cover both classes"
         )
     try:
-        champion_metrics = score_on_cells(champion, counts[unseen], genes, y[unseen], min_gene_fraction=1.0)
+        champion_metrics = score_on_cells(champion, counts[unseen], genes, y=y[unseen], min_gene_fraction=1.0)
     except InputDataError as exc:
         return (
             f"champion v{champion_version} cannot be compared fairly: it needs genes these cells lack ({exc})"
         )
-    candidate_metrics = score_on_cells(candidate, counts[unseen], genes, y[unseen])
-    from oncopersistnet.tracking import data_hash
-
-    # The evaluation set, frozen by content: counts, labels, samples, genes and cell ids of the cells both were scored on.
+    candidate_metrics = score_on_cells(candidate, counts[unseen], genes, y=y[unseen])
+    # The evaluation set, frozen by content: counts, labels, samples, genes and cell ids of the cells
+    # both were scored on.
     cells = np.asarray(cell_ids if cell_ids is not None else np.arange(len(y)), dtype=str)[unseen]
     cells_hash = data_hash(
         counts[unseen],
@@ -137,7 +140,8 @@ def decide_promotion(
         for name in GATE_METRICS:
             if comparison.candidate[name] < comparison.champion[name] - config.tolerance:
                 failures.append(
-                    f"{name} {comparison.candidate[name]:.3f} is worse than champion v{comparison.champion_version}'s "
+                    f"{name} {comparison.candidate[name]:.3f} is worse than "
+                    f"champion v{comparison.champion_version}'s "
                     f"{comparison.champion[name]:.3f} on the same {comparison.n_cells} unseen test cells"
                 )
     if failures:
@@ -147,19 +151,65 @@ def decide_promotion(
     else:
         reason = (
             f"passes thresholds and is not worse than champion v{comparison.champion_version} on the same "
-            f"{comparison.n_cells} unseen test cells (F1 {comparison.candidate['f1']:.3f} vs {comparison.champion['f1']:.3f}, "
+            f"{comparison.n_cells} unseen test cells "
+            f"(F1 {comparison.candidate['f1']:.3f} vs {comparison.champion['f1']:.3f}, "
             f"ROC-AUC {comparison.candidate['roc_auc']:.3f} vs {comparison.champion['roc_auc']:.3f})"
         )
     return PromotionDecision(CHAMPION, reason, candidate, comparison)
 
 
-def current_champion(model_name: str) -> Any | None:
-    """The model version holding the champion alias, or None."""
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
+def gate_decision(
+    candidate: dict[str, float], config: RegisterConfig, comparison: HeadToHead | str | None
+) -> PromotionDecision:
+    """The promotion gate's verdict, except that a DVC experiment never takes ``champion``."""
+    decision = decide_promotion(candidate, config, comparison)
+    experiment = dvc_experiment_name()
+    if experiment and decision.alias == CHAMPION:
+        # A sweep must not move what `predict` serves: the last passing experiment would win.
+        decision.alias = CHALLENGER
+        decision.reason = (
+            f"DVC experiment {experiment} passes the gate ({decision.reason}) but experiments never move "
+            f"champion; to promote it: dvc exp apply {experiment} && dvc repro -f -s register"
+        )
+    return decision
 
-    client = MlflowClient()
-    try:
-        return client.get_model_version_by_alias(model_name, CHAMPION)
-    except MlflowException:
-        return None
+
+@dataclass(frozen=True)
+class Judgement:
+    """A candidate's figures and its comparison with the champion, made before it is registered."""
+
+    candidate: dict[str, float]
+    comparison: HeadToHead | str | None
+    judged_against: str | None  # the champion version compared with; None when there was none
+
+
+def judge_candidate(
+    candidate: OnnxPersisterModel,
+    model_name: str,
+    *,
+    counts: np.ndarray | sparse.spmatrix,
+    genes: np.ndarray,
+    y: np.ndarray,
+    samples: np.ndarray,
+    cell_ids: np.ndarray | None = None,
+) -> Judgement:
+    """Score ``candidate`` on its test cells and, when ``model_name`` has a champion, both on the unseen ones.
+
+    The champion is loaded pinned to its version, so the comparison and the
+    compare-and-set of :func:`oncopersistnet.registry.aliases.promote` name the same one.
+    """
+    figures = score_on_cells(candidate, counts, genes, y=y)
+    champion_version = current_champion_version(model_name)
+    comparison = None
+    if champion_version is not None:
+        comparison = head_to_head(
+            candidate,
+            load_model(version_uri(model_name, champion_version)),
+            champion_version,
+            counts=counts,
+            genes=genes,
+            y=y,
+            samples=samples,
+            cell_ids=cell_ids,
+        )
+    return Judgement(figures, comparison, champion_version)
