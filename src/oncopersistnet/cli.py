@@ -51,8 +51,13 @@ def _check_ranges(*options: tuple[str, float | int | None, float, float | None])
             ).check(value, option)
 
 
-# What --help says the default model is: the champion of register.model_name (built-in default shown).
-CHAMPION_DEFAULT_HELP = f"(default: {champion_uri('<register.model_name>')}, the name given in params.yaml)"
+def _champion_help() -> str:
+    """What --help says the default model is: the champion of register.model_name in params.yaml."""
+    try:
+        name = _project_params("params.yaml").register.model_name
+    except ConfigError:  # no params.yaml here nor beside the package: name the key instead
+        return f"(default: {champion_uri('<register.model_name>')})"
+    return f"(default: {champion_uri('<register.model_name>')}, i.e. {champion_uri(name)})"
 
 
 def _model_reference(
@@ -360,7 +365,7 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
         "--model",
         default=None,
         help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID/model, or a path to an .onnx file "
-        + CHAMPION_DEFAULT_HELP,
+        + _champion_help(),
     )
     _add_tracking_uri(predict)
     predict.add_argument(
@@ -416,7 +421,7 @@ def _add_explain(commands: argparse._SubParsersAction) -> None:
         "--model",
         default=None,
         help="models:/NAME@ALIAS, models:/NAME/VERSION, or a folder with model.pt and preprocessor.npz "
-        "such as models/ " + CHAMPION_DEFAULT_HELP,
+        "such as models/ " + _champion_help(),
     )
     explain.add_argument(
         "--output", default=None, help="write the per-gene table to this CSV (written whole, then renamed)"
