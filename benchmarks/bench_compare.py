@@ -55,7 +55,10 @@ def main() -> None:
         comparison_markdown(
             comparison,
             per_sample,
-            origin=f"Written by benchmarks/bench_compare.py in {comparison['seconds']:.0f} s; every model saw the same folds and features (no MLflow runs).",
+            origin=(
+                f"Written by benchmarks/bench_compare.py in {comparison['seconds']:.0f} s; "
+                "every model saw the same folds and features (no MLflow runs)."
+            ),
         ),
     )
     print(
