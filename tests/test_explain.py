@@ -243,7 +243,7 @@ def test_top_genes_find_the_planted_programme_above_chance(explained):
     }
     from oncopersistnet.explain import planted_recovery
 
-    baseline = planted_recovery(explained.table, planted, alphabetical, 20)
+    baseline = planted_recovery(explained.table, planted, alphabetical, k=20)
     assert baseline["precision_at_k"] < recovery["precision_at_k"]
 
 
