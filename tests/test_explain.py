@@ -220,8 +220,8 @@ def test_the_world_refactor_changed_no_simulated_count():
         adata.X,
         np.asarray(adata.obs["label"], dtype=str),
         np.asarray(adata.obs["sample"], dtype=str),
-        np.asarray(adata.var_names),
-        np.asarray(adata.obs_names, dtype=str),
+        genes=np.asarray(adata.var_names),
+        cells=np.asarray(adata.obs_names, dtype=str),
     )
     assert digest == DEFAULT_SIMULATION_HASH
     assert list(planted_programme(SimulateConfig()).index) == list(adata.var_names)
