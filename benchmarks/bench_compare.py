@@ -47,7 +47,9 @@ def main() -> None:
     folds = build_folds(params, paths)
     results = run_comparison(folds, params)
     per_sample = sample_level_table(results, params.evaluate.threshold)
-    comparison = comparison_summary(results, folds, params, read_preprocess_summary(paths)["data_hash"])
+    comparison = comparison_summary(
+        results, folds, params, data_hash=read_preprocess_summary(paths)["data_hash"]
+    )
     comparison["seconds"] = time.perf_counter() - started
     write_json(args.out / "comparison_cv.json", comparison)
     write_text(
@@ -55,7 +57,10 @@ def main() -> None:
         comparison_markdown(
             comparison,
             per_sample,
-            origin=f"Written by benchmarks/bench_compare.py in {comparison['seconds']:.0f} s; every model saw the same folds and features (no MLflow runs).",
+            origin=(
+                f"Written by benchmarks/bench_compare.py in {comparison['seconds']:.0f} s; "
+                "every model saw the same folds and features (no MLflow runs)."
+            ),
         ),
     )
     print(

@@ -6,9 +6,9 @@ peak RSS of the whole `oncopersistnet predict` command (its own process: backed
 .h5ad -> chunks -> CSV) on a generated input of 1,000,000 cells by default. The
 input is built on disk: cells simulated once (a new seed of the training world)
 are appended chunk by chunk to a CSR ``X`` until the file holds ``--cells``
-cells, so neither this process nor the simulator holds the whole matrix. Run with `make bench` after `make run`. Figures are printed as
-a table and written to benchmarks/results/predict.json; they are measurements,
-not assertions.
+cells, so neither this process nor the simulator holds the whole matrix.
+Run with `make bench` after `make run`. Figures are printed as a table and
+written to benchmarks/results/predict.json; they are measurements, not assertions.
 
 ``--parallel N`` (default 2) then runs N ``oncopersistnet predict`` processes on
 the same file at once (``--threads`` 1 each, so N processes share the cores as
@@ -107,7 +107,7 @@ def _run_predicts(commands: list[list[str]]) -> list[dict[str, float]]:
     return out
 
 
-def main() -> None:
+def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="models/oncopersistnet.onnx")
     parser.add_argument("--cells", type=int, default=1_000_000)
@@ -123,7 +123,79 @@ def main() -> None:
         help="then N predict processes at once, --threads // N threads each (1: skip)",
     )
     parser.add_argument("--output", default="benchmarks/results/predict.json")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def _simulate(output: Path, *, cells: int, genes: int, seed: int) -> None:
+    """Simulate in another process too, so this one stays small: a forked child
+    starts out counting its parent's resident pages in its peak RSS."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "oncopersistnet.cli",
+            "--log-level",
+            "WARNING",
+            "simulate",
+            "--output",
+            str(output),
+            "--cells",
+            str(cells),
+            "--genes",
+            str(genes),
+            "--seed",
+            str(seed),
+        ],
+        check=True,
+    )
+
+
+def _predict_command(args: argparse.Namespace, source: Path, output: Path, *, threads: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "oncopersistnet.cli",
+        "--log-level",
+        "WARNING",
+        "predict",
+        "--input",
+        str(source),
+        "--output",
+        str(output),
+        "--model",
+        args.model,
+        "--chunk-size",
+        str(args.chunk_size),
+        "--threads",
+        str(threads),
+        "--no-progress",
+    ]
+
+
+def _parallel_predicts(args: argparse.Namespace, source: Path, tmp: str) -> dict:
+    """``--parallel`` processes on the same file at once, with the memory available before they started."""
+    threads_each = max(1, args.threads // args.parallel)
+    available = _available_mib()
+    runs = _run_predicts(
+        [
+            _predict_command(args, source, Path(tmp) / f"out{i}.csv", threads=threads_each)
+            for i in range(args.parallel)
+        ]
+    )
+    return {
+        "processes": args.parallel,
+        "threads_each": threads_each,
+        "available_memory_before_mib": available,
+        "runs": runs,
+        "seconds_until_all_done": max(r["seconds_including_start_up"] for r in runs),
+        "cells_per_s_all_together": round(
+            args.parallel * args.cells / max(r["seconds_including_start_up"] for r in runs)
+        ),
+    }
+
+
+def main() -> None:
+    args = _parse_args()
     configure_logging("WARNING")
 
     model = OnnxPersisterModel(args.model, threads=args.threads)
@@ -132,69 +204,21 @@ def main() -> None:
     n_genes = len(model.genes)
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "cells.h5ad"
-        # Simulate in another process too, so this one stays small: a forked child
-        # starts out counting its parent's resident pages in its peak RSS.
         simulated = Path(tmp) / "simulated.h5ad"
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "oncopersistnet.cli",
-                "--log-level",
-                "WARNING",
-                "simulate",
-                "--output",
-                str(simulated),
-                "--cells",
-                str(min(args.simulated_cells, args.cells)),
-                "--genes",
-                str(n_genes),
-                "--seed",
-                str(params.simulate.seed + 1),
-            ],
-            check=True,
+        _simulate(
+            simulated,
+            cells=min(args.simulated_cells, args.cells),
+            genes=n_genes,
+            seed=params.simulate.seed + 1,
         )
         _repeat_to(simulated, source, args.cells)
         simulated.unlink()
         del model  # measure the predict command alone, in its own process
 
-        def command(output: str, threads: int) -> list[str]:
-            return [
-                sys.executable,
-                "-m",
-                "oncopersistnet.cli",
-                "--log-level",
-                "WARNING",
-                "predict",
-                "--input",
-                str(source),
-                "--output",
-                str(Path(tmp) / output),
-                "--model",
-                args.model,
-                "--chunk-size",
-                str(args.chunk_size),
-                "--threads",
-                str(threads),
-                "--no-progress",
-            ]
-
-        single = _run_predicts([command("out.csv", args.threads)])[0]
-        parallel = None
-        if args.parallel > 1:
-            threads_each = max(1, args.threads // args.parallel)
-            available = _available_mib()
-            runs = _run_predicts([command(f"out{i}.csv", threads_each) for i in range(args.parallel)])
-            parallel = {
-                "processes": args.parallel,
-                "threads_each": threads_each,
-                "available_memory_before_mib": available,
-                "runs": runs,
-                "seconds_until_all_done": max(r["seconds_including_start_up"] for r in runs),
-                "cells_per_s_all_together": round(
-                    args.parallel * args.cells / max(r["seconds_including_start_up"] for r in runs)
-                ),
-            }
+        single = _run_predicts([_predict_command(args, source, Path(tmp) / "out.csv", threads=args.threads)])[
+            0
+        ]
+        parallel = _parallel_predicts(args, source, tmp) if args.parallel > 1 else None
     elapsed = single["seconds_including_start_up"]
     results = {
         "model_genes": n_genes,

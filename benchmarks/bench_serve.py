@@ -104,7 +104,7 @@ def _load(url: str, bodies: list[dict], clients: int) -> dict[str, float]:
 
 
 def _mixed_bodies(
-    genes: list[str], rows: list[list[float]], n: int, h5ad: bytes, seed: int = 0
+    genes: list[str], rows: list[list[float]], n: int, *, h5ad: bytes, seed: int = 0
 ) -> list[tuple[str, bytes, str, int]]:
     """``n`` (path, body, content type, expected status): half valid in 3 forms, half malformed in 14 ways."""
     rng = random.Random(seed)
@@ -282,7 +282,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             three.write_h5ad(Path(tmp) / "three.h5ad")
             h5ad = (Path(tmp) / "three.h5ad").read_bytes()
-        calls = _mixed_bodies(genes, rows, args.mixed_requests, h5ad)
+        calls = _mixed_bodies(genes, rows, args.mixed_requests, h5ad=h5ad)
         server, url = _start_server(args.model, args.threads, "--max-body-mb", "1", "--max-cells", "1000")
         try:
             _mixed_load(url, calls[:200], args.mixed_clients)  # warm-up

@@ -40,12 +40,14 @@ def _inference(figures: dict) -> list[str]:
     lines = [
         "## onnxruntime vs eager PyTorch (raw counts -> probability)",
         "",
-        f"The same deployed computation on {figures['test_cells']} held-out test cells tiled to the batch size, "
-        f"{figures['model_genes']} input genes; cells/s, best of three rounds. *PyTorch eager* runs the same deployed "
-        "graph as the ONNX file (`DeployedGraph`) under `inference_mode`; the *Python path* is NumPy preprocessing "
-        "(`CellPreprocessor.transform`) then the network in PyTorch, as evaluation runs it.",
+        f"The same deployed computation on {figures['test_cells']} held-out test cells tiled to the batch "
+        f"size, {figures['model_genes']} input genes; cells/s, best of three rounds. *PyTorch eager* runs "
+        "the same deployed graph as the ONNX file (`DeployedGraph`) under `inference_mode`; the *Python "
+        "path* is NumPy preprocessing (`CellPreprocessor.transform`) then the network in PyTorch, as "
+        "evaluation runs it.",
         "",
-        "| threads | batch | Python path | PyTorch eager | onnxruntime | ratio to eager | target | ratio to Python path | int8 onnxruntime | int8 ratio to eager |",
+        "| threads | batch | Python path | PyTorch eager | onnxruntime | ratio to eager | target "
+        "| ratio to Python path | int8 onnxruntime | int8 ratio to eager |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for threads, by_runtime in figures["cells_per_s"].items():
@@ -62,9 +64,11 @@ def _inference(figures: dict) -> list[str]:
     f32, i8 = q["test_metrics_float32"], q["test_metrics_int8"]
     lines += [
         "",
-        f"int8 (dynamic quantisation of MatMul/Gemm weights): file {q['file_bytes']['float32'] / 1024:.0f} KiB -> "
+        "int8 (dynamic quantisation of MatMul/Gemm weights): file "
+        f"{q['file_bytes']['float32'] / 1024:.0f} KiB -> "
         f"{q['file_bytes']['int8'] / 1024:.0f} KiB; max |Δ probability| {q['max_abs_probability_diff']:.4f}, "
-        f"{q['labels_changed']} of {figures['test_cells']} labels changed; test ROC-AUC {f32['roc_auc']} -> {i8['roc_auc']}, "
+        f"{q['labels_changed']} of {figures['test_cells']} labels changed; test ROC-AUC {f32['roc_auc']} -> "
+        f"{i8['roc_auc']}, "
         f"F1 {f32['f1']} -> {i8['f1']}, ECE {f32['ece']} -> {i8['ece']}.",
         "",
     ]
@@ -79,10 +83,12 @@ def _predict(figures: dict) -> list[str]:
         "",
         "| cells | chunk | threads | wall time (incl. start-up) | cells/s | peak RSS |",
         "|---|---|---|---|---|---|",
-        f"| {run['cells']:,} | {run['chunk_size']:,} | {figures['threads']} | {run['seconds_including_start_up']} s | "
+        f"| {run['cells']:,} | {run['chunk_size']:,} | {figures['threads']} | "
+        f"{run['seconds_including_start_up']} s | "
         f"{run['cells_per_s']:,} | {figures['predict_peak_rss_mib']:,} MiB |",
         "",
-        f"Backed `.h5ad` (CSR counts, {figures['model_genes']} genes) -> CSV; the bare session by batch size (cells/s): {session}.",
+        f"Backed `.h5ad` (CSR counts, {figures['model_genes']} genes) -> CSV; the bare session by batch size "
+        f"(cells/s): {session}.",
         "",
         *_predict_parallel(figures),
     ]
@@ -94,8 +100,10 @@ def _predict_parallel(figures: dict) -> list[str]:
         return []
     cells = figures["predict_file"]["cells"]
     lines = [
-        f"{parallel['processes']} `predict` processes on the same {cells:,}-cell file at once, {parallel['threads_each']} "
-        f"thread(s) each, on {figures.get('cpu_cores', '?')} cores; {parallel['available_memory_before_mib']:,} MiB "
+        f"{parallel['processes']} `predict` processes on the same {cells:,}-cell file at once, "
+        f"{parallel['threads_each']} "
+        f"thread(s) each, on {figures.get('cpu_cores', '?')} cores; "
+        f"{parallel['available_memory_before_mib']:,} MiB "
         f"available before they started:",
         "",
         "| process | wall time (incl. start-up) | peak RSS |",
@@ -105,7 +113,8 @@ def _predict_parallel(figures: dict) -> list[str]:
             for i, run in enumerate(parallel["runs"])
         ),
         "",
-        f"All done in {parallel['seconds_until_all_done']} s ({parallel['cells_per_s_all_together']:,} cells/s together).",
+        f"All done in {parallel['seconds_until_all_done']} s "
+        f"({parallel['cells_per_s_all_together']:,} cells/s together).",
         "",
     ]
     return lines
@@ -115,8 +124,10 @@ def _serve(figures: dict) -> list[str]:
     lines = [
         "## HTTP service (`oncopersistnet serve`, loopback)",
         "",
-        f"uvicorn, one process, onnxruntime with {figures['service_threads']} thread(s); JSON `POST /predict` "
-        f"(genes + matrix) from concurrent keep-alive clients. Server peak RSS {figures['server_peak_rss_mib']:,} MiB.",
+        f"uvicorn, one process, onnxruntime with {figures['service_threads']} thread(s); "
+        "JSON `POST /predict` "
+        "(genes + matrix) from concurrent keep-alive clients. Server peak RSS "
+        f"{figures['server_peak_rss_mib']:,} MiB.",
         "",
         "| cells/request | requests | clients | non-200 | p50 | p99 | requests/s | cells/s |",
         "|---|---|---|---|---|---|---|---|",
@@ -124,7 +135,8 @@ def _serve(figures: dict) -> list[str]:
     for load in figures["loads"]:
         lines.append(
             f"| {load['cells_per_request']} | {load['requests']:,} | {load['clients']} | {load['non_200']} | "
-            f"{load['p50_ms']} ms | {load['p99_ms']} ms | {load['requests_per_s']:,} | {load['cells_per_s']:,} |"
+            f"{load['p50_ms']} ms | {load['p99_ms']} ms | {load['requests_per_s']:,} | "
+            f"{load['cells_per_s']:,} |"
         )
     return lines + [""] + _mixed_load(figures.get("mixed_load"))
 
@@ -136,19 +148,27 @@ def _mixed_load(mixed: dict | None) -> list[str]:
     return [
         "### Mixed load: valid and malformed requests",
         "",
-        f"A fresh server (`{mixed['server_limits']}`, the other options at their defaults); {mixed['requests']:,} requests "
+        f"A fresh server (`{mixed['server_limits']}`, the other options at their defaults); "
+        f"{mixed['requests']:,} requests "
         f"from {mixed['clients']} concurrent "
-        f"clients, {mixed['valid_requests']:,} valid (JSON matrix, JSON maps, .h5ad upload, 1-5 cells) and the rest "
-        "malformed in 14 ways (bad JSON, wrong types, unknown genes, too many cells, body over the limit, non-integer, "
-        "negative and NaN counts, empty lists, ragged rows, garbage and empty .h5ad, wrong content type). The clients "
+        f"clients, {mixed['valid_requests']:,} valid (JSON matrix, JSON maps, .h5ad upload, 1-5 cells) and "
+        "the rest "
+        "malformed in 14 ways (bad JSON, wrong types, unknown genes, too many cells, body over the limit, "
+        "non-integer, "
+        "negative and NaN counts, empty lists, ragged rows, garbage and empty .h5ad, wrong content type). "
+        "The clients "
         "run on the same cores as the server.",
         "",
-        "| requests | clients | 2xx | 4xx | 5xx | no answer | not the expected status | p50 (valid) | p99 (valid) | requests/s | server peak RSS |",
+        "| requests | clients | 2xx | 4xx | 5xx | no answer | not the expected status | p50 (valid) "
+        "| p99 (valid) | requests/s | server peak RSS |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
-        f"| {mixed['requests']:,} | {mixed['clients']} | {by_class['2xx']:,} | {by_class['4xx']:,} | {by_class['5xx']} | "
-        f"{by_class['no_answer']} | {mixed['unexpected_status']} | {mixed['p50_ms']} ms ({mixed['valid_p50_ms']} ms) | "
+        f"| {mixed['requests']:,} | {mixed['clients']} | {by_class['2xx']:,} | {by_class['4xx']:,} | "
+        f"{by_class['5xx']} | "
+        f"{by_class['no_answer']} | {mixed['unexpected_status']} | "
+        f"{mixed['p50_ms']} ms ({mixed['valid_p50_ms']} ms) | "
         f"{mixed['p99_ms']} ms ({mixed['valid_p99_ms']} ms) | {mixed['requests_per_s']:,} | "
-        f"{mixed['server_peak_rss_mib']:,} MiB (after warm-up: {mixed['server_peak_rss_after_warm_up_mib']:,} MiB) |",
+        f"{mixed['server_peak_rss_mib']:,} MiB "
+        f"(after warm-up: {mixed['server_peak_rss_after_warm_up_mib']:,} MiB) |",
         "",
     ]
 
@@ -160,7 +180,8 @@ def _dvc(figures: dict) -> list[str]:
         "| command | median | best | runs |",
         "|---|---|---|---|",
         *(
-            f"| `{name.replace('_', ' ').replace(' noop', '')}`{' (nothing to do)' if 'noop' in name else ''} | "
+            f"| `{name.replace('_', ' ').replace(' noop', '')}`"
+            f"{' (nothing to do)' if 'noop' in name else ''} | "
             f"{v['median_s']} s | {v['best_s']} s | {v['repeats']} |"
             for name, v in figures.items()
         ),
@@ -179,7 +200,8 @@ def main() -> None:
     lines = [
         "# Benchmark results",
         "",
-        f"Written by `make bench` (`benchmarks/report.py`) from one run on: {_machine()}. "
+        "Written by `make bench` (`benchmarks/report.py`) from one run on: "
+        f"{_machine()}. "
         "Measurements, not assertions; rerun on your machine to compare.",
         "",
     ]

@@ -31,7 +31,7 @@ def onnx_model(fitted, trained, tmp_path_factory):
 
     pre, _, _ = fitted
     path = tmp_path_factory.mktemp("serve") / "model.onnx"
-    export_onnx(pre, trained.model, path, {"threshold": 0.5, "data_hash": "test"})
+    export_onnx(pre, trained.model, path, metadata={"threshold": 0.5, "data_hash": "test"})
     return path
 
 

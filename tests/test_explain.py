@@ -220,8 +220,8 @@ def test_the_world_refactor_changed_no_simulated_count():
         adata.X,
         np.asarray(adata.obs["label"], dtype=str),
         np.asarray(adata.obs["sample"], dtype=str),
-        np.asarray(adata.var_names),
-        np.asarray(adata.obs_names, dtype=str),
+        genes=np.asarray(adata.var_names),
+        cells=np.asarray(adata.obs_names, dtype=str),
     )
     assert digest == DEFAULT_SIMULATION_HASH
     assert list(planted_programme(shipped_params().simulate).index) == list(adata.var_names)
@@ -243,7 +243,7 @@ def test_top_genes_find_the_planted_programme_above_chance(explained):
     }
     from oncopersistnet.explain import planted_recovery
 
-    baseline = planted_recovery(explained.table, planted, alphabetical, 20)
+    baseline = planted_recovery(explained.table, planted, alphabetical, k=20)
     assert baseline["precision_at_k"] < recovery["precision_at_k"]
 
 

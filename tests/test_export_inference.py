@@ -27,7 +27,12 @@ def onnx_path(fitted, trained, tmp_path_factory):
         pre,
         trained.model,
         path,
-        {"threshold": 0.5, "data_hash": "abc", "selected_genes": selected, "fit_samples": ["sim3-S01"]},
+        metadata={
+            "threshold": 0.5,
+            "data_hash": "abc",
+            "selected_genes": selected,
+            "fit_samples": ["sim3-S01"],
+        },
     )
     return path
 
@@ -35,7 +40,7 @@ def onnx_path(fitted, trained, tmp_path_factory):
 def test_onnx_matches_pytorch_on_held_out_cells(fitted, trained, onnx_path, small_adata, small_split):
     pre, _, _ = fitted
     counts = dense(small_adata.X[small_split == "test"])
-    figures = parity_check(onnx_path, pre, trained.model, counts, tolerance=1e-5)
+    figures = parity_check(onnx_path, pre, trained.model, counts=counts, tolerance=1e-5)
     assert figures["parity_max_abs_diff"] <= 1e-5
 
 
@@ -43,7 +48,7 @@ def test_parity_check_fails_loudly_when_broken(fitted, trained, onnx_path, small
     pre, _, _ = fitted
     other = type(trained.model)(**trained.model.config).eval()  # untrained weights
     with pytest.raises(ModelError, match="disagree"):
-        parity_check(onnx_path, pre, other, dense(small_adata.X[:50]), tolerance=1e-5)
+        parity_check(onnx_path, pre, other, counts=dense(small_adata.X[:50]), tolerance=1e-5)
 
 
 def test_model_carries_its_genes_and_metadata(onnx_path, small_adata):
@@ -182,7 +187,7 @@ def test_head_to_head_scores_only_unseen_cells_each_model_at_its_own_threshold(
     names = sorted(small_adata.obs["sample"].astype(str).unique())
     fit = [names[0], names[-1]]  # one untreated and one treated culture
     other = type(trained.model)(**trained.model.config).eval()  # untrained: a different, worse model
-    export_onnx(pre, other, tmp_path / "champion.onnx", {"threshold": 0.9, "fit_samples": fit})
+    export_onnx(pre, other, tmp_path / "champion.onnx", metadata={"threshold": 0.9, "fit_samples": fit})
     champion = OnnxPersisterModel(tmp_path / "champion.onnx")
 
     counts = dense(small_adata.X).astype(np.float32)
@@ -385,7 +390,7 @@ def attention_export(fitted, tmp_path_factory):
         (features["train"], labels["train"]), (features["val"], labels["val"]), config, progress=False
     ).model
     path = tmp_path_factory.mktemp("onnx_attention") / "attention.onnx"
-    export_onnx(pre, model, path, {"threshold": 0.5, "architecture": model.architecture})
+    export_onnx(pre, model, path, metadata={"threshold": 0.5, "architecture": model.architecture})
     return model, path
 
 
@@ -408,11 +413,12 @@ def test_attention_variant_exports_with_parity_at_batch_1_and_a_full_batch(
     for batch in (counts[:1], counts):
         reference = predict_proba(model, pre.transform(batch.astype(np.float64)))
         assert np.allclose(onnx_model.predict_proba(batch), reference, atol=1e-5, rtol=0)
-    figures = parity_check(path, pre, model, counts, tolerance=1e-5)  # also single cells and missing genes
+    # also single cells and missing genes
+    figures = parity_check(path, pre, model, counts=counts, tolerance=1e-5)
     assert figures["parity_max_abs_diff"] <= 1e-5
     untrained = CnnLstmAttentionClassifier(**model.config).eval()
     with pytest.raises(ModelError, match="disagree"):
-        parity_check(path, pre, untrained, counts[:50], tolerance=1e-5)
+        parity_check(path, pre, untrained, counts=counts[:50], tolerance=1e-5)
 
 
 def test_large_inputs_are_scored_in_slices_with_the_same_result(onnx_path, small_adata):

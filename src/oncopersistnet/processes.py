@@ -40,7 +40,10 @@ def process_owner() -> str:
 
 
 def owner_alive(owner: str) -> bool:
-    """Whether the process named by :func:`process_owner` still runs (True when it cannot be told: another host)."""
+    """Whether the process named by :func:`process_owner` still runs.
+
+    True when it cannot be told: another host.
+    """
     host, _, rest = owner.partition(":")
     pid_text, _, start = rest.partition(":")
     if host != socket.gethostname() or not pid_text.isdigit():

@@ -249,7 +249,7 @@ def git_commit(project_root: Path = Path(".")) -> str:
 
 
 def data_hash(
-    matrix: Any, labels: np.ndarray, samples: np.ndarray, genes: np.ndarray, cells: np.ndarray
+    matrix: Any, labels: np.ndarray, samples: np.ndarray, *, genes: np.ndarray, cells: np.ndarray
 ) -> str:
     """Content hash of a labelled count matrix (independent of HDF5 file layout)."""
     from scipy import sparse

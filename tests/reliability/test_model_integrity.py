@@ -32,7 +32,7 @@ def registered(fitted, trained, store, small_adata) -> tuple[str, Path]:
 
     pre, _, _ = fitted
     onnx_path, checkpoint, preprocessor = store / "model.onnx", store / "model.pt", store / "preprocessor.npz"
-    export_onnx(pre, trained.model, onnx_path, {"threshold": 0.5, "data_hash": "test"})
+    export_onnx(pre, trained.model, onnx_path, metadata={"threshold": 0.5, "data_hash": "test"})
     save_checkpoint(trained.model, checkpoint)
     pre.save(preprocessor)
     uri = f"sqlite:///{store / 'mlflow.db'}"

@@ -51,6 +51,7 @@ def run_comparison(
     folds: Sequence[Fold],
     params: Params,
     families: Sequence[str] | None = None,
+    *,
     on_result: Callable[[FitResult], None] | None = None,
     progress: bool = True,
 ) -> list[FitResult]:
@@ -76,7 +77,7 @@ def run_comparison(
             fold=fold.name,
             seed=seed,
             metrics=classification_metrics(
-                test.y, probability, params.evaluate.threshold, params.evaluate.calibration_bins
+                test.y, probability, params.evaluate.threshold, n_bins=params.evaluate.calibration_bins
             ),
             probability=probability,
             y=test.y,
@@ -118,9 +119,12 @@ def summarize(results: Sequence[FitResult]) -> dict[str, dict[str, Any]]:
 
 
 def comparison_summary(
-    results: Sequence[FitResult], folds: Sequence[Fold], params: Params, data_hash: str
+    results: Sequence[FitResult], folds: Sequence[Fold], params: Params, *, data_hash: str
 ) -> dict[str, Any]:
-    """What ``metrics/comparison.json`` holds: per-model summaries, every fit, the permutation figures, the context."""
+    """What ``metrics/comparison.json`` holds.
+
+    Per-model summaries, every fit, the permutation figures, the context.
+    """
     return {
         "models": summarize(results),
         "fits": [
@@ -151,7 +155,7 @@ def sample_level_table(results: Sequence[FitResult], threshold: float) -> pd.Dat
         for fold in dict.fromkeys(r.fold for r in results if r.family == family):
             mine = [r for r in results if r.family == family and r.fold == fold]
             probability = np.mean([r.probability for r in mine], axis=0)
-            table = per_sample_table(mine[0].y, probability, mine[0].samples, threshold)
+            table = per_sample_table(mine[0].y, probability, mine[0].samples, threshold=threshold)
             table.insert(0, "model", family)
             rows.append(table)
     return pd.concat(rows, ignore_index=True)

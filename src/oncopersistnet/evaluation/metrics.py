@@ -78,7 +78,7 @@ def expected_calibration_error(y_true: np.ndarray, probability: np.ndarray, n_bi
 
 
 def classification_metrics(
-    y_true: np.ndarray, probability: np.ndarray, threshold: float = 0.5, n_bins: int = 10
+    y_true: np.ndarray, probability: np.ndarray, threshold: float = 0.5, *, n_bins: int = 10
 ) -> dict[str, float]:
     """Threshold metrics at ``threshold``, ranking metrics and calibration on the probabilities.
 
@@ -106,7 +106,7 @@ def classification_metrics(
 
 
 def per_sample_table(
-    y_true: np.ndarray, probability: np.ndarray, samples: np.ndarray, threshold: float = 0.5
+    y_true: np.ndarray, probability: np.ndarray, samples: np.ndarray, *, threshold: float = 0.5
 ) -> pd.DataFrame:
     """One row per held-out sample: is the culture as a whole called right?
 
@@ -141,7 +141,7 @@ def per_sample_table(
 
 
 def curve_tables(
-    y_true: np.ndarray, probability: np.ndarray, model: str, threshold: float = 0.5
+    y_true: np.ndarray, probability: np.ndarray, model: str, *, threshold: float = 0.5
 ) -> dict[str, pd.DataFrame]:
     """ROC points, PR points and per-cell confusion rows, each tagged with ``model``.
 

@@ -39,7 +39,7 @@ def _save(fig: Figure, path: Path) -> Path:
 
 
 def plot_roc_pr(
-    roc: pd.DataFrame, pr: pd.DataFrame, metrics: Mapping[str, Mapping[str, float]], path: Path
+    roc: pd.DataFrame, pr: pd.DataFrame, metrics: Mapping[str, Mapping[str, float]], *, path: Path
 ) -> Path:
     """ROC and PR curves of every model side by side, AUCs in the legend."""
     fig = new_figure(figsize=(10, 4.5))
@@ -145,6 +145,7 @@ def plot_embedding(
     coordinates: np.ndarray,
     truth: np.ndarray,
     predicted: np.ndarray,
+    *,
     path: Path,
     axis_labels: Sequence[str] = ("PC1", "PC2"),
 ) -> Path:

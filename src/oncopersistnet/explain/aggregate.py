@@ -16,7 +16,8 @@ import pandas as pd
 
 from oncopersistnet.explain.attribution import Attributions
 
-#: Columns of the per-gene table, in order (``reports/attributions.csv``, ``oncopersistnet explain --output``).
+#: Columns of the per-gene table, in order
+#: (``reports/attributions.csv``, ``oncopersistnet explain --output``).
 TABLE_COLUMNS = (
     "rank",
     "mean_abs_attribution",

@@ -100,7 +100,7 @@ def deployed_graph(preprocessor: CellPreprocessor, network: PersisterNetwork) ->
 
 
 def integrated_gradients(
-    graph: DeployedGraph, counts: np.ndarray, genes: Sequence[str], steps: int = 32
+    graph: DeployedGraph, counts: np.ndarray, genes: Sequence[str], *, steps: int = 32
 ) -> Attributions:
     """IG of the calibrated logit w.r.t. the selected genes' log-normalised expression.
 
@@ -124,10 +124,10 @@ def integrated_gradients(
         )
     graph = graph.cpu().eval()
     with _single_threaded():
-        return _integrate(graph, counts, genes, steps)
+        return _integrate(graph, counts, genes, steps=steps)
 
 
-def _integrate(graph: DeployedGraph, counts: np.ndarray, genes: np.ndarray, steps: int) -> Attributions:
+def _integrate(graph: DeployedGraph, counts: np.ndarray, genes: np.ndarray, *, steps: int) -> Attributions:
     """The integral itself, batched over cells x steps (see :func:`integrated_gradients`)."""
     with torch.no_grad():
         expression = graph.expression(torch.from_numpy(counts))

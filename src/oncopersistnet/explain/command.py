@@ -107,10 +107,10 @@ def explain_file(
     counts = aligned_block(block, match)
     logger.info("integrated gradients on %d of %d cells, %d steps", chosen.size, adata.n_obs, steps)
     explanation = explain_cells(
-        pre, model.network, counts, steps, top, is_persister=is_persister, threshold=threshold
+        pre, model.network, counts, steps=steps, top=top, is_persister=is_persister, threshold=threshold
     )
     signatures = load_signatures()
-    summary = explanation_summary(explanation, top, None, signatures)
+    summary = explanation_summary(explanation, top, None, signatures=signatures)
     if output is not None:
         with atomic_path(output) as tmp:
             annotated_table(explanation.table, None, signatures).to_csv(tmp, float_format="%.6g")

@@ -58,6 +58,7 @@ def explain_cells(
     preprocessor: CellPreprocessor,
     network: PersisterNetwork,
     counts: np.ndarray,
+    *,
     steps: int,
     top: int,
     is_persister: np.ndarray | None = None,
@@ -103,6 +104,7 @@ def explanation_summary(
     explanation: Explanation,
     k: int,
     planted: pd.Series | None = None,
+    *,
     signatures: list[Signature] | None = None,
 ) -> dict[str, Any]:
     """The JSON-ready result: completeness check, planted-truth and signature scores, top genes.
@@ -126,10 +128,10 @@ def explanation_summary(
             "median_abs_logit_change": float(np.median(change)) if change.size else 0.0,
         },
         "top_genes": {name: genes[:k] for name, genes in explanation.top.items()},
-        "planted": planted_recovery(explanation.table, planted, explanation.top, k)
+        "planted": planted_recovery(explanation.table, planted, explanation.top, k=k)
         if planted is not None
         else None,
-        "signatures": signature_overlaps(explanation.table, explanation.top, k, signatures),
+        "signatures": signature_overlaps(explanation.table, explanation.top, k, signatures=signatures),
     }
     attention = _attention_summary(explanation)
     if attention is not None:

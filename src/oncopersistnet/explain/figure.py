@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
@@ -32,6 +33,23 @@ def _label(gene: str, planted: Collection[str] | None, signature_genes: Collecti
         SIGNATURE_MARK if gene in signature_genes else ""
     )
     return f"{gene} {marks}" if marks else gene
+
+
+#: (table key, table column, colour, heading) of the two panels, left to right.
+PANELS = (
+    (
+        "non_persister",
+        "mean_attribution_non_persister",
+        NON_PERSISTER_COLOUR,
+        "non-persister cells: what pushes them away from persister",
+    ),
+    (
+        "persister",
+        "mean_attribution_persister",
+        PERSISTER_COLOUR,
+        "persister cells: what pushes them towards persister",
+    ),
+)
 
 
 def plot_attributions(
@@ -54,61 +72,21 @@ def plot_attributions(
     planted (``None`` on real data: no marker, no lighter bars);
     ``signature_genes``: genes of the shipped signatures.
     """
-    panels = (
-        (
-            "non_persister",
-            "mean_attribution_non_persister",
-            NON_PERSISTER_COLOUR,
-            "non-persister cells: what pushes them away from persister",
-        ),
-        (
-            "persister",
-            "mean_attribution_persister",
-            PERSISTER_COLOUR,
-            "persister cells: what pushes them towards persister",
-        ),
-    )
-    n_rows = max(1, max(len(top[key][:n_genes]) for key, *_ in panels))
+    n_rows = max(1, max(len(top[key][:n_genes]) for key, *_ in PANELS))
     fig = Figure(figsize=(10.5, max(3.2, 0.27 * n_rows + 1.9)))
     FigureCanvasAgg(fig)  # its own Agg canvas: no global backend, nothing registered with pyplot
     axes = fig.subplots(1, 2)
-    for ax, (key, column, colour, heading) in zip(axes, panels, strict=True):
-        genes = top[key][:n_genes]
-        values = np.array([table.loc[g, column] for g in genes], dtype=float)
-        y = np.arange(n_rows)[::-1][: len(genes)]  # strongest gene on top
-        alphas = [1.0 if planted is None or g in planted else 0.4 for g in genes]
-        for yi, value, alpha in zip(y, values, alphas, strict=True):
-            ax.barh(yi, value, color=colour, alpha=alpha, height=0.72)
-        ax.set_yticks(y)
-        ax.set_yticklabels([_label(g, planted, signature_genes) for g in genes], fontsize=8.5)
-        ax.set_ylim(-0.6, n_rows - 0.4)
-        extent = float(np.abs(values).max()) * 1.08 if values.size else 1.0
-        if key == "non_persister":
-            ax.set_xlim(-extent, 0.0)
-        else:
-            ax.set_xlim(0.0, extent)
-            ax.yaxis.tick_right()
-        ax.axvline(0.0, color="black", linewidth=0.8)
-        ax.grid(axis="x", alpha=0.3)
-        ax.tick_params(axis="x", labelsize=8)
-        ax.set_title(heading, fontsize=9, color=colour)
-        ax.set_xlabel("mean attribution, logit units (each panel its own scale)", fontsize=8.5)
-        if not genes:
-            ax.text(0.5, 0.5, "no gene pushes this way", transform=ax.transAxes, ha="center", fontsize=9)
-    handles = [
-        Patch(color=NON_PERSISTER_COLOUR, label="non-persister cells"),
-        Patch(color=PERSISTER_COLOUR, label="persister cells"),
-    ]
-    if planted is not None:
-        handles.append(
-            Patch(
-                color="grey",
-                alpha=0.4,
-                label=f"lighter: not planted  ({PLANTED_MARK} planted by the simulator)",
-            )
+    for ax, panel in zip(axes, PANELS, strict=True):
+        _draw_panel(
+            ax,
+            table,
+            panel,
+            genes=top[panel[0]][:n_genes],
+            n_rows=n_rows,
+            planted=planted,
+            signature_genes=signature_genes,
         )
-    if signature_genes:
-        handles.append(Patch(color="white", label=f"{SIGNATURE_MARK} in a published persister signature"))
+    handles = _legend_handles(planted, signature_genes)
     fig.legend(
         handles=handles,
         loc="lower center",
@@ -128,3 +106,57 @@ def plot_attributions(
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
     return path
+
+
+def _draw_panel(
+    ax: Axes,
+    table: pd.DataFrame,
+    panel: tuple[str, str, str, str],
+    *,
+    genes: list[str],
+    n_rows: int,
+    planted: Collection[str] | None,
+    signature_genes: Collection[str],
+) -> None:
+    """One side of the butterfly: ``genes`` as bars, strongest on top, on the panel's own scale."""
+    key, column, colour, heading = panel
+    values = np.array([table.loc[g, column] for g in genes], dtype=float)
+    y = np.arange(n_rows)[::-1][: len(genes)]  # strongest gene on top
+    alphas = [1.0 if planted is None or g in planted else 0.4 for g in genes]
+    for yi, value, alpha in zip(y, values, alphas, strict=True):
+        ax.barh(yi, value, color=colour, alpha=alpha, height=0.72)
+    ax.set_yticks(y)
+    ax.set_yticklabels([_label(g, planted, signature_genes) for g in genes], fontsize=8.5)
+    ax.set_ylim(-0.6, n_rows - 0.4)
+    extent = float(np.abs(values).max()) * 1.08 if values.size else 1.0
+    if key == "non_persister":
+        ax.set_xlim(-extent, 0.0)
+    else:
+        ax.set_xlim(0.0, extent)
+        ax.yaxis.tick_right()
+    ax.axvline(0.0, color="black", linewidth=0.8)
+    ax.grid(axis="x", alpha=0.3)
+    ax.tick_params(axis="x", labelsize=8)
+    ax.set_title(heading, fontsize=9, color=colour)
+    ax.set_xlabel("mean attribution, logit units (each panel its own scale)", fontsize=8.5)
+    if not genes:
+        ax.text(0.5, 0.5, "no gene pushes this way", transform=ax.transAxes, ha="center", fontsize=9)
+
+
+def _legend_handles(planted: Collection[str] | None, signature_genes: Collection[str]) -> list[Patch]:
+    """The class colours, then the planted and signature marks where the figure uses them."""
+    handles = [
+        Patch(color=NON_PERSISTER_COLOUR, label="non-persister cells"),
+        Patch(color=PERSISTER_COLOUR, label="persister cells"),
+    ]
+    if planted is not None:
+        handles.append(
+            Patch(
+                color="grey",
+                alpha=0.4,
+                label=f"lighter: not planted  ({PLANTED_MARK} planted by the simulator)",
+            )
+        )
+    if signature_genes:
+        handles.append(Patch(color="white", label=f"{SIGNATURE_MARK} in a published persister signature"))
+    return handles

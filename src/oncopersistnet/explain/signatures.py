@@ -59,13 +59,17 @@ def load_signatures(path: str | None = None) -> list[Signature]:
     signatures = []
     for name, rows in table.groupby("signature", sort=False):
         signatures.append(
-            Signature(str(name), str(rows["source"].iloc[0]), dict(zip(rows["gene"], rows["direction"])))
+            Signature(
+                str(name),
+                str(rows["source"].iloc[0]),
+                dict(zip(rows["gene"], rows["direction"], strict=True)),
+            )
         )
     return signatures
 
 
 def signature_overlap(
-    signature: Signature, table: pd.DataFrame, top: dict[str, list[str]], k: int
+    signature: Signature, table: pd.DataFrame, top: dict[str, list[str]], *, k: int
 ) -> dict[str, Any]:
     """Overlap of the global top-``k`` genes with ``signature``, against chance, with direction checks.
 
@@ -107,10 +111,10 @@ def signature_overlap(
 
 
 def signature_overlaps(
-    table: pd.DataFrame, top: dict[str, list[str]], k: int, signatures: list[Signature] | None = None
+    table: pd.DataFrame, top: dict[str, list[str]], k: int, *, signatures: list[Signature] | None = None
 ) -> dict[str, dict[str, Any]]:
     """:func:`signature_overlap` for every shipped signature, keyed by signature name."""
     return {
-        s.name: signature_overlap(s, table, top, k)
+        s.name: signature_overlap(s, table, top, k=k)
         for s in (signatures if signatures is not None else load_signatures())
     }

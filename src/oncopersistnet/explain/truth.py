@@ -24,7 +24,12 @@ PLANTED_LFC_CUT = 0.5
 
 
 def planted_recovery(
-    table: pd.DataFrame, planted: pd.Series, top: dict[str, list[str]], k: int, cut: float = PLANTED_LFC_CUT
+    table: pd.DataFrame,
+    planted: pd.Series,
+    top: dict[str, list[str]],
+    *,
+    k: int,
+    cut: float = PLANTED_LFC_CUT,
 ) -> dict[str, Any]:
     """Precision@k of the global ranking against planted genes, beside the chance rate.
 

@@ -33,6 +33,7 @@ def export_onnx(
     preprocessor: CellPreprocessor,
     network: PersisterNetwork,
     path: str | Path,
+    *,
     metadata: Mapping[str, object],
     opset: int = 17,
 ) -> onnx.ModelProto:
@@ -78,6 +79,7 @@ def parity_check(
     onnx_path: str | Path,
     preprocessor: CellPreprocessor,
     network: PersisterNetwork,
+    *,
     counts: np.ndarray,
     tolerance: float,
     seed: int = 0,

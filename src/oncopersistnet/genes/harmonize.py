@@ -92,7 +92,8 @@ class HarmonizationReport:
     def describe(self) -> str:
         """One line for logs."""
         return (
-            f"{self.n_input:,} genes named by {self.namespace}: {self.n_ensembl_mapped:,} Ensembl IDs mapped to symbols, "
+            f"{self.n_input:,} genes named by {self.namespace}: "
+            f"{self.n_ensembl_mapped:,} Ensembl IDs mapped to symbols, "
             f"{self.n_symbol_recognised:,} symbols recognised, {self.n_unrecognised:,} kept as given"
             + (f" (e.g. {', '.join(self.unrecognised_examples)})" if self.unrecognised_examples else "")
             + (f"; {self.n_merged:,} duplicates summed into {self.n_output:,} genes" if self.n_merged else "")

@@ -1,4 +1,5 @@
-"""The persister networks (hybrid CNN-LSTM, its attention variant, same-size MLP), training and calibration."""
+"""The persister networks (hybrid CNN-LSTM, its attention variant, same-size MLP), training and
+calibration."""
 
 from oncopersistnet.model.calibration import apply_calibration, fit_calibration
 from oncopersistnet.model.network import (

@@ -67,6 +67,7 @@ class CnnLstmClassifier(PersisterNetwork):
     def __init__(
         self,
         n_features: int,
+        *,
         conv_channels: Sequence[int] = (16, 32),
         kernel_size: int = 5,
         lstm_hidden: int = 32,
@@ -153,8 +154,8 @@ class CnnLstmAttentionClassifier(CnnLstmClassifier):
 
     architecture = "cnn_lstm_attention"
 
-    def __init__(self, n_features: int, *args: Any, attention_units: int = 32, **kwargs: Any) -> None:
-        super().__init__(n_features, *args, **kwargs)
+    def __init__(self, n_features: int, *, attention_units: int = 32, **kwargs: Any) -> None:
+        super().__init__(n_features, **kwargs)
         self.config["attention_units"] = attention_units  # checkpoints rebuild the model from config
         # Built after the shared layers, so those draw the same initial weights as the CNN-LSTM's.
         self.attention = nn.Sequential(

@@ -63,6 +63,7 @@ class CellPreprocessor:
 
     def __init__(
         self,
+        *,
         target_sum: float = 1e4,
         n_top_genes: int = 500,
         min_cells_fraction: float = 0.01,

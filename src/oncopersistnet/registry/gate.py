@@ -112,8 +112,8 @@ def head_to_head(
         counts[unseen],
         y[unseen].astype(str),
         np.asarray(samples, dtype=str)[unseen],
-        np.asarray(genes, dtype=str),
-        cells,
+        genes=np.asarray(genes, dtype=str),
+        cells=cells,
     )
     return HeadToHead(candidate_metrics, champion_metrics, champion_version, int(unseen.sum()), cells_hash)
 

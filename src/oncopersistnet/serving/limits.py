@@ -122,11 +122,10 @@ class GuardMiddleware:
         self.body_timeout_s = body_timeout_s
         self.idle_timeout_s = idle_timeout_s
 
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope["headers"])
+    async def _refused(
+        self, scope: Scope, send: Any, *, headers: dict[bytes, bytes], length: int | None
+    ) -> bool:
+        """Answer 401 (token) or 413 (declared size) before reading any body; whether it answered."""
         if (
             self.token
             and scope["path"] not in self.public_paths
@@ -136,13 +135,22 @@ class GuardMiddleware:
                 send,
                 401,
                 "missing or wrong token (header: Authorization: Bearer <token>)",
-                [(b"www-authenticate", b"Bearer")],
+                headers=[(b"www-authenticate", b"Bearer")],
             )
-            return
-        declared = headers.get(b"content-length")
-        length = int(declared) if declared is not None and declared.isdigit() else None
+            return True
         if length is not None and length > self.max_body_bytes:
             await _answer(send, 413, BodyTooLarge(self.max_body_bytes).detail)
+            return True
+        return False
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length")
+        length = int(declared) if declared is not None and declared.isdigit() else None
+        if await self._refused(scope, send, headers=headers, length=length):
             return
 
         reserved = 0
@@ -205,14 +213,14 @@ class GuardMiddleware:
                 send,
                 exc.status_code,
                 exc.detail,
-                [(k.lower().encode(), v.encode()) for k, v in (exc.headers or {}).items()],
+                headers=[(k.lower().encode(), v.encode()) for k, v in (exc.headers or {}).items()],
             )
         finally:
             release()
 
 
 async def _answer(
-    send: Any, status: int, detail: str, headers: list[tuple[bytes, bytes]] | None = None
+    send: Any, status: int, detail: str, *, headers: list[tuple[bytes, bytes]] | None = None
 ) -> None:
     body = json.dumps({"detail": detail}).encode()
     await send(

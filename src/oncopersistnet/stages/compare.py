@@ -121,7 +121,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
     results = run_comparison(folds, params)
     per_sample = sample_level_table(results, params.evaluate.threshold)
     provenance = run_provenance(params, paths, "", run_kind="comparison")
-    comparison = comparison_summary(results, folds, params, provenance["data_hash"])
+    comparison = comparison_summary(results, folds, params, data_hash=provenance["data_hash"])
     write_json(paths.comparison_metrics, comparison)
     with atomic_path(paths.comparison_per_sample) as tmp:
         per_sample.to_csv(tmp, index=False, float_format="%.4f")
@@ -130,7 +130,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
     # Curves of the first fold at train.seed: the deployed model's split and seed.
     first = {r.family: r for r in results if r.fold == folds[0].name and r.seed == params.train.seed}
     tables = {
-        family: curve_tables(r.y, r.probability, family, params.evaluate.threshold)
+        family: curve_tables(r.y, r.probability, family, threshold=params.evaluate.threshold)
         for family, r in first.items()
     }
     for family, table in tables.items():
@@ -141,7 +141,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
         pd.concat([t["roc"] for t in tables.values()]),
         pd.concat([t["pr"] for t in tables.values()]),
         {family: r.metrics for family, r in first.items()},
-        paths.figures / "roc_pr.png",
+        path=paths.figures / "roc_pr.png",
     )
     models = comparison["models"]
     plot_model_comparison(models, paths.figures / "model_comparison.png")

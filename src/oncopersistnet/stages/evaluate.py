@@ -47,7 +47,9 @@ def run(params: Params, paths: ProjectPaths) -> None:
         CALIBRATED: predict_proba(network, test.X).astype(np.float64),
         UNCALIBRATED: apply_calibration(predict_logits(network, test.X), 1.0, 0.0),
     }
-    scores = {name: classification_metrics(test.y, p, threshold, bins) for name, p in probability.items()}
+    scores = {
+        name: classification_metrics(test.y, p, threshold, n_bins=bins) for name, p in probability.items()
+    }
     metrics = {
         "model": network.architecture,
         "test": scores[CALIBRATED]
@@ -57,15 +59,15 @@ def run(params: Params, paths: ProjectPaths) -> None:
     }
     write_json(paths.evaluate_metrics, metrics)
 
-    per_sample = per_sample_table(test.y, probability[CALIBRATED], test.samples, threshold)
+    per_sample = per_sample_table(test.y, probability[CALIBRATED], test.samples, threshold=threshold)
     reliability = {name: reliability_table(test.y, p, bins) for name, p in probability.items()}
     for name, table in reliability.items():
         with atomic_path(paths.plots / "calibration" / f"{name}.csv") as tmp:
             table.to_csv(tmp, index=False, float_format="%.5f")
     with atomic_path(paths.plots / "confusion.csv") as tmp:
-        curve_tables(test.y, probability[CALIBRATED], metrics["model"], threshold)["confusion"].to_csv(
-            tmp, index=False
-        )
+        curve_tables(test.y, probability[CALIBRATED], metrics["model"], threshold=threshold)[
+            "confusion"
+        ].to_csv(tmp, index=False)
     predicted = np.where(probability[CALIBRATED] >= threshold, PERSISTER, NON_PERSISTER)
     truth = np.asarray(LABELS)[test.y]
     coordinates = np.column_stack(
@@ -83,7 +85,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
             {metrics["model"]: confusion_counts(test.y, probability[CALIBRATED], threshold)},
             paths.figures / "confusion.png",
         ),
-        plot_embedding(coordinates, truth, predicted, paths.figures / "embedding.png"),
+        plot_embedding(coordinates, truth, predicted, path=paths.figures / "embedding.png"),
     ]
     with atomic_path(paths.evaluate_per_sample) as tmp:
         per_sample.to_csv(tmp, index=False, float_format="%.4f")

@@ -97,10 +97,10 @@ def run(params: Params, paths: ProjectPaths) -> None:
         "integrated gradients on %d of %d test cells, %d steps", chosen.size, test.y.size, config.steps
     )
     explanation = explain_cells(
-        preprocessor, network, counts, config.steps, config.top, is_persister=test.y[chosen] == 1
+        preprocessor, network, counts, steps=config.steps, top=config.top, is_persister=test.y[chosen] == 1
     )
     signatures = load_signatures()
-    summary = explanation_summary(explanation, config.top, planted, signatures)
+    summary = explanation_summary(explanation, config.top, planted, signatures=signatures)
     table = annotated_table(explanation.table, planted, signatures)
 
     configure_mlflow(params.mlflow, paths.root)  # a store that cannot be used stops here, before any output

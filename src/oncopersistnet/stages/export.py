@@ -45,13 +45,13 @@ def run(params: Params, paths: ProjectPaths) -> None:
     )
     test = read_split_cells(paths, "test", limit=params.export.parity_cells)
     with atomic_path(paths.onnx) as tmp:
-        export_onnx(preprocessor, network, tmp, metadata, opset=params.export.opset)
+        export_onnx(preprocessor, network, tmp, metadata=metadata, opset=params.export.opset)
         figures = parity_check(
             tmp,
             preprocessor,
             network,
-            test.counts.toarray(),
-            params.export.parity_tolerance,
+            counts=test.counts.toarray(),
+            tolerance=params.export.parity_tolerance,
             seed=params.train.seed,
         )
     logger.info("wrote %s and %s", paths.onnx, paths.genes)

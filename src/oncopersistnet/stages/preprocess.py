@@ -31,7 +31,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
 
     y = binary_labels(labels)
     summary: dict[str, object] = {
-        "data_hash": data_hash(adata.X, labels, samples, np.asarray(adata.var_names), cells),
+        "data_hash": data_hash(adata.X, labels, samples, genes=np.asarray(adata.var_names), cells=cells),
         # validate copies raw bytes unchanged, so this is the md5 DVC records for data/raw/cells.h5ad:
         # any model traces back to the exact raw file (`dvc.lock`, `dvc get`, `git log dvc.lock`).
         "raw_md5": file_md5(paths.validated),

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -307,6 +308,10 @@ def cross_study_markdown(summary: dict[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------------- figure
+#: Line colour per model in the figure.
+COLOURS = {"network": "#1f77b4", "baseline": "#d62728"}
+
+
 def plot_cross_study(summary: dict[str, Any], path: Path) -> Path:
     """Learning curve per held-out study (ROC-AUC vs labelled samples) and the overlap sweep."""
     held, levels = _ordered(summary)
@@ -318,116 +323,15 @@ def plot_cross_study(summary: dict[str, Any], path: Path) -> Path:
     fig = Figure(figsize=(5.6 * n_cols, 4.4 * n_rows))
     FigureCanvasAgg(fig)  # its own Agg canvas: no global backend, nothing registered with pyplot
     axes = fig.subplots(n_rows, n_cols, squeeze=False)
-    colours = {"network": "#1f77b4", "baseline": "#d62728"}
     label = {
         "network": summary["context"]["architecture"],
         "baseline": summary["context"]["baseline"].replace("_", " "),
     }
-
-    def _y(entry: dict[str, Any] | None) -> float:
-        return float("nan") if not entry or entry.get("roc_auc") is None else entry["roc_auc"]
-
-    def _err(entry: dict[str, Any] | None) -> float:
-        return 0.0 if not entry or entry.get("roc_auc_std") is None else entry["roc_auc_std"]
-
     for ax, (name, e) in zip(axes.flat, held.items(), strict=False):
-        ks = sorted(int(key[1:]) for key in e["labelled_pool"])
-        for model in MODELS:
-            tuned = [e["zero_shot"][model]] + [e["fine_tuned"][f"k{k}"][model] for k in ks]
-            own = [e["target_only"][f"k{k}"][model] for k in ks]
-            ax.errorbar(
-                [0, *ks],
-                [_y(t) for t in tuned],
-                yerr=[_err(t) for t in tuned],
-                color=colours[model],
-                marker="o",
-                lw=2,
-                capsize=3,
-                label=f"{label[model]}: zero-shot → fine-tuned",
-            )
-            ax.errorbar(
-                ks,
-                [_y(t) for t in own],
-                yerr=[_err(t) for t in own],
-                color=colours[model],
-                marker="s",
-                ls="--",
-                lw=1.5,
-                capsize=3,
-                alpha=0.8,
-                label=f"{label[model]}: target-only",
-            )
-        ax.axhline(0.5, color="grey", ls=":", lw=1)
-        o = e["gene_overlap"]
-        title = (
-            f"held out: {name}\ntrained on {' + '.join(e['trained_on'])}; "
-            f"overlap {o['selected_present']}/{o['selected_genes']} genes read"
-        )
-        if notes.get(name):
-            title += (
-                "\n(drug exposure contrast, NOT persister)"
-                if "NOT a persister" in notes[name]
-                else f"\n({notes[name]})"
-            )
-        ax.set_title(title, fontsize=9.5)
-        ax.set_xticks([0, *ks], ["0\nzero-shot", *[str(k) for k in ks]])
-        ax.set_xlabel(
-            "labelled samples of the held-out study"
-            + (" per class" if e["labelled_samples_per_class"] else ""),
-            fontsize=9,
-        )
-        ax.set_ylabel("ROC-AUC on its test samples", fontsize=9)
-        ax.set_ylim(0.3, 1.02)
-        ax.grid(alpha=0.3)
+        _learning_curve_panel(ax, name, e, label=label, note=notes.get(name))
     axes.flat[0].legend(fontsize=7.5, loc="lower right")
-
     if sweep:
-        ax = axes.flat[len(held)]
-        x = [lv["fraction_kept"] for lv in levels]
-        for scope, style in (("held_out", "-"), ("in_domain", "--")):
-            for model in MODELS:
-                entries = [lv[scope][model] for lv in levels]
-                where = f"held-out {sweep['dataset']}" if scope == "held_out" else "in domain"
-                ax.errorbar(
-                    x,
-                    [_y(t) for t in entries],
-                    yerr=[_err(t) for t in entries],
-                    color=colours[model],
-                    ls=style,
-                    marker="o" if scope == "held_out" else "s",
-                    lw=2 if scope == "held_out" else 1.5,
-                    capsize=3,
-                    alpha=1.0 if scope == "held_out" else 0.75,
-                    label=f"{label[model]}, {where}",
-                )
-        for lv in levels:  # what the model actually gets: share of the genes it reads that the input provides
-            ax.annotate(
-                f"{lv['held_out']['selected_fraction']:.0%} | {lv['in_domain']['selected_fraction']:.0%}",
-                (lv["fraction_kept"], 0.33),
-                ha="center",
-                fontsize=7.5,
-                color="#444444",
-            )
-        ax.text(
-            0.02,
-            0.375,
-            "share of the genes read present: held-out | in domain (source studies' validation cells)",
-            fontsize=7.5,
-            color="#444444",
-            transform=ax.get_yaxis_transform(),
-        )
-        ax.axhline(0.5, color="grey", ls=":", lw=1)
-        ax.set_xlim(0.0, 1.06)
-        ax.set_ylim(0.3, 1.06)
-        ax.set_xlabel("share of the genes the input shares with the model that are kept", fontsize=9)
-        ax.set_ylabel("zero-shot ROC-AUC", fontsize=9)
-        ax.set_title(
-            f"overlap sweep, held out {sweep['dataset']}: shared genes removed\n"
-            "at random (seeded), imputed with training means",
-            fontsize=9.5,
-        )
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7.5, loc="upper center", ncol=2)
+        _sweep_panel(axes.flat[len(held)], sweep, levels, label=label)
     for ax in list(axes.flat)[n_panels:]:
         ax.set_visible(False)
     fig.suptitle(
@@ -439,3 +343,113 @@ def plot_cross_study(summary: dict[str, Any], path: Path) -> Path:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, format="png")
     return path
+
+
+def _roc_auc(entry: dict[str, Any] | None) -> float:
+    """Mean ROC-AUC of an entry; NaN (a gap in the line) where there is none."""
+    return float("nan") if not entry or entry.get("roc_auc") is None else entry["roc_auc"]
+
+
+def _roc_auc_std(entry: dict[str, Any] | None) -> float:
+    """Its spread over seeds; 0 (no error bar) where there is none."""
+    return 0.0 if not entry or entry.get("roc_auc_std") is None else entry["roc_auc_std"]
+
+
+def _learning_curve_panel(
+    ax: Axes, name: str, e: dict[str, Any], *, label: dict[str, str], note: str | None
+) -> None:
+    """One held-out study: zero-shot -> fine-tuned and target-only ROC-AUC against labelled samples."""
+    ks = sorted(int(key[1:]) for key in e["labelled_pool"])
+    for model in MODELS:
+        tuned = [e["zero_shot"][model]] + [e["fine_tuned"][f"k{k}"][model] for k in ks]
+        own = [e["target_only"][f"k{k}"][model] for k in ks]
+        ax.errorbar(
+            [0, *ks],
+            [_roc_auc(t) for t in tuned],
+            yerr=[_roc_auc_std(t) for t in tuned],
+            color=COLOURS[model],
+            marker="o",
+            lw=2,
+            capsize=3,
+            label=f"{label[model]}: zero-shot → fine-tuned",
+        )
+        ax.errorbar(
+            ks,
+            [_roc_auc(t) for t in own],
+            yerr=[_roc_auc_std(t) for t in own],
+            color=COLOURS[model],
+            marker="s",
+            ls="--",
+            lw=1.5,
+            capsize=3,
+            alpha=0.8,
+            label=f"{label[model]}: target-only",
+        )
+    ax.axhline(0.5, color="grey", ls=":", lw=1)
+    o = e["gene_overlap"]
+    title = (
+        f"held out: {name}\ntrained on {' + '.join(e['trained_on'])}; "
+        f"overlap {o['selected_present']}/{o['selected_genes']} genes read"
+    )
+    if note:
+        title += "\n(drug exposure contrast, NOT persister)" if "NOT a persister" in note else f"\n({note})"
+    ax.set_title(title, fontsize=9.5)
+    ax.set_xticks([0, *ks], ["0\nzero-shot", *[str(k) for k in ks]])
+    ax.set_xlabel(
+        "labelled samples of the held-out study" + (" per class" if e["labelled_samples_per_class"] else ""),
+        fontsize=9,
+    )
+    ax.set_ylabel("ROC-AUC on its test samples", fontsize=9)
+    ax.set_ylim(0.3, 1.02)
+    ax.grid(alpha=0.3)
+
+
+def _sweep_panel(
+    ax: Axes, sweep: dict[str, Any], levels: list[dict[str, Any]], *, label: dict[str, str]
+) -> None:
+    """Zero-shot ROC-AUC as shared genes are removed, held out and in domain, with the share still read."""
+    x = [lv["fraction_kept"] for lv in levels]
+    for scope, style in (("held_out", "-"), ("in_domain", "--")):
+        for model in MODELS:
+            entries = [lv[scope][model] for lv in levels]
+            where = f"held-out {sweep['dataset']}" if scope == "held_out" else "in domain"
+            ax.errorbar(
+                x,
+                [_roc_auc(t) for t in entries],
+                yerr=[_roc_auc_std(t) for t in entries],
+                color=COLOURS[model],
+                ls=style,
+                marker="o" if scope == "held_out" else "s",
+                lw=2 if scope == "held_out" else 1.5,
+                capsize=3,
+                alpha=1.0 if scope == "held_out" else 0.75,
+                label=f"{label[model]}, {where}",
+            )
+    for lv in levels:  # what the model actually gets: share of the genes it reads that the input provides
+        ax.annotate(
+            f"{lv['held_out']['selected_fraction']:.0%} | {lv['in_domain']['selected_fraction']:.0%}",
+            (lv["fraction_kept"], 0.33),
+            ha="center",
+            fontsize=7.5,
+            color="#444444",
+        )
+    ax.text(
+        0.02,
+        0.375,
+        "share of the genes read present: held-out | in domain (source studies' validation cells)",
+        fontsize=7.5,
+        color="#444444",
+        transform=ax.get_yaxis_transform(),
+    )
+    ax.axhline(0.5, color="grey", ls=":", lw=1)
+    ax.set_xlim(0.0, 1.06)
+    ax.set_ylim(0.3, 1.06)
+    ax.set_xlabel("share of the genes the input shares with the model that are kept", fontsize=9)
+    ax.set_ylabel("zero-shot ROC-AUC", fontsize=9)
+    ax.set_title(
+        f"overlap sweep, held out {sweep['dataset']}: shared genes removed\n"
+        "at random (seeded), imputed with training means",
+        fontsize=9.5,
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7.5, loc="upper center", ncol=2)

@@ -96,7 +96,7 @@ def run_transfer(
         "dataset": config.dataset_name,
         "input": config.input,
         "input_md5": file_md5(Path(config.input)),
-        "data_hash": data_hash(counts, y, samples, genes, cell_ids),
+        "data_hash": data_hash(counts, y, samples, genes=genes, cells=cell_ids),
         "cells": int(len(y)),
         "genes": int(len(genes)),
         "samples": samples_of,
@@ -159,15 +159,15 @@ def _export_and_register(
         )
         onnx_path = building / ONNX_NAME
         proto = export_onnx(
-            adapted.preprocessor, adapted.network, onnx_path, metadata, opset=params.export.opset
+            adapted.preprocessor, adapted.network, onnx_path, metadata=metadata, opset=params.export.opset
         )
         test_counts = cells.counts[split == "test"]
         parity = parity_check(
             onnx_path,
             adapted.preprocessor,
             adapted.network,
-            test_counts[: params.export.parity_cells],
-            params.export.parity_tolerance,
+            counts=test_counts[: params.export.parity_cells],
+            tolerance=params.export.parity_tolerance,
             seed=config.seed,
         )
         save_checkpoint(adapted.network, building / CHECKPOINT_NAME, extra={"best_epoch": adapted.best_epoch})
