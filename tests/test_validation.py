@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from oncopersistnet import NON_PERSISTER, PERSISTER
 from oncopersistnet.config import ValidateConfig
+from oncopersistnet.data.labels import NON_PERSISTER, PERSISTER
 from oncopersistnet.errors import ConfigError, DataValidationError, InputDataError
 from oncopersistnet.validation import (
     ValidationReport,

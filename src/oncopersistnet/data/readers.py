@@ -36,7 +36,7 @@ import pandas as pd
 import scipy.io
 from scipy import sparse
 
-from oncopersistnet.data.load import hdf5_problem, read_h5ad
+from oncopersistnet.data.hdf5 import hdf5_problem, read_h5ad
 from oncopersistnet.errors import InputDataError
 
 logger = logging.getLogger(__name__)

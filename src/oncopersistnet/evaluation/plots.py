@@ -15,8 +15,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from oncopersistnet import LABELS  # noqa: E402
 from oncopersistnet.atomic import atomic_path  # noqa: E402
+from oncopersistnet.data.labels import LABELS  # noqa: E402
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:

@@ -11,7 +11,7 @@ from oncopersistnet.export import export_onnx, parity_check
 from oncopersistnet.model import PersisterNetwork, load_checkpoint
 from oncopersistnet.paths import ProjectPaths
 from oncopersistnet.preprocessing import CellPreprocessor
-from oncopersistnet.stages.common import read_split_cells
+from oncopersistnet.preprocessing.outputs import read_split_cells
 from oncopersistnet.tracking import configure_mlflow, load_run_reference, log_params_once, resumed_run
 
 logger = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
             tmp,
             preprocessor,
             network,
-            test.counts.toarray(),
+            test.X.toarray(),
             params.export.parity_tolerance,
             seed=params.train.seed,
         )

@@ -16,6 +16,7 @@ from oncopersistnet.inference.resolve import GENES_DIGEST_TAG, load_model
 from oncopersistnet.model_card import build_model_card
 from oncopersistnet.model_source import ARTIFACT_DIR
 from oncopersistnet.paths import ProjectPaths
+from oncopersistnet.preprocessing.outputs import read_preprocess_summary, read_split_cells
 from oncopersistnet.registry import (
     CHALLENGER,
     CHAMPION,
@@ -27,7 +28,6 @@ from oncopersistnet.registry import (
     score_on_cells,
 )
 from oncopersistnet.registry_client import ChampionMoved, promote, set_alias
-from oncopersistnet.stages.common import read_preprocess_summary, read_split_cells
 from oncopersistnet.tracking import (
     configure_mlflow,
     dvc_experiment_name,
@@ -138,7 +138,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
     run_id = load_run_id(paths.run_reference)
     test = read_split_cells(paths, "test")  # sparse; scoring densifies only the model's genes
     candidate_model = OnnxPersisterModel(paths.onnx)  # carries evaluate.threshold from export
-    candidate = score_on_cells(candidate_model, test.counts, test.genes, test.y)
+    candidate = score_on_cells(candidate_model, test.X, test.genes, test.y)
     champion_version = current_champion(config.model_name)
     comparison = None
     if champion_version is not None:
@@ -147,14 +147,14 @@ def run(params: Params, paths: ProjectPaths) -> None:
             candidate_model,
             champion_model,
             str(champion_version.version),
-            test.counts,
+            test.X,
             test.genes,
             test.y,
             test.samples,
             test.cell_ids,
         )
 
-    example = test.counts[:2].toarray().astype(np.float32)
+    example = test.X[:2].toarray().astype(np.float32)
     with resumed_run(run_id):
         log_params_once(params.flat(["register"]))
         version = log_and_register(

@@ -64,7 +64,7 @@ def register_adapted(
 
     raw_counts, raw_genes = raw_test
     candidate_model = OnnxPersisterModel(folder / "oncopersistnet.onnx")
-    candidate = score_on_cells(candidate_model, raw_counts, raw_genes, test.y)
+    candidate = score_on_cells(candidate_model, raw_counts, raw_genes, test.cells.y)
     champion = current_champion(name)
     comparison = None
     if champion is not None:
@@ -74,9 +74,9 @@ def register_adapted(
             str(champion.version),
             raw_counts,
             raw_genes,
-            test.y,
-            test.samples,
-            test.cell_ids,
+            test.cells.y,
+            test.cells.samples,
+            test.cells.cell_ids,
         )
     study = summary["study"]
     tags = {
@@ -93,7 +93,7 @@ def register_adapted(
     experiment = dvc_experiment_name()
     if experiment:
         tags["dvc_experiment"] = experiment
-    example = np.nan_to_num(test.counts[:2]).astype(np.float32)
+    example = np.nan_to_num(test.cells.X[:2]).astype(np.float32)
     run_name = f"{experiment + '/' if experiment else ''}transfer-{study['dataset']}-{summary['mode']}"
     with tracked_run(run_name=run_name, experiment_id=experiment_id, tags=tags) as run:
         mlflow.log_params(flatten_for_mlflow(params.flat(["transfer"])))
