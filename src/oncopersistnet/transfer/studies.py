@@ -138,7 +138,7 @@ def load_study(spec: CrossStudyDataset, index: int, params: Params, paths: Proje
         spec.name,
         config,
         f"{spec.source} ({spec.label_key}: {positive} = positive, by {spec.sample_key})",
-        spec.note,
+        note=spec.note,
     )
 
 
