@@ -48,7 +48,9 @@ def label_cells(adata: ad.AnnData, scheme: LabelScheme, source: str) -> ad.AnnDa
         counts = raw_labels[~keep].value_counts()
         logger.warning(
             "dropped %d cells whose %s is neither persister nor non-persister: %s",
-            dropped, label_key, ", ".join(f"{k} ({v})" for k, v in counts.items()),
+            dropped,
+            label_key,
+            ", ".join(f"{k} ({v})" for k, v in counts.items()),
         )
     samples = adata.obs[sample_key][keep]
     if samples.isna().any():
@@ -68,7 +70,11 @@ def label_cells(adata: ad.AnnData, scheme: LabelScheme, source: str) -> ad.AnnDa
     out.uns["source"] = {"input": source, "label_key": label_key, "sample_key": sample_key}
     logger.info(
         "labelled %d cells x %d genes from %s (%d persisters, %d samples)",
-        out.n_obs, out.n_vars, source, int((obs["label"] == PERSISTER).sum()), obs["sample"].nunique(),
+        out.n_obs,
+        out.n_vars,
+        source,
+        int((obs["label"] == PERSISTER).sum()),
+        obs["sample"].nunique(),
     )
     return out
 
