@@ -24,7 +24,7 @@ from oncopersistnet.evaluation.comparison import comparison_summary, run_compari
 from oncopersistnet.evaluation.report import comparison_markdown
 from oncopersistnet.logging_setup import configure_logging
 from oncopersistnet.paths import ProjectPaths
-from oncopersistnet.stages.common import read_preprocess_summary
+from oncopersistnet.preprocessing.outputs import read_preprocess_summary
 from oncopersistnet.stages.compare import build_folds
 
 

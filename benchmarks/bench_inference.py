@@ -35,7 +35,7 @@ from oncopersistnet.evaluation.metrics import classification_metrics
 from oncopersistnet.inference import OnnxPersisterModel
 from oncopersistnet.logging_setup import configure_logging
 from oncopersistnet.paths import ProjectPaths
-from oncopersistnet.stages.common import read_split_cells
+from oncopersistnet.preprocessing.outputs import read_split_cells
 
 BATCH_SIZES = (1, 256, 4096)
 THREADS = (1, 2)
@@ -109,7 +109,7 @@ def main() -> None:
     reference = OnnxPersisterModel(args.model)
     test = read_split_cells(paths, "test")
     column = {g: i for i, g in enumerate(test.genes)}
-    counts = test.counts[:, [column[g] for g in reference.genes]].toarray().astype(np.float32)
+    counts = test.X[:, [column[g] for g in reference.genes]].toarray().astype(np.float32)
     batches = _batches(counts)
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -44,7 +44,7 @@ import requests
 from oncopersistnet.atomic import write_json
 from oncopersistnet.inference import OnnxPersisterModel
 from oncopersistnet.paths import ProjectPaths
-from oncopersistnet.stages.common import read_split_cells
+from oncopersistnet.preprocessing.outputs import read_split_cells
 
 
 def _free_port() -> int:
@@ -243,7 +243,7 @@ def main() -> None:
     genes = OnnxPersisterModel(args.model).genes
     test = read_split_cells(ProjectPaths(Path(".")), "test")
     column = {g: i for i, g in enumerate(test.genes)}
-    counts = test.counts[:, [column[g] for g in genes]].toarray()
+    counts = test.X[:, [column[g] for g in genes]].toarray()
     rows = [[float(v) for v in row] for row in counts]
 
     def bodies(cells_per_request: int, n: int) -> list[dict]:
@@ -277,7 +277,7 @@ def main() -> None:
         }
 
     if args.mixed_requests:
-        three = ad.AnnData(X=test.counts[:3], var=pd.DataFrame(index=list(test.genes)))
+        three = ad.AnnData(X=test.X[:3], var=pd.DataFrame(index=list(test.genes)))
         three.obs_names = [f"c{i}" for i in range(3)]
         with tempfile.TemporaryDirectory() as tmp:
             three.write_h5ad(Path(tmp) / "three.h5ad")

@@ -10,6 +10,7 @@ from conftest import FAST_TRAIN
 from scipy import sparse
 
 from oncopersistnet.config import ALL_MODEL_FAMILIES, shipped_params
+from oncopersistnet.data.cells import Cells
 from oncopersistnet.errors import DataValidationError
 from oncopersistnet.evaluation.candidates import make_candidate
 from oncopersistnet.evaluation.comparison import run_comparison, sample_level_table, summarize
@@ -22,17 +23,7 @@ PARAMS = replace(SHIPPED, train=FAST_TRAIN, preprocess=PREPROCESS)
 
 
 def _fold(adata, split, name="holdout"):
-    y = (adata.obs["label"].to_numpy() == "persister").astype(int)
-    return build_fold(
-        name,
-        adata.X,
-        np.asarray(adata.var_names),
-        y,
-        np.asarray(adata.obs_names),
-        np.asarray(adata.obs["sample"], dtype=str),
-        split,
-        PREPROCESS,
-    )
+    return build_fold(name, Cells.from_anndata(adata), split, config=PREPROCESS)
 
 
 @pytest.fixture(scope="module")

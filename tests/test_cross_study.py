@@ -87,9 +87,9 @@ def results(studies):
 
 
 def _row_sums(study, ids):
-    position = {f"{study.name}:{c}": i for i, c in enumerate(study.cell_ids)}
+    position = {f"{study.name}:{c}": i for i, c in enumerate(study.cells.cell_ids)}
     rows = [position[i] for i in ids if i in position]
-    return np.asarray(study.counts[rows].sum(axis=1)).ravel()
+    return np.asarray(study.cells.X[rows].sum(axis=1)).ravel()
 
 
 def test_the_held_out_study_never_reaches_its_source_model(studies, monkeypatch):
@@ -125,8 +125,8 @@ def test_the_held_out_study_never_reaches_its_source_model(studies, monkeypatch)
     def spy_adapt(parent, cells, split, *args, **kwargs):
         adapted.append(
             (
-                set(cells.cell_ids[split == "train"]) | set(cells.cell_ids[split == "val"]),
-                set(cells.samples[split == "test"]),
+                set(cells.cells.cell_ids[split == "train"]) | set(cells.cells.cell_ids[split == "val"]),
+                set(cells.cells.samples[split == "test"]),
             )
         )
         return original_adapt(parent, cells, split, *args, **kwargs)
@@ -139,15 +139,15 @@ def test_the_held_out_study_never_reaches_its_source_model(studies, monkeypatch)
         fits.clear(), candidate_folds.clear(), adapted.clear()
         result = cs.hold_out(studies, index, _params())
         sources = [s for s in studies if s is not target]
-        held_ids = {f"{target.name}:{c}" for c in target.cell_ids}
+        held_ids = {f"{target.name}:{c}" for c in target.cells.cell_ids}
         trained_on = set(result.source_train_cells) | set(result.source_val_cells)
         assert not trained_on & held_ids
         assert {i.split(":")[0] for i in trained_on} == {s.name for s in sources}
 
         # The source preprocessor: the other studies' genes only, exactly the source training cells.
         counts, genes = fits[0]
-        assert set(genes) == {g for s in sources for g in s.genes}
-        assert set(target.genes) - set(genes), (
+        assert set(genes) == {g for s in sources for g in s.cells.genes}
+        assert set(target.cells.genes) - set(genes), (
             "the held-out study's own genes must not be in the source gene space"
         )
         assert counts.shape[0] == len(result.source_train_cells)
@@ -161,7 +161,7 @@ def test_the_held_out_study_never_reaches_its_source_model(studies, monkeypatch)
             assert train == set(result.source_train_cells) and val == set(result.source_val_cells)
             assert not (train | val) & held_ids
         # Fine-tuning and target-only fits never see the held-out study's test samples.
-        test_cells = set(target.cell_ids[np.isin(target.samples, result.partition.test_samples)])
+        test_cells = set(target.cells.cell_ids[np.isin(target.cells.samples, result.partition.test_samples)])
         for seen, test_samples in adapted:
             assert not seen & test_cells and set(test_samples) == set(result.partition.test_samples)
         for name, train, val in candidate_folds:
@@ -186,7 +186,7 @@ def test_learning_curve_has_one_row_per_k_setting_and_model(results, studies):
             assert {r["labelled_samples"] for r in rows if r["k"] == k} == {2 * k}
             assert not set(partition.pool[k]) & set(partition.test_samples)
             assert set(partition.pool[KS[0]]) <= set(partition.pool[k])
-        assert result.n_test_cells == int(np.isin(study.samples, partition.test_samples).sum())
+        assert result.n_test_cells == int(np.isin(study.cells.samples, partition.test_samples).sum())
         assert all(0.0 <= r["roc_auc"] <= 1.0 for r in rows)
     summary = summarize(results, studies, _params())
     for name in NAMES:
@@ -201,7 +201,7 @@ def test_learning_curve_has_one_row_per_k_setting_and_model(results, studies):
 def test_samples_holding_both_classes_are_counted_as_samples(studies):
     mixed = studies[0]
     mixed = replace(
-        mixed, samples=np.array([f"P{i % 5}" for i in range(mixed.n_cells)])
+        mixed, cells=replace(mixed.cells, samples=np.array([f"P{i % 5}" for i in range(mixed.n_cells)]))
     )  # 5 patients, both classes each
     partition = cs.partition_target(mixed, KS, 0.25, seed=0)
     assert not partition.per_class

@@ -11,6 +11,7 @@ import torch
 from conftest import FAST_TRAIN, SMALL
 
 from oncopersistnet.config import shipped_params
+from oncopersistnet.data.cells import Cells
 from oncopersistnet.data.simulate import simulate_cells
 from oncopersistnet.errors import ConfigError, InputDataError, ModelError
 from oncopersistnet.model import CnnLstmClassifier, MlpClassifier, train_model
@@ -35,18 +36,8 @@ def target():
 
 
 def _cells(parent, adata):
-    y = (adata.obs["label"].to_numpy() == "persister").astype(int)
     selected = parent.preprocessor.genes_[parent.preprocessor.selected_]
-    cells = map_to_model(
-        adata.X,
-        adata.var_names,
-        y,
-        adata.obs["sample"],
-        adata.obs_names,
-        parent.preprocessor.genes_,
-        selected,
-        "target",
-    )
+    cells = map_to_model(Cells.from_anndata(adata), parent.preprocessor.genes_, selected, source="target")
     split = split_by_sample(adata.obs["sample"], adata.obs["label"], 0.2, 0.3, seed=0)
     return cells, split
 
@@ -54,20 +45,20 @@ def _cells(parent, adata):
 def test_missing_genes_are_nan_and_the_panel_overlap_is_reported(parent, target):
     cells, _ = _cells(parent, target)
     absent = ~np.isin(parent.preprocessor.genes_, target.var_names)
-    assert absent.any() and np.isnan(cells.counts[:, absent]).all()
-    assert not np.isnan(cells.counts[:, ~absent]).any()
+    assert absent.any() and np.isnan(cells.cells.X[:, absent]).all()
+    assert not np.isnan(cells.cells.X[:, ~absent]).any()
     assert cells.match.n_matched == (~absent).sum()
 
 
 def test_refit_scaling_keeps_the_axes_and_follows_the_new_cells(parent, target):
     cells, split = _cells(parent, target)
     old = parent.preprocessor
-    new = old.refit_scaling(cells.counts[split == "train"])
+    new = old.refit_scaling(cells.cells.X[split == "train"])
     assert np.array_equal(new.selected_, old.selected_) and np.array_equal(new.components_, old.components_)
     assert not np.allclose(new.min_, old.min_) or not np.allclose(new.pca_mean_, old.pca_mean_)
-    features = new.transform(cells.counts[split == "train"])
+    features = new.transform(cells.cells.X[split == "train"])
     assert np.allclose(features.mean(axis=0), 0.0, atol=1e-4)  # centred on the new training cells
-    absent_selected = np.isnan(cells.counts[:, old.selected_]).all(axis=0)
+    absent_selected = np.isnan(cells.cells.X[:, old.selected_]).all(axis=0)
     assert absent_selected.any()
     assert np.allclose(
         new.impute_mean_[absent_selected], old.impute_mean_[absent_selected]
@@ -77,8 +68,8 @@ def test_refit_scaling_keeps_the_axes_and_follows_the_new_cells(parent, target):
 
 def test_head_fine_tuning_moves_only_the_head(parent, target):
     cells, split = _cells(parent, target)
-    X = {s: parent.preprocessor.transform(cells.counts[split == s]) for s in ("train", "val")}
-    y = {s: cells.y[split == s] for s in ("train", "val")}
+    X = {s: parent.preprocessor.transform(cells.cells.X[split == s]) for s in ("train", "val")}
+    y = {s: cells.cells.y[split == s] for s in ("train", "val")}
     before = {k: v.clone() for k, v in parent.network.state_dict().items()}
     result = train_model(
         (X["train"], y["train"]),

@@ -20,8 +20,8 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from oncopersistnet import NON_PERSISTER, PERSISTER
 from oncopersistnet.config import shipped_params
+from oncopersistnet.data.labels import NON_PERSISTER, PERSISTER
 from oncopersistnet.errors import ConfigError, DataValidationError, InputDataError
 from oncopersistnet.validation import (
     ValidationReport,

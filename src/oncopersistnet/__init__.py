@@ -2,15 +2,12 @@
 
 Importing the package has no side effects: no tracking URI is set, no folder is
 made and no logging is configured. Entry points (``oncopersistnet.cli`` and the
-scripts under ``pipelines/``) do that.
+scripts under ``pipelines/``) do that. The class names (``PERSISTER``,
+``NON_PERSISTER``, ``LABELS``) live in :mod:`oncopersistnet.data.labels`.
 """
 
 from oncopersistnet.errors import OncoPersistNetError
 
 __version__ = "0.1.0"
 
-PERSISTER = "persister"
-NON_PERSISTER = "non-persister"
-LABELS = (NON_PERSISTER, PERSISTER)
-
-__all__ = ["LABELS", "NON_PERSISTER", "PERSISTER", "OncoPersistNetError", "__version__"]
+__all__ = ["OncoPersistNetError", "__version__"]

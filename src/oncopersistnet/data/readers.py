@@ -37,7 +37,7 @@ import scipy.io
 from scipy import sparse
 
 from oncopersistnet.choices import COUNTS_SOURCES_HELP, ORIENTATIONS
-from oncopersistnet.data.load import hdf5_problem, read_h5ad
+from oncopersistnet.data.hdf5 import hdf5_problem, read_h5ad
 from oncopersistnet.errors import InputDataError
 
 logger = logging.getLogger(__name__)

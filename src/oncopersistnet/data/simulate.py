@@ -49,8 +49,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from oncopersistnet import NON_PERSISTER, PERSISTER
 from oncopersistnet.config import SimulateConfig
+from oncopersistnet.data.labels import NON_PERSISTER, PERSISTER
 from oncopersistnet.errors import ConfigError
 from oncopersistnet.genes import load_gene_table
 

@@ -30,11 +30,12 @@ from typing import Any
 
 import numpy as np
 
-from oncopersistnet import NON_PERSISTER, PERSISTER
 from oncopersistnet.choices import NETWORK_ARCHITECTURES
 from oncopersistnet.config import Params
+from oncopersistnet.data.labels import PERSISTER, label_names
 from oncopersistnet.errors import InputDataError, ModelError
 from oncopersistnet.evaluation.folds import Fold
+from oncopersistnet.model import predict_proba, train_model
 from oncopersistnet.preprocessing import log_normalize
 
 logger = logging.getLogger(__name__)
@@ -86,8 +87,6 @@ class NetworkCandidate(Candidate):
         return features[:, self.order_] if self.permute else features
 
     def fit(self, fold: Fold) -> NetworkCandidate:
-        from oncopersistnet.model import train_model
-
         n = fold.features["train"].X.shape[1]
         self.order_ = np.random.default_rng([self.seed, 1]).permutation(n) if self.permute else np.arange(n)
         result = train_model(
@@ -100,8 +99,6 @@ class NetworkCandidate(Candidate):
         return self
 
     def predict_proba(self, fold: Fold, split: str = "test") -> np.ndarray:
-        from oncopersistnet.model import predict_proba
-
         return predict_proba(self.model_, self._x(fold, split)).astype(np.float64)
 
     def hyperparameters(self) -> dict[str, Any]:
@@ -293,7 +290,7 @@ class CellTypistCandidate(Candidate):
 
     def fit(self, fold: Fold) -> CellTypistCandidate:
         celltypist = _import_celltypist()
-        labels = np.where(fold.features["train"].y == 1, PERSISTER, NON_PERSISTER)
+        labels = label_names(fold.features["train"].y)
         try:
             self.model_ = celltypist.train(
                 self._adata(fold, "train"),

@@ -22,18 +22,24 @@ from scipy import sparse
 from sklearn.model_selection import StratifiedGroupKFold
 
 from oncopersistnet.config import PreprocessConfig
+from oncopersistnet.data.cells import Cells
 from oncopersistnet.errors import DataValidationError
-from oncopersistnet.preprocessing import SPLITS, CellPreprocessor, FeatureSet, build_preprocessor
+from oncopersistnet.preprocessing import SPLITS, CellPreprocessor, build_preprocessor
 
 
 @dataclass(frozen=True)
 class Fold:
-    """One train / validation / test assignment, as counts and as train-fitted PCA features."""
+    """One train / validation / test assignment, as counts and as train-fitted PCA features.
+
+    ``counts`` holds each split's raw count matrix over ``genes`` (empty where only
+    features exist, as in the cross-study folds); ``features`` each split's cells with
+    PCA features as ``X``.
+    """
 
     name: str
     genes: np.ndarray
     counts: dict[str, sparse.csr_matrix]
-    features: dict[str, FeatureSet]
+    features: dict[str, Cells]
     preprocessor: CellPreprocessor
 
     @property
@@ -41,34 +47,19 @@ class Fold:
         return sorted(set(self.features["test"].samples))
 
 
-def build_fold(
-    name: str,
-    counts: sparse.spmatrix,
-    genes: np.ndarray,
-    y: np.ndarray,
-    cell_ids: np.ndarray,
-    samples: np.ndarray,
-    split: np.ndarray,
-    config: PreprocessConfig,
-) -> Fold:
-    """Fit the preprocessor on the fold's training cells, then transform every split."""
-    counts = sparse.csr_matrix(counts)
+def build_fold(name: str, cells: Cells, split: np.ndarray, *, config: PreprocessConfig) -> Fold:
+    """Fit the preprocessor on the fold's training cells (raw counts), then transform every split."""
+    cells = cells.with_X(sparse.csr_matrix(cells.X), cells.genes)
     missing = [s for s in SPLITS if not (split == s).any()]
     if missing:
         raise DataValidationError(f"fold {name}: no cells in split(s) {', '.join(missing)}")
-    preprocessor = build_preprocessor(config).fit(counts[split == "train"], genes)
-    parts = {s: counts[split == s] for s in SPLITS}
-    features = {
-        s: FeatureSet(
-            preprocessor.transform(parts[s]), y[split == s], cell_ids[split == s], samples[split == s]
-        )
-        for s in SPLITS
-    }
+    parts = {s: cells.subset(split == s) for s in SPLITS}
+    preprocessor = build_preprocessor(config).fit(parts["train"].X, cells.genes)
     return Fold(
         name=name,
-        genes=np.asarray(genes, dtype=str),
-        counts=parts,
-        features=features,
+        genes=cells.genes,
+        counts={s: part.X for s, part in parts.items()},
+        features={s: part.with_X(preprocessor.transform(part.X)) for s, part in parts.items()},
         preprocessor=preprocessor,
     )
 
@@ -82,7 +73,7 @@ def _sample_classes(samples: np.ndarray, y: np.ndarray) -> dict[str, int]:
 
 
 def grouped_splits(
-    samples: np.ndarray, y: np.ndarray, k: int, val_fraction: float, seed: int
+    samples: np.ndarray, y: np.ndarray, k: int, *, val_fraction: float, seed: int
 ) -> list[np.ndarray]:
     """``k`` split-name arrays: each sample is in test exactly once, never in two splits of a fold.
 

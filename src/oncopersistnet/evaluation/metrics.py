@@ -23,7 +23,7 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-from oncopersistnet import NON_PERSISTER, PERSISTER
+from oncopersistnet.data.labels import NON_PERSISTER, PERSISTER
 
 METRIC_NAMES = (
     "accuracy",

@@ -16,8 +16,8 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from oncopersistnet import LABELS
 from oncopersistnet.atomic import atomic_path
+from oncopersistnet.data.labels import LABELS
 
 
 def new_figure(**options: Any) -> Figure:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from oncopersistnet.atomic import atomic_path
+from oncopersistnet.data.labels import binary_labels, canonical_labels
 from oncopersistnet.data.readers import read_counts
 from oncopersistnet.errors import InputDataError
 from oncopersistnet.explain.explainer import (
@@ -48,8 +49,9 @@ def _classes_from_labels(
             f"{source}: obs has no column {label_key!r} (--label-key); columns are: {', '.join(map(str, obs.columns)) or 'none'}"
         )
     labels = obs[label_key].astype(str).to_numpy()
-    is_persister = np.isin(labels, list(persister_values))
-    known = is_persister | np.isin(labels, list(non_persister_values))
+    mapped = canonical_labels(obs[label_key], persister_values, non_persister_values)
+    known = mapped.notna().to_numpy()
+    is_persister = binary_labels(mapped) == 1
     if not known.any():
         found = ", ".join(sorted(set(labels))[:5])
         raise InputDataError(

@@ -17,8 +17,8 @@ import numpy as np
 from scipy import sparse
 from tqdm.auto import tqdm
 
-from oncopersistnet import NON_PERSISTER, PERSISTER
 from oncopersistnet.atomic import atomic_path
+from oncopersistnet.data.labels import NON_PERSISTER, PERSISTER
 from oncopersistnet.data.readers import detect_format, read_counts
 from oncopersistnet.errors import InputDataError
 from oncopersistnet.inference.align import GeneMatch, aligned_block, match_genes

@@ -1,6 +1,5 @@
 """Split cells by sample and turn raw counts into PCA features (train-fitted only)."""
 
-from oncopersistnet.preprocessing.features import FeatureSet
 from oncopersistnet.preprocessing.normalize import log_normalize
 from oncopersistnet.preprocessing.split import SPLITS, split_by_sample
 from oncopersistnet.preprocessing.transformer import CellPreprocessor, build_preprocessor
@@ -8,7 +7,6 @@ from oncopersistnet.preprocessing.transformer import CellPreprocessor, build_pre
 __all__ = [
     "SPLITS",
     "CellPreprocessor",
-    "FeatureSet",
     "log_normalize",
     "build_preprocessor",
     "split_by_sample",

@@ -13,7 +13,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from oncopersistnet import PERSISTER
+from oncopersistnet.data.labels import PERSISTER
 from oncopersistnet.errors import DataValidationError
 
 logger = logging.getLogger(__name__)

@@ -17,7 +17,8 @@ import pandas as pd
 
 from oncopersistnet.atomic import atomic_path, write_json, write_text
 from oncopersistnet.config import MODEL_SECTIONS, Params
-from oncopersistnet.data.load import read_h5ad
+from oncopersistnet.data.cells import Cells
+from oncopersistnet.data.hdf5 import read_h5ad
 from oncopersistnet.evaluation.comparison import (
     FitResult,
     comparison_summary,
@@ -29,7 +30,8 @@ from oncopersistnet.evaluation.metrics import METRIC_NAMES, curve_tables
 from oncopersistnet.evaluation.plots import plot_model_comparison, plot_roc_pr
 from oncopersistnet.evaluation.report import comparison_markdown
 from oncopersistnet.paths import ProjectPaths
-from oncopersistnet.stages.common import binary_labels, read_split_table, run_provenance
+from oncopersistnet.preprocessing.outputs import read_split_table
+from oncopersistnet.stages.provenance import run_provenance
 from oncopersistnet.tracking import configure_mlflow, flatten_for_mlflow, tracked_run
 
 logger = logging.getLogger(__name__)
@@ -38,21 +40,19 @@ logger = logging.getLogger(__name__)
 def build_folds(params: Params, paths: ProjectPaths) -> list[Fold]:
     """The pipeline's split (``cv_folds: 0``) or grouped k-fold by sample, as :class:`Fold` objects."""
     adata = read_h5ad(paths.validated)
-    samples = np.asarray(adata.obs["sample"], dtype=str)
-    y = binary_labels(adata.obs["label"])
-    cells = np.asarray(adata.obs_names, dtype=str)
-    genes = np.asarray(adata.var_names, dtype=str)
+    cells = Cells.from_anndata(adata)
     if params.compare.cv_folds == 0:
         assignments = {"holdout": read_split_table(paths, adata.obs_names)}
     else:
         splits = grouped_splits(
-            samples, y, params.compare.cv_folds, params.split.val_fraction, params.split.seed
+            cells.samples,
+            cells.y,
+            params.compare.cv_folds,
+            val_fraction=params.split.val_fraction,
+            seed=params.split.seed,
         )
         assignments = {f"fold{i + 1}": split for i, split in enumerate(splits)}
-    return [
-        build_fold(name, adata.X, genes, y, cells, samples, split, params.preprocess)
-        for name, split in assignments.items()
-    ]
+    return [build_fold(name, cells, split, config=params.preprocess) for name, split in assignments.items()]
 
 
 def _comparison_id(provenance: dict[str, str], params: Params) -> str:

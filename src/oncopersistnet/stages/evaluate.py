@@ -13,9 +13,10 @@ import logging
 import numpy as np
 import pandas as pd
 
-from oncopersistnet import LABELS, NON_PERSISTER, PERSISTER
 from oncopersistnet.atomic import atomic_path, write_json
 from oncopersistnet.config import Params
+from oncopersistnet.data.cells import Cells
+from oncopersistnet.data.labels import LABELS, label_names
 from oncopersistnet.evaluation.metrics import (
     classification_metrics,
     confusion_counts,
@@ -26,7 +27,6 @@ from oncopersistnet.evaluation.metrics import (
 from oncopersistnet.evaluation.plots import plot_confusion, plot_embedding, plot_reliability
 from oncopersistnet.model import apply_calibration, load_checkpoint, predict_logits, predict_proba
 from oncopersistnet.paths import ProjectPaths
-from oncopersistnet.preprocessing import FeatureSet
 from oncopersistnet.tracking import configure_mlflow, load_run_id, log_params_once, resumed_run
 
 logger = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
     import mlflow
 
     threshold, bins = params.evaluate.threshold, params.evaluate.calibration_bins
-    test = FeatureSet.load(paths.features("test"))
+    test = Cells.load(paths.features("test"))
     network = load_checkpoint(paths.model)
     scale, shift = (float(v) for v in network.calibration)
     probability = {
@@ -68,7 +68,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
         curve_tables(test.y, probability[CALIBRATED], metrics["model"], threshold=threshold)[
             "confusion"
         ].to_csv(tmp, index=False)
-    predicted = np.where(probability[CALIBRATED] >= threshold, PERSISTER, NON_PERSISTER)
+    predicted = label_names(probability[CALIBRATED] >= threshold)
     truth = np.asarray(LABELS)[test.y]
     coordinates = np.column_stack(
         [test.X[:, 0], test.X[:, 1] if test.X.shape[1] > 1 else np.zeros(len(test.X))]

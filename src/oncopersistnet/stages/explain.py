@@ -31,7 +31,7 @@ from oncopersistnet.explain.signatures import load_signatures
 from oncopersistnet.model import load_checkpoint
 from oncopersistnet.paths import ProjectPaths
 from oncopersistnet.preprocessing import CellPreprocessor
-from oncopersistnet.stages.common import read_split_cells
+from oncopersistnet.preprocessing.outputs import read_split_cells
 from oncopersistnet.tracking import configure_mlflow, load_run_id, log_params_once, resumed_run
 
 logger = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
                 f"{paths.validated}: its genes are not the simulator's for the current simulate params; rerun ingest"
             )
     chosen = evenly_spaced(test.y.size, config.cells)
-    counts = test.counts[chosen].toarray().astype(np.float32)
+    counts = test.X[chosen].toarray().astype(np.float32)
     logger.info(
         "integrated gradients on %d of %d test cells, %d steps", chosen.size, test.y.size, config.steps
     )

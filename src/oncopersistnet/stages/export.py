@@ -12,7 +12,7 @@ from oncopersistnet.export.metadata import model_metadata
 from oncopersistnet.model import load_checkpoint
 from oncopersistnet.paths import ProjectPaths
 from oncopersistnet.preprocessing import CellPreprocessor
-from oncopersistnet.stages.common import read_split_cells
+from oncopersistnet.preprocessing.outputs import read_split_cells
 from oncopersistnet.tracking import configure_mlflow, load_run_reference, log_params_once, resumed_run
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
             tmp,
             preprocessor,
             network,
-            counts=test.counts.toarray(),
+            counts=test.X.toarray(),
             tolerance=params.export.parity_tolerance,
             seed=params.train.seed,
         )

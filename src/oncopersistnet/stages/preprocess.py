@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
 import pandas as pd
 
 from oncopersistnet.atomic import atomic_path, write_json
 from oncopersistnet.config import Params
-from oncopersistnet.data.load import read_h5ad
+from oncopersistnet.data.cells import Cells
+from oncopersistnet.data.hdf5 import read_h5ad
+from oncopersistnet.data.labels import label_names
 from oncopersistnet.paths import ProjectPaths
-from oncopersistnet.preprocessing import SPLITS, FeatureSet, build_preprocessor, split_by_sample
-from oncopersistnet.stages.common import binary_labels
+from oncopersistnet.preprocessing import SPLITS, build_preprocessor, split_by_sample
 from oncopersistnet.tracking import data_hash, file_md5
 
 logger = logging.getLogger(__name__)
@@ -21,17 +21,15 @@ logger = logging.getLogger(__name__)
 def run(params: Params, paths: ProjectPaths) -> None:
     """Write per-split features, the split table, a summary and the fitted preprocessor."""
     adata = read_h5ad(paths.validated)
-    samples = np.asarray(adata.obs["sample"], dtype=str)
-    labels = np.asarray(adata.obs["label"], dtype=str)
-    cells = np.asarray(adata.obs_names, dtype=str)
+    cells = Cells.from_anndata(adata)
+    labels = label_names(cells.y)
     split = split_by_sample(
-        samples, labels, params.split.val_fraction, params.split.test_fraction, params.split.seed
+        cells.samples, labels, params.split.val_fraction, params.split.test_fraction, params.split.seed
     )
-    preprocessor = build_preprocessor(params.preprocess).fit(adata.X[split == "train"], adata.var_names)
+    preprocessor = build_preprocessor(params.preprocess).fit(cells.X[split == "train"], adata.var_names)
 
-    y = binary_labels(labels)
     summary: dict[str, object] = {
-        "data_hash": data_hash(adata.X, labels, samples, genes=np.asarray(adata.var_names), cells=cells),
+        "data_hash": data_hash(cells.X, labels, cells.samples, genes=cells.genes, cells=cells.cell_ids),
         # validate copies raw bytes unchanged, so this is the md5 DVC records for data/raw/cells.h5ad:
         # any model traces back to the exact raw file (`dvc.lock`, `dvc get`, `git log dvc.lock`).
         "raw_md5": file_md5(paths.validated),
@@ -42,16 +40,16 @@ def run(params: Params, paths: ProjectPaths) -> None:
         "explained_variance": float(preprocessor.explained_variance_ratio_.sum()),
     }
     for name in SPLITS:
-        mask = split == name
-        FeatureSet(preprocessor.transform(adata.X[mask]), y[mask], cells[mask], samples[mask]).save(
-            paths.features(name)
-        )
+        part = cells.subset(split == name)
+        part.with_X(preprocessor.transform(part.X)).save(paths.features(name))
         summary[name] = {
-            "cells": int(mask.sum()),
-            "persisters": int(y[mask].sum()),
-            "samples": sorted(set(samples[mask])),
+            "cells": part.n_cells,
+            "persisters": int(part.y.sum()),
+            "samples": sorted(set(part.samples)),
         }
-    table = pd.DataFrame({"cell_id": cells, "sample": samples, "label": labels, "split": split})
+    table = pd.DataFrame(
+        {"cell_id": cells.cell_ids, "sample": cells.samples, "label": labels, "split": split}
+    )
     with atomic_path(paths.split_table) as tmp:
         table.to_csv(tmp, index=False)
     write_json(paths.preprocess_summary, summary)

@@ -20,7 +20,7 @@ from oncopersistnet.paths import ProjectPaths
 from oncopersistnet.registry.card import build_model_card
 from oncopersistnet.registry.gate import HeadToHead, judge_candidate
 from oncopersistnet.registry.publish import Publication, publish
-from oncopersistnet.stages.common import read_preprocess_summary, read_split_cells
+from oncopersistnet.preprocessing.outputs import read_preprocess_summary, read_split_cells
 from oncopersistnet.tracking import configure_mlflow, load_run_id, log_params_once, resumed_run
 
 logger = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
     judgement = judge_candidate(
         candidate_model,
         config.model_name,
-        counts=test.counts,
+        counts=test.X,
         genes=test.genes,
         y=test.y,
         samples=test.samples,
@@ -118,7 +118,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
             judgement,
             model_name=config.model_name,
             config=config,
-            example=test.counts[:2].toarray().astype(np.float32),
+            example=test.X[:2].toarray().astype(np.float32),
             trainable_files=(paths.model, paths.preprocessor),
             card=card,
             model_description=MODEL_DESCRIPTION,

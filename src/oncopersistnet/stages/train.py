@@ -8,11 +8,12 @@ import pandas as pd
 
 from oncopersistnet.atomic import atomic_path
 from oncopersistnet.config import MODEL_SECTIONS, Params
+from oncopersistnet.data.cells import Cells
 from oncopersistnet.evaluation.plots import plot_training_curves
 from oncopersistnet.model import save_checkpoint, train_model
 from oncopersistnet.paths import ProjectPaths
-from oncopersistnet.preprocessing import FeatureSet
-from oncopersistnet.stages.common import read_preprocess_summary, run_provenance
+from oncopersistnet.preprocessing.outputs import read_preprocess_summary
+from oncopersistnet.stages.provenance import run_provenance
 from oncopersistnet.tracking import configure_mlflow, flatten_for_mlflow, save_run_reference, tracked_run
 
 logger = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
     import mlflow
 
     experiment_id = configure_mlflow(params.mlflow, paths.root)
-    train, val = FeatureSet.load(paths.features("train")), FeatureSet.load(paths.features("val"))
+    train, val = Cells.load(paths.features("train")), Cells.load(paths.features("val"))
     summary = read_preprocess_summary(paths)
     architecture = params.train.architecture
     provenance = run_provenance(params, paths, architecture, run_kind="deployable")

@@ -6,7 +6,7 @@ import logging
 
 from oncopersistnet.atomic import atomic_path, write_json
 from oncopersistnet.config import Params
-from oncopersistnet.data.load import read_h5ad
+from oncopersistnet.data.hdf5 import read_h5ad
 from oncopersistnet.errors import DataValidationError
 from oncopersistnet.paths import ProjectPaths
 from oncopersistnet.validation import validate_anndata

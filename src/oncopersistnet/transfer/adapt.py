@@ -24,9 +24,9 @@ import logging
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy import sparse
 
 from oncopersistnet.config import FINE_TUNE_MODES, TrainConfig
+from oncopersistnet.data.cells import Cells
 from oncopersistnet.errors import ConfigError, InputDataError
 from oncopersistnet.evaluation.metrics import classification_metrics
 from oncopersistnet.inference.align import GeneMatch, aligned_block, match_genes
@@ -59,36 +59,20 @@ def head_modules(network: PersisterNetwork) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class TargetCells:
-    """A new labelled dataset mapped onto a model's genes (NaN = gene absent from the study)."""
+    """A new labelled dataset mapped onto a model's genes: ``cells.X`` dense float32, NaN = gene absent."""
 
-    counts: np.ndarray
-    y: np.ndarray
-    samples: np.ndarray
-    cell_ids: np.ndarray
+    cells: Cells
     match: GeneMatch
 
     def subset(self, mask: np.ndarray) -> TargetCells:
-        return replace(
-            self,
-            counts=self.counts[mask],
-            y=self.y[mask],
-            samples=self.samples[mask],
-            cell_ids=self.cell_ids[mask],
-        )
+        return replace(self, cells=self.cells.subset(mask))
 
 
 def map_to_model(
-    counts: sparse.spmatrix | np.ndarray,
-    genes: np.ndarray,
-    y: np.ndarray,
-    samples: np.ndarray,
-    cell_ids: np.ndarray,
-    model_genes: np.ndarray,
-    selected_genes: np.ndarray,
-    source: str,
+    study: Cells, model_genes: np.ndarray, selected_genes: np.ndarray, *, source: str
 ) -> TargetCells:
     """Harmonise the study's gene names and lay its counts over the model's genes."""
-    match = match_genes(genes, model_genes, 0.0, source=source, selected_genes=selected_genes)
+    match = match_genes(study.genes, model_genes, 0.0, source=source, selected_genes=selected_genes)
     if match.n_selected_matched == 0:
         raise InputDataError(
             f"{source}: shares none of the {match.n_selected} genes the model reads ({match.describe()}); "
@@ -101,13 +85,7 @@ def map_to_model(
         match.describe(),
         LOW_OVERLAP_NOTE if match.selected_fraction < LOW_OVERLAP else "",
     )
-    return TargetCells(
-        aligned_block(counts, match),
-        np.asarray(y),
-        np.asarray(samples, dtype=str),
-        np.asarray(cell_ids, dtype=str),
-        match,
-    )
+    return TargetCells(study.with_X(aligned_block(study.X, match), model_genes), match)
 
 
 @dataclass
@@ -144,13 +122,13 @@ def adapt(
     """Score ``parent`` zero-shot on the test split, fine-tune on train/val, score again."""
     if mode not in MODES:
         raise ConfigError(f"transfer.mode: must be one of {', '.join(MODES)}, got {mode!r}")
-    parts = {name: cells.subset(split == name) for name in SPLITS}
+    parts = {name: cells.cells.subset(split == name) for name in SPLITS}
     test = parts["test"]
-    zero_p = predict_proba(parent.network, parent.preprocessor.transform(test.counts))
+    zero_p = predict_proba(parent.network, parent.preprocessor.transform(test.X))
     preprocessor = (
-        parent.preprocessor.refit_scaling(parts["train"].counts) if refit_scaling else parent.preprocessor
+        parent.preprocessor.refit_scaling(parts["train"].X) if refit_scaling else parent.preprocessor
     )
-    features = {name: preprocessor.transform(part.counts) for name, part in parts.items()}
+    features = {name: preprocessor.transform(part.X) for name, part in parts.items()}
     result = train_model(
         (features["train"], parts["train"].y),
         (features["val"], parts["val"].y),

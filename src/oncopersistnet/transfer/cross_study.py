@@ -46,13 +46,14 @@ from typing import Any
 
 import numpy as np
 
-from oncopersistnet import NON_PERSISTER, PERSISTER
 from oncopersistnet.config import Params
+from oncopersistnet.data.cells import Cells
+from oncopersistnet.data.labels import label_names
 from oncopersistnet.errors import DataValidationError
 from oncopersistnet.evaluation.candidates import make_candidate
 from oncopersistnet.evaluation.folds import Fold, build_fold
 from oncopersistnet.evaluation.metrics import classification_metrics
-from oncopersistnet.preprocessing import CellPreprocessor, FeatureSet, build_preprocessor
+from oncopersistnet.preprocessing import CellPreprocessor, build_preprocessor
 from oncopersistnet.preprocessing.split import split_by_sample
 from oncopersistnet.registry.trainable import TrainableModel
 from oncopersistnet.transfer.adapt import TargetCells, adapt, fine_tune_config, map_to_model
@@ -69,58 +70,47 @@ MIXED_SAMPLE_MINORITY = 0.2
 # ----------------------------------------------------------------------------- pooling
 @dataclass(frozen=True)
 class PooledCells:
-    """Several studies over the union of their genes; NaN where a study lacks a gene."""
+    """Several studies over the union of their genes (``cells.X`` float32, NaN where a study lacks a gene).
 
-    counts: np.ndarray  # float32, cells x genes
-    genes: np.ndarray
-    y: np.ndarray
-    samples: np.ndarray  # "<study>:<sample>"
-    cell_ids: np.ndarray  # "<study>:<cell>"
-    study: np.ndarray  # study name of every cell
+    Samples and cell ids are prefixed ``<study>:``; ``study`` names the study of every cell.
+    """
 
-    def rows(self, mask: np.ndarray) -> PooledCells:
-        return PooledCells(
-            self.counts[mask],
-            self.genes,
-            self.y[mask],
-            self.samples[mask],
-            self.cell_ids[mask],
-            self.study[mask],
-        )
+    cells: Cells
+    study: np.ndarray
+
+    def subset(self, mask: np.ndarray) -> PooledCells:
+        return PooledCells(self.cells.subset(mask), self.study[mask])
 
 
 def pool_studies(studies: Sequence[LabelledDataset]) -> PooledCells:
     """Stack ``studies`` over the union of their genes (first-seen order); absent genes are NaN."""
-    genes = list(dict.fromkeys(g for s in studies for g in s.genes))
+    genes = list(dict.fromkeys(g for s in studies for g in s.cells.genes))
     position = {g: j for j, g in enumerate(genes)}
     blocks = []
     for study in studies:
         block = np.full((study.n_cells, len(genes)), np.nan, dtype=np.float32)
-        block[:, [position[g] for g in study.genes]] = study.counts.toarray()
+        block[:, [position[g] for g in study.cells.genes]] = study.cells.X.toarray()
         blocks.append(block)
-    return PooledCells(
-        counts=np.vstack(blocks),
+    cells = Cells(
+        X=np.vstack(blocks),
+        y=np.concatenate([s.cells.y for s in studies]),
+        samples=np.concatenate([np.char.add(f"{s.name}:", s.cells.samples.astype(str)) for s in studies]),
+        cell_ids=np.concatenate([np.char.add(f"{s.name}:", s.cells.cell_ids.astype(str)) for s in studies]),
         genes=np.asarray(genes, dtype=str),
-        y=np.concatenate([s.y for s in studies]),
-        samples=np.concatenate([np.char.add(f"{s.name}:", s.samples.astype(str)) for s in studies]),
-        cell_ids=np.concatenate([np.char.add(f"{s.name}:", s.cell_ids.astype(str)) for s in studies]),
-        study=np.concatenate([np.full(s.n_cells, s.name) for s in studies]),
     )
-
-
-def _label_names(y: np.ndarray) -> np.ndarray:
-    return np.where(np.asarray(y) == 1, PERSISTER, NON_PERSISTER)
+    return PooledCells(cells, study=np.concatenate([np.full(s.n_cells, s.name) for s in studies]))
 
 
 def source_split(pooled: PooledCells, params: Params) -> np.ndarray:
     """``train`` / ``val`` per pooled cell, by sample within each study (each study gives validation samples)."""
-    split = np.empty(len(pooled.y), dtype=object)
+    cells = pooled.cells
+    split = np.empty(cells.n_cells, dtype=object)
     for name in dict.fromkeys(pooled.study):
         mine = pooled.study == name
         try:
             part = split_by_sample(
-                pooled.samples[mine],
-                _label_names(pooled.y[mine]),
+                cells.samples[mine],
+                label_names(cells.y[mine]),
                 params.split.val_fraction,
                 params.split.test_fraction,
                 params.split.seed,
@@ -154,8 +144,9 @@ def partition_target(
     study: LabelledDataset, ks: Sequence[int], val_fraction: float, seed: int
 ) -> TargetPartition:
     """Pick the labelled pool (``max(ks)`` samples per class, or overall when samples are mixed) and the test samples."""
-    names = np.unique(study.samples)
-    fraction = np.array([study.y[study.samples == s].mean() for s in names])
+    samples, y = study.cells.samples, study.cells.y
+    names = np.unique(samples)
+    fraction = np.array([y[samples == s].mean() for s in names])
     per_class = not bool(np.all(np.minimum(fraction, 1 - fraction) >= MIXED_SAMPLE_MINORITY))
     rng = np.random.default_rng([seed, 11])
     k_max = max(ks)
@@ -179,7 +170,7 @@ def partition_target(
             )
         pool = {k: sorted(str(s) for s in order[:k]) for k in ks}
         test = sorted(str(s) for s in order[k_max:])
-    test_y = study.y[np.isin(study.samples, test)]
+    test_y = y[np.isin(samples, test)]
     if len(np.unique(test_y)) < 2:
         raise DataValidationError(
             f"cross_study: the test samples of {study.name} ({', '.join(test)}) hold one class only"
@@ -188,14 +179,14 @@ def partition_target(
     val_cell = np.zeros(study.n_cells, dtype=bool)
     for sample in pool[k_max]:
         for label in (0, 1):
-            members = np.flatnonzero((study.samples == sample) & (study.y == label))
+            members = np.flatnonzero((samples == sample) & (y == label))
             n_val = int(round(val_fraction * members.size))
             if members.size >= 2:
                 val_cell[rng.choice(members, size=max(1, n_val), replace=False)] = True
     for k in ks:
         for part in ("train", "val"):
-            y = study.y[partition_split(study.samples, pool[k], val_cell) == part]
-            if len(np.unique(y)) < 2:
+            part_y = y[partition_split(samples, pool[k], val_cell) == part]
+            if len(np.unique(part_y)) < 2:
                 raise DataValidationError(
                     f"cross_study: the {part} cells of {study.name}'s {k} labelled sample(s) ({', '.join(pool[k])}) "
                     "hold one class only; raise cross_study.max_cells_per_sample or cross_study.k_samples"
@@ -241,29 +232,25 @@ class HeldOutResult:
     sweep: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _row(
-    held_out: str,
-    setting: str,
-    k: int,
-    model: str,
-    seed: int | None,
-    y: np.ndarray,
-    p: np.ndarray,
-    threshold: float,
-    **extra: Any,
-) -> dict[str, Any]:
+def _row(identity: dict[str, Any], y: np.ndarray, p: np.ndarray, *, threshold: float) -> dict[str, Any]:
+    """One report row: ``identity`` (held_out, setting, k, model, seed) + the reported metrics + ``identity``'s extras."""
+    keys = ("held_out", "setting", "k", "model", "seed")
     metrics = classification_metrics(y, p, threshold)
     return (
-        {"held_out": held_out, "setting": setting, "k": k, "model": model, "seed": seed}
+        {key: identity[key] for key in keys}
         | {m: metrics[m] for m in REPORTED_METRICS}
-        | extra
+        | {key: value for key, value in identity.items() if key not in keys}
     )
 
 
-def _features(
-    pre: CellPreprocessor, counts: np.ndarray, y: np.ndarray, ids: np.ndarray, samples: np.ndarray
-) -> FeatureSet:
-    return FeatureSet(pre.transform(counts), np.asarray(y), np.asarray(ids), np.asarray(samples))
+def _features(pre: CellPreprocessor, cells: Cells) -> Cells:
+    """``cells`` with their PCA features (``pre``) as ``X``."""
+    return cells.with_X(pre.transform(cells.X))
+
+
+def _features_fold(name: str, pre: CellPreprocessor, features: dict[str, Cells]) -> Fold:
+    """A fold of features only (no raw counts): what the network and the baselines read."""
+    return Fold(name=name, genes=pre.genes_, counts={}, preprocessor=pre, features=features)
 
 
 def _network_params(params: Params) -> Params:
@@ -288,299 +275,302 @@ def gene_overlap(cells: TargetCells) -> dict[str, Any]:
     }
 
 
-def hold_out(studies: Sequence[LabelledDataset], index: int, params: Params) -> HeldOutResult:
-    """Train on every study but ``studies[index]``; measure zero-shot, fine-tuned, target-only and the sweep on it."""
-    config = params.cross_study
-    target = studies[index]
-    sources = [s for i, s in enumerate(studies) if i != index]
-    threshold = params.evaluate.threshold
-    net_params = _network_params(params)
-    architecture = params.train.architecture
-    started = time.perf_counter()
+# ----------------------------------------------------------------------- one held-out study
+@dataclass(frozen=True)
+class SourceData:
+    """The other studies pooled and split by sample into train / val, and the preprocessor fitted on train."""
 
-    # 1. Source model on the pooled other studies.
+    train: PooledCells
+    val: PooledCells
+    genes: np.ndarray  # the union of the source studies' genes
+    preprocessor: CellPreprocessor
+
+
+def fit_source_preprocessor(sources: Sequence[LabelledDataset], params: Params) -> SourceData:
+    """Step 1: pool the source studies, split them by sample, fit the preprocessor on their training cells."""
     pooled = pool_studies(sources)
     split = source_split(pooled, params)
-    train, val = pooled.rows(split == "train"), pooled.rows(split == "val")
-    pre = build_preprocessor(params.preprocess).fit(train.counts, pooled.genes)
-    selected = pre.genes_[pre.selected_]
-    cells = map_to_model(
-        target.counts,
-        target.genes,
-        target.y,
-        target.samples,
-        target.cell_ids,
-        pre.genes_,
-        selected,
-        target.name,
-    )
-    overlap = gene_overlap(cells)
+    train, val = pooled.subset(split == "train"), pooled.subset(split == "val")
+    pre = build_preprocessor(params.preprocess).fit(train.cells.X, pooled.cells.genes)
+    return SourceData(train=train, val=val, genes=pooled.cells.genes, preprocessor=pre)
 
-    # 2. The held-out study's labelled pool and fixed test set.
+
+@dataclass(frozen=True)
+class HeldOutSetup:
+    """What every model of one held-out study is fitted with and scored on."""
+
+    target: LabelledDataset
+    cells: TargetCells  # the whole held-out study over the source model's genes
+    test: TargetCells  # its fixed test samples
+    partition: TargetPartition
+    source: SourceData
+    source_fold: Fold  # features: source train / val, held-out test
+    params: Params
+
+    def labelled(self, k: int) -> dict[str, int]:
+        """The size of the labelled pool at ``k``, reported with every fine-tuned and target-only row."""
+        pool = self.partition.pool[k]
+        return {
+            "labelled_samples": len(pool),
+            "labelled_cells": int(np.isin(self.target.cells.samples, pool).sum()),
+        }
+
+    def row(self, p: np.ndarray, **identity: Any) -> dict[str, Any]:
+        """The report row of probabilities ``p`` on the held-out test cells (``identity``: setting, k...)."""
+        return _row(
+            {"held_out": self.target.name} | identity,
+            self.test.cells.y,
+            p,
+            threshold=self.params.evaluate.threshold,
+        )
+
+
+def prepare_held_out(studies: Sequence[LabelledDataset], index: int, params: Params) -> HeldOutSetup:
+    """Steps 1 and 2: source preprocessor, the held-out study on its genes, its pool and test set."""
+    config = params.cross_study
+    target = studies[index]
+    source = fit_source_preprocessor([s for i, s in enumerate(studies) if i != index], params)
+    pre = source.preprocessor
+    cells = map_to_model(target.cells, pre.genes_, pre.genes_[pre.selected_], source=target.name)
     partition = partition_target(target, config.k_samples, config.pool_val_fraction, config.seed)
-    is_test = np.isin(target.samples, partition.test_samples)
-    test = cells.subset(is_test)
-    source_fold = Fold(
-        name=f"without-{target.name}",
-        genes=pre.genes_,
-        counts={},
-        preprocessor=pre,
-        features={
-            "train": _features(pre, train.counts, train.y, train.cell_ids, train.samples),
-            "val": _features(pre, val.counts, val.y, val.cell_ids, val.samples),
-            "test": _features(pre, test.counts, test.y, test.cell_ids, test.samples),
+    test = cells.subset(np.isin(target.cells.samples, partition.test_samples))
+    source_fold = _features_fold(
+        f"without-{target.name}",
+        pre,
+        {
+            "train": _features(pre, source.train.cells),
+            "val": _features(pre, source.val.cells),
+            "test": _features(pre, test.cells),
         },
     )
+    return HeldOutSetup(
+        target=target,
+        cells=cells,
+        test=test,
+        partition=partition,
+        source=source,
+        source_fold=source_fold,
+        params=params,
+    )
+
+
+@dataclass
+class _PerK:
+    """What the network loop leaves for the baselines: per k, the re-scaled preprocessor, the own fold."""
+
+    tuned_scaling: dict[int, CellPreprocessor] = field(default_factory=dict)
+    target_folds: dict[int, Fold] = field(default_factory=dict)
+
+
+def _target_fold(setup: HeldOutSetup, k: int, per_k: _PerK) -> Fold:
+    """The held-out study's own fold at ``k`` (own genes and preprocessor), built once for all seeds."""
+    if k not in per_k.target_folds:
+        k_split = setup.partition.split_for(setup.target.cells.samples, k)
+        used = k_split != ""
+        per_k.target_folds[k] = build_fold(
+            f"{setup.target.name}-k{k}",
+            setup.target.cells.subset(used),
+            k_split[used],
+            config=setup.params.preprocess,
+        )
+    return per_k.target_folds[k]
+
+
+def network_rows(setup: HeldOutSetup, seed: int, per_k: _PerK) -> tuple[Any, list[dict[str, Any]]]:
+    """Step 3 for the network of one seed: zero-shot, then fine-tuned and target-only at every k."""
+    params, config = setup.params, setup.params.cross_study
+    net_params = _network_params(params)
+    architecture = params.train.architecture
+    network = make_candidate(architecture, net_params, seed).fit(setup.source_fold)
+    rows = [
+        setup.row(
+            network.predict_proba(setup.source_fold), setting="zero_shot", k=0, model="network", seed=seed
+        )
+    ]
+    parent = TrainableModel(
+        setup.source.preprocessor, network.model_, source=f"cross_study source without {setup.target.name}"
+    )
+    tune = fine_tune_config(
+        net_params.train, config.fine_tune_learning_rate, config.max_epochs, config.patience, seed
+    )
+    for k in config.k_samples:
+        k_split = setup.partition.split_for(setup.target.cells.samples, k)
+        used = k_split != ""
+        adapted = adapt(
+            parent,
+            setup.cells.subset(used),
+            k_split[used],
+            tune,
+            config.fine_tune_mode,
+            config.refit_scaling,
+            params.evaluate.threshold,
+        )
+        rows.append(
+            setup.row(
+                adapted.fine_tuned_probability,
+                setting="fine_tuned",
+                k=k,
+                model="network",
+                seed=seed,
+                **setup.labelled(k),
+            )
+        )
+        per_k.tuned_scaling[k] = (
+            adapted.preprocessor
+        )  # depends on the pool's training cells only, not the seed
+        own_fold = _target_fold(setup, k, per_k)
+        own = make_candidate(architecture, net_params, seed).fit(own_fold)
+        rows.append(
+            setup.row(
+                own.predict_proba(own_fold),
+                setting="target_only",
+                k=k,
+                model="network",
+                seed=seed,
+                **setup.labelled(k),
+            )
+        )
+    return network, rows
+
+
+def baseline_rows(setup: HeldOutSetup, k: int, per_k: _PerK) -> list[dict[str, Any]]:
+    """Step 3 for the baseline at ``k`` (it does not depend on the seed): fine-tuned and target-only."""
+    params, config = setup.params, setup.params.cross_study
+    k_split = setup.partition.split_for(setup.target.cells.samples, k)
+    scaling = per_k.tuned_scaling[k]
+    part = {name: setup.cells.cells.subset(k_split == name) for name in ("train", "val")}
+    joint = _features_fold(
+        f"without-{setup.target.name}+k{k}",
+        scaling,
+        {
+            "train": Cells.concat([setup.source_fold.features["train"], _features(scaling, part["train"])]),
+            "val": _features(scaling, part["val"]),
+            "test": _features(scaling, setup.test.cells),
+        },
+    )
+    refit = make_candidate(config.baseline, params, params.train.seed).fit(joint)
+    own = make_candidate(config.baseline, params, params.train.seed).fit(per_k.target_folds[k])
+    identity = {"k": k, "model": "baseline", "seed": None} | setup.labelled(k)
+    return [
+        setup.row(refit.predict_proba(joint), setting="fine_tuned", **identity),
+        setup.row(own.predict_proba(per_k.target_folds[k]), setting="target_only", **identity),
+    ]
+
+
+def hold_out(studies: Sequence[LabelledDataset], index: int, params: Params) -> HeldOutResult:
+    """Train on every study but ``studies[index]``; zero-shot, fine-tuned, target-only and the sweep on it."""
+    config = params.cross_study
+    started = time.perf_counter()
+    setup = prepare_held_out(studies, index, params)
+    target, source = setup.target, setup.source
     result = HeldOutResult(
         held_out=target.name,
-        sources=[s.name for s in sources],
-        source_train_cells=train.cell_ids,
-        source_val_cells=val.cell_ids,
-        overlap=overlap,
-        partition=partition,
-        n_test_cells=int(is_test.sum()),
+        sources=[s.name for i, s in enumerate(studies) if i != index],
+        source_train_cells=source.train.cells.cell_ids,
+        source_val_cells=source.val.cells.cell_ids,
+        overlap=gene_overlap(setup.cells),
+        partition=setup.partition,
+        n_test_cells=setup.test.cells.n_cells,
     )
     logger.info(
-        "held out %s: source %s (%d training, %d validation cells over %d genes); %s; test samples %s (%d cells)",
+        "held out %s: source %s (%d training, %d validation cells over %d genes); %s; "
+        "test samples %s (%d cells)",
         target.name,
         "+".join(result.sources),
-        len(train.y),
-        len(val.y),
-        pooled.genes.size,
-        cells.match.describe(),
-        ", ".join(partition.test_samples),
+        source.train.cells.n_cells,
+        source.val.cells.n_cells,
+        source.genes.size,
+        setup.cells.match.describe(),
+        ", ".join(setup.partition.test_samples),
         result.n_test_cells,
     )
-
-    baseline = make_candidate(config.baseline, params, params.train.seed).fit(source_fold)
+    baseline = make_candidate(config.baseline, params, params.train.seed).fit(setup.source_fold)
     result.rows.append(
-        _row(
-            target.name,
-            "zero_shot",
-            0,
-            "baseline",
-            None,
-            test.y,
-            baseline.predict_proba(source_fold),
-            threshold,
+        setup.row(
+            baseline.predict_proba(setup.source_fold), setting="zero_shot", k=0, model="baseline", seed=None
         )
     )
-
-    # Target-only folds (the study's own genes and preprocessor), one per k; refitted scalings per k.
-    target_folds: dict[int, Fold] = {}
-    tuned_scaling: dict[int, CellPreprocessor] = {}
-    networks = {}
+    per_k, networks = _PerK(), {}
     for seed in _seeds(params):
-        network = make_candidate(architecture, net_params, seed).fit(source_fold)
-        networks[seed] = network
-        result.rows.append(
-            _row(
-                target.name,
-                "zero_shot",
-                0,
-                "network",
-                seed,
-                test.y,
-                network.predict_proba(source_fold),
-                threshold,
-            )
-        )
-        parent = TrainableModel(pre, network.model_, source=f"cross_study source without {target.name}")
-        tune = fine_tune_config(
-            net_params.train, config.fine_tune_learning_rate, config.max_epochs, config.patience, seed
-        )
-        for k in config.k_samples:
-            k_split = partition.split_for(target.samples, k)
-            used = k_split != ""
-            extra = {
-                "labelled_samples": len(partition.pool[k]),
-                "labelled_cells": int(np.isin(target.samples, partition.pool[k]).sum()),
-            }
-            adapted = adapt(
-                parent,
-                cells.subset(used),
-                k_split[used],
-                tune,
-                config.fine_tune_mode,
-                config.refit_scaling,
-                threshold,
-            )
-            result.rows.append(
-                _row(
-                    target.name,
-                    "fine_tuned",
-                    k,
-                    "network",
-                    seed,
-                    test.y,
-                    adapted.fine_tuned_probability,
-                    threshold,
-                    **extra,
-                )
-            )
-            tuned_scaling[k] = (
-                adapted.preprocessor
-            )  # depends on the pool's training cells only, not on the seed
-            if k not in target_folds:
-                target_folds[k] = build_fold(
-                    f"{target.name}-k{k}",
-                    target.counts[used],
-                    target.genes,
-                    target.y[used],
-                    target.cell_ids[used],
-                    target.samples[used],
-                    k_split[used],
-                    params.preprocess,
-                )
-            own = make_candidate(architecture, net_params, seed).fit(target_folds[k])
-            result.rows.append(
-                _row(
-                    target.name,
-                    "target_only",
-                    k,
-                    "network",
-                    seed,
-                    test.y,
-                    own.predict_proba(target_folds[k]),
-                    threshold,
-                    **extra,
-                )
-            )
-
-    # Baselines do not depend on the seed: once per k.
+        networks[seed], rows = network_rows(setup, seed, per_k)
+        result.rows.extend(rows)
     for k in config.k_samples:
-        k_split = partition.split_for(target.samples, k)
-        extra = {
-            "labelled_samples": len(partition.pool[k]),
-            "labelled_cells": int(np.isin(target.samples, partition.pool[k]).sum()),
-        }
-        scaling = tuned_scaling[k]
-        part = {name: cells.subset(k_split == name) for name in ("train", "val")}
-        target_train = _features(
-            scaling, part["train"].counts, part["train"].y, part["train"].cell_ids, part["train"].samples
-        )
-        src = source_fold.features["train"]
-        joint = Fold(
-            name=f"without-{target.name}+k{k}",
-            genes=pre.genes_,
-            counts={},
-            preprocessor=scaling,
-            features={
-                "train": FeatureSet(
-                    np.vstack([src.X, target_train.X]),
-                    np.concatenate([src.y, target_train.y]),
-                    np.concatenate([src.cell_ids, target_train.cell_ids]),
-                    np.concatenate([src.samples, target_train.samples]),
-                ),
-                "val": _features(
-                    scaling, part["val"].counts, part["val"].y, part["val"].cell_ids, part["val"].samples
-                ),
-                "test": _features(scaling, test.counts, test.y, test.cell_ids, test.samples),
-            },
-        )
-        refit = make_candidate(config.baseline, params, params.train.seed).fit(joint)
-        result.rows.append(
-            _row(
-                target.name,
-                "fine_tuned",
-                k,
-                "baseline",
-                None,
-                test.y,
-                refit.predict_proba(joint),
-                threshold,
-                **extra,
-            )
-        )
-        own = make_candidate(config.baseline, params, params.train.seed).fit(target_folds[k])
-        result.rows.append(
-            _row(
-                target.name,
-                "target_only",
-                k,
-                "baseline",
-                None,
-                test.y,
-                own.predict_proba(target_folds[k]),
-                threshold,
-                **extra,
-            )
-        )
-
+        result.rows.extend(baseline_rows(setup, k, per_k))
     if target.name == config.sweep_dataset:
-        result.sweep = overlap_sweep(
-            target.name, test, val, pre, networks, baseline, config.overlap_fractions, config.seed, threshold
-        )
+        result.sweep = overlap_sweep(setup, networks=networks, baseline=baseline)
     logger.info("held out %s: done in %.0f s", target.name, time.perf_counter() - started)
     return result
 
 
-def overlap_sweep(
-    name: str,
-    test: TargetCells,
-    source_val: PooledCells,
-    pre: CellPreprocessor,
-    networks: dict[int, Any],
-    baseline: Any,
-    fractions: Sequence[float],
-    seed: int,
-    threshold: float,
-) -> list[dict[str, Any]]:
-    """Zero-shot ROC-AUC etc. as genes are removed: held-out test cells, and the source validation cells (in domain)."""
+# ----------------------------------------------------------------------- overlap sweep
+def _thin_in_domain(
+    source_val: PooledCells, selected: np.ndarray, *, fraction: float, seed: int
+) -> tuple[np.ndarray, float]:
+    """Source validation cells, each study's own genes thinned to ``fraction``; mean selected share kept."""
+    counts = source_val.cells.X
+    domain = np.array(counts, copy=True)
+    domain_selected = np.zeros(source_val.cells.n_cells)
+    for study in dict.fromkeys(source_val.study):
+        mine = source_val.study == study
+        present = ~np.isnan(counts[mine]).all(axis=0)
+        domain[mine], study_kept = thin_genes(counts[mine], present, fraction, seed)
+        domain_selected[mine] = (study_kept & selected).sum() / selected.sum()
+    return domain, float(domain_selected.mean())
+
+
+def _sweep_fold(pre: CellPreprocessor, counts: np.ndarray, y: np.ndarray) -> Fold:
+    """Thinned counts as a test-only fold (cells need no ids or samples here)."""
+    features = Cells(
+        X=pre.transform(counts),
+        y=y,
+        cell_ids=np.arange(len(y)).astype(str),
+        samples=np.zeros(len(y)).astype(str),
+    )
+    return _features_fold("sweep", pre, {"test": features})
+
+
+def overlap_sweep(setup: HeldOutSetup, *, networks: dict[int, Any], baseline: Any) -> list[dict[str, Any]]:
+    """Zero-shot figures as genes are removed: held-out test cells and source validation cells (in domain)."""
+    config, threshold = setup.params.cross_study, setup.params.evaluate.threshold
+    pre, test, source_val = setup.source.preprocessor, setup.test, setup.source.val
     selected = np.zeros(pre.genes_.size, dtype=bool)
     selected[pre.selected_] = True
     rows = []
-    for fraction in fractions:
-        thinned, kept = thin_genes(test.counts, test.match.present, fraction, seed)
+    for fraction in config.overlap_fractions:
+        thinned, kept = thin_genes(test.cells.X, test.match.present, fraction, config.seed)
         # In domain: each source study's own genes thinned the same way.
-        domain = np.array(source_val.counts, copy=True)
-        domain_selected = np.zeros(len(source_val.y))
-        for study in dict.fromkeys(source_val.study):
-            mine = source_val.study == study
-            present = ~np.isnan(source_val.counts[mine]).all(axis=0)
-            domain[mine], study_kept = thin_genes(source_val.counts[mine], present, fraction, seed)
-            domain_selected[mine] = (study_kept & selected).sum() / selected.sum()
+        domain, domain_fraction = _thin_in_domain(source_val, selected, fraction=fraction, seed=config.seed)
         scopes = {
             "held_out": (
                 thinned,
-                test.y,
+                test.cells.y,
                 {
                     "genes_present": int(kept.sum()),
                     "selected_present": int((kept & selected).sum()),
                     "selected_fraction": float((kept & selected).sum() / selected.sum()),
                 },
             ),
-            "in_domain": (domain, source_val.y, {"selected_fraction": float(domain_selected.mean())}),
+            "in_domain": (domain, source_val.cells.y, {"selected_fraction": domain_fraction}),
         }
         for scope, (counts, y, facts) in scopes.items():
-            features = pre.transform(counts)
-            fold = Fold(
-                name="sweep",
-                genes=pre.genes_,
-                counts={},
-                preprocessor=pre,
-                features={
-                    "test": FeatureSet(
-                        features, y, np.arange(len(y)).astype(str), np.zeros(len(y)).astype(str)
-                    )
-                },
-            )
+            fold = _sweep_fold(pre, counts, y)
             common = {"fraction_kept": float(fraction), "scope": scope} | facts
+            sweep = {"held_out": setup.target.name, "setting": "sweep", "k": 0}
             rows.append(
-                _row(name, "sweep", 0, "baseline", None, y, baseline.predict_proba(fold), threshold, **common)
+                _row(
+                    sweep | {"model": "baseline", "seed": None} | common,
+                    y,
+                    baseline.predict_proba(fold),
+                    threshold=threshold,
+                )
             )
             for seed_, network in networks.items():
                 rows.append(
                     _row(
-                        name,
-                        "sweep",
-                        0,
-                        "network",
-                        seed_,
+                        sweep | {"model": "network", "seed": seed_} | common,
                         y,
                         network.predict_proba(fold),
-                        threshold,
-                        **common,
+                        threshold=threshold,
                     )
                 )
     return rows

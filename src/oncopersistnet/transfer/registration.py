@@ -106,9 +106,9 @@ def register_adapted(
         name,
         counts=raw_counts,
         genes=raw_genes,
-        y=test.y,
-        samples=test.samples,
-        cell_ids=test.cell_ids,
+        y=test.cells.y,
+        samples=test.cells.samples,
+        cell_ids=test.cells.cell_ids,
     )
     study = summary["study"]
     version_tags = {
@@ -133,7 +133,7 @@ def register_adapted(
             judgement,
             model_name=name,
             config=params.register,
-            example=np.nan_to_num(test.counts[:2]).astype(np.float32),
+            example=np.nan_to_num(test.cells.X[:2]).astype(np.float32),
             trainable_files=(folder / CHECKPOINT_NAME, folder / PREPROCESSOR_NAME),
             card=lambda _version: (_description(summary, name), version_tags),
         )

@@ -1,9 +1,10 @@
 """The labelled studies of the cross-study report, loaded into one common form.
 
-Each ``cross_study.datasets`` entry becomes a :class:`LabelledDataset`: raw counts
-(CSR), harmonised gene symbols, binary labels (1 = persister, or the study's
-positive class), the biological sample of every cell and an ``origin`` line for
-the report. Three sources:
+Each ``cross_study.datasets`` entry becomes a :class:`LabelledDataset`: its
+:class:`~oncopersistnet.data.cells.Cells` (raw counts as CSR, harmonised gene
+symbols, binary labels: 1 = persister, or the study's positive class; the
+biological sample of every cell) with its name and an ``origin`` line for the
+report. Three sources:
 
 * ``pipeline``: the pipeline's validated data (``data/validated/cells.h5ad``),
   which is simulated study A unless ``data.input`` points at the user's file;
@@ -24,10 +25,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import anndata as ad
 import numpy as np
-from scipy import sparse
 
-from oncopersistnet import PERSISTER
 from oncopersistnet.config import (
     CROSS_STUDY_SOURCES,
     SIMULATE_OVERRIDES,
@@ -35,7 +35,9 @@ from oncopersistnet.config import (
     LabelledDataConfig,
     Params,
 )
-from oncopersistnet.data.load import load_labelled, read_h5ad
+from oncopersistnet.data.cells import Cells
+from oncopersistnet.data.hdf5 import read_h5ad
+from oncopersistnet.data.load import load_labelled
 from oncopersistnet.data.simulate import simulate_cells
 from oncopersistnet.errors import InputDataError
 from oncopersistnet.genes.harmonize import harmonize_adata
@@ -46,29 +48,19 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class LabelledDataset:
-    """One study: raw counts over its own genes, labels, samples, and where it came from."""
+    """One study: its cells (raw counts over its own genes), its name, and where it came from."""
 
     name: str
-    counts: sparse.csr_matrix
-    genes: np.ndarray
-    y: np.ndarray
-    samples: np.ndarray
-    cell_ids: np.ndarray
+    cells: Cells
     origin: str
     note: str = ""
 
     @property
     def n_cells(self) -> int:
-        return int(self.counts.shape[0])
+        return self.cells.n_cells
 
     def subset(self, mask: np.ndarray) -> LabelledDataset:
-        return replace(
-            self,
-            counts=self.counts[mask],
-            y=self.y[mask],
-            samples=self.samples[mask],
-            cell_ids=self.cell_ids[mask],
-        )
+        return replace(self, cells=self.cells.subset(mask))
 
     def describe(self) -> dict:
         """Size, samples and class balance, for the report and the metrics file."""
@@ -76,30 +68,23 @@ class LabelledDataset:
             "origin": self.origin,
             "note": self.note,
             "cells": self.n_cells,
-            "genes": int(self.genes.size),
-            "samples": int(np.unique(self.samples).size),
-            "positive_fraction": float(self.y.mean()) if self.n_cells else float("nan"),
+            "genes": int(self.cells.genes.size),
+            "samples": int(np.unique(self.cells.samples).size),
+            "positive_fraction": float(self.cells.y.mean()) if self.n_cells else float("nan"),
         }
 
 
-def from_anndata(name: str, adata, origin: str, note: str = "") -> LabelledDataset:
-    """A labelled AnnData (``obs['label']`` persister / non-persister, ``obs['sample']``) as a dataset."""
-    return LabelledDataset(
-        name=name,
-        counts=sparse.csr_matrix(adata.X),
-        genes=np.asarray(adata.var_names, dtype=str),
-        y=(np.asarray(adata.obs["label"], dtype=str) == PERSISTER).astype(np.int64),
-        samples=np.asarray(adata.obs["sample"], dtype=str),
-        cell_ids=np.asarray(adata.obs_names, dtype=str),
-        origin=origin,
-        note=note,
-    )
+def from_anndata(name: str, adata: ad.AnnData, origin: str, *, note: str = "") -> LabelledDataset:
+    """A labelled AnnData (``obs['label']`` persister / non-persister, ``obs['sample']``) as a study."""
+    return LabelledDataset(name=name, cells=Cells.from_anndata(adata), origin=origin, note=note)
 
 
-def load_labelled_file(name: str, config: LabelledDataConfig, origin: str, note: str = "") -> LabelledDataset:
+def load_labelled_file(
+    name: str, config: LabelledDataConfig, origin: str, *, note: str = ""
+) -> LabelledDataset:
     """A labelled file (any supported format; labels and samples mapped as ``config`` says) with harmonised genes."""
     adata, _ = harmonize_adata(load_labelled(config))
-    return from_anndata(name, adata, origin, note)
+    return from_anndata(name, adata, origin, note=note)
 
 
 def _file_path(spec: CrossStudyDataset, index: int, paths: ProjectPaths) -> Path:
@@ -135,7 +120,7 @@ def load_study(spec: CrossStudyDataset, index: int, params: Params, paths: Proje
     """Read or simulate one study and harmonise its gene names."""
     if spec.source == "pipeline":
         adata = read_h5ad(paths.validated)  # ingest harmonised its names already
-        return from_anndata(spec.name, adata, _pipeline_origin(params), spec.note)
+        return from_anndata(spec.name, adata, _pipeline_origin(params), note=spec.note)
     if spec.source == "simulate":
         overrides = {k: getattr(spec, k) for k in SIMULATE_OVERRIDES if getattr(spec, k) is not None}
         config = replace(params.simulate, **overrides)
@@ -144,7 +129,7 @@ def load_study(spec: CrossStudyDataset, index: int, params: Params, paths: Proje
             f"simulated (world_seed {config.world_seed}, effect_size {config.effect_size:g}, {config.n_genes} genes, "
             f"{config.n_cells} cells, seed {config.seed})"
         )
-        return from_anndata(spec.name, adata, origin, spec.note)
+        return from_anndata(spec.name, adata, origin, note=spec.note)
     path = _file_path(spec, index, paths)
     config = spec.at(str(path))
     positive = ", ".join(spec.persister_values)
@@ -152,7 +137,7 @@ def load_study(spec: CrossStudyDataset, index: int, params: Params, paths: Proje
         spec.name,
         config,
         f"{spec.source} ({spec.label_key}: {positive} = positive, by {spec.sample_key})",
-        spec.note,
+        note=spec.note,
     )
 
 
@@ -162,8 +147,8 @@ def subsample_per_sample(dataset: LabelledDataset, max_cells: int | None, seed: 
         return dataset
     rng = np.random.default_rng(seed)
     keep = np.zeros(dataset.n_cells, dtype=bool)
-    for sample in np.unique(dataset.samples):
-        members = np.flatnonzero(dataset.samples == sample)
+    for sample in np.unique(dataset.cells.samples):
+        members = np.flatnonzero(dataset.cells.samples == sample)
         chosen = members if members.size <= max_cells else rng.choice(members, size=max_cells, replace=False)
         keep[chosen] = True
     return dataset.subset(keep)
@@ -178,7 +163,7 @@ def load_studies(params: Params, paths: ProjectPaths) -> list[LabelledDataset]:
         study = subsample_per_sample(
             load_study(spec, index, params, paths), config.max_cells_per_sample, config.seed + index
         )
-        if len(np.unique(study.y)) < 2:
+        if len(np.unique(study.cells.y)) < 2:
             raise InputDataError(
                 f"cross_study.datasets[{index}] ({spec.name}): only one class after mapping labels"
             )
@@ -186,9 +171,9 @@ def load_studies(params: Params, paths: ProjectPaths) -> list[LabelledDataset]:
             "%s: %d cells x %d genes in %d samples (%.1f%% positive); %s",
             study.name,
             study.n_cells,
-            study.genes.size,
-            np.unique(study.samples).size,
-            100 * study.y.mean(),
+            study.cells.genes.size,
+            np.unique(study.cells.samples).size,
+            100 * study.cells.y.mean(),
             study.origin,
         )
         studies.append(study)

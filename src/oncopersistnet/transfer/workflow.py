@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from oncopersistnet import NON_PERSISTER, PERSISTER
 from oncopersistnet.atomic import write_json, write_text
 from oncopersistnet.config import LabelledDataConfig, Params, TransferConfig
+from oncopersistnet.data.labels import label_names
 from oncopersistnet.errors import ConfigError
 from oncopersistnet.evaluation.comparison import run_comparison, summarize
 from oncopersistnet.evaluation.folds import build_fold
@@ -67,27 +67,19 @@ def run_transfer(
     if config.input is None:
         raise ConfigError("transfer.input: give the labelled dataset to adapt the model to")
 
-    study_cells = load_labelled_file(config.dataset_name, _study_config(config), config.input)
-    counts, y, samples, cell_ids, genes = (
-        study_cells.counts,
-        study_cells.y,
-        study_cells.samples,
-        study_cells.cell_ids,
-        study_cells.genes,
-    )
-    labels = np.where(y == 1, PERSISTER, NON_PERSISTER)
+    study = load_labelled_file(config.dataset_name, _study_config(config), config.input).cells
+    counts, y, samples, cell_ids, genes = study.X, study.y, study.samples, study.cell_ids, study.genes
+    labels = label_names(y)
     split = split_by_sample(samples, labels, config.val_fraction, config.test_fraction, config.seed)
     selected = parent.preprocessor.genes_[parent.preprocessor.selected_]
-    cells = map_to_model(
-        counts, genes, y, samples, cell_ids, parent.preprocessor.genes_, selected, config.input
-    )
+    cells = map_to_model(study, parent.preprocessor.genes_, selected, source=config.input)
 
     tune = fine_tune_config(
         params.train, config.learning_rate, config.max_epochs, config.patience, config.seed
     )
     adapted = adapt(parent, cells, split, tune, config.mode, config.refit_scaling, params.evaluate.threshold)
     # Models trained on the new data alone, on the same split and test cells.
-    fold = build_fold(config.dataset_name, counts, genes, y, cell_ids, samples, split, params.preprocess)
+    fold = build_fold(config.dataset_name, study, split, config=params.preprocess)
     baseline_params = replace(params, train=replace(params.train, seed=config.seed))
     baselines = summarize(run_comparison([fold], baseline_params, families=config.baselines, progress=False))
 
@@ -161,7 +153,7 @@ def _export_and_register(
         proto = export_onnx(
             adapted.preprocessor, adapted.network, onnx_path, metadata=metadata, opset=params.export.opset
         )
-        test_counts = cells.counts[split == "test"]
+        test_counts = cells.cells.X[split == "test"]
         parity = parity_check(
             onnx_path,
             adapted.preprocessor,

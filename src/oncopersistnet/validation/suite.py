@@ -42,8 +42,8 @@ from typing import Any
 
 import numpy as np
 
-from oncopersistnet import NON_PERSISTER, PERSISTER
 from oncopersistnet.config import ValidateConfig
+from oncopersistnet.data.labels import NON_PERSISTER, PERSISTER
 from oncopersistnet.errors import ConfigError, DataValidationError
 from oncopersistnet.validation.summaries import Summaries, summarise
 

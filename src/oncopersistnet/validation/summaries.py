@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from oncopersistnet import NON_PERSISTER, PERSISTER
+from oncopersistnet.data.labels import NON_PERSISTER, PERSISTER
 from oncopersistnet.errors import InputDataError
 
 logger = logging.getLogger(__name__)
