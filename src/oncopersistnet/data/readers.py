@@ -71,14 +71,58 @@ _SYMBOL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]*(?:[.\-_][A-Za-z0-9]+)*$")
 # pandas' default spellings of a missing value. They are applied to count fields
 # only (see _chunk_to_sparse): parsing them in the name column too turned a cell
 # or gene called "NA", "None", "null" or "" into the string "nan".
-_NA_STRINGS = frozenset({
-    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
-    "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
-})
-_GENE_CORNER = {"gene", "genes", "gene_id", "gene_ids", "geneid", "gene_name", "gene_names", "gene_symbol",
-                "gene_symbols", "symbol", "symbols", "feature", "features", "ensembl", "ensembl_id", "ensembl_gene_id"}
-_CELL_CORNER = {"cell", "cells", "cell_id", "cell_ids", "cellid", "barcode", "barcodes", "cell_barcode",
-                "cell_barcodes"}
+_NA_STRINGS = frozenset(
+    {
+        "",
+        "#N/A",
+        "#N/A N/A",
+        "#NA",
+        "-1.#IND",
+        "-1.#QNAN",
+        "-NaN",
+        "-nan",
+        "1.#IND",
+        "1.#QNAN",
+        "<NA>",
+        "N/A",
+        "NA",
+        "NULL",
+        "NaN",
+        "None",
+        "n/a",
+        "nan",
+        "null",
+    }
+)
+_GENE_CORNER = {
+    "gene",
+    "genes",
+    "gene_id",
+    "gene_ids",
+    "geneid",
+    "gene_name",
+    "gene_names",
+    "gene_symbol",
+    "gene_symbols",
+    "symbol",
+    "symbols",
+    "feature",
+    "features",
+    "ensembl",
+    "ensembl_id",
+    "ensembl_gene_id",
+}
+_CELL_CORNER = {
+    "cell",
+    "cells",
+    "cell_id",
+    "cell_ids",
+    "cellid",
+    "barcode",
+    "barcodes",
+    "cell_barcode",
+    "cell_barcodes",
+}
 
 
 # --------------------------------------------------------------------------- public API
@@ -191,7 +235,11 @@ def read_counts(
     adata.uns["input"] = info
     logger.info(
         "read %s %s: %d cells x %d genes, %s",
-        fmt, path, adata.n_obs, adata.n_vars, detail.get("_description", ""),
+        fmt,
+        path,
+        adata.n_obs,
+        adata.n_vars,
+        detail.get("_description", ""),
     )
     return adata
 
@@ -236,16 +284,23 @@ def join_metadata(adata: ad.AnnData, metadata_path: str | Path, cell_column: str
     if n_dropped:
         logger.warning(
             "dropped %d of %d cells that have no row in %s (e.g. %s)",
-            n_dropped, len(obs_names), metadata_path, _examples(obs_names[~keep]),
+            n_dropped,
+            len(obs_names),
+            metadata_path,
+            _examples(obs_names[~keep]),
         )
     if n_unknown:
         logger.warning(
             "ignored %d metadata rows in %s whose cell id is not in the data (e.g. %s)",
-            n_unknown, metadata_path, _examples(meta.index[~meta.index.isin(obs_names)]),
+            n_unknown,
+            metadata_path,
+            _examples(meta.index[~meta.index.isin(obs_names)]),
         )
     clashing = [c for c in meta.columns if c in adata.obs.columns]
     if clashing:
-        logger.warning("metadata columns replace obs columns of the same name: %s", ", ".join(map(str, clashing)))
+        logger.warning(
+            "metadata columns replace obs columns of the same name: %s", ", ".join(map(str, clashing))
+        )
 
     if n_dropped == 0:
         out = adata.to_memory() if adata.isbacked else adata.copy()
@@ -257,7 +312,10 @@ def join_metadata(adata: ad.AnnData, metadata_path: str | Path, cell_column: str
     joined.index = obs.index
     out.obs = pd.concat([obs, joined], axis=1)
     logger.info(
-        "joined %d metadata columns from %s onto %d cells", meta.shape[1], metadata_path, n_match,
+        "joined %d metadata columns from %s onto %d cells",
+        meta.shape[1],
+        metadata_path,
+        n_match,
     )
     return out
 
@@ -277,6 +335,7 @@ def _examples(values: Iterable[Any], n: int = 3) -> str:
 
 def _id_style_hint(data_ids: pd.Index, meta_ids: pd.Index) -> str:
     """Say so when the two id sets would match after removing a ``-1``-style suffix."""
+
     def strip(index: pd.Index) -> set[str]:
         return {re.sub(r"-\d+$", "", s) for s in index[:5000]}
 
@@ -351,7 +410,12 @@ def _beyond_float32(values: np.ndarray) -> int | None:
 
 def _check_float32_range(adata: ad.AnnData, path: Path) -> None:
     """Refuse a value too large for float32 (kept float64 by :func:`_compact`): no count is ever that large."""
-    if adata.isbacked or not sparse.issparse(adata.X) or adata.X.dtype.kind != "f" or adata.X.dtype.itemsize <= 4:
+    if (
+        adata.isbacked
+        or not sparse.issparse(adata.X)
+        or adata.X.dtype.kind != "f"
+        or adata.X.dtype.itemsize <= 4
+    ):
         return
     csr = sparse.csr_matrix(adata.X)
     pos = _beyond_float32(csr.data)
@@ -399,7 +463,7 @@ def _first_bad_flat(values: np.ndarray) -> int | None:
     if values.dtype.kind in "iub":
         return None
     for start in range(0, values.shape[0], _BLOCK_ELEMENTS):
-        block = np.asarray(values[start:start + _BLOCK_ELEMENTS])
+        block = np.asarray(values[start : start + _BLOCK_ELEMENTS])
         with np.errstate(invalid="ignore"):
             bad = np.isfinite(block) & (np.floor(block) != block)
         if bad.any():
@@ -432,7 +496,7 @@ def _first_non_integer(matrix: Any) -> tuple[int, int, float] | None:
     n_rows, n_cols = arr.shape
     step = max(1, _BLOCK_ELEMENTS // max(n_cols, 1))
     for start in range(0, n_rows, step):
-        block = np.asarray(arr[start:start + step])
+        block = np.asarray(arr[start : start + step])
         with np.errstate(invalid="ignore"):
             bad = np.isfinite(block) & (np.floor(block) != block)
         if bad.any():
@@ -454,7 +518,9 @@ def _h5ad_sources(adata: ad.AnnData) -> list[str]:
     return sources
 
 
-def _describe_non_integer(label: str, matrix: Any, obs_names: Sequence[str], var_names: Sequence[str]) -> str | None:
+def _describe_non_integer(
+    label: str, matrix: Any, obs_names: Sequence[str], var_names: Sequence[str]
+) -> str | None:
     """'X holds non-integer values (e.g. 1.386 at cell 'AAAC-1', gene 'CD3E')', or None if integer."""
     found = _first_non_integer(matrix)
     if found is None:
@@ -485,7 +551,7 @@ def _normalise_source(counts_source: str, adata: ad.AnnData, path: Path) -> str:
     exists = (
         (key == "X" and adata.X is not None)
         or (key == "raw" and adata.raw is not None)
-        or (key.startswith("layers/") and key[len("layers/"):] in adata.layers.keys())
+        or (key.startswith("layers/") and key[len("layers/") :] in adata.layers.keys())
     )
     if not exists:
         layers = ", ".join(repr(k) for k in adata.layers.keys()) or "none"
@@ -503,7 +569,7 @@ def _h5ad_matrix(adata: ad.AnnData, key: str) -> tuple[Any, pd.DataFrame]:
         return adata.X, adata.var
     if key == "raw":
         return adata.raw.X, adata.raw.var
-    return adata.layers[key[len("layers/"):]], adata.var
+    return adata.layers[key[len("layers/") :]], adata.var
 
 
 def _backed_sample(matrix: Any) -> Any:
@@ -519,7 +585,9 @@ def _resolve_auto_source(adata: ad.AnnData, path: Path, backed: bool) -> str:
     if "counts" in adata.layers.keys():
         # A layer named 'counts' is taken on trust only if it holds whole numbers:
         # unchecked, normalised values stored under that name passed as raw counts.
-        problem = _describe_non_integer("layers['counts']", adata.layers["counts"], adata.obs_names, adata.var_names)
+        problem = _describe_non_integer(
+            "layers['counts']", adata.layers["counts"], adata.obs_names, adata.var_names
+        )
         if problem is None:
             return "layers/counts"
         raise InputDataError(
@@ -572,7 +640,11 @@ def _read_h5ad_counts(
     else:
         key = _normalise_source(counts_source, adata, path)
     if backed and key != "X":
-        logger.warning("%s: counts are in %s, not X; reading the file into memory (streaming needs counts in X)", path, key)
+        logger.warning(
+            "%s: counts are in %s, not X; reading the file into memory (streaming needs counts in X)",
+            path,
+            key,
+        )
         adata.file.close()
         return _read_h5ad_counts(path, key, backed=False, require_integer=require_integer)
     matrix, var = _h5ad_matrix(adata, key)
@@ -580,7 +652,9 @@ def _read_h5ad_counts(
         raise InputDataError(f"{path}: {key} holds no matrix")
     if not detected and require_integer:
         label = ".raw.X" if key == "raw" else key
-        problem = _describe_non_integer(label, _backed_sample(matrix) if backed else matrix, adata.obs_names, var.index)
+        problem = _describe_non_integer(
+            label, _backed_sample(matrix) if backed else matrix, adata.obs_names, var.index
+        )
         if problem is not None:
             raise InputDataError(
                 f"{path}: counts_source {counts_source!r} is not raw counts: {problem} "
@@ -620,7 +694,9 @@ def _10x_prefix(path: Path) -> tuple[Path, str]:
         prefix = stem[: -len("matrix.mtx")] if stem.endswith("matrix.mtx") else ""
         return path.parent, prefix
     if _find_10x_file(path, "", ["matrix.mtx"]) is None:
-        matches = sorted(p.name for p in path.glob("*matrix.mtx*") if re.search(r"matrix\.mtx(\.gz)?$", p.name))
+        matches = sorted(
+            p.name for p in path.glob("*matrix.mtx*") if re.search(r"matrix\.mtx(\.gz)?$", p.name)
+        )
         if len(matches) == 1:
             return path, matches[0][: matches[0].index("matrix.mtx")]
     return path, ""
@@ -628,8 +704,15 @@ def _10x_prefix(path: Path) -> tuple[Path, str]:
 
 def _read_tsv_columns(path: Path) -> pd.DataFrame:
     try:
-        return pd.read_csv(path, sep="\t", header=None, dtype=str, compression="infer",
-                           keep_default_na=False, quoting=csv.QUOTE_NONE)
+        return pd.read_csv(
+            path,
+            sep="\t",
+            header=None,
+            dtype=str,
+            compression="infer",
+            keep_default_na=False,
+            quoting=csv.QUOTE_NONE,
+        )
     except pd.errors.EmptyDataError as exc:
         raise InputDataError(f"{path}: file is empty") from exc
     except pd.errors.ParserError as exc:
@@ -638,7 +721,9 @@ def _read_tsv_columns(path: Path) -> pd.DataFrame:
         raise _unreadable(path, exc) from exc
 
 
-def _gene_var(ids: np.ndarray, names: np.ndarray | None, types: np.ndarray | None) -> tuple[pd.DataFrame, np.ndarray, int]:
+def _gene_var(
+    ids: np.ndarray, names: np.ndarray | None, types: np.ndarray | None
+) -> tuple[pd.DataFrame, np.ndarray, int]:
     """var (index = names, or ids when there are no names) and the mask of Gene Expression features."""
     names = ids if names is None else names
     var = pd.DataFrame({"gene_ids": ids.astype(str)}, index=pd.Index(names.astype(str)))
@@ -672,8 +757,13 @@ def _read_mtx(matrix_file: Path) -> sparse.coo_matrix:
     such a file is parsed as ``real`` and its values checked, then made integer again
     (re-read as declared if a value is beyond 2**53, where float64 is not exact).
     """
+
     def opener() -> Any:
-        return gzip.open(matrix_file, "rb") if matrix_file.name.lower().endswith(".gz") else open(matrix_file, "rb")
+        return (
+            gzip.open(matrix_file, "rb")
+            if matrix_file.name.lower().endswith(".gz")
+            else open(matrix_file, "rb")
+        )
 
     with opener() as handle:
         banner = handle.readline()
@@ -706,17 +796,22 @@ def _read_10x_mtx(path: Path) -> tuple[ad.AnnData, dict[str, Any]]:
     matrix_file = _find_10x_file(folder, prefix, ["matrix.mtx"])
     features_file = _find_10x_file(folder, prefix, ["features.tsv", "genes.tsv"])
     barcodes_file = _find_10x_file(folder, prefix, ["barcodes.tsv"])
-    missing = [label for label, found in (
-        (f"{prefix}matrix.mtx(.gz)", matrix_file),
-        (f"{prefix}features.tsv(.gz) or {prefix}genes.tsv(.gz)", features_file),
-        (f"{prefix}barcodes.tsv(.gz)", barcodes_file),
-    ) if found is None]
+    missing = [
+        label
+        for label, found in (
+            (f"{prefix}matrix.mtx(.gz)", matrix_file),
+            (f"{prefix}features.tsv(.gz) or {prefix}genes.tsv(.gz)", features_file),
+            (f"{prefix}barcodes.tsv(.gz)", barcodes_file),
+        )
+        if found is None
+    ]
     if missing:
         # A folder named like a file (cells.h5ad/) is read as a 10x folder; say what it is.
         suffix = Path(folder.name.lower().removesuffix(".gz")).suffix
         hint = (
             f" ({folder.name} is a directory, not a {suffix} file)"
-            if suffix in (".h5ad", ".h5", ".hdf5", ".csv", ".tsv", ".tab", ".txt", ".mtx") else ""
+            if suffix in (".h5ad", ".h5", ".hdf5", ".csv", ".tsv", ".tab", ".txt", ".mtx")
+            else ""
         )
         raise InputDataError(
             f"{folder}: not a complete 10x Genomics directory, missing {', '.join(missing)}{hint}"
@@ -754,7 +849,9 @@ def _read_10x_mtx(path: Path) -> tuple[ad.AnnData, dict[str, Any]]:
         cells_by_genes = cells_by_genes[:, np.flatnonzero(keep)]
         var = var.iloc[keep]
     adata = ad.AnnData(
-        X=_compact(cells_by_genes), obs=pd.DataFrame(index=pd.Index(barcodes.astype(str))), var=var,
+        X=_compact(cells_by_genes),
+        obs=pd.DataFrame(index=pd.Index(barcodes.astype(str))),
+        var=var,
     )
     description = f"genes from {features_file.name}"
     if n_other:
@@ -795,11 +892,14 @@ def _read_10x_h5(path: Path) -> tuple[ad.AnnData, dict[str, Any]]:
                 types = _strings(feats["feature_type"]) if "feature_type" in feats else None
             else:
                 v2_keys = {"data", "indices", "indptr", "shape", "barcodes", "genes"}
-                genomes = [k for k, v in handle.items() if isinstance(v, h5py.Group) and v2_keys <= set(v.keys())]
+                genomes = [
+                    k for k, v in handle.items() if isinstance(v, h5py.Group) and v2_keys <= set(v.keys())
+                ]
                 if not genomes:
                     hint = (
                         "; it looks like an AnnData file: name it .h5ad"
-                        if {"X", "obs", "var"} <= set(handle.keys()) else ""
+                        if {"X", "obs", "var"} <= set(handle.keys())
+                        else ""
                     )
                     raise InputDataError(f"{path}: not a 10x Genomics .h5 file (no 'matrix' group){hint}")
                 if len(genomes) > 1:
@@ -949,7 +1049,9 @@ def _find_ragged_line(path: Path, sep: str, n_fields: int) -> str | None:
     return None
 
 
-def _chunk_to_sparse(chunk: pd.DataFrame, path: Path, columns: Sequence[str], row_axis: str) -> sparse.csr_matrix:
+def _chunk_to_sparse(
+    chunk: pd.DataFrame, path: Path, columns: Sequence[str], row_axis: str
+) -> sparse.csr_matrix:
     """One chunk of a table as CSR; non-numeric entries fail naming row and column.
 
     The table is parsed without NA detection (so names stay as written); an
@@ -980,17 +1082,21 @@ def _chunk_to_sparse(chunk: pd.DataFrame, path: Path, columns: Sequence[str], ro
 
 def _read_table(path: Path, fmt: str, orientation: str) -> tuple[ad.AnnData, dict[str, Any]]:
     if orientation not in ORIENTATIONS:
-        raise InputDataError(
-            f"orientation {orientation!r} is not one of {', '.join(ORIENTATIONS)}"
-        )
+        raise InputDataError(f"orientation {orientation!r} is not one of {', '.join(ORIENTATIONS)}")
     sep = "," if fmt == "csv" else "\t"
     columns, corner, n_fields = _table_head(path, sep)
 
     read_opts = dict(
-        sep=sep, header=None, skiprows=1, index_col=0, dtype={0: str},
+        sep=sep,
+        header=None,
+        skiprows=1,
+        index_col=0,
+        dtype={0: str},
         # keep_default_na=False keeps row names such as "NA" or "" as written; the
         # NA spellings in count fields become NaN in _chunk_to_sparse instead.
-        compression="infer", keep_default_na=False, skip_blank_lines=True,
+        compression="infer",
+        keep_default_na=False,
+        skip_blank_lines=True,
         low_memory=False,  # we chunk ourselves; pandas' own sub-chunking only adds per-column overhead
     )
     detected = orientation == "auto"
@@ -1000,32 +1106,37 @@ def _read_table(path: Path, fmt: str, orientation: str) -> tuple[ad.AnnData, dic
     nan_checked = False
     row_axis = "cell" if orientation == "cells_x_genes" else "gene"
     try:
-        for chunk in pd.read_csv(path, chunksize=chunk_rows, **read_opts):
-            if chunk.shape[1] != len(columns):
-                raise InputDataError(
-                    f"{path}: ragged table: rows have {chunk.shape[1] + 1} fields, "
-                    f"the header names {len(columns)} columns"
-                )
-            if orientation == "auto":
-                # The first chunk's row names are the sample: no extra pass over the file.
-                orientation = _detect_orientation(
-                    columns, chunk.index[:_ORIENTATION_SAMPLE_ROWS].astype(str).tolist(), corner
-                ) or ""
-                if not orientation:
+        # closed on every exit: a ragged row raising mid-file must not leave the file open
+        with pd.read_csv(path, chunksize=chunk_rows, **read_opts) as reader:
+            for chunk in reader:
+                if chunk.shape[1] != len(columns):
                     raise InputDataError(
-                        f"{path}: cannot tell whether rows are cells or genes (header e.g. "
-                        f"{_examples(columns)}, rows e.g. {_examples(chunk.index)}); set orientation to "
-                        "'cells_x_genes' or 'genes_x_cells'"
+                        f"{path}: ragged table: rows have {chunk.shape[1] + 1} fields, "
+                        f"the header names {len(columns)} columns"
                     )
-                row_axis = "cell" if orientation == "cells_x_genes" else "gene"
-            block = _chunk_to_sparse(chunk, path, columns, row_axis)
-            if not nan_checked and block.dtype.kind == "f" and np.isnan(block.data).any():
-                nan_checked = True
-                ragged = _find_ragged_line(path, sep, n_fields)
-                if ragged:
-                    raise InputDataError(f"{path}: ragged table: {ragged}")
-            blocks.append(block)
-            row_names.append(chunk.index.to_numpy(dtype=str))
+                if orientation == "auto":
+                    # The first chunk's row names are the sample: no extra pass over the file.
+                    orientation = (
+                        _detect_orientation(
+                            columns, chunk.index[:_ORIENTATION_SAMPLE_ROWS].astype(str).tolist(), corner
+                        )
+                        or ""
+                    )
+                    if not orientation:
+                        raise InputDataError(
+                            f"{path}: cannot tell whether rows are cells or genes (header e.g. "
+                            f"{_examples(columns)}, rows e.g. {_examples(chunk.index)}); set orientation to "
+                            "'cells_x_genes' or 'genes_x_cells'"
+                        )
+                    row_axis = "cell" if orientation == "cells_x_genes" else "gene"
+                block = _chunk_to_sparse(chunk, path, columns, row_axis)
+                if not nan_checked and block.dtype.kind == "f" and np.isnan(block.data).any():
+                    nan_checked = True
+                    ragged = _find_ragged_line(path, sep, n_fields)
+                    if ragged:
+                        raise InputDataError(f"{path}: ragged table: {ragged}")
+                blocks.append(block)
+                row_names.append(chunk.index.to_numpy(dtype=str))
     except InputDataError:
         raise
     except Exception as exc:
@@ -1033,24 +1144,33 @@ def _read_table(path: Path, fmt: str, orientation: str) -> tuple[ad.AnnData, dic
 
     if not blocks:
         raise InputDataError(f"{path}: the table has a header but no data rows (0 rows)")
-    kinds = {b.dtype.kind for b in blocks}
-    common = np.int64 if kinds <= set("iub") else np.float64
-    stacked = sparse.vstack([b.astype(common) for b in blocks], format="csr")
-    names = np.concatenate(row_names)
-    col_names = np.asarray([str(c) for c in columns], dtype=str)
-    if orientation == "cells_x_genes":
-        matrix, obs_names, var_names = stacked, names, col_names
-    else:
-        matrix, obs_names, var_names = stacked.T.tocsr(), col_names, names
-    adata = ad.AnnData(
-        X=_compact(matrix), obs=pd.DataFrame(index=pd.Index(obs_names)), var=pd.DataFrame(index=pd.Index(var_names)),
-    )
+    adata = _stack_table(blocks, row_names, columns, cells_are_rows=orientation == "cells_x_genes")
     how = "detected" if detected else "given"
     return adata, {
         "orientation": orientation,
         "orientation_detected": detected,
         "_description": f"orientation {orientation} ({how})",
     }
+
+
+def _stack_table(
+    blocks: list[sparse.csr_matrix], row_names: list[np.ndarray], columns: Any, *, cells_are_rows: bool
+) -> ad.AnnData:
+    """One AnnData from the table's row blocks, cells as rows; integers stay integers."""
+    kinds = {b.dtype.kind for b in blocks}
+    common = np.int64 if kinds <= set("iub") else np.float64
+    stacked = sparse.vstack([b.astype(common) for b in blocks], format="csr")
+    names = np.concatenate(row_names)
+    col_names = np.asarray([str(c) for c in columns], dtype=str)
+    if cells_are_rows:
+        matrix, obs_names, var_names = stacked, names, col_names
+    else:
+        matrix, obs_names, var_names = stacked.T.tocsr(), col_names, names
+    return ad.AnnData(
+        X=_compact(matrix),
+        obs=pd.DataFrame(index=pd.Index(obs_names)),
+        var=pd.DataFrame(index=pd.Index(var_names)),
+    )
 
 
 def _table_error(path: Path, exc: BaseException) -> InputDataError:
@@ -1095,7 +1215,9 @@ def _read_metadata_table(path: Path, cell_column: str | None) -> pd.DataFrame:
                 f"{', '.join(map(str, header.columns))}"
             )
         # low_memory=False: one dtype per column, not a mix across chunks (which h5ad cannot store)
-        meta = pd.read_csv(path, sep=sep, dtype={id_col: str}, compression="infer", low_memory=False, keep_default_na=True)
+        meta = pd.read_csv(
+            path, sep=sep, dtype={id_col: str}, compression="infer", low_memory=False, keep_default_na=True
+        )
     except InputDataError:
         raise
     except Exception as exc:

@@ -31,7 +31,7 @@ from oncopersistnet.evaluation.plots import plot_model_comparison, plot_roc_pr
 from oncopersistnet.evaluation.report import comparison_markdown
 from oncopersistnet.paths import ProjectPaths
 from oncopersistnet.preprocessing.outputs import read_split_table
-from oncopersistnet.stages.provenance import run_provenance
+from oncopersistnet.provenance import run_provenance
 from oncopersistnet.tracking import configure_mlflow, flatten_for_mlflow, tracked_run
 
 logger = logging.getLogger(__name__)

@@ -9,6 +9,7 @@ the test cells coloured by truth and by prediction.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -35,10 +36,50 @@ CALIBRATED = "calibrated"
 UNCALIBRATED = "uncalibrated"
 
 
-def run(params: Params, paths: ProjectPaths) -> None:
-    """Write ``metrics/evaluate.json``, DVC plot data and PNGs; log them into the training run."""
+def _write_embedding(
+    test: Cells, predicted: np.ndarray, paths: ProjectPaths
+) -> tuple[np.ndarray, np.ndarray]:
+    """PC1/PC2 of the test cells with truth and call, one DVC plot file per true label; (coordinates, truth)."""
+    truth = np.asarray(LABELS)[test.y]
+    coordinates = np.column_stack(
+        [test.X[:, 0], test.X[:, 1] if test.X.shape[1] > 1 else np.zeros(len(test.X))]
+    )
+    embedding = pd.DataFrame(
+        {"pc1": coordinates[:, 0], "pc2": coordinates[:, 1], "truth": truth, "predicted": predicted}
+    )
+    for label in LABELS:  # DVC colours by file: one file per true label
+        with atomic_path(paths.plots / "embedding" / f"{label}.csv") as tmp:
+            embedding[embedding["truth"] == label].to_csv(tmp, index=False, float_format="%.4f")
+    return coordinates, truth
+
+
+def _log_to_training_run(
+    params: Params,
+    paths: ProjectPaths,
+    *,
+    scores: dict[str, dict[str, float]],
+    per_sample: pd.DataFrame,
+    figures: list[Path],
+) -> None:
+    """The test metrics, figures and metric files, in the run the train stage opened."""
     import mlflow
 
+    configure_mlflow(params.mlflow, paths.root)
+    with resumed_run(load_run_id(paths.run_reference)):
+        log_params_once(params.flat(["evaluate"]))
+        mlflow.log_metrics({f"test_{k}": v for k, v in scores[CALIBRATED].items()})
+        mlflow.log_metrics(
+            {f"test_uncalibrated_{k}": scores[UNCALIBRATED][k] for k in ("brier", "ece", "f1", "mcc")}
+        )
+        mlflow.log_metric("test_samples_called_right", float(per_sample["sample_correct"].mean()))
+        for figure in figures:
+            mlflow.log_artifact(str(figure), artifact_path="figures")
+        mlflow.log_artifact(str(paths.evaluate_metrics), artifact_path="metrics")
+        mlflow.log_artifact(str(paths.evaluate_per_sample), artifact_path="metrics")
+
+
+def run(params: Params, paths: ProjectPaths) -> None:
+    """Write ``metrics/evaluate.json``, DVC plot data and PNGs; log them into the training run."""
     threshold, bins = params.evaluate.threshold, params.evaluate.calibration_bins
     test = Cells.load(paths.features("test"))
     network = load_checkpoint(paths.model)
@@ -69,16 +110,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
             "confusion"
         ].to_csv(tmp, index=False)
     predicted = label_names(probability[CALIBRATED] >= threshold)
-    truth = np.asarray(LABELS)[test.y]
-    coordinates = np.column_stack(
-        [test.X[:, 0], test.X[:, 1] if test.X.shape[1] > 1 else np.zeros(len(test.X))]
-    )
-    embedding = pd.DataFrame(
-        {"pc1": coordinates[:, 0], "pc2": coordinates[:, 1], "truth": truth, "predicted": predicted}
-    )
-    for label in LABELS:  # DVC colours by file: one file per true label
-        with atomic_path(paths.plots / "embedding" / f"{label}.csv") as tmp:
-            embedding[embedding["truth"] == label].to_csv(tmp, index=False, float_format="%.4f")
+    coordinates, truth = _write_embedding(test, predicted, paths)
     figures = [
         plot_reliability(reliability, scores, paths.figures / "calibration.png"),
         plot_confusion(
@@ -90,21 +122,11 @@ def run(params: Params, paths: ProjectPaths) -> None:
     with atomic_path(paths.evaluate_per_sample) as tmp:
         per_sample.to_csv(tmp, index=False, float_format="%.4f")
 
-    configure_mlflow(params.mlflow, paths.root)
-    with resumed_run(load_run_id(paths.run_reference)):
-        log_params_once(params.flat(["evaluate"]))
-        mlflow.log_metrics({f"test_{k}": v for k, v in scores[CALIBRATED].items()})
-        mlflow.log_metrics(
-            {f"test_uncalibrated_{k}": scores[UNCALIBRATED][k] for k in ("brier", "ece", "f1", "mcc")}
-        )
-        mlflow.log_metric("test_samples_called_right", float(per_sample["sample_correct"].mean()))
-        for figure in figures:
-            mlflow.log_artifact(str(figure), artifact_path="figures")
-        mlflow.log_artifact(str(paths.evaluate_metrics), artifact_path="metrics")
-        mlflow.log_artifact(str(paths.evaluate_per_sample), artifact_path="metrics")
+    _log_to_training_run(params, paths, scores=scores, per_sample=per_sample, figures=figures)
     s, u = scores[CALIBRATED], scores[UNCALIBRATED]
     logger.info(
-        "%s on %d held-out cells: F1 %.3f  ROC-AUC %.3f  MCC %.3f; calibration (%s) Brier %.3f -> %.3f, ECE %.3f -> %.3f",
+        "%s on %d held-out cells: F1 %.3f  ROC-AUC %.3f  MCC %.3f; "
+        "calibration (%s) Brier %.3f -> %.3f, ECE %.3f -> %.3f",
         metrics["model"],
         len(test.y),
         s["f1"],

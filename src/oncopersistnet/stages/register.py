@@ -17,10 +17,10 @@ from oncopersistnet.atomic import write_json
 from oncopersistnet.config import Params
 from oncopersistnet.inference.model import OnnxPersisterModel
 from oncopersistnet.paths import ProjectPaths
+from oncopersistnet.preprocessing.outputs import read_preprocess_summary, read_split_cells
 from oncopersistnet.registry.card import build_model_card
 from oncopersistnet.registry.gate import HeadToHead, judge_candidate
 from oncopersistnet.registry.publish import Publication, publish
-from oncopersistnet.preprocessing.outputs import read_preprocess_summary, read_split_cells
 from oncopersistnet.tracking import configure_mlflow, load_run_id, log_params_once, resumed_run
 
 logger = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from oncopersistnet.evaluation.plots import plot_training_curves
 from oncopersistnet.model import save_checkpoint, train_model
 from oncopersistnet.paths import ProjectPaths
 from oncopersistnet.preprocessing.outputs import read_preprocess_summary
-from oncopersistnet.stages.provenance import run_provenance
+from oncopersistnet.provenance import run_provenance
 from oncopersistnet.tracking import configure_mlflow, flatten_for_mlflow, save_run_reference, tracked_run
 
 logger = logging.getLogger(__name__)

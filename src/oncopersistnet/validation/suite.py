@@ -424,9 +424,7 @@ def _run_suites(
 
     context = _gx_context(docs_build_dir)
     # One run id for the four suites, so Data Docs lists them as one run.
-    run_id = RunIdentifier(
-        run_name=f"{_SUITE_PREFIX}-validate", run_time=datetime.datetime.now(datetime.UTC)
-    )
+    run_id = RunIdentifier(run_name=f"{_SUITE_PREFIX}-validate", run_time=datetime.datetime.now(datetime.UTC))
     source = context.data_sources.add_pandas(name=f"{_SUITE_PREFIX}_tables")
     expectations = build_expectations(config)
     outcomes: list[ExpectationOutcome] = []
