@@ -197,7 +197,7 @@ def _score(
     match = match_genes(
         np.asarray(genes, dtype=str),
         model.genes,
-        config.min_gene_fraction,
+        min_fraction=config.min_gene_fraction,
         source="request",
         selected_genes=model.selected_genes,
     )
