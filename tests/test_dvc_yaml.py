@@ -1,4 +1,5 @@
-"""dvc.yaml lists, for every stage, the code the stage really runs: a code change reruns exactly its stages."""
+"""dvc.yaml lists, for every stage, the code the stage really runs: a code change reruns exactly its
+stages."""
 
 from __future__ import annotations
 

@@ -235,7 +235,10 @@ def test_sparse_input_is_checked_without_densifying_everything(onnx_path, small_
     row = int(np.searchsorted(block.indptr, 7, side="right") - 1)
     with pytest.raises(
         InputDataError,
-        match=f"negative count -3.0 at cell '{small_adata.obs_names[row]}', gene '{small_adata.var_names[block.indices[7]]}'",
+        match=(
+            f"negative count -3.0 at cell '{small_adata.obs_names[row]}', "
+            f"gene '{small_adata.var_names[block.indices[7]]}'"
+        ),
     ):
         check_counts(
             block, np.asarray(small_adata.obs_names[:10]), np.asarray(small_adata.var_names), source="x"
@@ -291,7 +294,8 @@ def test_inference_path_never_imports_torch(onnx_path, small_adata, tmp_path):
     code = (
         "import sys, json\n"
         "from oncopersistnet.cli import main\n"
-        f"rc = main(['predict', '--input', {str(src)!r}, '--output', {str(tmp_path / 'o.csv')!r}, '--model', {str(onnx_path)!r}, '--no-progress'])\n"
+        f"rc = main(['predict', '--input', {str(src)!r}, '--output', {str(tmp_path / 'o.csv')!r}, "
+        f"'--model', {str(onnx_path)!r}, '--no-progress'])\n"
         "assert rc == 0, rc\n"
         "print(json.dumps(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.'))))\n"
     )

@@ -105,7 +105,8 @@ def test_registered_champion_and_mlflow_run(project):
         "v = c.get_model_version_by_alias('oncopersistnet', 'champion')\n"
         "r = c.get_run(v.run_id)\n"
         "arts = [a.path for a in c.list_artifacts(r.info.run_id, 'figures')]\n"
-        "print(json.dumps({'version': str(v.version), 'params': r.data.params, 'metrics': r.data.metrics, 'tags': r.data.tags, 'figures': arts, 'status': r.info.status}))\n"
+        "print(json.dumps({'version': str(v.version), 'params': r.data.params, 'metrics': r.data.metrics, "
+        "'tags': r.data.tags, 'figures': arts, 'status': r.info.status}))\n"
     )
     info = json.loads(run([sys.executable, "-c", code], project).stdout.strip().splitlines()[-1])
     assert info["version"] == "1" and info["status"] == "FINISHED"
@@ -138,7 +139,8 @@ def test_registered_champion_and_mlflow_run(project):
 COMPARISON_RUNS = (
     "import mlflow, json\n"
     "mlflow.set_tracking_uri('sqlite:///mlruns/mlflow.db')\n"
-    "runs = mlflow.search_runs(experiment_names=['oncopersistnet'], filter_string=\"tags.run_kind = 'comparison'\")\n"
+    "runs = mlflow.search_runs(experiment_names=['oncopersistnet'], "
+    "filter_string=\"tags.run_kind = 'comparison'\")\n"
     "cols = [c for c in runs.columns if c.startswith(('metrics.', 'tags.'))]\n"
     "print(json.dumps(runs[cols].to_dict('records')))\n"
 )
@@ -167,7 +169,8 @@ def test_every_model_family_is_an_mlflow_run_with_the_same_metric_names(project)
 TRANSFER_RUNS = (
     "import json, mlflow\n"
     "mlflow.set_tracking_uri('sqlite:///mlruns/mlflow.db')\n"
-    "runs = mlflow.search_runs(experiment_names=['oncopersistnet'], filter_string=\"tags.run_kind = 'transfer'\", output_format='list')\n"
+    "runs = mlflow.search_runs(experiment_names=['oncopersistnet'], "
+    "filter_string=\"tags.run_kind = 'transfer'\", output_format='list')\n"
     "print(json.dumps([{'tags': r.data.tags, 'metrics': r.data.metrics} for r in runs]))\n"
 )
 
@@ -261,7 +264,8 @@ def test_changing_the_gate_reruns_only_register_and_what_builds_on_it(project):
 
 
 def test_dvc_experiment_runs_show_up_in_mlflow_under_their_name(project):
-    """`dvc exp run --temp` runs in a copy under .dvc/tmp/exps; its runs must still land in this project's store."""
+    """`dvc exp run --temp` runs in a copy under .dvc/tmp/exps; its runs must still land in this project's
+    store."""
     before = len(_comparison_runs(project))
     run(["dvc", "exp", "run", "--temp", "--name", "lr-probe", "-S", "train.learning_rate=0.003"], project)
     assert "lr-probe" in run(["dvc", "exp", "list", "--all-commits"], project).stdout
@@ -270,7 +274,8 @@ def test_dvc_experiment_runs_show_up_in_mlflow_under_their_name(project):
     assert len(runs) == before + len(FAMILIES) and {r["tags.model_family"] for r in tagged} == FAMILIES
     code = (
         "import mlflow\nmlflow.set_tracking_uri('sqlite:///mlruns/mlflow.db')\n"
-        "r = mlflow.search_runs(experiment_names=['oncopersistnet'], filter_string=\"tags.run_kind = 'deployable' and tags.dvc_experiment = 'lr-probe'\")\n"
+        "r = mlflow.search_runs(experiment_names=['oncopersistnet'], filter_string="
+        "\"tags.run_kind = 'deployable' and tags.dvc_experiment = 'lr-probe'\")\n"
         "print(len(r), r['params.train.learning_rate'].iloc[0], r['tags.mlflow.runName'].iloc[0])\n"
     )
     count, lr, name = run([sys.executable, "-c", code], project).stdout.strip().splitlines()[-1].split()
@@ -295,7 +300,8 @@ def test_champion_has_a_model_card_and_loads_through_mlflow_pyfunc(project):
         "x = np.random.default_rng(0).poisson(2.0, size=(7, len(onnx_model.genes))).astype(np.float32)\n"
         "pyfunc = mlflow.pyfunc.load_model('models:/oncopersistnet@champion')\n"
         "out = pyfunc.predict(pd.DataFrame(x, columns=onnx_model.genes))['persister_probability']\n"
-        "print(json.dumps({'card': card, 'pyfunc': np.asarray(out).tolist(), 'ort': onnx_model.predict_proba(x).tolist()}))\n"
+        "print(json.dumps({'card': card, 'pyfunc': np.asarray(out).tolist(), "
+        "'ort': onnx_model.predict_proba(x).tolist()}))\n"
     )
     info = json.loads(run([sys.executable, "-c", code], project).stdout.strip().splitlines()[-1])
     assert info["pyfunc"] == pytest.approx(

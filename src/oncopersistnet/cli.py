@@ -253,7 +253,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
             print(json.dumps(card, indent=2))
         else:
             print(
-                f"{name} v{card['version']}  aliases: {', '.join(card['aliases']) or '-'}  created {card['created']}  run {card['run_id']}"
+                f"{name} v{card['version']}  aliases: {', '.join(card['aliases']) or '-'}  "
+                f"created {card['created']}  run {card['run_id']}"
             )
             print()
             print(card["description"])

@@ -29,7 +29,8 @@ from test_readers import _gzip as gzip_file  # one gzip writer for the readers' 
 from oncopersistnet.errors import OncoPersistNetError
 
 # Reproducible in CI: the same examples on every run, nothing read from or written to a database.
-# RELIABILITY_EXPLORE=<factor> (e.g. 20) runs that many times more examples, freshly random, to hunt bugs locally.
+# RELIABILITY_EXPLORE=<factor> (e.g. 20) runs that many times more examples, freshly random, to hunt bugs
+# locally.
 _EXPLORE = int(os.environ.get("RELIABILITY_EXPLORE", "0") or 0)
 RELIABILITY = settings(
     derandomize=not _EXPLORE,
@@ -246,10 +247,10 @@ def write_10x_dir(
         scipy.io.mmwrite(folder / "matrix.mtx", coo, field=field)
     ids = [f"ENSG{i:011d}" for i in range(1, len(genes) + 1)]
     if legacy:
-        lines = [f"{i}\t{g}" for i, g in zip(ids, genes)]
+        lines = [f"{i}\t{g}" for i, g in zip(ids, genes, strict=True)]
         (folder / "genes.tsv").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     else:
-        lines = [f"{i}\t{g}\tGene Expression" for i, g in zip(ids, genes)]
+        lines = [f"{i}\t{g}\tGene Expression" for i, g in zip(ids, genes, strict=True)]
         (folder / "features.tsv").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     (folder / "barcodes.tsv").write_text("".join(c + "\n" for c in cells), encoding="utf-8")
     if gz:

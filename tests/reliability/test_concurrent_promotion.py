@@ -33,7 +33,8 @@ def _versions(uri: str, n: int) -> list[str]:
 
 
 def _run_at_once(target: Callable[..., None], versions: list[str], *args: object) -> None:
-    """One spawned process per version, ``target(version, barrier, *args)``, released together; each must exit 0."""
+    """One spawned process per version, ``target(version, barrier, *args)``, released together; each must
+    exit 0."""
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(len(versions))
     racers = [context.Process(target=target, args=(version, barrier, *args)) for version in versions]
@@ -69,7 +70,8 @@ def _set_aliases(version: str, barrier: multiprocessing.synchronize.Barrier, uri
 
 @pytest.mark.parametrize("locked", [True, False], ids=["local-store-lock", "retry-only"])
 def test_simultaneous_alias_sets_do_not_fail(tmp_path: Path, store, locked: bool) -> None:
-    """Losers of a champion race all set ``challenger`` at once; MLflow's upsert must not fail on its unique key."""
+    """Losers of a champion race all set ``challenger`` at once; MLflow's upsert must not fail on its unique
+    key."""
     from mlflow import MlflowClient
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -42,7 +42,8 @@ def _train_process(repro: subprocess.Popen[str], timeout_s: float = 300) -> psut
     while time.monotonic() < deadline:
         if repro.poll() is not None:
             raise AssertionError(
-                f"dvc repro ended ({repro.returncode}) before train started:\n{repro.communicate()[1][-3000:]}"
+                f"dvc repro ended ({repro.returncode}) before train started:\n"
+                f"{repro.communicate()[1][-3000:]}"
             )
         for child in parent.children(recursive=True):
             try:
@@ -55,7 +56,8 @@ def _train_process(repro: subprocess.Popen[str], timeout_s: float = 300) -> psut
 
 
 def _kill_train(project: Path, sig: signal.Signals) -> tuple[int, str]:
-    """Start `dvc repro`, send ``sig`` to the train stage once its MLflow run is open, return DVC's exit and stderr."""
+    """Start `dvc repro`, send ``sig`` to the train stage once its MLflow run is open, return DVC's exit
+    and stderr."""
     db = project / "mlruns" / "mlflow.db"
     logged_before = _epochs_logged(db)
     repro = subprocess.Popen(
@@ -78,7 +80,8 @@ def _kill_train(project: Path, sig: signal.Signals) -> tuple[int, str]:
 
 
 def _epochs_logged(db: Path) -> int:
-    """How many training epochs all runs of the store have logged so far (read-only peek at the sqlite file)."""
+    """How many training epochs all runs of the store have logged so far (read-only peek at the sqlite
+    file)."""
     if not db.exists():
         return 0
     import sqlite3

@@ -23,7 +23,8 @@ NAME = "integrity-test"
 
 @pytest.fixture()
 def registered(fitted, trained, store, small_adata) -> tuple[str, Path]:
-    """A model registered the way the register stage does it; returns (tracking URI, its ONNX file in the store)."""
+    """A model registered the way the register stage does it; returns (tracking URI, its ONNX file in the
+    store)."""
     import mlflow
 
     from oncopersistnet.export import export_onnx
@@ -137,7 +138,8 @@ AUDIT = textwrap.dedent(
 
 
 def test_the_deployment_path_unpickles_nothing(registered):
-    """An audit hook sees every class a pickle would load; loading, predicting and serving must trigger none."""
+    """An audit hook sees every class a pickle would load; loading, predicting and serving must trigger
+    none."""
     uri, _ = registered
     result = subprocess.run(
         [sys.executable, "-c", AUDIT, f"models:/{NAME}/1", uri], capture_output=True, text=True, timeout=300

@@ -139,7 +139,8 @@ def predict_cases(draw, model: OnnxPersisterModel, scorable: bool = False):
 
 
 def reference_counts(counts: np.ndarray, feeds: list[str | None], model_genes: list[str]) -> np.ndarray:
-    """The input over the model's genes, built without the package: columns of one gene summed, NaN if absent."""
+    """The input over the model's genes, built without the package: columns of one gene summed, NaN if
+    absent."""
     out = np.full((counts.shape[0], len(model_genes)), np.nan, dtype=np.float64)
     for j, gene in enumerate(model_genes):
         cols = [i for i, feed in enumerate(feeds) if feed == gene]
@@ -250,7 +251,8 @@ def test_predict_gives_the_models_probabilities_or_one_clear_error(model, data):
 @examples(25)
 @given(data=st.data())
 def test_probabilities_ignore_column_order_extra_genes_and_other_rows(model, data):
-    """Metamorphic: shuffle columns, add unknown genes, reorder and subset rows: each cell keeps its probability."""
+    """Metamorphic: shuffle columns, add unknown genes, reorder and subset rows: each cell keeps its
+    probability."""
     case = data.draw(predict_cases(model, scorable=True), label="case")
     extra = data.draw(names(3, prefix="zz-unknown-"), label="extra genes")
     if True:  # (keeps the body's indentation: one example)

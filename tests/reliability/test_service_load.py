@@ -185,7 +185,8 @@ def test_fifty_clients_and_a_mixed_stream_of_valid_and_malformed_requests(onnx_m
 
 
 def test_fifty_large_bodies_at_once_are_parsed_a_few_at_a_time(onnx_model, small_adata):
-    """50 clients each send a ~3 MB JSON matrix at the same moment; memory stays within a few bodies' worth."""
+    """50 clients each send a ~3 MB JSON matrix at the same moment; memory stays within a few bodies'
+    worth."""
     genes = list(small_adata.var_names)
     rows = np.asarray(dense(small_adata.X)[:100], dtype=int)
     body = json.dumps({"genes": genes, "counts": np.tile(rows, (40, 1)).tolist()}).encode()  # 4,000 cells
@@ -255,7 +256,8 @@ def test_a_chunked_body_over_the_limit_is_refused_while_it_is_read(onnx_model, p
         port = int(url.rsplit(":", 1)[1])
         sock = _raw_request(
             port,
-            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n",
         )
         chunk = b"1," * 32_768
         for _ in range(4):  # 256 KiB, more than the limit, and no closing chunk: the body never ends
@@ -269,7 +271,8 @@ def test_a_chunked_body_over_the_limit_is_refused_while_it_is_read(onnx_model, p
 
 
 def test_slow_clients_do_not_block_the_others(onnx_model, small_adata):
-    """Slow uploaders and clients that never finish their headers; normal requests go on, the slow ones are cut off."""
+    """Slow uploaders and clients that never finish their headers; normal requests go on, the slow ones
+    are cut off."""
     genes = list(small_adata.var_names)
     body = {"genes": genes, "counts": dense(small_adata.X[:2]).tolist()}
     config = ServiceConfig(
@@ -280,7 +283,8 @@ def test_slow_clients_do_not_block_the_others(onnx_model, small_adata):
         uploaders = [
             _raw_request(
                 port,
-                "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n",
+                "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                "Content-Length: 100000\r\n\r\n",
             )
             for _ in range(5)
         ]

@@ -1,4 +1,5 @@
-"""The HTTP service's exposure: loopback by default, the token, nothing internal in answers, client paths never read."""
+"""The HTTP service's exposure: loopback by default, the token, nothing internal in answers, client paths
+never read."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ PUBLIC = {"/health", "/docs", "/openapi.json"}
 JSON = {"Content-Type": "application/json"}
 # What must never reach a client: a stack trace, an exception's repr, a file path on the server.
 LEAKS = re.compile(
-    r"Traceback|File \"|\w+(Error|Exception)\(|/tmp/|/work/|/home/|/root/|/[\w.-]+\.onnx|\.db\b|upload\.h5ad|sqlite:"
+    r"Traceback|File \"|\w+(Error|Exception)\(|/tmp/|/work/|/home/|/root/|"
+    r"/[\w.-]+\.onnx|\.db\b|upload\.h5ad|sqlite:"
 )
 
 

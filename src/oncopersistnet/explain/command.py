@@ -87,7 +87,11 @@ def explain_file(
     pre = model.preprocessor
     genes = np.asarray(adata.var_names, dtype=str)
     match = match_genes(
-        genes, pre.genes_, min_gene_fraction, source=str(input_path), selected_genes=pre.genes_[pre.selected_]
+        genes,
+        pre.genes_,
+        min_fraction=min_gene_fraction,
+        source=str(input_path),
+        selected_genes=pre.genes_[pre.selected_],
     )
     logger.info("%s: %s", input_path, match.describe())
     if label_key is not None:

@@ -59,38 +59,45 @@ class GeneMatch:
         return self.n_selected_matched / self.n_selected if self.n_selected else 0.0
 
     def describe(self) -> str:
-        """``1,934 of 2,000 model genes found (96.7%; 0 before mapping names); 490 of 500 selected genes (98.0%)``."""
+        """One line of figures, e.g. ``1,934 of 2,000 model genes found (96.7%; 0 before mapping
+        names); 490 of 500 selected genes (98.0%)``."""
         return (
             f"{self.n_matched:,} of {self.n_model_genes:,} model genes found ({self.fraction:.1%}; "
             f"{self.n_matched_before_mapping:,} before mapping names); "
-            f"{self.n_selected_matched:,} of {self.n_selected:,} selected genes ({self.selected_fraction:.1%})"
+            f"{self.n_selected_matched:,} of {self.n_selected:,} selected genes "
+            f"({self.selected_fraction:.1%})"
         )
 
 
 def _likely_cause(
-    input_namespace: str, model_genes: Sequence[str], before: int, after: int, n_model: int
+    input_namespace: str, model_genes: Sequence[str], *, before: int, after: int, n_model: int
 ) -> str:
     model_namespace = (
         "Ensembl IDs" if detect_namespace([str(g) for g in model_genes]) == "ensembl" else "gene symbols"
     )
     if input_namespace.startswith("symbol (mouse"):
         return (
-            " The input's gene symbols are in mouse-style Title case (e.g. Actb) while the model was trained on "
-            "human genes: another species needs ortholog mapping first."
+            " The input's gene symbols are in mouse-style Title case (e.g. Actb) while the model was "
+            "trained on human genes: another species needs ortholog mapping first."
         )
     if input_namespace == "ensembl" and model_namespace == "gene symbols":
         return (
-            f" The input uses Ensembl IDs and the model uses gene symbols: {before:,} of {n_model:,} genes matched before "
-            f"mapping, {after:,} after; the IDs may be from another species or annotation."
+            f" The input uses Ensembl IDs and the model uses gene symbols: {before:,} of {n_model:,} "
+            f"genes matched before mapping, {after:,} after; the IDs may be from another species or "
+            "annotation."
         )
     if after == 0:
-        return " No model gene matched at all: another species, or a gene panel that does not overlap the model's?"
+        return (
+            " No model gene matched at all: another species, or a gene panel that does not overlap "
+            "the model's?"
+        )
     return " The input may be a targeted panel or a differently annotated matrix."
 
 
 def match_genes(
     input_genes: Sequence[str],
     model_genes: Sequence[str],
+    *,
     min_fraction: float = 0.0,
     source: str = "input",
     selected_genes: Sequence[str] | None = None,
@@ -131,9 +138,9 @@ def match_genes(
         cause = _likely_cause(
             report.namespace,
             list(model_genes),
-            match.n_matched_before_mapping,
-            match.n_matched,
-            match.n_model_genes,
+            before=match.n_matched_before_mapping,
+            after=match.n_matched,
+            n_model=match.n_model_genes,
         )
         raise InputDataError(
             f"{source}: only {match.describe()}; at least {min_fraction:.0%} of each are required "

@@ -253,7 +253,7 @@ def predict_file(
         match = match_genes(
             np.asarray(adata.var_names, dtype=str),
             model.genes,
-            min_gene_fraction,
+            min_fraction=min_gene_fraction,
             source=str(input_path),
             selected_genes=model.selected_genes,
         )

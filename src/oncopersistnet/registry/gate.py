@@ -67,7 +67,11 @@ def score_on_cells(
 ) -> dict[str, float]:
     """Metrics of an ONNX model on raw counts (cells x ``genes``) at the model's own threshold."""
     match = match_genes(
-        genes, model.genes, min_gene_fraction, source=model.source, selected_genes=model.selected_genes
+        genes,
+        model.genes,
+        min_fraction=min_gene_fraction,
+        source=model.source,
+        selected_genes=model.selected_genes,
     )
     probability = model.predict_proba(aligned_block(counts, match))
     metrics = classification_metrics(y, probability, model.threshold)

@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from scipy import sparse
 from starlette.concurrency import run_in_threadpool
 
+from oncopersistnet.data.readers import read_counts
 from oncopersistnet.errors import InputDataError, OncoPersistNetError
 from oncopersistnet.inference.align import aligned_block, match_genes
 from oncopersistnet.inference.model import OnnxPersisterModel
@@ -188,7 +189,7 @@ class ModelHolder:
 
 
 def _score(
-    model: OnnxPersisterModel, matrix: Any, genes: list[str], cell_ids: list[str], config: ServiceConfig
+    model: OnnxPersisterModel, matrix: Any, genes: list[str], *, cell_ids: list[str], config: ServiceConfig
 ) -> dict[str, Any]:
     """Check, align and score one request's cells; raise InputDataError on anything wrong."""
     if len(cell_ids) != matrix.shape[0]:
@@ -197,7 +198,7 @@ def _score(
     match = match_genes(
         np.asarray(genes, dtype=str),
         model.genes,
-        config.min_gene_fraction,
+        min_fraction=config.min_gene_fraction,
         source="request",
         selected_genes=model.selected_genes,
     )
@@ -223,7 +224,10 @@ def create_app(config: ServiceConfig, holder: ModelHolder | None = None) -> Any:
     app = FastAPI(
         title="OncoPersistNet",
         version="1",
-        description="Classify single cancer cells (raw scRNA-seq counts) as drug-tolerant persisters or non-persisters.",
+        description=(
+            "Classify single cancer cells (raw scRNA-seq counts) as drug-tolerant persisters "
+            "or non-persisters."
+        ),
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,
     )
@@ -236,7 +240,15 @@ def create_app(config: ServiceConfig, holder: ModelHolder | None = None) -> Any:
         body_timeout_s=config.body_timeout_s,
         idle_timeout_s=config.idle_timeout_s,
     )
-    slots = asyncio.Semaphore(config.max_parallel)
+    _add_error_handlers(app)
+    _add_info_routes(app, holder)
+    _add_predict_routes(app, holder, config)
+    _add_reload_route(app, holder, config)
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every failure answers a status and a ``detail`` that names no server path and holds no trace."""
 
     @app.exception_handler(InputDataError)
     async def bad_input(_: Request, exc: InputDataError) -> JSONResponse:
@@ -259,6 +271,10 @@ def create_app(config: ServiceConfig, holder: ModelHolder | None = None) -> Any:
     async def refused(_: Request, exc: _Refused) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=exc.status)
 
+
+def _add_info_routes(app: FastAPI, holder: ModelHolder) -> None:
+    """``/health`` (public liveness) and ``/model`` (what is served)."""
+
     @app.get("/health", summary="liveness: the model is loaded")
     def health() -> dict[str, Any]:
         _, info = holder.current()
@@ -267,6 +283,11 @@ def create_app(config: ServiceConfig, holder: ModelHolder | None = None) -> Any:
     @app.get("/model", summary="what is served: name, version, alias, genes, metrics")
     def model_info() -> dict[str, Any]:
         return holder.current()[1]
+
+
+def _add_predict_routes(app: FastAPI, holder: ModelHolder, config: ServiceConfig) -> None:
+    """``/predict`` (JSON) and ``/predict/h5ad``, sharing ``max_parallel`` slots for parsing and scoring."""
+    slots = asyncio.Semaphore(config.max_parallel)
 
     @app.post(
         "/predict",
@@ -278,7 +299,8 @@ def create_app(config: ServiceConfig, holder: ModelHolder | None = None) -> Any:
         if kind != "application/json" and not kind.endswith("+json"):
             raise _Refused(
                 415,
-                f"send JSON with Content-Type: application/json (got {kind[:60]!r}); an .h5ad goes to /predict/h5ad",
+                f"send JSON with Content-Type: application/json (got {kind[:60]!r}); "
+                "an .h5ad goes to /predict/h5ad",
             )
         body = await request.body()
         async with slots:
@@ -286,7 +308,10 @@ def create_app(config: ServiceConfig, holder: ModelHolder | None = None) -> Any:
 
     @app.post(
         "/predict/h5ad",
-        summary="classify the cells of an .h5ad sent as the request body (raw counts in X, layers['counts'] or .raw)",
+        summary=(
+            "classify the cells of an .h5ad sent as the request body "
+            "(raw counts in X, layers['counts'] or .raw)"
+        ),
         openapi_extra={
             "requestBody": {
                 "content": {"application/x-hdf5": {"schema": {"type": "string", "format": "binary"}}}
@@ -300,6 +325,10 @@ def create_app(config: ServiceConfig, holder: ModelHolder | None = None) -> Any:
         async with slots:
             return await run_in_threadpool(_predict_h5ad_bytes, body, holder, config)
 
+
+def _add_reload_route(app: FastAPI, holder: ModelHolder, config: ServiceConfig) -> None:
+    """``/reload``: serve a newly promoted champion; on failure keep the previous model and say so (409)."""
+
     @app.post("/reload", summary="re-resolve the model reference (serve a newly promoted champion)")
     def reload() -> Any:
         try:
@@ -309,22 +338,23 @@ def create_app(config: ServiceConfig, holder: ModelHolder | None = None) -> Any:
             version = holder.current()[1].get("version")
             return JSONResponse(
                 {
-                    "detail": f"reload failed, still serving the previous model (version {version or 'as loaded at start'}); the server log has the reason"
+                    "detail": "reload failed, still serving the previous model "
+                    f"(version {version or 'as loaded at start'}); the server log has the reason"
                 },
                 status_code=409,
             )
 
-    return app
-
 
 def make_server(
     config: ServiceConfig,
+    *,
     host: str = "127.0.0.1",
     port: int = 8000,
     log_level: str = "warning",
     app: Any = None,
 ) -> Any:
-    """The uvicorn server ``oncopersistnet serve`` runs: the app, its connection limits, loopback by default."""
+    """The uvicorn server ``oncopersistnet serve`` runs: the app, its connection limits, loopback by
+    default."""
     import uvicorn
 
     return uvicorn.Server(
@@ -399,14 +429,15 @@ def _predict_json(body: bytes, holder: ModelHolder, config: ServiceConfig) -> Re
         widths = {len(row) for row in request.counts}
         if widths != {len(genes)}:
             raise InputDataError(
-                f"counts: every row needs {len(genes)} values (one per gene); got rows of {sorted(widths)[:5]}"
+                f"counts: every row needs {len(genes)} values (one per gene); "
+                f"got rows of {sorted(widths)[:5]}"
             )
         matrix = np.asarray(request.counts, dtype=np.float32)
     ids = request.cell_ids or [f"cell{i}" for i in range(matrix.shape[0])]
     del request
     return _json_answer(
         {"model": info.get("reference"), "version": info.get("version")}
-        | _score(model, matrix, genes, ids, config)
+        | _score(model, matrix, genes, cell_ids=ids, config=config)
     )
 
 
@@ -443,8 +474,6 @@ def _check_h5ad_volume(path: Path, limit: int) -> None:
 
 def _predict_h5ad_bytes(body: bytes, holder: ModelHolder, config: ServiceConfig) -> Response:
     """Read and score an uploaded .h5ad (in a worker thread, holding a slot); its path is never shown."""
-    from oncopersistnet.data.readers import read_counts
-
     unreadable = (
         "the body is not a readable .h5ad file (send the file's bytes: curl --data-binary @cells.h5ad)"
     )
@@ -473,5 +502,5 @@ def _predict_h5ad_bytes(body: bytes, holder: ModelHolder, config: ServiceConfig)
         ids = [str(c) for c in adata.obs_names]
         return _json_answer(
             {"model": info.get("reference"), "version": info.get("version")}
-            | _score(model, matrix, genes, ids, config)
+            | _score(model, matrix, genes, cell_ids=ids, config=config)
         )

@@ -72,7 +72,9 @@ def map_to_model(
     study: Cells, model_genes: np.ndarray, selected_genes: np.ndarray, *, source: str
 ) -> TargetCells:
     """Harmonise the study's gene names and lay its counts over the model's genes."""
-    match = match_genes(study.genes, model_genes, 0.0, source=source, selected_genes=selected_genes)
+    match = match_genes(
+        study.genes, model_genes, min_fraction=0.0, source=source, selected_genes=selected_genes
+    )
     if match.n_selected_matched == 0:
         raise InputDataError(
             f"{source}: shares none of the {match.n_selected} genes the model reads ({match.describe()}); "

@@ -45,22 +45,25 @@ def transfer_markdown(summary: Mapping[str, Any]) -> str:
         if summary["mode"] == "head"
         else "every weight trained from the parent's"
     )
+    model_share = match["model_genes_found"] / max(match["model_genes"], 1)
+    selected_share = match["selected_genes_found"] / max(match["selected_genes"], 1)
     lines = [
         f"# Transfer to `{study['dataset']}`",
         "",
-        f"Parent model `{summary.get('parent_model_uri', 'the pipeline model')}` applied to `{study['input']}` ({study['cells']:,} cells x "
-        f"{study['genes']:,} genes, data {study['data_hash']}). Split by sample: fine-tuned on {', '.join(samples['train'])}, "
-        f"early-stopped and calibrated on {', '.join(samples['val'])}, tested on {', '.join(samples['test'])} "
-        f"({study['test_cells']:,} cells), the same test cells for every row.",
+        f"Parent model `{summary.get('parent_model_uri', 'the pipeline model')}` applied to "
+        f"`{study['input']}` ({study['cells']:,} cells x {study['genes']:,} genes, data "
+        f"{study['data_hash']}). Split by sample: fine-tuned on {', '.join(samples['train'])}, "
+        f"early-stopped and calibrated on {', '.join(samples['val'])}, tested on "
+        f"{', '.join(samples['test'])} ({study['test_cells']:,} cells), the same test cells for every row.",
         "",
         f"Gene overlap: {match['model_genes_found']:,} of the model's {match['model_genes']:,} genes "
-        f"({match['model_genes_found'] / max(match['model_genes'], 1):.1%}), {match['selected_genes_found']:,} of the "
-        f"{match['selected_genes']:,} it reads ({match['selected_genes_found'] / max(match['selected_genes'], 1):.1%}); "
+        f"({model_share:.1%}), {match['selected_genes_found']:,} of the "
+        f"{match['selected_genes']:,} it reads ({selected_share:.1%}); "
         "the rest are imputed with the training means, as the deployed graph does.",
         "",
-        f"Fine-tuning: {tuned}; {refit}; best epoch {summary['best_epoch']}. Rows marked *new data only* are the "
-        "compare stage's model families trained on the new training samples alone (mean ± std over seeds where "
-        "the fit depends on one).",
+        f"Fine-tuning: {tuned}; {refit}; best epoch {summary['best_epoch']}. Rows marked *new data only* "
+        "are the compare stage's model families trained on the new training samples alone (mean ± std "
+        "over seeds where the fit depends on one).",
         "",
         transfer_table(summary),
         "",
