@@ -106,7 +106,7 @@ def test_head_mode_names_what_a_network_lacks():
 @pytest.mark.parametrize("mode", ["head", "all"])
 def test_adapt_scores_zero_shot_and_fine_tuned_on_the_same_test_cells(parent, target, mode):
     cells, split = _cells(parent, target)
-    adapted = adapt(parent, cells, split, FAST_TRAIN, mode=mode, refit_scaling=True)
+    adapted = adapt(parent, cells, split, config=FAST_TRAIN, mode=mode, refit_scaling=True)
     n_test = int((split == "test").sum())
     assert len(adapted.zero_shot_probability) == len(adapted.fine_tuned_probability) == n_test
     # A clear programme in the same world: both beat chance on the new study.

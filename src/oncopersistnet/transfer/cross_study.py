@@ -391,7 +391,11 @@ def network_rows(setup: HeldOutSetup, seed: int, per_k: _PerK) -> tuple[Any, lis
         setup.source.preprocessor, network.model_, source=f"cross_study source without {setup.target.name}"
     )
     tune = fine_tune_config(
-        net_params.train, config.fine_tune_learning_rate, config.max_epochs, config.patience, seed
+        net_params.train,
+        learning_rate=config.fine_tune_learning_rate,
+        max_epochs=config.max_epochs,
+        patience=config.patience,
+        seed=seed,
     )
     for k in config.k_samples:
         k_split = setup.partition.split_for(setup.target.cells.samples, k)
@@ -400,10 +404,10 @@ def network_rows(setup: HeldOutSetup, seed: int, per_k: _PerK) -> tuple[Any, lis
             parent,
             setup.cells.subset(used),
             k_split[used],
-            tune,
-            config.fine_tune_mode,
-            config.refit_scaling,
-            params.evaluate.threshold,
+            config=tune,
+            mode=config.fine_tune_mode,
+            refit_scaling=config.refit_scaling,
+            threshold=params.evaluate.threshold,
         )
         rows.append(
             setup.row(
