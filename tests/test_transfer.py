@@ -1,4 +1,7 @@
-"""Transfer to an independent dataset: refitted scaling, frozen layers, zero-shot vs fine-tuned, tracked and registered."""
+"""Transfer to an independent dataset.
+
+Refitted scaling, frozen layers, zero-shot vs fine-tuned, tracked and registered.
+"""
 
 from __future__ import annotations
 
