@@ -100,7 +100,8 @@ def test_no_module_imports_a_higher_layer():
         f"{module} (layer {layer_of(module)}) imports {target} (layer {layer_of(target)}), line {line}"
         for module, path in MODULES.items()
         for target, line in imports(path)
-        if target != module and (layer_of(target) or 0) > (layer_of(module) or 0)
+        if target != module
+        and (layer_of(target) or 0) > (layer_of(module) or 0)
         # a package __init__ re-exports its own children
         and not (path.name == "__init__.py" and target.startswith(module + "."))
     ]
@@ -115,7 +116,8 @@ def test_import_graph_has_no_cycle():
     def visit(node: str, path: list[str]) -> None:
         state[node] = 1
         for nxt in sorted(edges.get(node, ())):
-            # a package __init__ importing its children, and a child importing a sibling through it, is one unit
+            # a package __init__ importing its children, and a child importing a sibling
+            # through it, is one unit
             if nxt.startswith(node + ".") and MODULES[node].name == "__init__.py":
                 continue
             if state.get(nxt) == 1:
@@ -168,7 +170,9 @@ def test_functions_fit_on_a_screen():
         if node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
         and LONG_REASON not in (ast.get_docstring(node) or "")
     ]
-    assert not too_long, f"over {MAX_FUNCTION_LINES} lines with no '{LONG_REASON}' in the docstring: {too_long}"
+    assert not too_long, (
+        f"over {MAX_FUNCTION_LINES} lines with no '{LONG_REASON}' in the docstring: {too_long}"
+    )
 
 
 @pytest.mark.parametrize("entry", ["oncopersistnet.cli"])
@@ -183,7 +187,9 @@ def test_function_local_project_imports_only_in_entry_points(entry):
             if isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 for node in ast.walk(func):
                     if isinstance(node, (ast.Import, ast.ImportFrom)):
-                        names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
+                        names = (
+                            [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
+                        )
                         if any(str(n).startswith("oncopersistnet") for n in names):
                             hidden.append(f"{module}.{func.name}, line {node.lineno}")
     assert not hidden, f"function-local imports of the project: {sorted(set(hidden))}"

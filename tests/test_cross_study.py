@@ -1,4 +1,7 @@
-"""Leave-one-dataset-out report: no leakage of the held-out study, learning-curve rows, the overlap sweep, the stage."""
+"""Leave-one-dataset-out report.
+
+No leakage of the held-out study, learning-curve rows, the overlap sweep, the stage.
+"""
 
 from __future__ import annotations
 
@@ -171,14 +174,15 @@ def test_the_held_out_study_never_reaches_its_source_model(studies, monkeypatch)
 
 
 def test_learning_curve_has_one_row_per_k_setting_and_model(results, studies):
-    for result, study in zip(results, studies):
+    for result, study in zip(results, studies, strict=True):
         rows = result.rows
         zero = [r for r in rows if r["setting"] == "zero_shot"]
         assert sorted(r["model"] for r in zero) == ["baseline", "network"] and all(r["k"] == 0 for r in zero)
         for setting in ("fine_tuned", "target_only"):
             for model in ("network", "baseline"):
                 assert sorted(r["k"] for r in rows if r["setting"] == setting and r["model"] == model) == KS
-        # Simulated samples hold one class: k labelled samples per class, nested, disjoint from the fixed test set.
+        # Simulated samples hold one class: k labelled samples per class, nested,
+        # disjoint from the fixed test set.
         partition = result.partition
         assert partition.per_class
         for k in KS:
@@ -246,7 +250,10 @@ def test_the_sweep_reports_the_genes_it_kept(results):
 
 
 def test_report_and_figure_read_the_same_from_the_metrics_file(results, studies, tmp_path):
-    """The file sorts keys (sweep levels "keep_100pct" < "keep_10pct"); the report must not follow that order."""
+    """The file sorts keys (sweep levels "keep_100pct" < "keep_10pct").
+
+    The report must not follow that order.
+    """
     from oncopersistnet.atomic import write_json
 
     summary = summarize(results, studies, _params())
@@ -311,7 +318,8 @@ def test_bad_cross_study_params_name_the_key(changes, message):
     [
         (
             "data/external/missing.h5ad",
-            "cross_study failed: cross_study.datasets[1] (b).source: data/external/missing.h5ad: no such file",
+            "cross_study failed: cross_study.datasets[1] (b).source: "
+            "data/external/missing.h5ad: no such file",
         ),
         (
             "/tmp/elsewhere.h5ad",

@@ -15,7 +15,7 @@ def test_split_is_by_sample_with_both_classes_everywhere(small_adata, small_spli
     for name in ("train", "val", "test"):
         assert set(labels[small_split == name]) == {"persister", "non-persister"}
     owner = {}
-    for sample, split in zip(samples, small_split):
+    for sample, split in zip(samples, small_split, strict=True):
         assert owner.setdefault(sample, split) == split, f"sample {sample} is in two splits"
 
 

@@ -294,7 +294,7 @@ def test_txt_ensembl_rows_r_style_header(tmp_path, truth):
     frame = pd.DataFrame(truth["X"].T, index=ENSEMBL, columns=truth["obs"])
     path = tmp_path / "counts.txt"
     lines = ["\t".join(frame.columns)] + [
-        "\t".join([i, *map(str, row)]) for i, row in zip(frame.index, frame.to_numpy())
+        "\t".join([i, *map(str, row)]) for i, row in zip(frame.index, frame.to_numpy(), strict=True)
     ]
     path.write_text("\n".join(lines) + "\n")
     adata = read_counts(path)
@@ -329,7 +329,8 @@ def test_csv_read_in_chunks(tmp_path, truth, monkeypatch):
 
 
 # --------------------------------------------------------------------------- bad inputs
-# Corrupt files (truncated, not gzip, ragged, incomplete 10x folder...) are in reliability/test_corrupt_files.py.
+# Corrupt files (truncated, not gzip, ragged, incomplete 10x folder...) are in
+# reliability/test_corrupt_files.py.
 
 
 def test_missing_path(tmp_path):

@@ -1,4 +1,7 @@
-"""Transfer to an independent dataset: refitted scaling, frozen layers, zero-shot vs fine-tuned, tracked and registered."""
+"""Transfer to an independent dataset.
+
+Refitted scaling, frozen layers, zero-shot vs fine-tuned, tracked and registered.
+"""
 
 from __future__ import annotations
 
@@ -106,7 +109,7 @@ def test_head_mode_names_what_a_network_lacks():
 @pytest.mark.parametrize("mode", ["head", "all"])
 def test_adapt_scores_zero_shot_and_fine_tuned_on_the_same_test_cells(parent, target, mode):
     cells, split = _cells(parent, target)
-    adapted = adapt(parent, cells, split, FAST_TRAIN, mode=mode, refit_scaling=True)
+    adapted = adapt(parent, cells, split, config=FAST_TRAIN, mode=mode, refit_scaling=True)
     n_test = int((split == "test").sum())
     assert len(adapted.zero_shot_probability) == len(adapted.fine_tuned_probability) == n_test
     # A clear programme in the same world: both beat chance on the new study.

@@ -41,7 +41,10 @@ def refuse(path: Path, pattern: str) -> str:
 
 
 def command_line_refuses(path: Path, model: Path, pattern: str) -> None:
-    """`oncopersistnet predict` on ``path``: status 1, one ERROR line matching ``pattern``, nothing written."""
+    """`oncopersistnet predict` on ``path``.
+
+    Status 1, one ERROR line matching ``pattern``, nothing written.
+    """
     workdir = path.parent
     output = workdir / "predictions" / "out.csv"
     result = run(
@@ -120,7 +123,7 @@ def test_10x_directory_without_barcodes(tmp_path, truth, onnx_path):
     )
 
 
-# --------------------------------------------------------------------------- more ways a file is not what it says
+# ---------------------------------------------------------------- more ways a file is not what it says
 
 
 @pytest.mark.parametrize(

@@ -284,7 +284,10 @@ ENSEMBL_IDS = tuple(f"ENSG{i:011d}" for i in range(1, 13))
 
 @st.composite
 def detectable_tables(draw):
-    """Names that say which axis is which: barcodes for cells, symbols or Ensembl IDs (repeats allowed) for genes."""
+    """Names that say which axis is which.
+
+    Barcodes for cells, symbols or Ensembl IDs (repeats allowed) for genes.
+    """
     X = draw(count_matrices(min_cells=1, min_genes=1))
     n_cells, n_genes = X.shape
     pool = draw(st.sampled_from([SYMBOLS, ENSEMBL_IDS]))
@@ -302,7 +305,10 @@ def detectable_tables(draw):
 @examples(60)
 @given(case=detectable_tables())
 def test_table_orientation_is_detected_from_names(case):
-    """With barcodes on one axis and genes on the other, auto finds the right orientation: never a transposed answer."""
+    """With barcodes on one axis and genes on the other, auto finds the right orientation.
+
+    Never a transposed answer.
+    """
     X, cells, genes, orientation = case["X"], case["cells"], case["genes"], case["orientation"]
     corner = case["corner"]
     with tempfile.TemporaryDirectory() as tmp:

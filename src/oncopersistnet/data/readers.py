@@ -176,6 +176,7 @@ def is_integer_valued(matrix: Any) -> bool:
 
 def read_counts(
     path: str | Path,
+    *,
     counts_source: str = "auto",
     orientation: str = "auto",
     backed: bool = False,
@@ -220,7 +221,7 @@ def read_counts(
     if backed and fmt != "h5ad":
         raise InputDataError(f"{path}: backed mode is only available for .h5ad files, this is {fmt}")
     if fmt == "h5ad":
-        adata, detail = _read_h5ad_counts(path, counts_source, backed, require_integer)
+        adata, detail = _read_h5ad_counts(path, counts_source, backed=backed, require_integer=require_integer)
     elif fmt == "10x_mtx":
         adata, detail = _read_10x_mtx(path)
     elif fmt == "10x_h5":
@@ -409,7 +410,10 @@ def _beyond_float32(values: np.ndarray) -> int | None:
 
 
 def _check_float32_range(adata: ad.AnnData, path: Path) -> None:
-    """Refuse a value too large for float32 (kept float64 by :func:`_compact`): no count is ever that large."""
+    """Refuse a value too large for float32 (kept float64 by :func:`_compact`).
+
+    No count is ever that large.
+    """
     if (
         adata.isbacked
         or not sparse.issparse(adata.X)
@@ -519,7 +523,7 @@ def _h5ad_sources(adata: ad.AnnData) -> list[str]:
 
 
 def _describe_non_integer(
-    label: str, matrix: Any, obs_names: Sequence[str], var_names: Sequence[str]
+    label: str, matrix: Any, *, obs_names: Sequence[str], var_names: Sequence[str]
 ) -> str | None:
     """'X holds non-integer values (e.g. 1.386 at cell 'AAAC-1', gene 'CD3E')', or None if integer."""
     found = _first_non_integer(matrix)
@@ -586,7 +590,7 @@ def _resolve_auto_source(adata: ad.AnnData, path: Path, backed: bool) -> str:
         # A layer named 'counts' is taken on trust only if it holds whole numbers:
         # unchecked, normalised values stored under that name passed as raw counts.
         problem = _describe_non_integer(
-            "layers['counts']", adata.layers["counts"], adata.obs_names, adata.var_names
+            "layers['counts']", adata.layers["counts"], obs_names=adata.obs_names, var_names=adata.var_names
         )
         if problem is None:
             return "layers/counts"
@@ -600,7 +604,7 @@ def _resolve_auto_source(adata: ad.AnnData, path: Path, backed: bool) -> str:
         problems.append("X is empty")
     else:
         x = _backed_sample(adata.X) if backed else adata.X
-        problem = _describe_non_integer("X", x, adata.obs_names, adata.var_names)
+        problem = _describe_non_integer("X", x, obs_names=adata.obs_names, var_names=adata.var_names)
         if problem is None:
             return "X"
         problems.append(problem)
@@ -608,26 +612,34 @@ def _resolve_auto_source(adata: ad.AnnData, path: Path, backed: bool) -> str:
         if backed:
             problems.append(".raw cannot be used in backed mode")
         else:
-            problem = _describe_non_integer(".raw.X", adata.raw.X, adata.obs_names, adata.raw.var_names)
+            problem = _describe_non_integer(
+                ".raw.X", adata.raw.X, obs_names=adata.obs_names, var_names=adata.raw.var_names
+            )
             if problem is None:
                 return "raw"
             problems.append(problem)
     raise InputDataError(
         f"{path}: the data look normalised, not raw counts: {'; '.join(problems)}; "
-        "no layers['counts'] or integer .raw found — point data.counts_source (predict: --counts-source) at the raw counts "
+        "no layers['counts'] or integer .raw found — "
+        "point data.counts_source (predict: --counts-source) at the raw counts "
         f"(this file has: {', '.join(_h5ad_sources(adata)) or 'nothing'})"
     )
 
 
 def _read_h5ad_counts(
-    path: Path, counts_source: str, backed: bool, require_integer: bool = True
+    path: Path, counts_source: str, *, backed: bool, require_integer: bool = True
 ) -> tuple[ad.AnnData, dict[str, Any]]:
     adata = read_h5ad(path, backed=backed)
     detected = counts_source == "auto"
     if detected and backed and "counts" not in adata.layers.keys() and adata.raw is not None:
         # An integer .raw (the usual scanpy layout) cannot stream: judge X on a sample,
         # and if X is not counts, decide in memory where .raw can be checked.
-        if _describe_non_integer("X", _backed_sample(adata.X), adata.obs_names, adata.var_names) is not None:
+        if (
+            _describe_non_integer(
+                "X", _backed_sample(adata.X), obs_names=adata.obs_names, var_names=adata.var_names
+            )
+            is not None
+        ):
             adata.file.close()
             return _read_h5ad_counts(path, counts_source, backed=False, require_integer=require_integer)
     if detected and not require_integer:
@@ -653,7 +665,10 @@ def _read_h5ad_counts(
     if not detected and require_integer:
         label = ".raw.X" if key == "raw" else key
         problem = _describe_non_integer(
-            label, _backed_sample(matrix) if backed else matrix, adata.obs_names, var.index
+            label,
+            _backed_sample(matrix) if backed else matrix,
+            obs_names=adata.obs_names,
+            var_names=var.index,
         )
         if problem is not None:
             raise InputDataError(
@@ -687,7 +702,10 @@ def _find_10x_file(folder: Path, prefix: str, names: Sequence[str]) -> Path | No
 
 
 def _10x_prefix(path: Path) -> tuple[Path, str]:
-    """(folder, file-name prefix). GEO renames files 'GSM123_matrix.mtx.gz'; the prefix keeps them together."""
+    """(folder, file-name prefix).
+
+    GEO renames files 'GSM123_matrix.mtx.gz'; the prefix keeps them together.
+    """
     if path.is_file():
         name = path.name
         stem = name[:-3] if name.lower().endswith(".gz") else name
@@ -1050,7 +1068,7 @@ def _find_ragged_line(path: Path, sep: str, n_fields: int) -> str | None:
 
 
 def _chunk_to_sparse(
-    chunk: pd.DataFrame, path: Path, columns: Sequence[str], row_axis: str
+    chunk: pd.DataFrame, path: Path, *, columns: Sequence[str], row_axis: str
 ) -> sparse.csr_matrix:
     """One chunk of a table as CSR; non-numeric entries fail naming row and column.
 
@@ -1129,7 +1147,7 @@ def _read_table(path: Path, fmt: str, orientation: str) -> tuple[ad.AnnData, dic
                             "'cells_x_genes' or 'genes_x_cells'"
                         )
                     row_axis = "cell" if orientation == "cells_x_genes" else "gene"
-                block = _chunk_to_sparse(chunk, path, columns, row_axis)
+                block = _chunk_to_sparse(chunk, path, columns=columns, row_axis=row_axis)
                 if not nan_checked and block.dtype.kind == "f" and np.isnan(block.data).any():
                     nan_checked = True
                     ragged = _find_ragged_line(path, sep, n_fields)

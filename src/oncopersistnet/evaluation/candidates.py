@@ -75,7 +75,7 @@ class NetworkCandidate(Candidate):
     trained like the train stage."""
 
     def __init__(
-        self, params: Params, seed: int, architecture: str = "cnn_lstm", permute: bool = False
+        self, params: Params, seed: int, *, architecture: str = "cnn_lstm", permute: bool = False
     ) -> None:
         super().__init__(params, seed)
         self.config = replace(params.train, seed=seed, architecture=architecture)
@@ -224,7 +224,8 @@ class MarkerScoreCandidate(Candidate):
             missing = [g for g in given if g not in index]
             if self.up_.size < max(1, len(given) / 2):
                 raise InputDataError(
-                    f"compare.marker_genes: only {self.up_.size} of {len(given)} genes are among the data's genes "
+                    f"compare.marker_genes: only {self.up_.size} of {len(given)} genes "
+                    "are among the data's genes "
                     f"(missing e.g. {', '.join(missing[:5])}); give symbols as in the data's var_names"
                 )
             if missing:

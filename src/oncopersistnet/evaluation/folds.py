@@ -89,7 +89,8 @@ def grouped_splits(
         raise DataValidationError(
             f"compare.cv_folds={k}: grouped k-fold needs at least {need} samples of each majority class "
             f"(both classes in every test fold, and in train and validation); found {per_class[0]} "
-            f"non-persister and {per_class[1]} persister samples; use compare.cv_folds: 0 (the pipeline's split)"
+            f"non-persister and {per_class[1]} persister samples; "
+            "use compare.cv_folds: 0 (the pipeline's split)"
         )
     sample_names = np.array(sorted(classes))
     sample_y = np.array([classes[s] for s in sample_names])
@@ -107,7 +108,8 @@ def grouped_splits(
         for name in SPLITS:
             if len(set(y[split == name])) < 2:
                 raise DataValidationError(
-                    f"compare.cv_folds={k}: fold {fold + 1} has one class only in its {name} split; use fewer folds"
+                    f"compare.cv_folds={k}: fold {fold + 1} has one class only in its {name} split; "
+                    "use fewer folds"
                 )
         splits.append(split)
     return splits

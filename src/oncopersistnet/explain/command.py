@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 def _classes_from_labels(
     obs: Any,
     label_key: str,
+    *,
     persister_values: Sequence[str],
     non_persister_values: Sequence[str],
     source: str,
@@ -46,7 +47,8 @@ def _classes_from_labels(
     """(kept cell positions, is_persister) from ``obs[label_key]``; cells with other labels are left out."""
     if label_key not in obs.columns:
         raise InputDataError(
-            f"{source}: obs has no column {label_key!r} (--label-key); columns are: {', '.join(map(str, obs.columns)) or 'none'}"
+            f"{source}: obs has no column {label_key!r} (--label-key); "
+            f"columns are: {', '.join(map(str, obs.columns)) or 'none'}"
         )
     labels = obs[label_key].astype(str).to_numpy()
     mapped = canonical_labels(obs[label_key], persister_values, non_persister_values)
@@ -69,6 +71,7 @@ def _classes_from_labels(
 def explain_file(
     model: TrainableModel,
     input_path: str | Path,
+    *,
     top: int,
     steps: int = 32,
     max_cells: int = 1000,
@@ -96,7 +99,11 @@ def explain_file(
     logger.info("%s: %s", input_path, match.describe())
     if label_key is not None:
         kept, is_persister = _classes_from_labels(
-            adata.obs, label_key, persister_values, non_persister_values, str(input_path)
+            adata.obs,
+            label_key,
+            persister_values=persister_values,
+            non_persister_values=non_persister_values,
+            source=str(input_path),
         )
     else:
         kept, is_persister = np.arange(adata.n_obs), None
@@ -131,13 +138,16 @@ def format_top_table(explanation: Explanation, summary: dict[str, Any], top: int
     n = int(explanation.is_persister.size)
     grouped = "labels" if explanation.class_source == "labels" else "the model's calls"
     lines = [
-        f"Integrated gradients of the calibrated persister logit, {n} cells ({n_p} persister, {n - n_p} non-persister, by {grouped}); "
-        f"completeness gap median {summary['completeness']['median_abs_gap']:.3f}, max {summary['completeness']['max_abs_gap']:.3f} logit",
+        f"Integrated gradients of the calibrated persister logit, {n} cells "
+        f"({n_p} persister, {n - n_p} non-persister, by {grouped}); "
+        f"completeness gap median {summary['completeness']['median_abs_gap']:.3f}, "
+        f"max {summary['completeness']['max_abs_gap']:.3f} logit",
         "",
-        f"{'rank':>4}  {'persister cells: towards persister':<36}  {'non-persister cells: away':<36}  {'all cells: mean |attribution|':<32}",
+        f"{'rank':>4}  {'persister cells: towards persister':<36}  {'non-persister cells: away':<36}  "
+        f"{'all cells: mean |attribution|':<32}",
     ]
 
-    def cell(genes: list[str], i: int, column: str, signed: bool) -> str:
+    def cell(genes: list[str], i: int, column: str, *, signed: bool) -> str:
         if i >= len(genes):
             return ""
         value = table.loc[genes[i], column]
@@ -145,16 +155,18 @@ def format_top_table(explanation: Explanation, summary: dict[str, Any], top: int
 
     for i in range(min(top, max(len(v) for v in ranked.values()))):
         lines.append(
-            f"{i + 1:>4}  {cell(ranked['persister'], i, 'mean_attribution_persister', True):<36}  "
-            f"{cell(ranked['non_persister'], i, 'mean_attribution_non_persister', True):<36}  "
-            f"{cell(ranked['global'], i, 'mean_abs_attribution', False):<32}"
+            f"{i + 1:>4}  {cell(ranked['persister'], i, 'mean_attribution_persister', signed=True):<36}  "
+            f"{cell(ranked['non_persister'], i, 'mean_attribution_non_persister', signed=True):<36}  "
+            f"{cell(ranked['global'], i, 'mean_abs_attribution', signed=False):<32}"
         )
     lines.append("")
     lines.append(f"Published persister signatures in the top {top} (all cells):")
     for name, overlap in summary["signatures"].items():
         found = ", ".join(overlap["overlap_genes"]) or "none"
         lines.append(
-            f"  {name}: {overlap['overlap']} ({found}); {overlap['genes_read_by_model']} of {overlap['signature_genes']} genes "
-            f"read by the model, {overlap['expected_overlap']:.2f} expected by chance, p = {overlap['p_value']:.3g}"
+            f"  {name}: {overlap['overlap']} ({found}); "
+            f"{overlap['genes_read_by_model']} of {overlap['signature_genes']} genes "
+            f"read by the model, {overlap['expected_overlap']:.2f} expected by chance, "
+            f"p = {overlap['p_value']:.3g}"
         )
     return "\n".join(lines)

@@ -72,6 +72,7 @@ def _log_family_run(
     family: str,
     results: Sequence[FitResult],
     entry: dict,
+    *,
     params: Params,
     tags: dict[str, str],
     paths: ProjectPaths,
@@ -154,7 +155,12 @@ def run(params: Params, paths: ProjectPaths) -> None:
     del tags["model_family"]
     for family in models:
         _log_family_run(
-            family, [r for r in results if r.family == family], models[family], params, tags, paths
+            family,
+            [r for r in results if r.family == family],
+            models[family],
+            params=params,
+            tags=tags,
+            paths=paths,
         )
     for family, entry in models.items():
         logger.info(

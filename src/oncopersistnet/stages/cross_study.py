@@ -48,7 +48,7 @@ def _flat_metrics(summary: dict) -> dict[str, float]:
     return out
 
 
-def _log_run(params: Params, paths: ProjectPaths, summary: dict, seconds: float) -> str:
+def _log_run(params: Params, paths: ProjectPaths, summary: dict, *, seconds: float) -> str:
     configure_mlflow(params.mlflow, paths.root)
     import mlflow
 
@@ -96,7 +96,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
     write_text(paths.cross_study_report, cross_study_markdown(summary))
     plot_cross_study(summary, paths.cross_study_figure)
     seconds = time.perf_counter() - started
-    run_id = _log_run(params, paths, summary, seconds)
+    run_id = _log_run(params, paths, summary, seconds=seconds)
     for name, entry in summary["held_out"].items():
         k = f"k{max(params.cross_study.k_samples)}"
         logger.info(

@@ -39,7 +39,10 @@ UNCALIBRATED = "uncalibrated"
 def _write_embedding(
     test: Cells, predicted: np.ndarray, paths: ProjectPaths
 ) -> tuple[np.ndarray, np.ndarray]:
-    """PC1/PC2 of the test cells with truth and call, one DVC plot file per true label; (coordinates, truth)."""
+    """PC1/PC2 of the test cells with truth and call, one DVC plot file per true label.
+
+    Returns (coordinates, truth).
+    """
     truth = np.asarray(LABELS)[test.y]
     coordinates = np.column_stack(
         [test.X[:, 0], test.X[:, 1] if test.X.shape[1] > 1 else np.zeros(len(test.X))]

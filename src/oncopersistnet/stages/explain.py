@@ -89,7 +89,8 @@ def run(params: Params, paths: ProjectPaths) -> None:
         planted = planted_programme(params.simulate)
         if set(planted.index) != set(test.genes):
             raise InputDataError(
-                f"{paths.validated}: its genes are not the simulator's for the current simulate params; rerun ingest"
+                f"{paths.validated}: its genes are not the simulator's for the current simulate params; "
+                "rerun ingest"
             )
     chosen = evenly_spaced(test.y.size, config.cells)
     counts = test.X[chosen].toarray().astype(np.float32)

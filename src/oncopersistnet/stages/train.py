@@ -32,7 +32,8 @@ def run(params: Params, paths: ProjectPaths) -> None:
         "mlflow.note.content": (
             f"Deployable {architecture} persister classifier trained by the DVC pipeline on data "
             f"{summary['data_hash']}: {summary['train']['cells']} training cells from samples "
-            f"{', '.join(summary['train']['samples'])}; probabilities {params.train.calibration}-calibrated on "
+            f"{', '.join(summary['train']['samples'])}; "
+            f"probabilities {params.train.calibration}-calibrated on "
             f"validation samples {', '.join(summary['val']['samples'])}; tested on held-out samples "
             f"{', '.join(summary['test']['samples'])}. test_* metrics are the calibrated model's; "
             "the baselines and the other seeds are the compare stage's runs (tag run_kind=comparison)."

@@ -51,8 +51,8 @@ def head_modules(network: PersisterNetwork) -> tuple[str, ...]:
     names = [name for name, _ in network.named_children()]
     if not set(FROZEN_IN_HEAD_MODE) & set(names):
         raise ConfigError(
-            f"transfer.mode: head fine-tuning freezes convolutional/recurrent layers, which a {network.architecture} "
-            "network does not have; use mode: all"
+            "transfer.mode: head fine-tuning freezes convolutional/recurrent layers, "
+            f"which a {network.architecture} network does not have; use mode: all"
         )
     return tuple(name for name in names if name not in FROZEN_IN_HEAD_MODE)
 
@@ -105,7 +105,7 @@ class Adapted:
 
 
 def fine_tune_config(
-    base: TrainConfig, learning_rate: float, max_epochs: int, patience: int, seed: int
+    base: TrainConfig, *, learning_rate: float, max_epochs: int, patience: int, seed: int
 ) -> TrainConfig:
     """The parent's training settings with the fine-tuning schedule."""
     return replace(base, learning_rate=learning_rate, max_epochs=max_epochs, patience=patience, seed=seed)
@@ -115,6 +115,7 @@ def adapt(
     parent: TrainableModel,
     cells: TargetCells,
     split: np.ndarray,
+    *,
     config: TrainConfig,
     mode: str = "head",
     refit_scaling: bool = True,

@@ -102,7 +102,10 @@ def pool_studies(studies: Sequence[LabelledDataset]) -> PooledCells:
 
 
 def source_split(pooled: PooledCells, params: Params) -> np.ndarray:
-    """``train`` / ``val`` per pooled cell, by sample within each study (each study gives validation samples)."""
+    """``train`` / ``val`` per pooled cell, by sample within each study.
+
+    Each study gives validation samples.
+    """
     cells = pooled.cells
     split = np.empty(cells.n_cells, dtype=object)
     for name in dict.fromkeys(pooled.study):
@@ -126,7 +129,10 @@ def source_split(pooled: PooledCells, params: Params) -> np.ndarray:
 # -------------------------------------------------------------- held-out partition
 @dataclass(frozen=True)
 class TargetPartition:
-    """The held-out study's labelled pool (nested per k), its fixed test samples and the pool's cell-level val mask."""
+    """The held-out study's labelled pool (nested per k), its fixed test samples and the pool's val mask.
+
+    The val mask is per cell.
+    """
 
     pool: dict[int, list[str]]  # k -> samples labelled at that k
     test_samples: list[str]
@@ -134,16 +140,19 @@ class TargetPartition:
     val_cell: np.ndarray  # per cell of the study: validation cell if its sample is in the pool
 
     def split_for(self, samples: np.ndarray, k: int) -> np.ndarray:
-        """Per cell: ``train`` / ``val`` (pool of k), ``test`` (test samples) or ``""`` (unused pool samples)."""
+        """Per cell: ``train``/``val`` (pool of k), ``test`` (test samples), ``""`` (unused pool samples)."""
         split = partition_split(samples, self.pool[k], self.val_cell).astype(object)
         split[np.isin(samples, self.test_samples)] = "test"
         return split.astype(str)
 
 
 def partition_target(
-    study: LabelledDataset, ks: Sequence[int], val_fraction: float, seed: int
+    study: LabelledDataset, ks: Sequence[int], val_fraction: float, *, seed: int
 ) -> TargetPartition:
-    """Pick the labelled pool (``max(ks)`` samples per class, or overall when samples are mixed) and the test samples."""
+    """Pick the labelled pool and the test samples.
+
+    The pool holds ``max(ks)`` samples per class, or overall when samples are mixed.
+    """
     samples, y = study.cells.samples, study.cells.y
     names = np.unique(samples)
     fraction = np.array([y[samples == s].mean() for s in names])
@@ -156,8 +165,10 @@ def partition_target(
         short = {label: len(order) for label, order in orders.items() if len(order) < k_max + 1}
         if short:
             raise DataValidationError(
-                f"cross_study: {study.name} has {', '.join(f'{n} {label}-majority' for label, n in short.items())} samples; "
-                f"k up to {k_max} per class plus 1 test sample per class needs {k_max + 1} of each (lower cross_study.k_samples)"
+                f"cross_study: {study.name} has "
+                f"{', '.join(f'{n} {label}-majority' for label, n in short.items())} samples; "
+                f"k up to {k_max} per class plus 1 test sample per class needs {k_max + 1} of each "
+                "(lower cross_study.k_samples)"
             )
         pool = {k: sorted(str(s) for order in orders.values() for s in order[:k]) for k in ks}
         test = sorted(str(s) for order in orders.values() for s in order[k_max:])
@@ -165,7 +176,8 @@ def partition_target(
         order = list(rng.permutation(names))
         if len(order) < k_max + 1:
             raise DataValidationError(
-                f"cross_study: {study.name} has {len(order)} samples; k up to {k_max} plus 1 test sample needs {k_max + 1} "
+                f"cross_study: {study.name} has {len(order)} samples; "
+                f"k up to {k_max} plus 1 test sample needs {k_max + 1} "
                 "(lower cross_study.k_samples)"
             )
         pool = {k: sorted(str(s) for s in order[:k]) for k in ks}
@@ -188,7 +200,8 @@ def partition_target(
             part_y = y[partition_split(samples, pool[k], val_cell) == part]
             if len(np.unique(part_y)) < 2:
                 raise DataValidationError(
-                    f"cross_study: the {part} cells of {study.name}'s {k} labelled sample(s) ({', '.join(pool[k])}) "
+                    f"cross_study: the {part} cells of {study.name}'s {k} labelled sample(s) "
+                    f"({', '.join(pool[k])}) "
                     "hold one class only; raise cross_study.max_cells_per_sample or cross_study.k_samples"
                 )
     return TargetPartition(pool=pool, test_samples=test, per_class=per_class, val_cell=val_cell)
@@ -201,9 +214,11 @@ def partition_split(samples: np.ndarray, pool: Sequence[str], val_cell: np.ndarr
 
 # ----------------------------------------------------------------------- overlap sweep
 def thin_genes(
-    counts: np.ndarray, present: np.ndarray, fraction: float, seed: int
+    counts: np.ndarray, present: np.ndarray, fraction: float, *, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Keep ``round(fraction * present.sum())`` of the ``present`` columns (seeded, nested in ``fraction``); NaN the rest.
+    """Keep ``round(fraction * present.sum())`` of the ``present`` columns; NaN the rest.
+
+    The choice is seeded and nested in ``fraction``.
 
     Returns the thinned copy and the boolean mask of columns still present.
     """
@@ -233,7 +248,7 @@ class HeldOutResult:
 
 
 def _row(identity: dict[str, Any], y: np.ndarray, p: np.ndarray, *, threshold: float) -> dict[str, Any]:
-    """One report row: ``identity`` (held_out, setting, k, model, seed) + the reported metrics + ``identity``'s extras."""
+    """One report row: ``identity`` (held_out, setting, k, model, seed), the reported metrics, its extras."""
     keys = ("held_out", "setting", "k", "model", "seed")
     metrics = classification_metrics(y, p, threshold)
     return (
@@ -332,7 +347,7 @@ def prepare_held_out(studies: Sequence[LabelledDataset], index: int, params: Par
     source = fit_source_preprocessor([s for i, s in enumerate(studies) if i != index], params)
     pre = source.preprocessor
     cells = map_to_model(target.cells, pre.genes_, pre.genes_[pre.selected_], source=target.name)
-    partition = partition_target(target, config.k_samples, config.pool_val_fraction, config.seed)
+    partition = partition_target(target, config.k_samples, config.pool_val_fraction, seed=config.seed)
     test = cells.subset(np.isin(target.cells.samples, partition.test_samples))
     source_fold = _features_fold(
         f"without-{target.name}",
@@ -391,7 +406,11 @@ def network_rows(setup: HeldOutSetup, seed: int, per_k: _PerK) -> tuple[Any, lis
         setup.source.preprocessor, network.model_, source=f"cross_study source without {setup.target.name}"
     )
     tune = fine_tune_config(
-        net_params.train, config.fine_tune_learning_rate, config.max_epochs, config.patience, seed
+        net_params.train,
+        learning_rate=config.fine_tune_learning_rate,
+        max_epochs=config.max_epochs,
+        patience=config.patience,
+        seed=seed,
     )
     for k in config.k_samples:
         k_split = setup.partition.split_for(setup.target.cells.samples, k)
@@ -400,10 +419,10 @@ def network_rows(setup: HeldOutSetup, seed: int, per_k: _PerK) -> tuple[Any, lis
             parent,
             setup.cells.subset(used),
             k_split[used],
-            tune,
-            config.fine_tune_mode,
-            config.refit_scaling,
-            params.evaluate.threshold,
+            config=tune,
+            mode=config.fine_tune_mode,
+            refit_scaling=config.refit_scaling,
+            threshold=params.evaluate.threshold,
         )
         rows.append(
             setup.row(
@@ -513,7 +532,7 @@ def _thin_in_domain(
     for study in dict.fromkeys(source_val.study):
         mine = source_val.study == study
         present = ~np.isnan(counts[mine]).all(axis=0)
-        domain[mine], study_kept = thin_genes(counts[mine], present, fraction, seed)
+        domain[mine], study_kept = thin_genes(counts[mine], present, fraction, seed=seed)
         domain_selected[mine] = (study_kept & selected).sum() / selected.sum()
     return domain, float(domain_selected.mean())
 
@@ -537,7 +556,7 @@ def overlap_sweep(setup: HeldOutSetup, *, networks: dict[int, Any], baseline: An
     selected[pre.selected_] = True
     rows = []
     for fraction in config.overlap_fractions:
-        thinned, kept = thin_genes(test.cells.X, test.match.present, fraction, config.seed)
+        thinned, kept = thin_genes(test.cells.X, test.match.present, fraction, seed=config.seed)
         # In domain: each source study's own genes thinned the same way.
         domain, domain_fraction = _thin_in_domain(source_val, selected, fraction=fraction, seed=config.seed)
         scopes = {

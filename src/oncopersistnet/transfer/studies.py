@@ -82,7 +82,10 @@ def from_anndata(name: str, adata: ad.AnnData, origin: str, *, note: str = "") -
 def load_labelled_file(
     name: str, config: LabelledDataConfig, origin: str, *, note: str = ""
 ) -> LabelledDataset:
-    """A labelled file (any supported format; labels and samples mapped as ``config`` says) with harmonised genes."""
+    """A labelled file with harmonised genes.
+
+    Any supported format; labels and samples are mapped as ``config`` says.
+    """
     adata, _ = harmonize_adata(load_labelled(config))
     return from_anndata(name, adata, origin, note=note)
 
@@ -96,12 +99,16 @@ def _file_path(spec: CrossStudyDataset, index: int, paths: ProjectPaths) -> Path
 
 
 def check_sources(specs: Sequence[CrossStudyDataset], paths: ProjectPaths) -> None:
-    """Every file exists where DVC tracks it, and the pipeline's data exists when asked for; nothing is read."""
+    """Every file exists where DVC tracks it, and the pipeline's data exists when asked for.
+
+    Nothing is read.
+    """
     for index, spec in enumerate(specs):
         if spec.source == "pipeline":
             if not paths.validated.exists():
                 raise InputDataError(
-                    f"cross_study.datasets[{index}] ({spec.name}): {paths.validated}: no such file; run the validate stage first"
+                    f"cross_study.datasets[{index}] ({spec.name}): {paths.validated}: no such file; "
+                    "run the validate stage first"
                 )
         elif spec.source not in CROSS_STUDY_SOURCES:
             _file_path(spec, index, paths)
@@ -113,10 +120,15 @@ def _pipeline_origin(params: Params) -> str:
             f"the pipeline's validated data: the user's file {params.data.input} (data.input), not simulated"
         )
     s = params.simulate
-    return f"the pipeline's validated data: simulated (world_seed {s.world_seed}, effect_size {s.effect_size:g}, {s.n_genes} genes)"
+    return (
+        f"the pipeline's validated data: simulated (world_seed {s.world_seed}, "
+        f"effect_size {s.effect_size:g}, {s.n_genes} genes)"
+    )
 
 
-def load_study(spec: CrossStudyDataset, index: int, params: Params, paths: ProjectPaths) -> LabelledDataset:
+def load_study(
+    spec: CrossStudyDataset, index: int, params: Params, *, paths: ProjectPaths
+) -> LabelledDataset:
     """Read or simulate one study and harmonise its gene names."""
     if spec.source == "pipeline":
         adata = read_h5ad(paths.validated)  # ingest harmonised its names already
@@ -126,7 +138,8 @@ def load_study(spec: CrossStudyDataset, index: int, params: Params, paths: Proje
         config = replace(params.simulate, **overrides)
         adata, _ = harmonize_adata(simulate_cells(config))
         origin = (
-            f"simulated (world_seed {config.world_seed}, effect_size {config.effect_size:g}, {config.n_genes} genes, "
+            f"simulated (world_seed {config.world_seed}, effect_size {config.effect_size:g}, "
+            f"{config.n_genes} genes, "
             f"{config.n_cells} cells, seed {config.seed})"
         )
         return from_anndata(spec.name, adata, origin, note=spec.note)
@@ -161,7 +174,7 @@ def load_studies(params: Params, paths: ProjectPaths) -> list[LabelledDataset]:
     studies = []
     for index, spec in enumerate(config.datasets):
         study = subsample_per_sample(
-            load_study(spec, index, params, paths), config.max_cells_per_sample, config.seed + index
+            load_study(spec, index, params, paths=paths), config.max_cells_per_sample, config.seed + index
         )
         if len(np.unique(study.cells.y)) < 2:
             raise InputDataError(

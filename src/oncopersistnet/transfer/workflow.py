@@ -74,10 +74,7 @@ def run_transfer(
     selected = parent.preprocessor.genes_[parent.preprocessor.selected_]
     cells = map_to_model(study, parent.preprocessor.genes_, selected, source=config.input)
 
-    tune = fine_tune_config(
-        params.train, config.learning_rate, config.max_epochs, config.patience, config.seed
-    )
-    adapted = adapt(parent, cells, split, tune, config.mode, config.refit_scaling, params.evaluate.threshold)
+    adapted = _fine_tune(params, parent, cells, split=split)
     # Models trained on the new data alone, on the same split and test cells.
     fold = build_fold(config.dataset_name, study, split, config=params.preprocess)
     baseline_params = replace(params, train=replace(params.train, seed=config.seed))
@@ -113,16 +110,46 @@ def run_transfer(
     }
     raw_test = (counts[split == "test"], genes)  # the study's own columns: the gate matches genes itself
     _export_and_register(
-        params, output_dir, adapted, cells, split, raw_test, samples_of, summary, experiment_id
+        params,
+        output_dir,
+        adapted,
+        cells=cells,
+        split=split,
+        raw_test=raw_test,
+        samples_of=samples_of,
+        summary=summary,
+        experiment_id=experiment_id,
     )
     logger.info("wrote the adapted model, %s and %s to %s", SUMMARY_NAME, REPORT_NAME, output_dir)
     return summary
+
+
+def _fine_tune(params: Params, parent: TrainableModel, cells: TargetCells, *, split: np.ndarray) -> Adapted:
+    """``parent`` fine-tuned on the study's train/val cells with the transfer schedule, scored on its test."""
+    config = params.transfer
+    tune = fine_tune_config(
+        params.train,
+        learning_rate=config.learning_rate,
+        max_epochs=config.max_epochs,
+        patience=config.patience,
+        seed=config.seed,
+    )
+    return adapt(
+        parent,
+        cells,
+        split,
+        config=tune,
+        mode=config.mode,
+        refit_scaling=config.refit_scaling,
+        threshold=params.evaluate.threshold,
+    )
 
 
 def _export_and_register(
     params: Params,
     output_dir: Path,
     adapted: Adapted,
+    *,
     cells: TargetCells,
     split: np.ndarray,
     raw_test: tuple[Any, np.ndarray],
