@@ -50,7 +50,9 @@ def small_adata():
 @pytest.fixture(scope="session")
 def small_split(small_adata):
     """Split name per cell (by sample)."""
-    return split_by_sample(small_adata.obs["sample"], small_adata.obs["label"], 0.2, 0.3, seed=0)
+    return split_by_sample(
+        small_adata.obs["sample"], small_adata.obs["label"], val_fraction=0.2, test_fraction=0.3, seed=0
+    )
 
 
 @pytest.fixture(scope="session")

@@ -20,20 +20,27 @@ def test_split_is_by_sample_with_both_classes_everywhere(small_adata, small_spli
 
 
 def test_split_is_seeded(small_adata):
-    args = (small_adata.obs["sample"], small_adata.obs["label"], 0.2, 0.3)
-    assert (split_by_sample(*args, seed=1) == split_by_sample(*args, seed=1)).all()
+    args = (small_adata.obs["sample"], small_adata.obs["label"])
+    kwargs = {"val_fraction": 0.2, "test_fraction": 0.3}
+    assert (split_by_sample(*args, **kwargs, seed=1) == split_by_sample(*args, **kwargs, seed=1)).all()
 
 
 def test_split_refuses_too_few_samples():
     with pytest.raises(DataValidationError, match="at least 3"):
-        split_by_sample(["a", "a", "b", "b"], ["persister", "non-persister"] * 2, 0.2, 0.3, seed=0)
+        split_by_sample(
+            ["a", "a", "b", "b"],
+            ["persister", "non-persister"] * 2,
+            val_fraction=0.2,
+            test_fraction=0.3,
+            seed=0,
+        )
 
 
 def test_split_refuses_when_a_class_cannot_reach_every_split():
     samples = ["a", "b", "c", "d"]
     labels = ["persister", "non-persister", "non-persister", "non-persister"]
     with pytest.raises(DataValidationError, match="both classes"):
-        split_by_sample(samples, labels, 0.25, 0.25, seed=0)
+        split_by_sample(samples, labels, val_fraction=0.25, test_fraction=0.25, seed=0)
 
 
 def test_log_normalize_sparse_equals_dense_and_nan_counts_as_missing():

@@ -41,7 +41,9 @@ def target():
 def _cells(parent, adata):
     selected = parent.preprocessor.genes_[parent.preprocessor.selected_]
     cells = map_to_model(Cells.from_anndata(adata), parent.preprocessor.genes_, selected, source="target")
-    split = split_by_sample(adata.obs["sample"], adata.obs["label"], 0.2, 0.3, seed=0)
+    split = split_by_sample(
+        adata.obs["sample"], adata.obs["label"], val_fraction=0.2, test_fraction=0.3, seed=0
+    )
     return cells, split
 
 

@@ -62,7 +62,9 @@ def label_cells(adata: ad.AnnData, scheme: LabelScheme, source: str) -> ad.AnnDa
     subset = adata if keep.all() else adata[keep]  # no copy of a large matrix when nothing is dropped
     matrix = sparse.csr_matrix(subset.X)
     obs = subset.obs.copy()
-    for column in obs.columns[obs.dtypes == object]:  # mixed-type columns cannot be written to .h5ad
+    for column in obs.select_dtypes(
+        include="object"
+    ).columns:  # mixed-type columns cannot be written to .h5ad
         obs[column] = obs[column].astype(str)
     obs["label"] = pd.Categorical(mapped[keep].to_numpy(), categories=[NON_PERSISTER, PERSISTER])
     obs["sample"] = subset.obs[sample_key].astype(str).to_numpy()

@@ -34,6 +34,7 @@ def _allocate(n: int, val_fraction: float, test_fraction: float) -> tuple[int, i
 def split_by_sample(
     samples: pd.Series | np.ndarray,
     labels: pd.Series | np.ndarray,
+    *,
     val_fraction: float,
     test_fraction: float,
     seed: int,

@@ -20,7 +20,10 @@ logger = logging.getLogger("oncopersistnet")
 def run_stage(
     name: str, stage: Callable[[Params, ProjectPaths], object], params_file: str = "params.yaml"
 ) -> None:
-    """Run one stage from the project root: one readable line and exit 1 on a user error, 130/143 when stopped."""
+    """Run one stage from the project root.
+
+    A user error ends it with one readable line and exit status 1; a stop signal with 130/143.
+    """
     configure_logging()
     disable_telemetry()  # before anything imports mlflow
     raise_on_sigterm()  # `kill`, a scheduler or DVC stopping us: clean up as for Ctrl-C

@@ -24,7 +24,11 @@ def run(params: Params, paths: ProjectPaths) -> None:
     cells = Cells.from_anndata(adata)
     labels = label_names(cells.y)
     split = split_by_sample(
-        cells.samples, labels, params.split.val_fraction, params.split.test_fraction, params.split.seed
+        cells.samples,
+        labels,
+        val_fraction=params.split.val_fraction,
+        test_fraction=params.split.test_fraction,
+        seed=params.split.seed,
     )
     preprocessor = build_preprocessor(params.preprocess).fit(cells.X[split == "train"], adata.var_names)
 

@@ -114,9 +114,9 @@ def source_split(pooled: PooledCells, params: Params) -> np.ndarray:
             part = split_by_sample(
                 cells.samples[mine],
                 label_names(cells.y[mine]),
-                params.split.val_fraction,
-                params.split.test_fraction,
-                params.split.seed,
+                val_fraction=params.split.val_fraction,
+                test_fraction=params.split.test_fraction,
+                seed=params.split.seed,
             )
         except DataValidationError as exc:
             raise DataValidationError(

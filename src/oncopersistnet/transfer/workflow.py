@@ -70,7 +70,13 @@ def run_transfer(
     study = load_labelled_file(config.dataset_name, _study_config(config), config.input).cells
     counts, y, samples, cell_ids, genes = study.X, study.y, study.samples, study.cell_ids, study.genes
     labels = label_names(y)
-    split = split_by_sample(samples, labels, config.val_fraction, config.test_fraction, config.seed)
+    split = split_by_sample(
+        samples,
+        labels,
+        val_fraction=config.val_fraction,
+        test_fraction=config.test_fraction,
+        seed=config.seed,
+    )
     selected = parent.preprocessor.genes_[parent.preprocessor.selected_]
     cells = map_to_model(study, parent.preprocessor.genes_, selected, source=config.input)
 
