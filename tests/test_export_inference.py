@@ -11,6 +11,7 @@ import pytest
 from conftest import dense
 from scipy import sparse
 
+from oncopersistnet.data.cells import Cells
 from oncopersistnet.errors import InputDataError, ModelError
 from oncopersistnet.export import export_onnx, parity_check
 from oncopersistnet.inference import OnnxPersisterModel, match_genes, predict_file
@@ -194,7 +195,8 @@ def test_head_to_head_scores_only_unseen_cells_each_model_at_its_own_threshold(
     y = (small_adata.obs["label"] == "persister").to_numpy().astype(int)
     samples = small_adata.obs["sample"].astype(str).to_numpy()
     genes = np.asarray(small_adata.var_names)
-    result = head_to_head(candidate, champion, "1", counts=counts, genes=genes, y=y, samples=samples)
+    cells = Cells(X=counts, y=y, samples=samples, cell_ids=np.asarray(small_adata.obs_names), genes=genes)
+    result = head_to_head(candidate, champion, "1", cells=cells)
     assert isinstance(result, HeadToHead)
     unseen = ~np.isin(samples, fit)
     assert result.n_cells == int(unseen.sum())
@@ -210,20 +212,10 @@ def test_head_to_head_scores_only_unseen_cells_each_model_at_its_own_threshold(
     assert result.candidate["roc_auc"] != result.champion["roc_auc"]
 
     seen_only = ~unseen
-    reason = head_to_head(
-        candidate,
-        champion,
-        "1",
-        counts=counts[seen_only],
-        genes=genes,
-        y=y[seen_only],
-        samples=samples[seen_only],
-    )
+    reason = head_to_head(candidate, champion, "1", cells=cells.subset(seen_only))
     assert isinstance(reason, str) and "cannot be compared fairly" in reason
     # one gene short is already unfair to the champion (imputation, smaller library sizes)
-    reason = head_to_head(
-        candidate, champion, "1", counts=counts[:, 1:], genes=genes[1:], y=y, samples=samples
-    )
+    reason = head_to_head(candidate, champion, "1", cells=cells.with_X(counts[:, 1:], genes[1:]))
     assert isinstance(reason, str) and "needs genes these cells lack" in reason
 
 

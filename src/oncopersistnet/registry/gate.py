@@ -18,9 +18,9 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import sparse
 
 from oncopersistnet.config import RegisterConfig
+from oncopersistnet.data.cells import Cells
 from oncopersistnet.errors import InputDataError
 from oncopersistnet.evaluation.metrics import classification_metrics
 from oncopersistnet.inference.align import aligned_block, match_genes
@@ -58,68 +58,50 @@ class PromotionDecision:
 
 
 def score_on_cells(
-    model: OnnxPersisterModel,
-    counts: np.ndarray | sparse.spmatrix,
-    genes: np.ndarray,
-    *,
-    y: np.ndarray,
-    min_gene_fraction: float = 0.0,
+    model: OnnxPersisterModel, cells: Cells, *, min_gene_fraction: float = 0.0
 ) -> dict[str, float]:
-    """Metrics of an ONNX model on raw counts (cells x ``genes``) at the model's own threshold."""
+    """Metrics of an ONNX model on raw counts (``cells.X`` over ``cells.genes``) at its own threshold."""
     match = match_genes(
-        genes,
+        cells.genes,
         model.genes,
         min_fraction=min_gene_fraction,
         source=model.source,
         selected_genes=model.selected_genes,
     )
-    probability = model.predict_proba(aligned_block(counts, match))
-    metrics = classification_metrics(y, probability, model.threshold)
+    probability = model.predict_proba(aligned_block(cells.X, match))
+    metrics = classification_metrics(cells.y, probability, model.threshold)
     metrics["gene_match_fraction"] = match.fraction
     return metrics
 
 
 def head_to_head(
-    candidate: OnnxPersisterModel,
-    champion: OnnxPersisterModel,
-    champion_version: str,
-    *,
-    counts: np.ndarray | sparse.spmatrix,
-    genes: np.ndarray,
-    y: np.ndarray,
-    samples: np.ndarray,
-    cell_ids: np.ndarray | None = None,
+    candidate: OnnxPersisterModel, champion: OnnxPersisterModel, champion_version: str, *, cells: Cells
 ) -> HeadToHead | str:
     """Score both models on the test cells the champion never saw; a reason string if impossible.
 
     The champion must find every one of its genes: with some missing, imputation
     and smaller library sizes would handicap it and the comparison would be unfair.
     """
-    unseen = ~np.isin(np.asarray(samples, dtype=str), champion.fit_samples)
-    if len(np.unique(y[unseen])) < 2:
+    unseen = cells.subset(~np.isin(cells.samples, champion.fit_samples))
+    if len(np.unique(unseen.y)) < 2:
         return (
-            f"champion v{champion_version} cannot be compared fairly: only {int(unseen.sum())} of {len(y)} "
-            "test cells "
-            "come from samples it was not fitted on, and they do not cover both classes"
+            f"champion v{champion_version} cannot be compared fairly: only {unseen.n_cells} of "
+            f"{cells.n_cells} test cells come from samples it was not fitted on, and they do not cover "
+            "both classes"
         )
     try:
-        champion_metrics = score_on_cells(champion, counts[unseen], genes, y=y[unseen], min_gene_fraction=1.0)
+        champion_metrics = score_on_cells(champion, unseen, min_gene_fraction=1.0)
     except InputDataError as exc:
         return (
             f"champion v{champion_version} cannot be compared fairly: it needs genes these cells lack ({exc})"
         )
-    candidate_metrics = score_on_cells(candidate, counts[unseen], genes, y=y[unseen])
+    candidate_metrics = score_on_cells(candidate, unseen)
     # The evaluation set, frozen by content: counts, labels, samples, genes and cell ids of the cells
     # both were scored on.
-    cells = np.asarray(cell_ids if cell_ids is not None else np.arange(len(y)), dtype=str)[unseen]
     cells_hash = data_hash(
-        counts[unseen],
-        y[unseen].astype(str),
-        np.asarray(samples, dtype=str)[unseen],
-        genes=np.asarray(genes, dtype=str),
-        cells=cells,
+        unseen.X, unseen.y.astype(str), unseen.samples, genes=unseen.genes, cells=unseen.cell_ids
     )
-    return HeadToHead(candidate_metrics, champion_metrics, champion_version, int(unseen.sum()), cells_hash)
+    return HeadToHead(candidate_metrics, champion_metrics, champion_version, unseen.n_cells, cells_hash)
 
 
 def decide_promotion(
@@ -187,33 +169,16 @@ class Judgement:
     judged_against: str | None  # the champion version compared with; None when there was none
 
 
-def judge_candidate(
-    candidate: OnnxPersisterModel,
-    model_name: str,
-    *,
-    counts: np.ndarray | sparse.spmatrix,
-    genes: np.ndarray,
-    y: np.ndarray,
-    samples: np.ndarray,
-    cell_ids: np.ndarray | None = None,
-) -> Judgement:
+def judge_candidate(candidate: OnnxPersisterModel, model_name: str, *, cells: Cells) -> Judgement:
     """Score ``candidate`` on its test cells and, when ``model_name`` has a champion, both on the unseen ones.
 
     The champion is loaded pinned to its version, so the comparison and the
     compare-and-set of :func:`oncopersistnet.registry.aliases.promote` name the same one.
     """
-    figures = score_on_cells(candidate, counts, genes, y=y)
+    figures = score_on_cells(candidate, cells)
     champion_version = current_champion_version(model_name)
     comparison = None
     if champion_version is not None:
-        comparison = head_to_head(
-            candidate,
-            load_model(version_uri(model_name, champion_version)),
-            champion_version,
-            counts=counts,
-            genes=genes,
-            y=y,
-            samples=samples,
-            cell_ids=cell_ids,
-        )
+        champion = load_model(version_uri(model_name, champion_version))
+        comparison = head_to_head(candidate, champion, champion_version, cells=cells)
     return Judgement(figures, comparison, champion_version)

@@ -18,6 +18,7 @@ import numpy as np
 import onnx
 
 from oncopersistnet.config import Params
+from oncopersistnet.data.cells import Cells
 from oncopersistnet.inference.model import OnnxPersisterModel
 from oncopersistnet.registry.gate import judge_candidate
 from oncopersistnet.registry.publish import publish
@@ -85,7 +86,7 @@ def register_adapted(
     *,
     adapted: Adapted,
     test: TargetCells,
-    raw_test: tuple[Any, np.ndarray],
+    raw_test: Cells,
     summary: dict[str, Any],
     parity: dict[str, float],
     experiment_id: str,
@@ -94,22 +95,13 @@ def register_adapted(
     """One MLflow run and one registered version; returns name, version, alias, reason, run id and URI.
 
     ``test``: the new test cells laid over the model's genes; ``raw_test``: the same
-    cells as the study gave them (counts, gene names), so the gate's gene matching
+    cells as the study gave them (its own counts and gene names), so the gate's gene matching
     and ``gene_match_fraction`` see what the study really measured.
     """
     import mlflow
 
-    raw_counts, raw_genes = raw_test
     candidate_model = OnnxPersisterModel(folder / "oncopersistnet.onnx")
-    judgement = judge_candidate(
-        candidate_model,
-        name,
-        counts=raw_counts,
-        genes=raw_genes,
-        y=test.cells.y,
-        samples=test.cells.samples,
-        cell_ids=test.cells.cell_ids,
-    )
+    judgement = judge_candidate(candidate_model, name, cells=raw_test)
     study = summary["study"]
     version_tags = {
         "parent_model_uri": summary["parent_model_uri"],

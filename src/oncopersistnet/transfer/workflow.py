@@ -21,6 +21,7 @@ import numpy as np
 
 from oncopersistnet.atomic import write_json, write_text
 from oncopersistnet.config import LabelledDataConfig, Params, TransferConfig
+from oncopersistnet.data.cells import Cells
 from oncopersistnet.data.labels import label_names
 from oncopersistnet.errors import ConfigError
 from oncopersistnet.evaluation.comparison import run_comparison, summarize
@@ -114,7 +115,7 @@ def run_transfer(
         "fine_tuned": adapted.fine_tuned,
         "trained_on_new_data_only": baselines,
     }
-    raw_test = (counts[split == "test"], genes)  # the study's own columns: the gate matches genes itself
+    raw_test = study.subset(split == "test")  # the study's own columns: the gate matches genes itself
     _export_and_register(
         params,
         output_dir,
@@ -158,7 +159,7 @@ def _export_and_register(
     *,
     cells: TargetCells,
     split: np.ndarray,
-    raw_test: tuple[Any, np.ndarray],
+    raw_test: Cells,
     samples_of: dict[str, list[str]],
     summary: dict,
     experiment_id: str,
