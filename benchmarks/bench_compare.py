@@ -21,11 +21,11 @@ from oncopersistnet.atomic import write_json, write_text
 from oncopersistnet.config import load_params, params_from_dict
 from oncopersistnet.errors import OncoPersistNetError
 from oncopersistnet.evaluation.comparison import comparison_summary, run_comparison, sample_level_table
+from oncopersistnet.evaluation.folds import pipeline_folds
 from oncopersistnet.evaluation.report import comparison_markdown
 from oncopersistnet.logging_setup import configure_logging
 from oncopersistnet.paths import ProjectPaths
 from oncopersistnet.preprocessing.outputs import read_preprocess_summary
-from oncopersistnet.stages.compare import build_folds
 
 
 def main() -> None:
@@ -44,7 +44,7 @@ def main() -> None:
         replace(params, compare=replace(params.compare, n_seeds=args.seeds, cv_folds=args.folds)).to_dict()
     )
     started = time.perf_counter()
-    folds = build_folds(params, paths)
+    folds = pipeline_folds(params, paths)
     results = run_comparison(folds, params)
     per_sample = sample_level_table(results, params.evaluate.threshold)
     comparison = comparison_summary(

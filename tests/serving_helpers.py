@@ -15,7 +15,17 @@ from contextlib import contextmanager
 import pytest
 import requests
 
+from oncopersistnet.config import shipped_params
 from oncopersistnet.serving import ServiceConfig
+
+PREDICT = shipped_params().predict
+
+
+def service_config(**options: object) -> ServiceConfig:
+    """A service with the project's ``predict.*`` values and the given options."""
+    return ServiceConfig(
+        min_gene_fraction=PREDICT.min_gene_fraction, uncertain_band=tuple(PREDICT.uncertain_band), **options
+    )
 
 
 def free_port() -> int:

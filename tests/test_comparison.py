@@ -9,7 +9,8 @@ import pytest
 from conftest import FAST_TRAIN
 from scipy import sparse
 
-from oncopersistnet.config import ALL_MODEL_FAMILIES, shipped_params
+from oncopersistnet.choices import ALL_MODEL_FAMILIES
+from oncopersistnet.config import shipped_params
 from oncopersistnet.data.cells import Cells
 from oncopersistnet.errors import DataValidationError
 from oncopersistnet.evaluation.candidates import make_candidate

@@ -103,7 +103,7 @@ def test_ints_are_accepted_where_floats_are_expected():
 
 
 def test_every_network_the_code_builds_is_an_accepted_architecture_and_family():
-    from oncopersistnet.config import ALL_MODEL_FAMILIES, NETWORK_ARCHITECTURES
+    from oncopersistnet.choices import ALL_MODEL_FAMILIES, NETWORK_ARCHITECTURES
     from oncopersistnet.model.network import ARCHITECTURES, NETWORK_CLASSES
 
     assert set(NETWORK_ARCHITECTURES) == set(ARCHITECTURES) == set(NETWORK_CLASSES)

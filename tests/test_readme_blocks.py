@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from oncopersistnet.config import ALL_MODEL_FAMILIES
+from oncopersistnet.choices import ALL_MODEL_FAMILIES
 from oncopersistnet.errors import InputDataError
 from oncopersistnet.reporting.blocks import results_block
 from oncopersistnet.reporting.readme import (

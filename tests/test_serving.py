@@ -9,15 +9,14 @@ import numpy as np
 import pytest
 import requests
 from conftest import dense
-from serving_helpers import onnx_model, start, stop  # noqa: F401  (onnx_model is a fixture)
+from serving_helpers import onnx_model, service_config, start, stop  # noqa: F401  (onnx_model is a fixture)
 
 from oncopersistnet.inference.model import OnnxPersisterModel
-from oncopersistnet.serving import ServiceConfig
 
 
 @pytest.fixture(scope="module")
 def service(onnx_model):
-    server, thread, url = start(ServiceConfig(model=str(onnx_model), max_cells=50, max_body_bytes=200_000))
+    server, thread, url = start(service_config(model=str(onnx_model), max_cells=50, max_body_bytes=200_000))
     yield url
     stop(server, thread)
 
@@ -118,7 +117,7 @@ def test_a_burst_of_concurrent_requests_all_succeed(service, small_adata):
 
 
 def test_reload_and_token(onnx_model, small_adata):
-    server, thread, url = start(ServiceConfig(model=str(onnx_model), token="s3cret"))
+    server, thread, url = start(service_config(model=str(onnx_model), token="s3cret"))
     try:
         assert requests.get(f"{url}/health").status_code == 200  # liveness needs no token
         assert requests.get(f"{url}/model").status_code == 401

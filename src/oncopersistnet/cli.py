@@ -21,7 +21,7 @@ from oncopersistnet.config import Params, Rule, load_params, shipped_params
 from oncopersistnet.errors import ConfigError, OncoPersistNetError
 from oncopersistnet.interrupts import exit_code, raise_on_sigterm
 from oncopersistnet.logging_setup import configure_logging
-from oncopersistnet.registry import CHAMPION, champion_uri
+from oncopersistnet.registry import CHAMPION, champion_uri, is_store_uri
 from oncopersistnet.tracking import disable_telemetry, resolve_tracking_uri, use_tracking_uri
 
 logger = logging.getLogger("oncopersistnet")
@@ -60,12 +60,10 @@ def _champion_help() -> str:
     return f"(default: {champion_uri('<register.model_name>')}, i.e. {champion_uri(name)})"
 
 
-def _model_reference(
-    args: argparse.Namespace, params: Params, store_prefixes: tuple[str, ...]
-) -> tuple[str, str | None]:
+def _model_reference(args: argparse.Namespace, params: Params) -> tuple[str, str | None]:
     """``--model`` (default: the champion) and the MLflow store it resolves in, when it is a store URI."""
     reference = args.model or champion_uri(params.register.model_name)
-    if not reference.startswith(store_prefixes):
+    if not is_store_uri(reference):
         return reference, None
     return reference, args.tracking_uri or resolve_tracking_uri(params.mlflow, Path("."))
 
@@ -81,7 +79,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         ("--threshold", args.threshold, 0.0, 1.0),
         ("--min-gene-fraction", args.min_gene_fraction, 0.0, 1.0),
     )
-    reference, tracking_uri = _model_reference(args, params, ("models:/", "runs:/"))
+    reference, tracking_uri = _model_reference(args, params)
     use_tracking_uri(tracking_uri)
     model = load_model(reference, threads=args.threads)
     summary = predict_file(
@@ -119,7 +117,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         ("--threshold", args.threshold, 0.0, 1.0),
         ("--min-gene-fraction", args.min_gene_fraction, 0.0, 1.0),
     )
-    reference, tracking_uri = _model_reference(args, params, ("models:/",))
+    reference, tracking_uri = _model_reference(args, params)
     use_tracking_uri(tracking_uri)
     model = load_trainable(reference)
     top = params.explain.top if args.top is None else args.top
@@ -174,9 +172,8 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
     params = replace(
         params, mlflow=replace(params.mlflow, tracking_uri=args.tracking_uri or params.mlflow.tracking_uri)
     )
-    experiment_id = configure_mlflow(
-        params.mlflow, Path(".")
-    )  # the store the registry URI resolves in; fails early if unusable
+    # the store the registry URI resolves in; fails early if unusable
+    experiment_id = configure_mlflow(params.mlflow, Path("."))
     reference = args.model or champion_uri(params.register.model_name)
     parent = load_trainable(reference)
     output = Path(args.output_dir or f"transfer-{params.transfer.dataset_name}")
@@ -278,7 +275,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from oncopersistnet.serving import ServiceConfig, make_server
 
     params = _project_params(args.params)
-    reference, tracking_uri = _model_reference(args, params, ("models:/", "runs:/"))
+    reference, tracking_uri = _model_reference(args, params)
     token = args.token or os.environ.get("ONCOPERSISTNET_TOKEN") or None
     _check_ranges(
         ("--max-parallel", args.max_parallel, 1, None),

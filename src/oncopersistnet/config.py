@@ -40,11 +40,6 @@ from oncopersistnet.choices import (
 from oncopersistnet.errors import ConfigError
 
 __all__ = [
-    "ALL_MODEL_FAMILIES",
-    "CROSS_STUDY_BASELINES",
-    "CROSS_STUDY_SOURCES",
-    "FINE_TUNE_MODES",
-    "NETWORK_ARCHITECTURES",
     "CrossStudyConfig",
     "CrossStudyDataset",
     "DataConfig",

@@ -111,6 +111,7 @@ AUDIT = textwrap.dedent(
     import numpy as np
     import uvicorn
     from oncopersistnet.registry.resolve import load_model
+    from oncopersistnet.config import shipped_params
     from oncopersistnet.serving.app import ServiceConfig, create_app
     from oncopersistnet.tracking import use_tracking_uri
 
@@ -120,7 +121,15 @@ AUDIT = textwrap.dedent(
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    app = create_app(ServiceConfig(model=sys.argv[1], tracking_uri=sys.argv[2]))
+    predict = shipped_params().predict
+    app = create_app(
+        ServiceConfig(
+            model=sys.argv[1],
+            tracking_uri=sys.argv[2],
+            min_gene_fraction=predict.min_gene_fraction,
+            uncertain_band=tuple(predict.uncertain_band),
+        )
+    )
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     threading.Thread(target=server.run, daemon=True).start()
     while not server.started:

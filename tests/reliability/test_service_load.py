@@ -21,10 +21,9 @@ import psutil
 import pytest
 import requests
 from conftest import dense
-from serving_helpers import onnx_model, running  # noqa: F401  (onnx_model is a fixture)
+from serving_helpers import onnx_model, running, service_config  # noqa: F401  (onnx_model is a fixture)
 
 from oncopersistnet.inference.model import OnnxPersisterModel
-from oncopersistnet.serving import ServiceConfig
 
 MIB = 1024 * 1024
 JSON = {"Content-Type": "application/json"}
@@ -156,7 +155,7 @@ def _send_all(url: str, calls: list[Call], clients: int) -> list[tuple[int, dict
 def test_fifty_clients_and_a_mixed_stream_of_valid_and_malformed_requests(onnx_model, small_adata, tmp_path):
     expected = OnnxPersisterModel(onnx_model).predict_proba(dense(small_adata.X).astype(np.float32))
     calls = _mixed_calls(small_adata, 2400, tmp_path)
-    config = ServiceConfig(model=str(onnx_model), max_cells=50, max_body_bytes=200_000)
+    config = service_config(model=str(onnx_model), max_cells=50, max_body_bytes=200_000)
     with running(config) as url:
         _send_all(url, calls[:100], 10)  # warm-up: first allocations of the session and the pools
         before = psutil.Process().memory_info().rss
@@ -191,7 +190,7 @@ def test_fifty_large_bodies_at_once_are_parsed_a_few_at_a_time(onnx_model, small
     rows = np.asarray(dense(small_adata.X)[:100], dtype=int)
     body = json.dumps({"genes": genes, "counts": np.tile(rows, (40, 1)).tolist()}).encode()  # 4,000 cells
     assert 2 * MIB < len(body) < 4 * MIB
-    config = ServiceConfig(model=str(onnx_model), max_cells=5_000, max_body_bytes=4 * MIB, max_parallel=2)
+    config = service_config(model=str(onnx_model), max_cells=5_000, max_body_bytes=4 * MIB, max_parallel=2)
     with running(config) as url:
         requests.post(f"{url}/predict", data=body, headers=JSON, timeout=60).raise_for_status()  # warm-up
         before = psutil.Process().memory_info().rss
@@ -251,7 +250,7 @@ def _closed_by_server(sock: socket.socket) -> bool:
 
 @pytest.mark.parametrize("path", ["/predict", "/predict/h5ad"])
 def test_a_chunked_body_over_the_limit_is_refused_while_it_is_read(onnx_model, path):
-    config = ServiceConfig(model=str(onnx_model), max_body_bytes=200_000)
+    config = service_config(model=str(onnx_model), max_body_bytes=200_000)
     with running(config) as url:
         port = int(url.rsplit(":", 1)[1])
         sock = _raw_request(
@@ -275,7 +274,7 @@ def test_slow_clients_do_not_block_the_others(onnx_model, small_adata):
     are cut off."""
     genes = list(small_adata.var_names)
     body = {"genes": genes, "counts": dense(small_adata.X[:2]).tolist()}
-    config = ServiceConfig(
+    config = service_config(
         model=str(onnx_model), max_parallel=1, body_timeout_s=10, idle_timeout_s=5
     )  # loose: a busy CI machine
     with running(config) as url:

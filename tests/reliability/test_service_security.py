@@ -15,10 +15,9 @@ import numpy as np
 import pytest
 import requests
 from conftest import dense
-from serving_helpers import onnx_model, running  # noqa: F401  (onnx_model is a fixture)
+from serving_helpers import onnx_model, running, service_config  # noqa: F401  (onnx_model is a fixture)
 
 from oncopersistnet.cli import build_parser
-from oncopersistnet.serving import ServiceConfig
 
 TOKEN = "s3cret-t0ken"
 PUBLIC = {"/health", "/docs", "/openapi.json"}
@@ -33,7 +32,7 @@ LEAKS = re.compile(
 def test_serve_binds_to_loopback_and_has_no_token_by_default():
     args = build_parser().parse_args(["serve"])
     assert args.host == "127.0.0.1" and args.token is None
-    defaults = ServiceConfig(model="model.onnx")
+    defaults = service_config(model="model.onnx")
     assert defaults.token is None
     assert (args.max_parallel, args.max_connections) == (defaults.max_parallel, defaults.limit_concurrency)
     assert (args.body_timeout, args.idle_timeout) == (defaults.body_timeout_s, defaults.idle_timeout_s)
@@ -48,7 +47,7 @@ def test_a_compressed_h5ad_that_would_expand_past_the_limit_is_refused_unread(
     bomb.write_h5ad(tmp_path / "bomb.h5ad", compression="gzip")
     data = (tmp_path / "bomb.h5ad").read_bytes()
     assert len(data) < 200_000  # the body is small; its X is 6 MB once decompressed
-    with running(ServiceConfig(model=str(onnx_model), max_cells=50_000, max_body_bytes=200_000)) as url:
+    with running(service_config(model=str(onnx_model), max_cells=50_000, max_body_bytes=200_000)) as url:
         response = requests.post(f"{url}/predict/h5ad", data=data, timeout=30)
     assert response.status_code == 413 and "decompressed" in response.json()["detail"]
 
@@ -61,7 +60,7 @@ def _h5ad_bytes(adata, folder) -> bytes:
 
 def test_with_a_token_every_endpoint_but_health_and_docs_needs_it(onnx_model, small_adata):
     body = {"genes": list(small_adata.var_names), "counts": dense(small_adata.X[:2]).tolist()}
-    with running(ServiceConfig(model=str(onnx_model), token=TOKEN)) as url:
+    with running(service_config(model=str(onnx_model), token=TOKEN)) as url:
         routes = requests.get(f"{url}/openapi.json", timeout=10).json()["paths"]
         assert {"/predict", "/predict/h5ad", "/model", "/reload", "/health"} <= set(routes)
         wrong_headers = [
@@ -122,7 +121,7 @@ def test_error_answers_hold_no_path_trace_or_exception(onnx_model, small_adata, 
         ("POST", "/predict", b"x" * 300_000, 413),
         ("GET", "/predict", b"", 405),
     ]
-    with running(ServiceConfig(model=str(model), max_cells=50, max_body_bytes=200_000)) as url:
+    with running(service_config(model=str(model), max_cells=50, max_body_bytes=200_000)) as url:
         for method, path, data, status in requests_to_make:
             headers = JSON if path == "/predict" else {"Content-Type": "application/x-hdf5"}
             response = requests.request(method, url + path, data=data, headers=headers, timeout=30)
@@ -175,7 +174,7 @@ def test_paths_sent_by_a_client_are_refused_and_not_read(onnx_model, small_adata
     small_adata[:5].write_h5ad(secret)
     genes = list(small_adata.var_names)
     one_cell = dense(small_adata.X[:1]).tolist()
-    with running(ServiceConfig(model=str(onnx_model))) as url:
+    with running(service_config(model=str(onnx_model))) as url:
         opened.clear()
         attempts = [
             ("/predict/h5ad", str(secret).encode(), {"Content-Type": "application/x-hdf5"}),
@@ -232,7 +231,7 @@ def test_an_h5ad_pointing_at_server_files_is_refused_unread(onnx_model, small_ad
             f["X"] = np.full((3, small_adata.n_vars), 7, dtype=np.float32)
         secret = tmp_path / "secret.h5"
     data = _points_outside(cells, tmp_path, how, secret)
-    with running(ServiceConfig(model=str(onnx_model))) as url:
+    with running(service_config(model=str(onnx_model))) as url:
         response = requests.post(
             f"{url}/predict/h5ad", data=data, headers={"Content-Type": "application/x-hdf5"}, timeout=30
         )
@@ -257,7 +256,7 @@ def test_gene_maps_naming_many_distinct_genes_stay_sparse(onnx_model, small_adat
             peak[0] = max(peak[0], process.memory_info().rss)
             time.sleep(0.005)
 
-    with running(ServiceConfig(model=str(onnx_model), max_cells=20_000)) as url:
+    with running(service_config(model=str(onnx_model), max_cells=20_000)) as url:
         before = process.memory_info().rss
         sampler = threading.Thread(target=sample)
         sampler.start()

@@ -2,21 +2,6 @@
 
 Import order (no cycles): ``labels`` and ``hdf5`` need nothing of this package;
 ``cells`` needs ``labels``; ``readers`` needs ``hdf5``; ``load`` needs ``readers`` and ``labels``.
+Nothing is re-exported here: importing the cell record must not load the readers and the
+simulator, and ``dvc.yaml`` lists for each stage the modules it really imports.
 """
-
-from oncopersistnet.data.cells import Cells
-from oncopersistnet.data.hdf5 import read_h5ad
-from oncopersistnet.data.load import label_cells, load_labelled
-from oncopersistnet.data.readers import detect_format, join_metadata, read_counts
-from oncopersistnet.data.simulate import simulate_cells
-
-__all__ = [
-    "Cells",
-    "detect_format",
-    "join_metadata",
-    "label_cells",
-    "load_labelled",
-    "read_counts",
-    "read_h5ad",
-    "simulate_cells",
-]

@@ -21,10 +21,13 @@ import numpy as np
 from scipy import sparse
 from sklearn.model_selection import StratifiedGroupKFold
 
-from oncopersistnet.config import PreprocessConfig
+from oncopersistnet.config import Params, PreprocessConfig
 from oncopersistnet.data.cells import Cells
+from oncopersistnet.data.hdf5 import read_h5ad
 from oncopersistnet.errors import DataValidationError
+from oncopersistnet.paths import ProjectPaths
 from oncopersistnet.preprocessing import SPLITS, CellPreprocessor, build_preprocessor
+from oncopersistnet.preprocessing.outputs import read_split_table
 
 
 @dataclass(frozen=True)
@@ -113,3 +116,25 @@ def grouped_splits(
                 )
         splits.append(split)
     return splits
+
+
+def pipeline_folds(params: Params, paths: ProjectPaths) -> list[Fold]:
+    """The pipeline's split (``compare.cv_folds: 0``) or grouped k-fold by sample, as :class:`Fold` objects.
+
+    Reads the validated cells and, for the pipeline's split, the preprocess stage's split table:
+    the compare stage and ``benchmarks/bench_compare.py`` fit on exactly these folds.
+    """
+    adata = read_h5ad(paths.validated)
+    cells = Cells.from_anndata(adata)
+    if params.compare.cv_folds == 0:
+        assignments = {"holdout": read_split_table(paths, adata.obs_names)}
+    else:
+        splits = grouped_splits(
+            cells.samples,
+            cells.y,
+            params.compare.cv_folds,
+            val_fraction=params.split.val_fraction,
+            seed=params.split.seed,
+        )
+        assignments = {f"fold{i + 1}": split for i, split in enumerate(splits)}
+    return [build_fold(name, cells, split, config=params.preprocess) for name, split in assignments.items()]

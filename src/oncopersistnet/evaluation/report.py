@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from oncopersistnet.config import ALL_MODEL_FAMILIES
+from oncopersistnet.choices import ALL_MODEL_FAMILIES
 
 TABLE_METRICS = ("f1", "roc_auc", "pr_auc", "balanced_accuracy", "mcc", "brier", "ece")
 HEADERS = {

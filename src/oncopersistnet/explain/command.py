@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from oncopersistnet.atomic import atomic_path
-from oncopersistnet.data.labels import binary_labels, canonical_labels
+from oncopersistnet.data.labels import NON_PERSISTER, PERSISTER, binary_labels, canonical_labels
 from oncopersistnet.data.readers import read_counts
 from oncopersistnet.errors import InputDataError
 from oncopersistnet.explain.explainer import (
@@ -76,8 +76,8 @@ def explain_file(
     steps: int = 32,
     max_cells: int = 1000,
     label_key: str | None = None,
-    persister_values: Sequence[str] = ("persister",),
-    non_persister_values: Sequence[str] = ("non-persister",),
+    persister_values: Sequence[str] = (PERSISTER,),
+    non_persister_values: Sequence[str] = (NON_PERSISTER,),
     threshold: float = 0.5,
     min_gene_fraction: float = 0.5,
     counts_source: str = "auto",

@@ -1,5 +1,5 @@
 """Inference with onnxruntime only: align genes, predict (a registered model is loaded by
-:func:`oncopersistnet.registry.load_model`).
+:func:`oncopersistnet.registry.resolve.load_model`).
 
 Nothing on this path imports torch (a test proves it), so a deployment image
 needs onnxruntime, numpy and the readers, not a deep-learning framework.

@@ -37,6 +37,7 @@ from oncopersistnet.registry.uri import (
     ModelUri,
     champion_uri,
     is_model_uri,
+    is_store_uri,
     parse_model_uri,
     version_uri,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "champion_uri",
     "current_champion_version",
     "is_model_uri",
+    "is_store_uri",
     "list_versions",
     "parse_model_uri",
     "promote",

@@ -23,7 +23,7 @@ import yaml
 from oncopersistnet.errors import ModelError
 from oncopersistnet.inference.model import OnnxPersisterModel, gene_list_digest
 from oncopersistnet.registry.aliases import resolve_version
-from oncopersistnet.registry.uri import is_model_uri, parse_model_uri, version_uri
+from oncopersistnet.registry.uri import is_model_uri, is_store_uri, parse_model_uri, version_uri
 from oncopersistnet.tracking import disable_telemetry
 
 logger = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ def _find_onnx(folder: Path) -> Path:
 
 def load_model(reference: str, *, threads: int | None = None) -> OnnxPersisterModel:
     """Load a model by registry/run URI (in the current MLflow store) or by path, with onnxruntime only."""
-    if is_model_uri(reference) or reference.startswith("runs:/"):
+    if is_store_uri(reference):
         disable_telemetry()
         import mlflow
         from mlflow.exceptions import MlflowException

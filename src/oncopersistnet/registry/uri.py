@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from oncopersistnet.errors import ModelError
 
 SCHEME = "models:/"
+#: An MLflow run's artifact, e.g. ``runs:/<run id>/model``: resolved in the tracking store like a model URI.
+RUN_SCHEME = "runs:/"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 
@@ -52,6 +54,11 @@ class ModelUri:
 def is_model_uri(reference: str) -> bool:
     """Whether ``reference`` is a registry URI (as opposed to a run URI or a path)."""
     return reference.startswith(SCHEME)
+
+
+def is_store_uri(reference: str) -> bool:
+    """Whether ``reference`` is resolved in the MLflow store (a model or a run URI), not a local path."""
+    return reference.startswith((SCHEME, RUN_SCHEME))
 
 
 def parse_model_uri(reference: str) -> ModelUri:

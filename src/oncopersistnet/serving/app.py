@@ -46,7 +46,7 @@ from oncopersistnet.errors import InputDataError, OncoPersistNetError
 from oncopersistnet.inference.align import aligned_block, match_genes
 from oncopersistnet.inference.model import OnnxPersisterModel
 from oncopersistnet.inference.predict import check_counts, label_cells
-from oncopersistnet.registry import served_version_facts
+from oncopersistnet.registry import is_store_uri, served_version_facts
 from oncopersistnet.registry.resolve import load_model
 from oncopersistnet.serving.limits import ByteBudget, GuardMiddleware, guarded_h11
 from oncopersistnet.tracking import use_tracking_uri
@@ -54,27 +54,29 @@ from oncopersistnet.tracking import use_tracking_uri
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ServiceConfig:
-    """What the service serves and the limits it enforces."""
+    """What the service serves and the limits it enforces.
 
-    model: (
-        str  # a registry URI (the CLI's default: the champion of register.model_name), run URI or .onnx path
-    )
+    ``model``: a registry URI (the CLI's default: the champion of ``register.model_name``), a run
+    URI or an ``.onnx`` path. ``min_gene_fraction`` and ``uncertain_band`` have no default here:
+    they are ``predict.*`` in params.yaml, the one place their values are written.
+    """
+
+    model: str
+    min_gene_fraction: float
+    uncertain_band: tuple[float, float]
     tracking_uri: str | None = None  # the MLflow store, set once at start-up (create_app)
     max_body_bytes: int = 50 * 1024 * 1024
     max_cells: int = 20_000
-    min_gene_fraction: float = 0.5
-    uncertain_band: tuple[float, float] = (0.35, 0.65)
     threads: int | None = None
     token: str | None = None
     max_parallel: int = 2  # requests parsed and scored at once; the others queue
     body_timeout_s: float = 60.0  # a request body must arrive within this
     idle_timeout_s: float = 10.0  # longest stall in a body; longest wait for a request head
     limit_concurrency: int = 256  # open connections (beyond: 503 from uvicorn)
-    body_budget_bytes: int | None = (
-        None  # raw bodies over 1 MiB held at once (default 2 x max_parallel x max_body_bytes)
-    )
+    # raw bodies over 1 MiB held at once (default 2 x max_parallel x max_body_bytes)
+    body_budget_bytes: int | None = None
 
     def budget(self) -> int:
         return max(self.body_budget_bytes or 2 * self.max_parallel * self.max_body_bytes, self.max_body_bytes)
@@ -137,7 +139,7 @@ def _predict_openapi() -> dict[str, Any]:
 
 def public_reference(reference: str) -> str:
     """What clients are told is served: a registry or run URI as is, a file by its name only."""
-    return reference if reference.startswith(("models:/", "runs:/")) else Path(reference).name
+    return reference if is_store_uri(reference) else Path(reference).name
 
 
 _PATH_LIKE = re.compile(r"(?:[A-Za-z]+:/+)?(?:~|\.{1,2})?(?:/[^\s/'\"(),;:]+){2,}/?")

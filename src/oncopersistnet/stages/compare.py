@@ -17,42 +17,21 @@ import pandas as pd
 
 from oncopersistnet.atomic import atomic_path, write_json, write_text
 from oncopersistnet.config import MODEL_SECTIONS, Params
-from oncopersistnet.data.cells import Cells
-from oncopersistnet.data.hdf5 import read_h5ad
 from oncopersistnet.evaluation.comparison import (
     FitResult,
     comparison_summary,
     run_comparison,
     sample_level_table,
 )
-from oncopersistnet.evaluation.folds import Fold, build_fold, grouped_splits
+from oncopersistnet.evaluation.folds import pipeline_folds
 from oncopersistnet.evaluation.metrics import METRIC_NAMES, curve_tables
 from oncopersistnet.evaluation.plots import plot_model_comparison, plot_roc_pr
 from oncopersistnet.evaluation.report import comparison_markdown
 from oncopersistnet.paths import ProjectPaths
-from oncopersistnet.preprocessing.outputs import read_split_table
 from oncopersistnet.provenance import run_provenance
 from oncopersistnet.tracking import configure_mlflow, flatten_for_mlflow, tracked_run
 
 logger = logging.getLogger(__name__)
-
-
-def build_folds(params: Params, paths: ProjectPaths) -> list[Fold]:
-    """The pipeline's split (``cv_folds: 0``) or grouped k-fold by sample, as :class:`Fold` objects."""
-    adata = read_h5ad(paths.validated)
-    cells = Cells.from_anndata(adata)
-    if params.compare.cv_folds == 0:
-        assignments = {"holdout": read_split_table(paths, adata.obs_names)}
-    else:
-        splits = grouped_splits(
-            cells.samples,
-            cells.y,
-            params.compare.cv_folds,
-            val_fraction=params.split.val_fraction,
-            seed=params.split.seed,
-        )
-        assignments = {f"fold{i + 1}": split for i, split in enumerate(splits)}
-    return [build_fold(name, cells, split, config=params.preprocess) for name, split in assignments.items()]
 
 
 def _comparison_id(provenance: dict[str, str], params: Params) -> str:
@@ -118,7 +97,7 @@ def _log_family_run(
 
 def run(params: Params, paths: ProjectPaths) -> None:
     """Fit, test, summarise, write and log every model family."""
-    folds = build_folds(params, paths)
+    folds = pipeline_folds(params, paths)
     results = run_comparison(folds, params)
     per_sample = sample_level_table(results, params.evaluate.threshold)
     provenance = run_provenance(params, paths, "", run_kind="comparison")

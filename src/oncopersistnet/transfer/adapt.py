@@ -25,7 +25,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from oncopersistnet.config import FINE_TUNE_MODES, TrainConfig
+from oncopersistnet.choices import FINE_TUNE_MODES
+from oncopersistnet.config import TrainConfig
 from oncopersistnet.data.cells import Cells
 from oncopersistnet.errors import ConfigError, InputDataError
 from oncopersistnet.evaluation.metrics import classification_metrics

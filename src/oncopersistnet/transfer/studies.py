@@ -28,8 +28,8 @@ from pathlib import Path
 import anndata as ad
 import numpy as np
 
+from oncopersistnet.choices import CROSS_STUDY_SOURCES
 from oncopersistnet.config import (
-    CROSS_STUDY_SOURCES,
     SIMULATE_OVERRIDES,
     CrossStudyDataset,
     LabelledDataConfig,
