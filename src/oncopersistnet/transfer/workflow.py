@@ -68,8 +68,14 @@ def run_transfer(
     if config.input is None:
         raise ConfigError("transfer.input: give the labelled dataset to adapt the model to")
 
-    study = load_labelled_file(config.dataset_name, _study_config(config), config.input).cells
-    counts, y, samples, cell_ids, genes = study.X, study.y, study.samples, study.cell_ids, study.genes
+    study_cells = load_labelled_file(config.dataset_name, _study_config(config), config.input).cells
+    counts, y, samples, cell_ids, genes = (
+        study_cells.X,
+        study_cells.y,
+        study_cells.samples,
+        study_cells.cell_ids,
+        study_cells.genes,
+    )
     labels = label_names(y)
     split = split_by_sample(
         samples,
@@ -79,11 +85,11 @@ def run_transfer(
         seed=config.seed,
     )
     selected = parent.preprocessor.genes_[parent.preprocessor.selected_]
-    cells = map_to_model(study, parent.preprocessor.genes_, selected, source=config.input)
+    cells = map_to_model(study_cells, parent.preprocessor.genes_, selected, source=config.input)
 
     adapted = _fine_tune(params, parent, cells, split=split)
     # Models trained on the new data alone, on the same split and test cells.
-    fold = build_fold(config.dataset_name, study, split, config=params.preprocess)
+    fold = build_fold(config.dataset_name, study_cells, split, config=params.preprocess)
     baseline_params = replace(params, train=replace(params.train, seed=config.seed))
     baselines = summarize(run_comparison([fold], baseline_params, families=config.baselines, progress=False))
 
@@ -115,7 +121,7 @@ def run_transfer(
         "fine_tuned": adapted.fine_tuned,
         "trained_on_new_data_only": baselines,
     }
-    raw_test = study.subset(split == "test")  # the study's own columns: the gate matches genes itself
+    raw_test = study_cells.subset(split == "test")  # the study's own columns: the gate matches genes itself
     _export_and_register(
         params,
         output_dir,
