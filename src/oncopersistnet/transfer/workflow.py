@@ -69,17 +69,9 @@ def run_transfer(
         raise ConfigError("transfer.input: give the labelled dataset to adapt the model to")
 
     study_cells = load_labelled_file(config.dataset_name, _study_config(config), config.input).cells
-    counts, y, samples, cell_ids, genes = (
-        study_cells.X,
-        study_cells.y,
-        study_cells.samples,
-        study_cells.cell_ids,
-        study_cells.genes,
-    )
-    labels = label_names(y)
     split = split_by_sample(
-        samples,
-        labels,
+        study_cells.samples,
+        label_names(study_cells.y),
         val_fraction=config.val_fraction,
         test_fraction=config.test_fraction,
         seed=config.seed,
@@ -93,14 +85,20 @@ def run_transfer(
     baseline_params = replace(params, train=replace(params.train, seed=config.seed))
     baselines = summarize(run_comparison([fold], baseline_params, families=config.baselines, progress=False))
 
-    samples_of = {name: sorted(set(samples[split == name])) for name in ("train", "val", "test")}
+    samples_of = {name: sorted(set(study_cells.samples[split == name])) for name in ("train", "val", "test")}
     study = {
         "dataset": config.dataset_name,
         "input": config.input,
         "input_md5": file_md5(Path(config.input)),
-        "data_hash": data_hash(counts, y, samples, genes=genes, cells=cell_ids),
-        "cells": int(len(y)),
-        "genes": int(len(genes)),
+        "data_hash": data_hash(
+            study_cells.X,
+            study_cells.y,
+            study_cells.samples,
+            genes=study_cells.genes,
+            cells=study_cells.cell_ids,
+        ),
+        "cells": study_cells.n_cells,
+        "genes": int(len(study_cells.genes)),
         "samples": samples_of,
         "test_cells": int((split == "test").sum()),
         "gene_match": {
