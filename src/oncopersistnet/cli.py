@@ -14,6 +14,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from oncopersistnet import __version__
 from oncopersistnet.choices import COUNTS_SOURCES, FINE_TUNE_MODES, ORIENTATIONS, spoken
@@ -23,6 +24,9 @@ from oncopersistnet.interrupts import exit_code, raise_on_sigterm
 from oncopersistnet.logging_setup import configure_logging
 from oncopersistnet.registry import CHAMPION, champion_uri, is_store_uri
 from oncopersistnet.tracking import disable_telemetry, resolve_tracking_uri, use_tracking_uri
+
+if TYPE_CHECKING:
+    from oncopersistnet.inference.signal import SignalFloors
 
 logger = logging.getLogger("oncopersistnet")
 
@@ -68,6 +72,20 @@ def _model_reference(args: argparse.Namespace, params: Params) -> tuple[str, str
     return reference, args.tracking_uri or resolve_tracking_uri(params.mlflow, Path("."))
 
 
+def _signal_floors(args: argparse.Namespace, params: Params) -> SignalFloors:
+    """The no-call floors: the options where given, else ``predict.*`` in params.yaml."""
+    from oncopersistnet.inference.signal import SignalFloors
+
+    def pick(option: float | None, key: str) -> float:
+        return getattr(params.predict, key) if option is None else option
+
+    return SignalFloors(
+        min_counts=pick(args.min_counts, "min_counts"),
+        min_detected_genes=pick(args.min_detected_genes, "min_detected_genes"),
+        min_detected_selected_genes=pick(args.min_detected_selected_genes, "min_detected_selected_genes"),
+    )
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     from oncopersistnet.inference import predict_file
     from oncopersistnet.registry.resolve import load_model
@@ -78,6 +96,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         ("--threads", args.threads, 1, None),
         ("--threshold", args.threshold, 0.0, 1.0),
         ("--min-gene-fraction", args.min_gene_fraction, 0.0, 1.0),
+        ("--min-counts", args.min_counts, 0.0, None),
+        ("--min-detected-genes", args.min_detected_genes, 0, None),
+        ("--min-detected-selected-genes", args.min_detected_selected_genes, 0, None),
     )
     reference, tracking_uri = _model_reference(args, params)
     use_tracking_uri(tracking_uri)
@@ -99,6 +120,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             params.predict.uncertain_band if args.uncertain_band is None else args.uncertain_band
         ),
         obs_output=args.obs_output,
+        signal_floors=_signal_floors(args, params),
     )
     print(json.dumps(summary, indent=2))  # the command's result, on stdout for scripts
     return 0
@@ -378,6 +400,18 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
     predict.add_argument(
         "--threshold", type=float, default=None, help="decision threshold (default: the model's own)"
     )
+    for option, kind, what in (
+        ("min-counts", float, "total counts over the model's genes"),
+        ("min-detected-genes", int, "model genes detected (count > 0)"),
+        ("min-detected-selected-genes", int, "detected genes among those the model reads"),
+    ):
+        predict.add_argument(
+            f"--{option}",
+            type=kind,
+            default=None,
+            help=f"a cell with fewer {what} gets no_call and a reason, no probability "
+            f"(default: predict.{option.replace('-', '_')})",
+        )
     predict.add_argument(
         "--uncertain-band",
         type=float,

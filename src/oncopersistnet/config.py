@@ -308,6 +308,10 @@ class PredictConfig:
             each=False,
         ),
     )
+    # No call without signal: a cell below any of these gets ``no_call`` and a reason, not a probability.
+    min_counts: float = checked(NON_NEGATIVE)
+    min_detected_genes: int = checked(NON_NEGATIVE)
+    min_detected_selected_genes: int = checked(NON_NEGATIVE)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -53,6 +53,8 @@ class OnnxPersisterModel:
             self.genes
         )
         self.fit_samples: list[str] = json.loads(self.metadata.get("fit_samples", "[]"))
+        # Per model gene: does the graph read it after selection? (the no-call figures count them)
+        self.selected_mask: np.ndarray = np.isin(np.asarray(self.genes, dtype=str), self.selected_genes)
         inputs = self.session.get_inputs()
         if [i.name for i in inputs] != [INPUT_NAME] or inputs[0].shape[1] != len(self.genes):
             raise ModelError(

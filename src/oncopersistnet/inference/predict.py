@@ -7,6 +7,7 @@ is renamed onto the output only when every cell is scored.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,9 +24,16 @@ from oncopersistnet.data.readers import detect_format, read_counts
 from oncopersistnet.errors import InputDataError
 from oncopersistnet.inference.align import GeneMatch, aligned_block, match_genes
 from oncopersistnet.inference.model import OnnxPersisterModel
+from oncopersistnet.inference.signal import (
+    NO_CALL,
+    SignalFloors,
+    cell_signal,
+    no_call_reasons,
+    withhold_calls,
+)
 from oncopersistnet.inference.writers import OUTPUT_COLUMNS, PredictionWriter, check_output, write_obs_copy
 
-__all__ = ["OUTPUT_COLUMNS", "UNCERTAIN", "check_counts", "label_cells", "predict_file"]
+__all__ = ["NO_CALL", "OUTPUT_COLUMNS", "UNCERTAIN", "check_counts", "label_cells", "predict_file"]
 
 logger = logging.getLogger(__name__)
 
@@ -123,23 +131,29 @@ def _check_paths(input_path: Path, output_path: Path, obs_output: str | Path | N
 
 @dataclass
 class _Scored:
-    """Running totals over the chunks, and (for ``obs_output``) every cell's probability and label."""
+    """Running totals over the chunks, and (for ``obs_output``) every cell's probability, label and
+    no-call reason."""
 
     persisters: int = 0
     uncertain: int = 0
-    kept: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    no_calls: int = 0
+    kept: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
 
-    def add(self, probability: np.ndarray, labels: np.ndarray, *, keep: bool) -> None:
+    def add(self, probability: np.ndarray, labels: np.ndarray, reasons: np.ndarray, *, keep: bool) -> None:
         self.persisters += int((labels == PERSISTER).sum())
         self.uncertain += int((labels == UNCERTAIN).sum())
+        self.no_calls += int((labels == NO_CALL).sum())
         if keep:
-            self.kept.append((probability, labels))
+            self.kept.append((probability, labels, reasons))
 
     def probabilities(self) -> np.ndarray:
         return np.concatenate([k[0] for k in self.kept]) if self.kept else np.zeros(0, dtype=np.float32)
 
     def labels(self) -> np.ndarray:
         return np.concatenate([k[1] for k in self.kept]) if self.kept else np.zeros(0, dtype=str)
+
+    def reasons(self) -> np.ndarray:
+        return np.concatenate([k[2] for k in self.kept]) if self.kept else np.zeros(0, dtype=str)
 
 
 @dataclass(frozen=True)
@@ -152,6 +166,29 @@ class _Scoring:
     band: tuple[float, float]
     allow_non_integer: bool
     source: str
+    floors: SignalFloors | None  # None: every cell is called (no floors)
+
+
+def score_block(
+    model: OnnxPersisterModel,
+    aligned: np.ndarray,
+    floors: SignalFloors | None,
+    *,
+    threshold: float,
+    band: tuple[float, float],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(probability, label, no-call reason) of every row of an aligned block.
+
+    Every cell is scored as it always was; a cell below ``floors`` then has its probability
+    withheld (NaN) and its label replaced by ``no_call``, so the cells with signal keep their
+    exact probabilities.
+    """
+    probability = model.predict_proba(aligned)
+    labels = label_cells(probability, threshold, band)
+    if floors is None:
+        return probability, labels, np.full(len(labels), "", dtype=str)
+    reasons = no_call_reasons(cell_signal(aligned, model.selected_mask), floors)
+    return (*withhold_calls(probability, labels, reasons), reasons)
 
 
 def _score_chunks(
@@ -178,10 +215,15 @@ def _score_chunks(
             source=scoring.source,
             allow_non_integer=scoring.allow_non_integer,
         )
-        probability = scoring.model.predict_proba(aligned_block(block, scoring.match))
-        labels = label_cells(probability, scoring.threshold, scoring.band)
-        scored.add(probability, labels, keep=keep)
-        writer.write(cell_ids[start:stop], probability, labels)
+        probability, labels, reasons = score_block(
+            scoring.model,
+            aligned_block(block, scoring.match),
+            scoring.floors,
+            threshold=scoring.threshold,
+            band=scoring.band,
+        )
+        scored.add(probability, labels, reasons, keep=keep)
+        writer.write(cell_ids[start:stop], probability, labels, reasons=reasons)
         bar.update(stop - start)
     bar.close()
     return scored
@@ -199,6 +241,9 @@ def _summary(
         "uncertain": scored.uncertain,
         "uncertain_fraction": scored.uncertain / adata.n_obs,
         "uncertain_band": [low, high],
+        "no_calls": scored.no_calls,
+        "no_call_fraction": scored.no_calls / adata.n_obs,
+        "no_call_floors": dataclasses.asdict(scoring.floors) if scoring.floors is not None else None,
         "genes_matched": match.n_matched,
         "genes_matched_before_mapping": match.n_matched_before_mapping,
         "genes_expected": match.n_model_genes,
@@ -225,6 +270,7 @@ def predict_file(
     orientation: str = "auto",
     uncertain_band: tuple[float, float] | None = None,
     obs_output: str | Path | None = None,
+    signal_floors: SignalFloors | None = None,
 ) -> dict[str, Any]:
     """Score every cell of ``input_path`` (any supported format) and write a CSV; return a summary.
 
@@ -234,7 +280,8 @@ def predict_file(
     ``uncertain_band`` is labelled ``uncertain`` rather than forced into a class.
     Rows go to ``output_path`` (``.csv`` or ``.parquet``) chunk by chunk; with
     ``obs_output``, a copy of an ``.h5ad`` input gets ``obs['persister_probability']``
-    and ``obs['persister_label']`` for users who continue in scanpy.
+    and ``obs['persister_label']`` for users who continue in scanpy. A cell below
+    ``signal_floors`` gets ``no_call`` and a reason instead of a probability (None: no floors).
     """
     input_path, output_path = Path(input_path), Path(output_path)
     fmt = _check_paths(input_path, output_path, obs_output)
@@ -258,7 +305,7 @@ def predict_file(
             selected_genes=model.selected_genes,
         )
         logger.info("%s: %s", input_path, match.describe())
-        scoring = _Scoring(model, match, threshold, band, allow_non_integer, str(input_path))
+        scoring = _Scoring(model, match, threshold, band, allow_non_integer, str(input_path), signal_floors)
         with atomic_path(output_path) as tmp:
             writer = PredictionWriter(tmp, fmt)
             scored = _score_chunks(
@@ -269,7 +316,11 @@ def predict_file(
                 if adata.isbacked:
                     adata.file.close()
                 write_obs_copy(
-                    input_path, Path(obs_output), probability=scored.probabilities(), labels=scored.labels()
+                    input_path,
+                    Path(obs_output),
+                    probability=scored.probabilities(),
+                    labels=scored.labels(),
+                    reasons=scored.reasons(),
                 )
     finally:
         if adata.isbacked:
@@ -277,7 +328,7 @@ def predict_file(
     summary = _summary(adata, scored, scoring, output_path=output_path, obs_output=obs_output)
     logger.info(
         "wrote %d predictions to %s: %d persisters (%.1f%%), %d uncertain "
-        "(%.1f%%, probability in (%.2f, %.2f))",
+        "(%.1f%%, probability in (%.2f, %.2f)), %d without a call (too little signal)",
         summary["cells"],
         output_path,
         scored.persisters,
@@ -285,5 +336,6 @@ def predict_file(
         scored.uncertain,
         100 * summary["uncertain_fraction"],
         *band,
+        scored.no_calls,
     )
     return summary

@@ -16,10 +16,11 @@ import numpy as np
 from oncopersistnet.atomic import atomic_path
 from oncopersistnet.errors import InputDataError
 
-OUTPUT_COLUMNS = ("cell_id", "persister_probability", "predicted_label")
+OUTPUT_COLUMNS = ("cell_id", "persister_probability", "predicted_label", "no_call_reason")
 FORMATS = (".csv", ".parquet")
 OBS_PROBABILITY = "persister_probability"
 OBS_LABEL = "persister_label"
+OBS_NO_CALL_REASON = "persister_no_call_reason"
 
 
 def check_output(path: Path) -> str:
@@ -31,7 +32,11 @@ def check_output(path: Path) -> str:
 
 
 class PredictionWriter:
-    """Append ``(cell_id, probability, label)`` rows to an open CSV or Parquet file."""
+    """Append ``(cell_id, probability, label, no_call_reason)`` rows to an open CSV or Parquet file.
+
+    A cell without a call has no probability: an empty CSV field, NaN in Parquet; its reason
+    is empty when the cell was called.
+    """
 
     def __init__(self, path: Path, fmt: str) -> None:
         self.fmt = fmt
@@ -48,13 +53,17 @@ class PredictionWriter:
                     ("cell_id", pa.string()),
                     ("persister_probability", pa.float32()),
                     ("predicted_label", pa.string()),
+                    ("no_call_reason", pa.string()),
                 ]
             )
             self._parquet = pq.ParquetWriter(str(path), self._schema)
 
-    def write(self, cell_ids: np.ndarray, probability: np.ndarray, labels: np.ndarray) -> None:
+    def write(
+        self, cell_ids: np.ndarray, probability: np.ndarray, labels: np.ndarray, *, reasons: np.ndarray
+    ) -> None:
         if self.fmt == ".csv":
-            self._csv.writerows(zip(cell_ids, (f"{p:.6f}" for p in probability), labels, strict=True))
+            shown = ("" if np.isnan(p) else f"{p:.6f}" for p in probability)
+            self._csv.writerows(zip(cell_ids, shown, labels, reasons, strict=True))
             return
         import pyarrow as pa
 
@@ -63,6 +72,7 @@ class PredictionWriter:
                 "cell_id": pa.array(cell_ids.astype(str)),
                 "persister_probability": pa.array(np.asarray(probability, dtype=np.float32)),
                 "predicted_label": pa.array(labels.astype(str)),
+                "no_call_reason": pa.array(np.asarray(reasons).astype(str)),
             },
             schema=self._schema,
         )
@@ -75,9 +85,11 @@ class PredictionWriter:
             self._parquet.close()
 
 
-def write_obs_copy(source: Path, target: Path, *, probability: np.ndarray, labels: np.ndarray) -> None:
-    """Copy the input ``.h5ad`` to ``target`` with ``obs['persister_probability']`` and
-    ``obs['persister_label']``.
+def write_obs_copy(
+    source: Path, target: Path, *, probability: np.ndarray, labels: np.ndarray, reasons: np.ndarray
+) -> None:
+    """Copy the input ``.h5ad`` to ``target`` with ``obs['persister_probability']`` (NaN for a cell
+    without a call), ``obs['persister_label']`` and ``obs['persister_no_call_reason']``.
 
     The count matrix is copied byte for byte on disk, never loaded; only ``obs``
     (one row per cell) is read and rewritten, so memory grows with cells, not genes.
@@ -100,5 +112,6 @@ def write_obs_copy(source: Path, target: Path, *, probability: np.ndarray, label
                 )
             obs[OBS_PROBABILITY] = np.asarray(probability, dtype=np.float32)
             obs[OBS_LABEL] = pd.Categorical(labels)
+            obs[OBS_NO_CALL_REASON] = np.asarray(reasons).astype(str)
             del handle["obs"]
             ad.io.write_elem(handle, "obs", obs)
