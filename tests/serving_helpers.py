@@ -16,15 +16,24 @@ import pytest
 import requests
 
 from oncopersistnet.config import shipped_params
+from oncopersistnet.inference.signal import SignalFloors
 from oncopersistnet.serving import ServiceConfig
 
 PREDICT = shipped_params().predict
+SIGNAL_FLOORS = SignalFloors(
+    min_counts=PREDICT.min_counts,
+    min_detected_genes=PREDICT.min_detected_genes,
+    min_detected_selected_genes=PREDICT.min_detected_selected_genes,
+)
 
 
 def service_config(**options: object) -> ServiceConfig:
     """A service with the project's ``predict.*`` values and the given options."""
     return ServiceConfig(
-        min_gene_fraction=PREDICT.min_gene_fraction, uncertain_band=tuple(PREDICT.uncertain_band), **options
+        min_gene_fraction=PREDICT.min_gene_fraction,
+        uncertain_band=tuple(PREDICT.uncertain_band),
+        signal_floors=SIGNAL_FLOORS,
+        **options,
     )
 
 

@@ -109,7 +109,7 @@ def test_predict_file_writes_one_row_per_cell_in_chunks(onnx_path, small_adata, 
     src = _write_input(tmp_path / "in.h5ad", subset)
     summary = predict_file(model, src, tmp_path / "out.csv", chunk_size=50, progress=False)
     table = pd.read_csv(tmp_path / "out.csv")
-    assert list(table.columns) == ["cell_id", "persister_probability", "predicted_label"]
+    assert list(table.columns) == ["cell_id", "persister_probability", "predicted_label", "no_call_reason"]
     assert table["cell_id"].tolist() == list(subset.obs_names)
     expected = model.predict_proba(dense(subset.X).astype(np.float32))
     assert np.allclose(table["persister_probability"], expected, atol=1e-5)
@@ -343,7 +343,8 @@ def test_parquet_output_and_annotated_anndata_copy(onnx_path, small_adata, tmp_p
     )
     table = pd.read_parquet(tmp_path / "out.parquet")
     assert (
-        list(table.columns) == ["cell_id", "persister_probability", "predicted_label"] and len(table) == 130
+        list(table.columns) == ["cell_id", "persister_probability", "predicted_label", "no_call_reason"]
+        and len(table) == 130
     )
     expected = model.predict_proba(dense(subset.X).astype(np.float32))
     assert np.allclose(table["persister_probability"], expected, atol=1e-6)

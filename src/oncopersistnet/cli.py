@@ -316,6 +316,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         max_cells=args.max_cells,
         min_gene_fraction=params.predict.min_gene_fraction,
         uncertain_band=tuple(params.predict.uncertain_band),
+        signal_floors=_signal_floors(args, params),
         threads=args.threads,
         token=token,
         max_parallel=args.max_parallel,
@@ -339,6 +340,22 @@ def _add_tracking_uri(command: argparse.ArgumentParser) -> None:
         default=None,
         help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or the project's store)",
     )
+
+
+def _add_signal_floors(command: argparse.ArgumentParser) -> None:
+    """``--min-counts`` and the two other no-call floors (defaults: ``predict.*`` in params.yaml)."""
+    for option, kind, what in (
+        ("min-counts", float, "total counts over the model's genes"),
+        ("min-detected-genes", int, "model genes detected (count > 0)"),
+        ("min-detected-selected-genes", int, "detected genes among those the model reads"),
+    ):
+        command.add_argument(
+            f"--{option}",
+            type=kind,
+            default=None,
+            help=f"a cell with fewer {what} gets no_call and a reason, no probability "
+            f"(default: predict.{option.replace('-', '_')})",
+        )
 
 
 def _add_predict(commands: argparse._SubParsersAction) -> None:
@@ -400,18 +417,7 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
     predict.add_argument(
         "--threshold", type=float, default=None, help="decision threshold (default: the model's own)"
     )
-    for option, kind, what in (
-        ("min-counts", float, "total counts over the model's genes"),
-        ("min-detected-genes", int, "model genes detected (count > 0)"),
-        ("min-detected-selected-genes", int, "detected genes among those the model reads"),
-    ):
-        predict.add_argument(
-            f"--{option}",
-            type=kind,
-            default=None,
-            help=f"a cell with fewer {what} gets no_call and a reason, no probability "
-            f"(default: predict.{option.replace('-', '_')})",
-        )
+    _add_signal_floors(predict)
     predict.add_argument(
         "--uncertain-band",
         type=float,

@@ -112,6 +112,7 @@ AUDIT = textwrap.dedent(
     import uvicorn
     from oncopersistnet.registry.resolve import load_model
     from oncopersistnet.config import shipped_params
+    from oncopersistnet.inference.signal import SignalFloors
     from oncopersistnet.serving.app import ServiceConfig, create_app
     from oncopersistnet.tracking import use_tracking_uri
 
@@ -128,6 +129,11 @@ AUDIT = textwrap.dedent(
             tracking_uri=sys.argv[2],
             min_gene_fraction=predict.min_gene_fraction,
             uncertain_band=tuple(predict.uncertain_band),
+            signal_floors=SignalFloors(
+                min_counts=predict.min_counts,
+                min_detected_genes=predict.min_detected_genes,
+                min_detected_selected_genes=predict.min_detected_selected_genes,
+            ),
         )
     )
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))

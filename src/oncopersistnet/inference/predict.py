@@ -256,6 +256,24 @@ def _summary(
     }
 
 
+def _log_summary(
+    summary: dict[str, Any], scored: _Scored, *, band: tuple[float, float], output_path: Path
+) -> None:
+    """One log line: how many cells went where."""
+    logger.info(
+        "wrote %d predictions to %s: %d persisters (%.1f%%), %d uncertain "
+        "(%.1f%%, probability in (%.2f, %.2f)), %d without a call (too little signal)",
+        summary["cells"],
+        output_path,
+        scored.persisters,
+        100 * summary["persister_fraction"],
+        scored.uncertain,
+        100 * summary["uncertain_fraction"],
+        *band,
+        scored.no_calls,
+    )
+
+
 def predict_file(
     model: OnnxPersisterModel,
     input_path: str | Path,
@@ -326,16 +344,5 @@ def predict_file(
         if adata.isbacked:
             adata.file.close()
     summary = _summary(adata, scored, scoring, output_path=output_path, obs_output=obs_output)
-    logger.info(
-        "wrote %d predictions to %s: %d persisters (%.1f%%), %d uncertain "
-        "(%.1f%%, probability in (%.2f, %.2f)), %d without a call (too little signal)",
-        summary["cells"],
-        output_path,
-        scored.persisters,
-        100 * summary["persister_fraction"],
-        scored.uncertain,
-        100 * summary["uncertain_fraction"],
-        *band,
-        scored.no_calls,
-    )
+    _log_summary(summary, scored, band=band, output_path=output_path)
     return summary

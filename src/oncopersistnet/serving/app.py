@@ -43,9 +43,10 @@ from starlette.concurrency import run_in_threadpool
 
 from oncopersistnet.data.readers import read_counts
 from oncopersistnet.errors import InputDataError, OncoPersistNetError
-from oncopersistnet.inference.align import aligned_block, match_genes
+from oncopersistnet.inference.align import GeneMatch, aligned_block, match_genes
 from oncopersistnet.inference.model import OnnxPersisterModel
-from oncopersistnet.inference.predict import check_counts, label_cells
+from oncopersistnet.inference.predict import check_counts, score_block
+from oncopersistnet.inference.signal import SignalFloors
 from oncopersistnet.registry import is_store_uri, served_version_facts
 from oncopersistnet.registry.resolve import load_model
 from oncopersistnet.serving.limits import ByteBudget, GuardMiddleware, guarded_h11
@@ -59,13 +60,15 @@ class ServiceConfig:
     """What the service serves and the limits it enforces.
 
     ``model``: a registry URI (the CLI's default: the champion of ``register.model_name``), a run
-    URI or an ``.onnx`` path. ``min_gene_fraction`` and ``uncertain_band`` have no default here:
-    they are ``predict.*`` in params.yaml, the one place their values are written.
+    URI or an ``.onnx`` path. ``min_gene_fraction``, ``uncertain_band`` and ``signal_floors`` (the
+    no-call floors) have no default here: they are ``predict.*`` in params.yaml, the one place their
+    values are written.
     """
 
     model: str
     min_gene_fraction: float
     uncertain_band: tuple[float, float]
+    signal_floors: SignalFloors
     tracking_uri: str | None = None  # the MLflow store, set once at start-up (create_app)
     max_body_bytes: int = 50 * 1024 * 1024
     max_cells: int = 20_000
@@ -190,10 +193,35 @@ class ModelHolder:
             return self.model, self.info
 
 
+def _measured_match(model: OnnxPersisterModel, named: list[str], match: GeneMatch | None) -> GeneMatch:
+    """The match of the genes a request measured (``match`` when it is already theirs); 422 when they
+    hold no model gene, since no cell could then carry any signal."""
+    if match is None:
+        match = match_genes(
+            np.asarray(named, dtype=str), model.genes, source="request", selected_genes=model.selected_genes
+        )
+    if match.n_matched == 0:
+        raise InputDataError(
+            f"request: no cell names any of the model's genes ({len(named):,} genes named; "
+            f"{match.describe()}); send counts over the model's genes (GET /model lists how many)"
+        )
+    return match
+
+
 def _score(
-    model: OnnxPersisterModel, matrix: Any, genes: list[str], *, cell_ids: list[str], config: ServiceConfig
+    model: OnnxPersisterModel,
+    matrix: Any,
+    genes: list[str],
+    *,
+    cell_ids: list[str],
+    config: ServiceConfig,
+    measured: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Check, align and score one request's cells; raise InputDataError on anything wrong."""
+    """Check, align and score one request's cells; raise InputDataError on anything wrong.
+
+    ``measured``: the genes the request actually measured when ``genes`` holds more (the map form's
+    implicit zeros); the reported match figures count only those.
+    """
     if len(cell_ids) != matrix.shape[0]:
         raise InputDataError(f"cell_ids: {len(cell_ids)} ids for {matrix.shape[0]} cells")
     check_counts(matrix, np.asarray(cell_ids), np.asarray(genes), source="request")
@@ -204,16 +232,29 @@ def _score(
         source="request",
         selected_genes=model.selected_genes,
     )
-    probability = model.predict_proba(aligned_block(matrix, match))
-    labels = label_cells(probability, model.threshold, config.uncertain_band)
+    reported = (
+        _measured_match(model, genes, match) if measured is None else _measured_match(model, measured, None)
+    )
+    probability, labels, reasons = score_block(
+        model,
+        aligned_block(matrix, match),
+        config.signal_floors,
+        threshold=model.threshold,
+        band=config.uncertain_band,
+    )
     return {
         "cells": [
-            {"cell_id": c, "persister_probability": round(float(p), 6), "predicted_label": str(lab)}
-            for c, p, lab in zip(cell_ids, probability, labels, strict=True)
+            {
+                "cell_id": c,
+                "persister_probability": None if np.isnan(p) else round(float(p), 6),
+                "predicted_label": str(lab),
+                "no_call_reason": str(why) or None,
+            }
+            for c, p, lab, why in zip(cell_ids, probability, labels, reasons, strict=True)
         ],
-        "genes_matched": match.n_matched,
+        "genes_matched": reported.n_matched,
         "genes_expected": match.n_model_genes,
-        "selected_genes_matched": match.n_selected_matched,
+        "selected_genes_matched": reported.n_selected_matched,
         "threshold": model.threshold,
         "uncertain_band": list(config.uncertain_band),
     }
@@ -425,6 +466,8 @@ def _predict_json(body: bytes, holder: ModelHolder, config: ServiceConfig) -> Re
         columns = [index[gene] for cell in request.cells for gene in cell]
         values = np.array([value for cell in request.cells for value in cell.values()], dtype=np.float32)
         matrix = sparse.csr_matrix((values, (rows, columns)), shape=(len(request.cells), len(genes)))
+        # What the request measured: the panel, or the genes its cells name; not the implicit zeros.
+        measured = list(dict.fromkeys([*(request.panel or []), *(g for cell in request.cells for g in cell)]))
     else:
         _check_size(len(request.counts), config)
         genes = request.genes
@@ -435,11 +478,12 @@ def _predict_json(body: bytes, holder: ModelHolder, config: ServiceConfig) -> Re
                 f"got rows of {sorted(widths)[:5]}"
             )
         matrix = np.asarray(request.counts, dtype=np.float32)
+        measured = None
     ids = request.cell_ids or [f"cell{i}" for i in range(matrix.shape[0])]
     del request
     return _json_answer(
         {"model": info.get("reference"), "version": info.get("version")}
-        | _score(model, matrix, genes, cell_ids=ids, config=config)
+        | _score(model, matrix, genes, cell_ids=ids, config=config, measured=measured)
     )
 
 
