@@ -42,7 +42,7 @@ from oncopersistnet.errors import InputDataError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["detect_format", "is_integer_valued", "join_metadata", "read_counts"]
+__all__ = ["counts_matrix", "detect_format", "is_integer_valued", "join_metadata", "read_counts"]
 
 FORMATS = ("h5ad", "10x_mtx", "10x_h5", "csv", "tsv")
 
@@ -626,6 +626,68 @@ def _resolve_auto_source(adata: ad.AnnData, path: Path, backed: bool) -> str:
     )
 
 
+def _counts_key(
+    adata: ad.AnnData, counts_source: str, path: Path | str, *, backed: bool, require_integer: bool
+) -> str:
+    """'X', 'raw' or 'layers/<name>': the source ``counts_source`` names, or the one ``auto`` finds."""
+    if counts_source != "auto":
+        return _normalise_source(counts_source, adata, path)
+    if require_integer:
+        return _resolve_auto_source(adata, path, backed)
+    try:
+        return _resolve_auto_source(adata, path, backed)
+    except InputDataError:  # nothing integer: the caller accepts X as it is
+        return "layers/counts" if "counts" in adata.layers.keys() else "X"
+
+
+def _checked_source(
+    adata: ad.AnnData,
+    key: str,
+    *,
+    counts_source: str,
+    path: Path | str,
+    backed: bool,
+    require_integer: bool,
+) -> tuple[Any, pd.DataFrame]:
+    """(matrix, var) of ``key``; a source the user named must hold whole numbers (auto checked already)."""
+    matrix, var = _h5ad_matrix(adata, key)
+    if matrix is None:
+        raise InputDataError(f"{path}: {key} holds no matrix")
+    if counts_source != "auto" and require_integer:
+        label = ".raw.X" if key == "raw" else key
+        problem = _describe_non_integer(
+            label,
+            _backed_sample(matrix) if backed else matrix,
+            obs_names=adata.obs_names,
+            var_names=var.index,
+        )
+        if problem is not None:
+            raise InputDataError(
+                f"{path}: counts_source {counts_source!r} is not raw counts: {problem} "
+                "— point data.counts_source (predict: --counts-source) at the raw counts "
+                f"(this file has: {', '.join(_h5ad_sources(adata))})"
+            )
+    return matrix, var
+
+
+def counts_matrix(
+    adata: ad.AnnData, *, counts_source: str = "auto", source: str = "AnnData", require_integer: bool = True
+) -> tuple[str, Any, pd.Index]:
+    """(source key, matrix, gene names) of the raw counts inside an AnnData already in memory or backed.
+
+    The same choice as :func:`read_counts` makes for an ``.h5ad`` (``auto``: ``layers['counts']``,
+    else integer ``X``, else integer ``.raw``), for callers such as ``oncopersistnet.annotate`` that
+    are handed an AnnData rather than a file. The matrix is returned as stored (sparse, dense or
+    on disk), never copied; ``source`` names the data in messages.
+    """
+    backed = adata.isbacked
+    key = _counts_key(adata, counts_source, source, backed=backed, require_integer=require_integer)
+    matrix, var = _checked_source(
+        adata, key, counts_source=counts_source, path=source, backed=backed, require_integer=require_integer
+    )
+    return key, matrix, pd.Index(var.index.astype(str))
+
+
 def _read_h5ad_counts(
     path: Path, counts_source: str, *, backed: bool, require_integer: bool = True
 ) -> tuple[ad.AnnData, dict[str, Any]]:
@@ -642,15 +704,7 @@ def _read_h5ad_counts(
         ):
             adata.file.close()
             return _read_h5ad_counts(path, counts_source, backed=False, require_integer=require_integer)
-    if detected and not require_integer:
-        try:
-            key = _resolve_auto_source(adata, path, backed)
-        except InputDataError:  # nothing integer: the caller accepts X as it is
-            key = "layers/counts" if "counts" in adata.layers.keys() else "X"
-    elif detected:
-        key = _resolve_auto_source(adata, path, backed)
-    else:
-        key = _normalise_source(counts_source, adata, path)
+    key = _counts_key(adata, counts_source, path, backed=backed, require_integer=require_integer)
     if backed and key != "X":
         logger.warning(
             "%s: counts are in %s, not X; reading the file into memory (streaming needs counts in X)",
@@ -659,23 +713,9 @@ def _read_h5ad_counts(
         )
         adata.file.close()
         return _read_h5ad_counts(path, key, backed=False, require_integer=require_integer)
-    matrix, var = _h5ad_matrix(adata, key)
-    if matrix is None:
-        raise InputDataError(f"{path}: {key} holds no matrix")
-    if not detected and require_integer:
-        label = ".raw.X" if key == "raw" else key
-        problem = _describe_non_integer(
-            label,
-            _backed_sample(matrix) if backed else matrix,
-            obs_names=adata.obs_names,
-            var_names=var.index,
-        )
-        if problem is not None:
-            raise InputDataError(
-                f"{path}: counts_source {counts_source!r} is not raw counts: {problem} "
-                "— point data.counts_source (predict: --counts-source) at the raw counts "
-                f"(this file has: {', '.join(_h5ad_sources(adata))})"
-            )
+    matrix, var = _checked_source(
+        adata, key, counts_source=counts_source, path=path, backed=backed, require_integer=require_integer
+    )
     description = f"counts from {key} ({'auto' if detected else 'given'})"
     if backed:
         # Integer-ness was judged on the first rows only: a full pass would read the whole file twice.

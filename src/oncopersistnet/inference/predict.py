@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,18 @@ from oncopersistnet.inference.signal import (
 )
 from oncopersistnet.inference.writers import OUTPUT_COLUMNS, PredictionWriter, check_output, write_obs_copy
 
-__all__ = ["NO_CALL", "OUTPUT_COLUMNS", "UNCERTAIN", "check_counts", "label_cells", "predict_file"]
+__all__ = [
+    "NO_CALL",
+    "OUTPUT_COLUMNS",
+    "UNCERTAIN",
+    "Scoring",
+    "check_counts",
+    "decision_band",
+    "label_cells",
+    "predict_file",
+    "score_block",
+    "score_chunks",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +117,7 @@ def label_cells(probability: np.ndarray, threshold: float, uncertain_band: tuple
     return labels.astype(str)
 
 
-def _decision_band(threshold: float, uncertain_band: tuple[float, float] | None) -> tuple[float, float]:
+def decision_band(threshold: float, uncertain_band: tuple[float, float] | None) -> tuple[float, float]:
     """The ``uncertain`` band, checked: inside [0, 1] and around the threshold (or empty)."""
     low, high = uncertain_band if uncertain_band is not None else (threshold, threshold)
     if not 0.0 <= low <= high <= 1.0:
@@ -157,8 +169,8 @@ class _Scored:
 
 
 @dataclass(frozen=True)
-class _Scoring:
-    """How each chunk is scored and labelled."""
+class Scoring:
+    """How each chunk is scored and labelled (``source`` names the input in messages)."""
 
     model: OnnxPersisterModel
     match: GeneMatch
@@ -191,29 +203,29 @@ def score_block(
     return (*withhold_calls(probability, labels, reasons), reasons)
 
 
-def _score_chunks(
-    adata: ad.AnnData,
-    scoring: _Scoring,
-    writer: PredictionWriter,
+def score_chunks(
+    matrix: Any,
+    scoring: Scoring,
     *,
+    cell_ids: np.ndarray,
+    genes: np.ndarray,
     chunk_size: int,
     progress: bool,
-    keep: bool,
-) -> _Scored:
-    """Check, score, label and write ``chunk_size`` cells at a time (memory bounded by the chunk)."""
-    genes = np.asarray(adata.var_names, dtype=str)
-    cell_ids = np.asarray(adata.obs_names, dtype=str)
-    scored = _Scored()
-    bar = tqdm(total=adata.n_obs, desc="predicting", unit="cell", unit_scale=True, disable=not progress)
-    for start in range(0, adata.n_obs, chunk_size):
-        stop = min(start + chunk_size, adata.n_obs)
-        block = adata.X[start:stop]
+) -> Iterator[tuple[slice, np.ndarray, np.ndarray, np.ndarray]]:
+    """(rows, probability, label, no-call reason) for ``chunk_size`` cells of ``matrix`` at a time.
+
+    The one scoring loop of the file CLI and ``oncopersistnet.annotate``: each chunk is checked
+    (:func:`check_counts`), aligned to the model's genes and scored by :func:`score_block`, so the
+    same cells get the same answers whichever door they came in by. ``matrix`` may be dense,
+    sparse or an on-disk (backed) dataset; only one chunk is ever dense in memory.
+    """
+    n_cells = matrix.shape[0]
+    bar = tqdm(total=n_cells, desc="predicting", unit="cell", unit_scale=True, disable=not progress)
+    for start in range(0, n_cells, chunk_size):
+        rows = slice(start, min(start + chunk_size, n_cells))
+        block = matrix[rows]
         check_counts(
-            block,
-            cell_ids[start:stop],
-            genes,
-            source=scoring.source,
-            allow_non_integer=scoring.allow_non_integer,
+            block, cell_ids[rows], genes, source=scoring.source, allow_non_integer=scoring.allow_non_integer
         )
         probability, labels, reasons = score_block(
             scoring.model,
@@ -222,15 +234,34 @@ def _score_chunks(
             threshold=scoring.threshold,
             band=scoring.band,
         )
-        scored.add(probability, labels, reasons, keep=keep)
-        writer.write(cell_ids[start:stop], probability, labels, reasons=reasons)
-        bar.update(stop - start)
+        yield rows, probability, labels, reasons
+        bar.update(rows.stop - rows.start)
     bar.close()
+
+
+def _score_chunks(
+    adata: ad.AnnData,
+    scoring: Scoring,
+    writer: PredictionWriter,
+    *,
+    chunk_size: int,
+    progress: bool,
+    keep: bool,
+) -> _Scored:
+    """Check, score, label and write ``chunk_size`` cells at a time (memory bounded by the chunk)."""
+    cell_ids = np.asarray(adata.obs_names, dtype=str)
+    genes = np.asarray(adata.var_names, dtype=str)
+    scored = _Scored()
+    for rows, probability, labels, reasons in score_chunks(
+        adata.X, scoring, cell_ids=cell_ids, genes=genes, chunk_size=chunk_size, progress=progress
+    ):
+        scored.add(probability, labels, reasons, keep=keep)
+        writer.write(cell_ids[rows], probability, labels, reasons=reasons)
     return scored
 
 
 def _summary(
-    adata: ad.AnnData, scored: _Scored, scoring: _Scoring, *, output_path: Path, obs_output: str | Path | None
+    adata: ad.AnnData, scored: _Scored, scoring: Scoring, *, output_path: Path, obs_output: str | Path | None
 ) -> dict[str, Any]:
     """What ``predict`` prints: counts, fractions, gene overlap, the decision rule and where rows went."""
     match, (low, high) = scoring.match, scoring.band
@@ -306,7 +337,7 @@ def predict_file(
     if chunk_size <= 0:
         raise InputDataError(f"chunk size must be positive, got {chunk_size}")
     threshold = model.threshold if threshold is None else threshold
-    band = _decision_band(threshold, uncertain_band)
+    band = decision_band(threshold, uncertain_band)
     adata = read_counts(
         input_path,
         counts_source=counts_source,
@@ -323,7 +354,7 @@ def predict_file(
             selected_genes=model.selected_genes,
         )
         logger.info("%s: %s", input_path, match.describe())
-        scoring = _Scoring(model, match, threshold, band, allow_non_integer, str(input_path), signal_floors)
+        scoring = Scoring(model, match, threshold, band, allow_non_integer, str(input_path), signal_floors)
         with atomic_path(output_path) as tmp:
             writer = PredictionWriter(tmp, fmt)
             scored = _score_chunks(
