@@ -226,3 +226,36 @@ def test_import_is_light_and_annotate_never_imports_torch(onnx_model, cells_file
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True
     )
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {"light": [], "torch": []}
+
+
+def test_a_registry_alias_is_pinned_and_its_version_recorded(onnx_model, cells_file, tmp_path, monkeypatch):  # noqa: F811
+    """A real sqlite MLflow store: the champion alias is resolved to its version, which ``uns`` names;
+    ``tracking_uri=`` is the caller's explicit choice of store, and model=None means that champion."""
+    import shutil
+
+    import mlflow
+    from mlflow import MlflowClient
+
+    from oncopersistnet.config import params_with, shipped_params
+    from oncopersistnet.registry import promote
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    mlflow.set_tracking_uri(uri)  # the caller's store (annotate's tracking_uri= below does the same)
+    client = MlflowClient()
+    client.create_registered_model("api-test")
+    for i in (1, 2):
+        (tmp_path / f"m{i}").mkdir()
+        shutil.copyfile(onnx_model, tmp_path / f"m{i}" / "model.onnx")
+        client.create_model_version("api-test", source=(tmp_path / f"m{i}").as_uri())
+    promote("api-test", "2", "the test's champion")
+    adata = ad.read_h5ad(cells_file)
+    params = params_with(shipped_params(), {"register": {"model_name": "api-test"}})
+    oncopersistnet.annotate(adata, params=params, tracking_uri=uri)
+    uns = adata.uns["oncopersistnet"]
+    assert (uns["model"], uns["registered_name"], uns["registered_version"]) == (
+        "models:/api-test@champion",
+        "api-test",
+        "2",
+    )
+    assert uns["label_counts"]["no_call"] == 3
