@@ -99,6 +99,9 @@ def test_a_backed_anndata_is_scored_in_chunks_with_the_same_answers(model, cells
     try:
         oncopersistnet.annotate(adata, str(model.path), chunk_size=5)
         _same_as_cli(adata, cli_rows)
+        copied = oncopersistnet.annotate(adata, model, chunk_size=5, copy=True)
+        assert not copied.isbacked
+        _same_as_cli(copied, cli_rows)
     finally:
         adata.file.close()
 
