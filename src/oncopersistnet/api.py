@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from oncopersistnet import __version__
-from oncopersistnet.config import Params, load_params, shipped_params
+from oncopersistnet.config import Params, load_params, project_params
 from oncopersistnet.data.labels import NON_PERSISTER, PERSISTER
 from oncopersistnet.data.readers import counts_matrix
 from oncopersistnet.errors import InputDataError
@@ -47,7 +47,6 @@ logger = logging.getLogger(__name__)
 #: ``uns`` key of the run's figures, and the order of ``obs['persister_label']``'s categories.
 UNS_KEY = "oncopersistnet"
 LABEL_CATEGORIES = (PERSISTER, NON_PERSISTER, UNCERTAIN, NO_CALL)
-_PARAMS_FILE = Path("params.yaml")
 
 
 def _params(params: Params | str | Path | None) -> Params:
@@ -56,7 +55,7 @@ def _params(params: Params | str | Path | None) -> Params:
         return params
     if params is not None:
         return load_params(params)
-    return load_params(_PARAMS_FILE) if _PARAMS_FILE.exists() else shipped_params()
+    return project_params()
 
 
 def _load(model: OnnxPersisterModel | str | Path | None, params: Params) -> tuple[OnnxPersisterModel, dict]:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from oncopersistnet import __version__
 from oncopersistnet.choices import COUNTS_SOURCES, FINE_TUNE_MODES, ORIENTATIONS, spoken
-from oncopersistnet.config import Params, Rule, load_params, shipped_params
+from oncopersistnet.config import Params, Rule, project_params
 from oncopersistnet.errors import ConfigError, OncoPersistNetError
 from oncopersistnet.interrupts import exit_code, raise_on_sigterm
 from oncopersistnet.logging_setup import configure_logging
@@ -33,11 +33,6 @@ logger = logging.getLogger("oncopersistnet")
 #: --counts-source's values as the help writes them: "auto, X, raw or layers/NAME" (and without auto).
 _COUNTS_SOURCES_ALL = spoken([*COUNTS_SOURCES, "layers/NAME"])
 _COUNTS_SOURCES_OTHER = spoken([*COUNTS_SOURCES[1:], "layers/NAME"])
-
-
-def _project_params(path: str) -> Params:
-    """params.yaml when present, else the project's own params.yaml (the one source of every default)."""
-    return load_params(path) if Path(path).exists() else shipped_params()
 
 
 def _check_ranges(*options: tuple[str, float | int | None, float, float | None]) -> None:
@@ -58,7 +53,7 @@ def _check_ranges(*options: tuple[str, float | int | None, float, float | None])
 def _champion_help() -> str:
     """What --help says the default model is: the champion of register.model_name in params.yaml."""
     try:
-        name = _project_params("params.yaml").register.model_name
+        name = project_params("params.yaml").register.model_name
     except ConfigError:  # no params.yaml here nor beside the package: name the key instead
         return f"(default: {champion_uri('<register.model_name>')})"
     return f"(default: {champion_uri('<register.model_name>')}, i.e. {champion_uri(name)})"
@@ -90,7 +85,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from oncopersistnet.inference import predict_file
     from oncopersistnet.registry.resolve import load_model
 
-    params = _project_params(args.params)
+    params = project_params(args.params)
     _check_ranges(
         ("--chunk-size", args.chunk_size, 1, None),
         ("--threads", args.threads, 1, None),
@@ -131,7 +126,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     from oncopersistnet.explain.command import explain_file, format_top_table
     from oncopersistnet.registry.trainable import load_trainable
 
-    params = _project_params(args.params)
+    params = project_params(args.params)
     _check_ranges(
         ("--top", args.top, 1, None),
         ("--steps", args.steps, 1, None),
@@ -173,7 +168,7 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
     from oncopersistnet.tracking import configure_mlflow
     from oncopersistnet.transfer.workflow import run_transfer
 
-    params = _project_params(args.params)
+    params = project_params(args.params)
     overrides = {
         "input": args.input,
         "dataset_name": args.dataset_name,
@@ -226,7 +221,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from oncopersistnet.atomic import write_h5ad
     from oncopersistnet.data.simulate import simulate_cells
 
-    params = _project_params(args.params)
+    params = project_params(args.params)
     config = replace(
         params.simulate,
         **{
@@ -252,7 +247,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
     """list | show | promote | rollback, on the project's MLflow store (or --tracking-uri)."""
     from oncopersistnet import registry
 
-    params = _project_params(args.params)
+    params = project_params(args.params)
     use_tracking_uri(args.tracking_uri or resolve_tracking_uri(params.mlflow, Path(".")))
     name = args.name or params.register.model_name
     if args.action == "list":
@@ -296,7 +291,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     from oncopersistnet.serving import ServiceConfig, make_server
 
-    params = _project_params(args.params)
+    params = project_params(args.params)
     reference, tracking_uri = _model_reference(args, params)
     token = args.token or os.environ.get("ONCOPERSISTNET_TOKEN") or None
     _check_ranges(

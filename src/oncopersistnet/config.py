@@ -619,5 +619,17 @@ def load_params(path: str | Path = DEFAULT_PARAMS_PATH) -> Params:
 def shipped_params() -> Params:
     """The values of the project's own params.yaml (:data:`SHIPPED_PARAMS_PATH`)."""
     if SHIPPED_PARAMS_PATH is None:
-        raise ConfigError("params.yaml: no such parameters file here, and none beside the installed package")
+        raise ConfigError(
+            "params.yaml: no such parameters file here, and none beside the installed package; "
+            "run from the project, or give the parameters file (--params)"
+        )
     return load_params(SHIPPED_PARAMS_PATH)
+
+
+def project_params(path: str | Path = DEFAULT_PARAMS_PATH) -> Params:
+    """``path`` when it exists, else the project's own params.yaml: what the CLI and the API read.
+
+    A command run outside a project (no ./params.yaml) still finds every value in the one
+    place they are written.
+    """
+    return load_params(path) if Path(path).exists() else shipped_params()
