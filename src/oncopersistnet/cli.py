@@ -68,8 +68,14 @@ def _model_reference(args: argparse.Namespace, params: Params) -> tuple[str, str
 
 
 def _signal_floors(args: argparse.Namespace, params: Params) -> SignalFloors:
-    """The no-call floors: the options where given, else ``predict.*`` in params.yaml."""
+    """The no-call floors (``predict`` and ``serve``): the options where given, else ``predict.*``."""
     from oncopersistnet.inference.signal import SignalFloors
+
+    _check_ranges(
+        ("--min-counts", args.min_counts, 0.0, None),
+        ("--min-detected-genes", args.min_detected_genes, 0, None),
+        ("--min-detected-selected-genes", args.min_detected_selected_genes, 0, None),
+    )
 
     def pick(option: float | None, key: str) -> float:
         return getattr(params.predict, key) if option is None else option
@@ -91,10 +97,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         ("--threads", args.threads, 1, None),
         ("--threshold", args.threshold, 0.0, 1.0),
         ("--min-gene-fraction", args.min_gene_fraction, 0.0, 1.0),
-        ("--min-counts", args.min_counts, 0.0, None),
-        ("--min-detected-genes", args.min_detected_genes, 0, None),
-        ("--min-detected-selected-genes", args.min_detected_selected_genes, 0, None),
     )
+    floors = _signal_floors(args, params)
     reference, tracking_uri = _model_reference(args, params)
     use_tracking_uri(tracking_uri)
     model = load_model(reference, threads=args.threads)
@@ -115,7 +119,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             params.predict.uncertain_band if args.uncertain_band is None else args.uncertain_band
         ),
         obs_output=args.obs_output,
-        signal_floors=_signal_floors(args, params),
+        signal_floors=floors,
     )
     print(json.dumps(summary, indent=2))  # the command's result, on stdout for scripts
     return 0
@@ -292,6 +296,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from oncopersistnet.serving import ServiceConfig, make_server
 
     params = project_params(args.params)
+    floors = _signal_floors(args, params)
     reference, tracking_uri = _model_reference(args, params)
     token = args.token or os.environ.get("ONCOPERSISTNET_TOKEN") or None
     _check_ranges(
@@ -311,7 +316,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         max_cells=args.max_cells,
         min_gene_fraction=params.predict.min_gene_fraction,
         uncertain_band=tuple(params.predict.uncertain_band),
-        signal_floors=_signal_floors(args, params),
+        signal_floors=floors,
         threads=args.threads,
         token=token,
         max_parallel=args.max_parallel,
@@ -584,6 +589,7 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
         default=256,
         help="open connections at once; beyond, 503 (default: %(default)s)",
     )
+    _add_signal_floors(serve)
     _add_tracking_uri(serve)
     serve.set_defaults(handler=_cmd_serve)
 
