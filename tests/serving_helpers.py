@@ -20,11 +20,7 @@ from oncopersistnet.inference.signal import SignalFloors
 from oncopersistnet.serving import ServiceConfig
 
 PREDICT = shipped_params().predict
-SIGNAL_FLOORS = SignalFloors(
-    min_counts=PREDICT.min_counts,
-    min_detected_genes=PREDICT.min_detected_genes,
-    min_detected_selected_genes=PREDICT.min_detected_selected_genes,
-)
+SIGNAL_FLOORS = SignalFloors.from_params(PREDICT)
 
 
 def service_config(**options: object) -> ServiceConfig:

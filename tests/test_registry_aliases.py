@@ -73,3 +73,14 @@ def test_models_cli_list_show_promote_rollback(store, capsys):
     assert main(["models", "list", "--name", NAME]) == 0
     table = capsys.readouterr().out
     assert "champion" in table and "0.72" in table
+
+
+def test_served_facts_name_the_loaded_version_after_the_alias_moves(store):
+    """A server that loaded champion v1 reports v1 (and v1's card), not the version the alias holds now."""
+    from oncopersistnet.registry.aliases import promote, served_version_facts
+
+    reference = f"models:/{NAME}@champion"
+    promote(NAME, "3", "moved after the server loaded v1")
+    facts = served_version_facts(reference, pinned=f"models:/{NAME}/1")
+    assert facts == {"name": NAME, "version": "1", "alias": "champion", "metrics": {"test_f1": "0.70"}}
+    assert served_version_facts(reference)["version"] == "3"  # no pin: the alias as it is now

@@ -36,7 +36,7 @@ from oncopersistnet.inference.model import OnnxPersisterModel
 from oncopersistnet.inference.predict import UNCERTAIN, Scoring, decision_band, score_chunks
 from oncopersistnet.inference.signal import NO_CALL, SignalFloors
 from oncopersistnet.inference.writers import OBS_LABEL, OBS_NO_CALL_REASON, OBS_PROBABILITY
-from oncopersistnet.registry import champion_uri, is_model_uri, parse_model_uri, resolve_version, version_uri
+from oncopersistnet.registry import champion_uri, is_model_uri, parse_model_uri
 from oncopersistnet.registry.resolve import load_model
 from oncopersistnet.tracking import use_tracking_uri
 
@@ -67,25 +67,18 @@ def _load(model: OnnxPersisterModel | str | Path | None, params: Params) -> tupl
     if isinstance(model, OnnxPersisterModel):
         return model, {"model": model.source}
     reference = str(model) if model is not None else champion_uri(params.register.model_name)
+    loaded = load_model(reference)
     facts: dict[str, Any] = {"model": reference}
-    if is_model_uri(reference):
-        uri = parse_model_uri(reference)
-        version = resolve_version(uri.name, uri.reference) if uri.alias or uri.pinned else None
-        if version is not None:
-            facts |= {"registered_name": uri.name, "registered_version": str(version.version)}
-            return load_model(version_uri(uri.name, version.version)), facts
-    return load_model(reference), facts
+    if loaded.pinned_uri is not None and is_model_uri(loaded.pinned_uri):
+        uri = parse_model_uri(loaded.pinned_uri)
+        if uri.pinned:
+            facts |= {"registered_name": uri.name, "registered_version": str(uri.version)}
+    return loaded, facts
 
 
 def _floors(signal_floors: SignalFloors | None, params: Params) -> SignalFloors:
     """The no-call floors: those given, else ``predict.*`` of params.yaml."""
-    if signal_floors is not None:
-        return signal_floors
-    return SignalFloors(
-        min_counts=params.predict.min_counts,
-        min_detected_genes=params.predict.min_detected_genes,
-        min_detected_selected_genes=params.predict.min_detected_selected_genes,
-    )
+    return signal_floors if signal_floors is not None else SignalFloors.from_params(params.predict)
 
 
 def _check_not_empty(adata: ad.AnnData) -> None:

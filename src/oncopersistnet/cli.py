@@ -77,13 +77,11 @@ def _signal_floors(args: argparse.Namespace, params: Params) -> SignalFloors:
         ("--min-detected-selected-genes", args.min_detected_selected_genes, 0, None),
     )
 
-    def pick(option: float | None, key: str) -> float:
-        return getattr(params.predict, key) if option is None else option
-
-    return SignalFloors(
-        min_counts=pick(args.min_counts, "min_counts"),
-        min_detected_genes=pick(args.min_detected_genes, "min_detected_genes"),
-        min_detected_selected_genes=pick(args.min_detected_selected_genes, "min_detected_selected_genes"),
+    return SignalFloors.from_params(
+        params.predict,
+        min_counts=args.min_counts,
+        min_detected_genes=args.min_detected_genes,
+        min_detected_selected_genes=args.min_detected_selected_genes,
     )
 
 

@@ -129,11 +129,7 @@ AUDIT = textwrap.dedent(
             tracking_uri=sys.argv[2],
             min_gene_fraction=predict.min_gene_fraction,
             uncertain_band=tuple(predict.uncertain_band),
-            signal_floors=SignalFloors(
-                min_counts=predict.min_counts,
-                min_detected_genes=predict.min_detected_genes,
-                min_detected_selected_genes=predict.min_detected_selected_genes,
-            ),
+            signal_floors=SignalFloors.from_params(predict),
         )
     )
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))

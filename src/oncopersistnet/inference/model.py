@@ -33,6 +33,9 @@ class OnnxPersisterModel:
 
         self.path = Path(path)
         self.source = source or str(path)
+        # The registry version a store URI was pinned to when loaded (``models:/NAME/VERSION``), set by
+        # ``registry.resolve.load_model``: an alias may move later, this names what is loaded.
+        self.pinned_uri: str | None = None
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from oncopersistnet.config import PredictConfig
+
 NO_CALL = "no_call"
 
 
@@ -27,6 +29,26 @@ class SignalFloors:
     min_counts: float
     min_detected_genes: int
     min_detected_selected_genes: int
+
+    @classmethod
+    def from_params(
+        cls,
+        predict: PredictConfig,
+        *,
+        min_counts: float | None = None,
+        min_detected_genes: int | None = None,
+        min_detected_selected_genes: int | None = None,
+    ) -> SignalFloors:
+        """``predict.*`` of params.yaml, each replaced by the value given (a CLI option, an argument)."""
+
+        def pick(given: float | None, key: str) -> float:
+            return getattr(predict, key) if given is None else given
+
+        return cls(
+            min_counts=pick(min_counts, "min_counts"),
+            min_detected_genes=pick(min_detected_genes, "min_detected_genes"),
+            min_detected_selected_genes=pick(min_detected_selected_genes, "min_detected_selected_genes"),
+        )
 
 
 @dataclass(frozen=True)

@@ -250,13 +250,20 @@ def list_versions(name: str) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda row: -int(row["version"]))
 
 
-def served_version_facts(reference: str) -> dict[str, Any]:
-    """Name, version, alias and card metrics of a ``models:/`` reference ({} for a file or a run)."""
+def served_version_facts(reference: str, *, pinned: str | None = None) -> dict[str, Any]:
+    """Name, version, alias and card metrics of a ``models:/`` reference ({} for a file or a run).
+
+    ``pinned``: the ``models:/NAME/VERSION`` the model was loaded from; given, the facts are that
+    version's, even if the alias has moved since the model was loaded.
+    """
     if not is_model_uri(reference):
         return {}
     uri = parse_model_uri(reference)
+    loaded = parse_model_uri(pinned) if pinned is not None and is_model_uri(pinned) else uri
     client = _client()
-    if uri.alias is not None:
+    if loaded.pinned:
+        version = client.get_model_version(loaded.name, loaded.version)
+    elif uri.alias is not None:
         version = client.get_model_version_by_alias(uri.name, uri.alias)
     else:
         version = client.get_model_version(uri.name, uri.version)

@@ -104,6 +104,7 @@ def load_model(reference: str, *, threads: int | None = None) -> OnnxPersisterMo
             path = _find_onnx(Path(local))
             model = OnnxPersisterModel(path, threads=threads, source=reference)
             check_registration(model, path.parent, tags=tags, reference=reference)
+            model.pinned_uri = pinned
             logger.info("resolved %s as %s (%s)", reference, pinned, where)
             return model
     path = Path(reference)

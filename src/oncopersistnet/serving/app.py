@@ -178,7 +178,7 @@ class ModelHolder:
                 in ("data_hash", "params_hash", "git_commit", "architecture", "model_name", "mlflow_run_id")
             },
         }
-        info |= served_version_facts(self.config.model)
+        info |= served_version_facts(self.config.model, pinned=model.pinned_uri)
         return model, info
 
     def reload(self) -> dict[str, Any]:
