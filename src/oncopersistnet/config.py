@@ -260,6 +260,8 @@ class ExportConfig:
     opset: int = checked(POSITIVE)
     parity_tolerance: float = checked(POSITIVE)
     parity_cells: int = checked(POSITIVE)
+    # The out-of-distribution threshold: this quantile of the validation cells' distance to the training cells.
+    ood_quantile: float = checked(OPEN_FRACTION)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -300,14 +302,11 @@ class PredictConfig:
 
     min_gene_fraction: float = checked(FRACTION)
     chunk_size: int = checked(POSITIVE)
-    uncertain_band: list[float] = checked(
-        FRACTION,
-        Rule(
-            lambda band: len(band) == 2 and band[0] <= band[1],
-            lambda band: f"give [low, high] with low <= high, got {band!r}",
-            each=False,
-        ),
-    )
+    uncertain_band: list[float] = checked(FRACTION)  # replaced by coverage (being rewired)
+    # Class-conditional split-conformal sets: each class's true cells are in their set at least this often.
+    coverage: float = checked(OPEN_FRACTION)
+    # The summary warns when more cells than this are out of distribution (nominal: 1 - export.ood_quantile).
+    ood_warn_fraction: float = checked(FRACTION)
     # No call without signal: a cell below any of these gets ``no_call`` and a reason, not a probability.
     min_counts: float = checked(NON_NEGATIVE)
     min_detected_genes: int = checked(NON_NEGATIVE)
