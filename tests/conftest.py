@@ -29,6 +29,11 @@ SMALL = replace(
     label_noise=0.0,
     seed=3,
 )
+# predict_file's decision rule with the project's own predict.* values
+CALL_RULE = {
+    "coverage": shipped_params().predict.coverage,
+    "ood_warn_fraction": shipped_params().predict.ood_warn_fraction,
+}
 FAST_TRAIN = replace(
     SHIPPED.train,
     conv_channels=[4, 8],
@@ -76,6 +81,27 @@ def trained(fitted):
     return train_model(
         (features["train"], labels["train"]), (features["val"], labels["val"]), FAST_TRAIN, progress=False
     )
+
+
+def fit_fixture_trust(pre, network, adata, split):
+    """OOD distance and conformal scores of ``network`` on the fixture's train / validation cells."""
+    from oncopersistnet.export import fit_trust
+
+    y = (adata.obs["label"].to_numpy() == "persister").astype(int)
+    return fit_trust(
+        pre,
+        network,
+        train_counts=adata.X[split == "train"],
+        val_counts=adata.X[split == "val"],
+        val_y=y[split == "val"],
+        ood_quantile=0.99,
+    )
+
+
+@pytest.fixture(scope="session")
+def trust(fitted, trained, small_adata, small_split):
+    """The trained fixture network's OOD distance and conformal scores."""
+    return fit_fixture_trust(fitted[0], trained.model, small_adata, small_split)
 
 
 def dense(matrix) -> np.ndarray:

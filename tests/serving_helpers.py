@@ -27,7 +27,8 @@ def service_config(**options: object) -> ServiceConfig:
     """A service with the project's ``predict.*`` values and the given options."""
     return ServiceConfig(
         min_gene_fraction=PREDICT.min_gene_fraction,
-        uncertain_band=tuple(PREDICT.uncertain_band),
+        coverage=PREDICT.coverage,
+        ood_warn_fraction=PREDICT.ood_warn_fraction,
         signal_floors=SIGNAL_FLOORS,
         **options,
     )
@@ -40,13 +41,13 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def onnx_model(fitted, trained, tmp_path_factory):
+def onnx_model(fitted, trained, trust, tmp_path_factory):
     """The fixture network exported to ONNX (threshold 0.5)."""
     from oncopersistnet.export import export_onnx
 
     pre, _, _ = fitted
     path = tmp_path_factory.mktemp("serve") / "model.onnx"
-    export_onnx(pre, trained.model, path, metadata={"threshold": 0.5, "data_hash": "test"})
+    export_onnx(pre, trained.model, path, trust=trust, metadata={"threshold": 0.5, "data_hash": "test"})
     return path
 
 

@@ -64,7 +64,8 @@ def cli_rows(model, cells_file, tmp_path_factory):
         out,
         chunk_size=PREDICT.chunk_size,
         min_gene_fraction=PREDICT.min_gene_fraction,
-        uncertain_band=tuple(PREDICT.uncertain_band),
+        coverage=PREDICT.coverage,
+        ood_warn_fraction=PREDICT.ood_warn_fraction,
         signal_floors=SIGNAL_FLOORS,
         progress=False,
     )
@@ -133,7 +134,8 @@ def test_uns_records_the_model_the_rule_and_the_figures(model, cells_file):
     uns = adata.uns["oncopersistnet"]
     assert uns["model"] == str(model.path)
     assert uns["threshold"] == model.threshold == 0.5
-    assert uns["uncertain_band"] == list(PREDICT.uncertain_band)
+    assert uns["coverage"] == PREDICT.coverage and uns["ood_threshold"] == model.ood_threshold
+    assert uns["out_of_distribution"] == int(adata.obs["persister_ood"].sum())
     assert uns["signal_floors"] == {
         "min_counts": PREDICT.min_counts,
         "min_detected_genes": PREDICT.min_detected_genes,
@@ -151,9 +153,12 @@ def test_uns_records_the_model_the_rule_and_the_figures(model, cells_file):
 
 def test_options_override_the_params_defaults(model, cells_file):
     adata = ad.read_h5ad(cells_file)
-    oncopersistnet.annotate(adata, model, threshold=0.5, uncertain_band=(0.5, 0.5), signal_floors=None)
-    assert "uncertain" not in set(adata.obs["persister_label"])
-    assert adata.uns["oncopersistnet"]["uncertain_band"] == [0.5, 0.5]
+    oncopersistnet.annotate(adata, model, coverage=0.5)
+    assert adata.uns["oncopersistnet"]["coverage"] == 0.5
+    sets = model.conformal.sets(adata.obs["persister_probability"].to_numpy(), 0.5)
+    called = adata.obs["persister_label"] != "no_call"
+    uncertain = adata.obs["persister_label"] == "uncertain"
+    assert uncertain.sum() == (sets.sum(axis=1) != 1)[called.to_numpy()].sum()
 
 
 def _with_x(x, genes) -> ad.AnnData:

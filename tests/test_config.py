@@ -79,11 +79,8 @@ def test_data_transfer_and_cross_study_entries_share_one_labelled_dataset_type()
             {"train": {"architecture": "transformer"}},
             "train.architecture: must be cnn_lstm, cnn_lstm_attention or mlp",
         ),
-        ({"predict": {"uncertain_band": [0.7, 0.3]}}, r"predict.uncertain_band: give \[low, high\]"),
-        (
-            {"predict": {"uncertain_band": [0.2, 1.3]}},
-            r"predict.uncertain_band\[1\]: must be between 0 and 1",
-        ),
+        ({"predict": {"coverage": 1.0}}, r"predict.coverage: must be strictly between 0 and 1"),
+        ({"export": {"ood_quantile": 0.0}}, r"export.ood_quantile: must be strictly between 0 and 1"),
         ({"preprocess": {"target_sum": -5}}, "preprocess.target_sum: must be positive"),
         ({"train": {"bidirectional": "yes"}}, "train.bidirectional: expected true or false"),
         ({"split": {"val_fraction": 0.5, "test_fraction": 0.5}}, "val_fraction + test_fraction"),

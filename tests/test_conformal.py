@@ -89,7 +89,11 @@ def test_coverage_by_class_counts_set_sizes():
     figures = coverage_by_class(sets, np.array([0, 1, 1, 0]))
     assert figures["coverage_non_persister"] == 0.5
     assert figures["coverage_persister"] == 0.5
-    assert (figures["singleton_fraction"], figures["both_fraction"], figures["empty_fraction"]) == (0.5, 0.25, 0.25)
+    assert (figures["singleton_fraction"], figures["both_fraction"], figures["empty_fraction"]) == (
+        0.5,
+        0.25,
+        0.25,
+    )
 
 
 def test_bad_inputs_are_readable_errors():

@@ -8,7 +8,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import dense
+from conftest import CALL_RULE, dense, fit_fixture_trust
 from scipy import sparse
 
 from oncopersistnet.data.cells import Cells
@@ -16,11 +16,12 @@ from oncopersistnet.errors import InputDataError, ModelError
 from oncopersistnet.export import export_onnx, parity_check
 from oncopersistnet.inference import OnnxPersisterModel, match_genes, predict_file
 from oncopersistnet.inference.align import aligned_block
+from oncopersistnet.inference.writers import OUTPUT_COLUMNS
 from oncopersistnet.registry.resolve import load_model
 
 
 @pytest.fixture(scope="module")
-def onnx_path(fitted, trained, tmp_path_factory):
+def onnx_path(fitted, trained, trust, tmp_path_factory):
     pre, _, _ = fitted
     path = tmp_path_factory.mktemp("onnx") / "model.onnx"
     selected = [str(g) for g in pre.genes_[pre.selected_]]
@@ -28,6 +29,7 @@ def onnx_path(fitted, trained, tmp_path_factory):
         pre,
         trained.model,
         path,
+        trust=trust,
         metadata={
             "threshold": 0.5,
             "data_hash": "abc",
@@ -38,18 +40,18 @@ def onnx_path(fitted, trained, tmp_path_factory):
     return path
 
 
-def test_onnx_matches_pytorch_on_held_out_cells(fitted, trained, onnx_path, small_adata, small_split):
+def test_onnx_matches_pytorch_on_held_out_cells(fitted, trained, trust, onnx_path, small_adata, small_split):
     pre, _, _ = fitted
     counts = dense(small_adata.X[small_split == "test"])
-    figures = parity_check(onnx_path, pre, trained.model, counts=counts, tolerance=1e-5)
+    figures = parity_check(onnx_path, pre, trained.model, trust=trust, counts=counts, tolerance=1e-5)
     assert figures["parity_max_abs_diff"] <= 1e-5
 
 
-def test_parity_check_fails_loudly_when_broken(fitted, trained, onnx_path, small_adata):
+def test_parity_check_fails_loudly_when_broken(fitted, trained, trust, onnx_path, small_adata):
     pre, _, _ = fitted
     other = type(trained.model)(**trained.model.config).eval()  # untrained weights
     with pytest.raises(ModelError, match="disagree"):
-        parity_check(onnx_path, pre, other, counts=dense(small_adata.X[:50]), tolerance=1e-5)
+        parity_check(onnx_path, pre, other, trust=trust, counts=dense(small_adata.X[:50]), tolerance=1e-5)
 
 
 def test_model_carries_its_genes_and_metadata(onnx_path, small_adata):
@@ -107,9 +109,9 @@ def test_predict_file_writes_one_row_per_cell_in_chunks(onnx_path, small_adata, 
     model = OnnxPersisterModel(onnx_path)
     subset = small_adata[:123]
     src = _write_input(tmp_path / "in.h5ad", subset)
-    summary = predict_file(model, src, tmp_path / "out.csv", chunk_size=50, progress=False)
+    summary = predict_file(model, src, tmp_path / "out.csv", chunk_size=50, progress=False, **CALL_RULE)
     table = pd.read_csv(tmp_path / "out.csv")
-    assert list(table.columns) == ["cell_id", "persister_probability", "predicted_label", "no_call_reason"]
+    assert list(table.columns) == list(OUTPUT_COLUMNS)
     assert table["cell_id"].tolist() == list(subset.obs_names)
     expected = model.predict_proba(dense(subset.X).astype(np.float32))
     assert np.allclose(table["persister_probability"], expected, atol=1e-5)
@@ -121,7 +123,7 @@ def test_predict_with_missing_and_shuffled_genes(onnx_path, small_adata, tmp_pat
     keep = np.random.default_rng(0).permutation(small_adata.n_vars)[:250]  # 250 of 300 genes, shuffled
     subset = small_adata[:40, keep]
     summary = predict_file(
-        model, _write_input(tmp_path / "in.h5ad", subset), tmp_path / "out.csv", progress=False
+        model, _write_input(tmp_path / "in.h5ad", subset), tmp_path / "out.csv", progress=False, **CALL_RULE
     )
     assert summary["genes_matched"] == 250
     assert pd.read_csv(tmp_path / "out.csv")["persister_probability"].between(0, 1).all()
@@ -144,7 +146,11 @@ def test_bad_counts_give_one_clear_error_and_no_output(onnx_path, small_adata, t
     bad.write_h5ad(tmp_path / "bad.h5ad")
     with pytest.raises(InputDataError, match=message):
         predict_file(
-            OnnxPersisterModel(onnx_path), tmp_path / "bad.h5ad", tmp_path / "out.csv", progress=False
+            OnnxPersisterModel(onnx_path),
+            tmp_path / "bad.h5ad",
+            tmp_path / "out.csv",
+            progress=False,
+            **CALL_RULE,
         )
     assert list(tmp_path.iterdir()) == [tmp_path / "bad.h5ad"]
 
@@ -159,11 +165,16 @@ def test_normalised_input_is_refused_unless_allowed(onnx_path, small_adata, tmp_
     )
     logged.write_h5ad(tmp_path / "log.h5ad")
     with pytest.raises(InputDataError, match="look normalised, not raw counts: X holds non-integer values"):
-        predict_file(model, tmp_path / "log.h5ad", tmp_path / "out.csv", progress=False)
+        predict_file(model, tmp_path / "log.h5ad", tmp_path / "out.csv", progress=False, **CALL_RULE)
     assert not (tmp_path / "out.csv").exists()
     assert (
         predict_file(
-            model, tmp_path / "log.h5ad", tmp_path / "out.csv", progress=False, allow_non_integer=True
+            model,
+            tmp_path / "log.h5ad",
+            tmp_path / "out.csv",
+            progress=False,
+            allow_non_integer=True,
+            **CALL_RULE,
         )["cells"]
         == 10
     )
@@ -178,7 +189,7 @@ def test_model_knows_its_selected_genes_and_fit_samples(onnx_path, fitted):
 
 
 def test_head_to_head_scores_only_unseen_cells_each_model_at_its_own_threshold(
-    onnx_path, fitted, trained, small_adata, tmp_path
+    onnx_path, fitted, trained, trust, small_adata, tmp_path
 ):
     from oncopersistnet.evaluation import classification_metrics
     from oncopersistnet.registry.gate import HeadToHead, head_to_head
@@ -188,7 +199,9 @@ def test_head_to_head_scores_only_unseen_cells_each_model_at_its_own_threshold(
     names = sorted(small_adata.obs["sample"].astype(str).unique())
     fit = [names[0], names[-1]]  # one untreated and one treated culture
     other = type(trained.model)(**trained.model.config).eval()  # untrained: a different, worse model
-    export_onnx(pre, other, tmp_path / "champion.onnx", metadata={"threshold": 0.9, "fit_samples": fit})
+    export_onnx(
+        pre, other, tmp_path / "champion.onnx", trust=trust, metadata={"threshold": 0.9, "fit_samples": fit}
+    )
     champion = OnnxPersisterModel(tmp_path / "champion.onnx")
 
     counts = dense(small_adata.X).astype(np.float32)
@@ -245,31 +258,36 @@ def test_wrong_namespace_and_unreadable_files(onnx_path, small_adata, tmp_path):
     with pytest.raises(
         InputDataError, match="only 0 of 300 model genes found .*; 0 of 150 selected genes.*Ensembl IDs"
     ):
-        predict_file(model, renamed, tmp_path / "out.csv", progress=False)
+        predict_file(model, renamed, tmp_path / "out.csv", progress=False, **CALL_RULE)
     (tmp_path / "junk.h5ad").write_text("not hdf5")
     with pytest.raises(InputDataError, match="not a readable .h5ad"):
-        predict_file(model, tmp_path / "junk.h5ad", tmp_path / "out.csv", progress=False)
+        predict_file(model, tmp_path / "junk.h5ad", tmp_path / "out.csv", progress=False, **CALL_RULE)
     with pytest.raises(InputDataError, match="no such file"):
-        predict_file(model, tmp_path / "absent.h5ad", tmp_path / "out.csv", progress=False)
+        predict_file(model, tmp_path / "absent.h5ad", tmp_path / "out.csv", progress=False, **CALL_RULE)
     assert not (tmp_path / "out.csv").exists()
 
 
 def test_output_must_be_csv_or_parquet(onnx_path, small_adata, tmp_path):
     src = _write_input(tmp_path / "in.h5ad", small_adata[:5])
     with pytest.raises(InputDataError, match="output must be a .csv or .parquet file"):
-        predict_file(OnnxPersisterModel(onnx_path), src, tmp_path / "p.txt", progress=False)
+        predict_file(OnnxPersisterModel(onnx_path), src, tmp_path / "p.txt", progress=False, **CALL_RULE)
     assert not (tmp_path / "p.txt").exists()
 
 
-def test_threshold_override_changes_labels_not_probabilities(onnx_path, small_adata, tmp_path):
+def test_coverage_changes_sets_not_probabilities(onnx_path, small_adata, tmp_path):
+    """A higher coverage widens the sets (more hold both classes, fewer are empty); same probabilities."""
     src = _write_input(tmp_path / "in.h5ad", small_adata[:60])
     model = OnnxPersisterModel(onnx_path)
-    predict_file(model, src, tmp_path / "a.csv", progress=False)
-    predict_file(model, src, tmp_path / "b.csv", threshold=0.0, progress=False)
+    low = predict_file(model, src, tmp_path / "a.csv", progress=False, coverage=0.5, ood_warn_fraction=0.1)
+    high = predict_file(model, src, tmp_path / "b.csv", progress=False, coverage=0.95, ood_warn_fraction=0.1)
     a, b = pd.read_csv(tmp_path / "a.csv"), pd.read_csv(tmp_path / "b.csv")
     assert a["persister_probability"].equals(b["persister_probability"])
-    assert (b["predicted_label"] == "persister").all()
-    assert ((a["persister_probability"] >= 0.5) == (a["predicted_label"] == "persister")).all()
+    assert (low["coverage"], high["coverage"]) == (0.5, 0.95)
+    # wider sets: at least as many hold both classes, at most as many are empty
+    assert high["uncertain"] - high["empty_sets"] >= low["uncertain"] - low["empty_sets"]
+    assert high["empty_sets"] <= low["empty_sets"]
+    both = b["prediction_set"] == "non-persister|persister"
+    assert (b.loc[both, "predicted_label"] == "uncertain").all()
 
 
 def test_load_model_by_path_and_bad_references(onnx_path, tmp_path):
@@ -298,30 +316,53 @@ def test_inference_path_never_imports_torch(onnx_path, small_adata, tmp_path):
     assert (tmp_path / "o.csv").exists()
 
 
-def test_cells_inside_the_uncertain_band_are_not_forced_into_a_class():
-    from oncopersistnet.inference.predict import label_cells
+def test_labels_follow_the_conformal_set_of_each_cell(onnx_path, small_adata, tmp_path):
+    """Label = the set's class when it holds one, else uncertain; the set and the flag are in the rows."""
+    model = OnnxPersisterModel(onnx_path)
+    src = _write_input(tmp_path / "in.h5ad", small_adata)
+    predict_file(model, src, tmp_path / "out.parquet", progress=False, **CALL_RULE)
+    rows = pd.read_parquet(tmp_path / "out.parquet")
+    assert (
+        list(rows.columns)
+        == [
+            "cell_id",
+            "persister_probability",
+            "predicted_label",
+            "prediction_set",
+            "out_of_distribution",
+            "ood_distance",
+            "no_call_reason",
+        ]
+        == list(OUTPUT_COLUMNS)
+    )
+    probability = rows["persister_probability"].to_numpy(dtype=np.float64)
+    q_non, q_pers = model.conformal.quantiles(CALL_RULE["coverage"])  # by hand: 1 - p_c <= q_c
+    has_pers, has_non = 1 - probability <= q_pers, probability <= q_non
+    expected = np.where(
+        has_pers & ~has_non, "persister", np.where(has_non & ~has_pers, "non-persister", "uncertain")
+    )
+    assert (rows["predicted_label"].to_numpy() == expected).all()
+    assert ((rows["prediction_set"] == "empty") == (~has_pers & ~has_non)).all()
+    assert (rows["out_of_distribution"] == (rows["ood_distance"] > model.ood_threshold)).all()
 
-    probability = np.array([0.1, 0.35, 0.4, 0.5, 0.64, 0.65, 0.9])
-    labels = label_cells(probability, 0.5, (0.35, 0.65))
-    assert list(labels) == [
-        "non-persister",
-        "non-persister",
-        "uncertain",
-        "uncertain",
-        "uncertain",
-        "persister",
-        "persister",
-    ]
-    assert "uncertain" not in label_cells(probability, 0.5, (0.5, 0.5))  # an empty band turns it off
+
+def test_a_model_without_conformal_scores_falls_back_to_its_threshold():
+    from oncopersistnet.inference.calls import DecisionRule, make_calls
+
+    rule = DecisionRule(conformal=None, coverage=0.9, threshold=0.6, ood_threshold=None)
+    calls = make_calls(
+        np.array([0.59, 0.6, 0.9]), np.full(3, np.nan), np.array(["", "", "no signal"]), rule=rule
+    )
+    assert calls.predicted_label.tolist() == ["non-persister", "persister", "no_call"]
+    assert calls.prediction_set.tolist() == ["", "", ""] and not calls.out_of_distribution.any()
+    assert np.isnan(calls.persister_probability[2]) and calls.persister_probability[1] == np.float32(0.6)
 
 
-def test_an_uncertain_band_that_misses_the_threshold_is_refused(tmp_path, small_adata):
-    from oncopersistnet.errors import InputDataError
-    from oncopersistnet.inference.predict import predict_file
-
-    with pytest.raises(InputDataError, match="must contain the threshold 0.7"):
+def test_a_coverage_outside_0_1_is_refused_before_anything_is_written(onnx_path, tmp_path, small_adata):
+    src = _write_input(tmp_path / "in.h5ad", small_adata[:20])
+    with pytest.raises(InputDataError, match="coverage must lie strictly between 0 and 1, got 1.0"):
         predict_file(
-            None, tmp_path / "x.h5ad", tmp_path / "out.csv", threshold=0.7, uncertain_band=(0.35, 0.65)
+            OnnxPersisterModel(onnx_path), src, tmp_path / "out.csv", coverage=1.0, ood_warn_fraction=0.1
         )
     assert not (tmp_path / "out.csv").exists()
 
@@ -340,12 +381,10 @@ def test_parquet_output_and_annotated_anndata_copy(onnx_path, small_adata, tmp_p
         chunk_size=50,
         progress=False,
         obs_output=tmp_path / "annotated.h5ad",
+        **CALL_RULE,
     )
     table = pd.read_parquet(tmp_path / "out.parquet")
-    assert (
-        list(table.columns) == ["cell_id", "persister_probability", "predicted_label", "no_call_reason"]
-        and len(table) == 130
-    )
+    assert list(table.columns) == list(OUTPUT_COLUMNS) and len(table) == 130
     expected = model.predict_proba(dense(subset.X).astype(np.float32))
     assert np.allclose(table["persister_probability"], expected, atol=1e-6)
     annotated = ad.read_h5ad(tmp_path / "annotated.h5ad")
@@ -361,19 +400,21 @@ def test_annotated_copy_needs_an_h5ad_input_and_a_new_file(onnx_path, small_adat
     model = OnnxPersisterModel(onnx_path)
     source = _write_input(tmp_path / "in.h5ad", small_adata[:20])
     with pytest.raises(InputDataError, match="not over the input"):
-        predict_file(model, source, tmp_path / "out.csv", progress=False, obs_output=source)
+        predict_file(model, source, tmp_path / "out.csv", progress=False, obs_output=source, **CALL_RULE)
     assert not (tmp_path / "out.csv").exists()
     table = tmp_path / "cells.csv"
     pd.DataFrame(
         dense(small_adata[:5].X), index=small_adata.obs_names[:5], columns=small_adata.var_names
     ).to_csv(table)
     with pytest.raises(InputDataError, match="is not one"):
-        predict_file(model, table, tmp_path / "out.csv", progress=False, obs_output=tmp_path / "x.h5ad")
+        predict_file(
+            model, table, tmp_path / "out.csv", progress=False, obs_output=tmp_path / "x.h5ad", **CALL_RULE
+        )
 
 
 # ------------------------------------------------------------ attention variant
 @pytest.fixture(scope="module")
-def attention_export(fitted, tmp_path_factory):
+def attention_export(fitted, small_adata, small_split, tmp_path_factory):
     """A tiny attention CNN-LSTM trained on the fixture features, and its exported graph."""
     from dataclasses import replace
 
@@ -387,7 +428,15 @@ def attention_export(fitted, tmp_path_factory):
         (features["train"], labels["train"]), (features["val"], labels["val"]), config, progress=False
     ).model
     path = tmp_path_factory.mktemp("onnx_attention") / "attention.onnx"
-    export_onnx(pre, model, path, metadata={"threshold": 0.5, "architecture": model.architecture})
+    attention_trust = fit_fixture_trust(pre, model, small_adata, small_split)
+    export_onnx(
+        pre,
+        model,
+        path,
+        trust=attention_trust,
+        metadata={"threshold": 0.5, "architecture": model.architecture},
+    )
+    model.trust = attention_trust
     return model, path
 
 
@@ -411,11 +460,11 @@ def test_attention_variant_exports_with_parity_at_batch_1_and_a_full_batch(
         reference = predict_proba(model, pre.transform(batch.astype(np.float64)))
         assert np.allclose(onnx_model.predict_proba(batch), reference, atol=1e-5, rtol=0)
     # also single cells and missing genes
-    figures = parity_check(path, pre, model, counts=counts, tolerance=1e-5)
+    figures = parity_check(path, pre, model, trust=model.trust, counts=counts, tolerance=1e-5)
     assert figures["parity_max_abs_diff"] <= 1e-5
     untrained = CnnLstmAttentionClassifier(**model.config).eval()
     with pytest.raises(ModelError, match="disagree"):
-        parity_check(path, pre, untrained, counts=counts[:50], tolerance=1e-5)
+        parity_check(path, pre, untrained, trust=model.trust, counts=counts[:50], tolerance=1e-5)
 
 
 def test_large_inputs_are_scored_in_slices_with_the_same_result(onnx_path, small_adata):

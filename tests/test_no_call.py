@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
-from conftest import dense
+from conftest import CALL_RULE, dense
 from scipy import sparse
 from serving_helpers import onnx_model, service_config, start, stop  # noqa: F401  (onnx_model is a fixture)
 
@@ -23,12 +23,14 @@ ALL_THREE = (
 
 
 @pytest.fixture(scope="module")
-def selected_model(fitted, trained, tmp_path_factory):
+def selected_model(fitted, trained, trust, tmp_path_factory):
     """The fixture network exported with its 150 selected genes of 300."""
     pre, _, _ = fitted
     path = tmp_path_factory.mktemp("nocall") / "model.onnx"
     selected = [str(g) for g in pre.genes_[pre.selected_]]
-    export_onnx(pre, trained.model, path, metadata={"threshold": 0.5, "selected_genes": selected})
+    export_onnx(
+        pre, trained.model, path, trust=trust, metadata={"threshold": 0.5, "selected_genes": selected}
+    )
     return path
 
 
@@ -75,7 +77,7 @@ def test_each_no_call_reason_through_the_cli(selected_model, small_adata, tmp_pa
     assert table.loc[no_call, "persister_probability"].isna().all()
     # Cells with signal: exactly today's output (scored without floors).
     today = tmp_path / "today.parquet"
-    predict_file(model, source, today, progress=False)
+    predict_file(model, source, today, progress=False, **CALL_RULE)
     before = pd.read_parquet(today).set_index("cell_id")
     assert np.array_equal(
         table.loc[~no_call, "persister_probability"].to_numpy(), before.loc[~no_call, "persister_probability"]
@@ -133,6 +135,9 @@ def test_http_mix_of_a_normal_and_an_empty_cell(service, onnx_model, small_adata
         "cell_id": "cell1",
         "persister_probability": None,
         "predicted_label": "no_call",
+        "prediction_set": None,
+        "out_of_distribution": False,
+        "ood_distance": None,
         "no_call_reason": ALL_THREE,
     }
     assert result["genes_matched"] == len(normal)  # the genes named, not the implicit zeros

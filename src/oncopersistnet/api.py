@@ -24,18 +24,17 @@ from typing import Any
 
 import anndata as ad
 import numpy as np
-import pandas as pd
 
 from oncopersistnet import __version__
 from oncopersistnet.config import Params, load_params, project_params
-from oncopersistnet.data.labels import NON_PERSISTER, PERSISTER
 from oncopersistnet.data.readers import counts_matrix
 from oncopersistnet.errors import InputDataError
 from oncopersistnet.inference.align import GeneMatch, match_genes
+from oncopersistnet.inference.calls import CALL_LABELS, Calls, CallTally, rule_for
 from oncopersistnet.inference.model import OnnxPersisterModel
-from oncopersistnet.inference.predict import UNCERTAIN, Scoring, decision_band, score_chunks
-from oncopersistnet.inference.signal import NO_CALL, SignalFloors
-from oncopersistnet.inference.writers import OBS_LABEL, OBS_NO_CALL_REASON, OBS_PROBABILITY
+from oncopersistnet.inference.predict import Scoring, log_summary, score_chunks
+from oncopersistnet.inference.signal import SignalFloors
+from oncopersistnet.inference.writers import obs_frame
 from oncopersistnet.registry import champion_uri, is_model_uri, parse_model_uri
 from oncopersistnet.registry.resolve import load_model
 from oncopersistnet.tracking import use_tracking_uri
@@ -46,7 +45,7 @@ logger = logging.getLogger(__name__)
 
 #: ``uns`` key of the run's figures, and the order of ``obs['persister_label']``'s categories.
 UNS_KEY = "oncopersistnet"
-LABEL_CATEGORIES = (PERSISTER, NON_PERSISTER, UNCERTAIN, NO_CALL)
+LABEL_CATEGORIES = CALL_LABELS
 
 
 def _params(params: Params | str | Path | None) -> Params:
@@ -88,14 +87,19 @@ def _check_not_empty(adata: ad.AnnData) -> None:
         )
 
 
-def _uns(facts: dict[str, Any], scoring: Scoring, *, counts_key: str, labels: np.ndarray) -> dict[str, Any]:
-    """What ``uns['oncopersistnet']`` records: the model, the decision rule, the gene match, the counts."""
+def _uns(
+    facts: dict[str, Any], scoring: Scoring, *, counts_key: str, calls: Calls, warn: float
+) -> dict[str, Any]:
+    """What ``uns['oncopersistnet']`` records: the model, the decision rule and its coverage, the
+    out-of-distribution threshold, the gene match and the counts of each answer."""
     match: GeneMatch = scoring.match
-    low, high = scoring.band
+    tally = CallTally()
+    tally.add(calls)
+    summary = tally.summary(scoring.rule, ood_warn_fraction=warn)
     return {
         **facts,
-        "threshold": float(scoring.threshold),
-        "uncertain_band": [float(low), float(high)],
+        **{k: v for k, v in summary.items() if v is not None},
+        "threshold": float(scoring.rule.threshold),
         "signal_floors": dataclasses.asdict(scoring.floors),
         "counts_source": counts_key,
         "genes_matched": match.n_matched,
@@ -103,7 +107,7 @@ def _uns(facts: dict[str, Any], scoring: Scoring, *, counts_key: str, labels: np
         "selected_genes_matched": match.n_selected_matched,
         "selected_genes_expected": match.n_selected,
         "gene_fraction": match.fraction,
-        "label_counts": {label: int((labels == label).sum()) for label in LABEL_CATEGORIES},
+        "label_counts": {label: int(calls.count(label)) for label in CALL_LABELS},
         "package_version": __version__,
     }
 
@@ -113,8 +117,8 @@ def annotate(
     model: OnnxPersisterModel | str | Path | None = None,
     *,
     counts_source: str = "auto",
+    coverage: float | None = None,
     threshold: float | None = None,
-    uncertain_band: tuple[float, float] | None = None,
     min_gene_fraction: float | None = None,
     signal_floors: SignalFloors | None = None,
     chunk_size: int | None = None,
@@ -132,14 +136,18 @@ def annotate(
     ``MLFLOW_TRACKING_URI``, or ``tracking_uri=`` here; see the module docstring for why the
     library never picks one). ``counts_source`` says where the raw counts are (``auto``,
     ``X``, ``raw``, ``layers/<name>``), chosen as ``oncopersistnet predict`` chooses them.
-    Every other default is ``predict.*`` of ``params`` (a :class:`Params`, a path, or None for
-    ./params.yaml, else the project's own); the threshold is the model's.
+    ``coverage``: of the conformal sets the labels come from (``threshold`` only labels cells
+    for a model without conformal scores; default the model's own). Every other default is
+    ``predict.*`` of ``params`` (a :class:`Params`, a path, or None for ./params.yaml, else the
+    project's own).
 
     Writes ``obs['persister_probability']`` (NaN without a call), ``obs['persister_label']``
-    (categorical), ``obs['persister_no_call_reason']`` and ``uns['oncopersistnet']`` (model,
-    version, decision rule, gene match, label counts). Sparse and backed ``adata`` are scored
-    ``chunk_size`` cells at a time; the matrix is never densified whole. Returns None, or the
-    annotated copy with ``copy=True`` (``adata`` untouched), as scanpy's functions do.
+    (categorical), ``obs['persister_set']``, ``obs['persister_ood']`` (out of distribution),
+    ``obs['persister_ood_distance']``, ``obs['persister_no_call_reason']`` and
+    ``uns['oncopersistnet']`` (model, version, coverage, OOD threshold and flagged share, gene
+    match, label counts). Sparse and backed ``adata`` are scored ``chunk_size`` cells at a time;
+    the matrix is never densified whole. Returns None, or the annotated copy with ``copy=True``
+    (``adata`` untouched), as scanpy's functions do.
     """
     _check_not_empty(adata)
     config = _params(params)
@@ -148,9 +156,8 @@ def annotate(
     chunk_size = config.predict.chunk_size if chunk_size is None else chunk_size
     if chunk_size <= 0:
         raise InputDataError(f"chunk size must be positive, got {chunk_size}")
-    threshold = loaded.threshold if threshold is None else threshold
-    band = decision_band(
-        threshold, tuple(config.predict.uncertain_band) if uncertain_band is None else uncertain_band
+    rule = rule_for(
+        loaded, coverage=config.predict.coverage if coverage is None else coverage, threshold=threshold
     )
     key, matrix, genes = counts_matrix(
         adata, counts_source=counts_source, source="AnnData", require_integer=not allow_non_integer
@@ -163,27 +170,22 @@ def annotate(
         selected_genes=loaded.selected_genes,
     )
     logger.info("AnnData: %s", match.describe())
-    scoring = Scoring(
-        loaded, match, threshold, band, allow_non_integer, "AnnData", _floors(signal_floors, config)
-    )
+    scoring = Scoring(loaded, match, rule, allow_non_integer, "AnnData", _floors(signal_floors, config))
     cell_ids = np.asarray(adata.obs_names, dtype=str)
-    parts = list(
-        score_chunks(
-            matrix,
-            scoring,
-            cell_ids=cell_ids,
-            genes=np.asarray(genes, dtype=str),
-            chunk_size=chunk_size,
-            progress=progress,
-        )
+    chunks = score_chunks(
+        matrix,
+        scoring,
+        cell_ids=cell_ids,
+        genes=np.asarray(genes, dtype=str),
+        chunk_size=chunk_size,
+        progress=progress,
     )
-    probability = np.concatenate([p for _, p, _, _ in parts])
-    labels = np.concatenate([lab for _, _, lab, _ in parts])
-    reasons = np.concatenate([r for _, _, _, r in parts])
+    calls = Calls.concat([part for _, part in chunks])
     target = adata.to_memory() if copy and adata.isbacked else adata.copy() if copy else adata
-    target.obs[OBS_PROBABILITY] = probability.astype(np.float32)
-    target.obs[OBS_LABEL] = pd.Categorical(labels, categories=LABEL_CATEGORIES)
-    target.obs[OBS_NO_CALL_REASON] = reasons.astype(str)
-    target.uns[UNS_KEY] = _uns(facts, scoring, counts_key=key, labels=labels)
-    logger.info("annotated %d cells: %s", target.n_obs, target.uns[UNS_KEY]["label_counts"])
+    for name, values in obs_frame(calls, index=target.obs_names).items():
+        target.obs[name] = values
+    target.uns[UNS_KEY] = _uns(
+        facts, scoring, counts_key=key, calls=calls, warn=config.predict.ood_warn_fraction
+    )
+    log_summary(target.uns[UNS_KEY], where="annotated AnnData")
     return target if copy else None

@@ -67,6 +67,13 @@ def _model_reference(args: argparse.Namespace, params: Params) -> tuple[str, str
     return reference, args.tracking_uri or resolve_tracking_uri(params.mlflow, Path("."))
 
 
+def _coverage(args: argparse.Namespace, params: Params) -> float:
+    """``--coverage`` where given, else ``predict.coverage`` (``predict`` and ``serve``)."""
+    if args.coverage is not None:
+        Rule(lambda v: 0.0 < v < 1.0, "must lie strictly between 0 and 1").check(args.coverage, "--coverage")
+    return params.predict.coverage if args.coverage is None else args.coverage
+
+
 def _signal_floors(args: argparse.Namespace, params: Params) -> SignalFloors:
     """The no-call floors (``predict`` and ``serve``): the options where given, else ``predict.*``."""
     from oncopersistnet.inference.signal import SignalFloors
@@ -96,7 +103,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         ("--threshold", args.threshold, 0.0, 1.0),
         ("--min-gene-fraction", args.min_gene_fraction, 0.0, 1.0),
     )
-    floors = _signal_floors(args, params)
+    floors, coverage = _signal_floors(args, params), _coverage(args, params)
     reference, tracking_uri = _model_reference(args, params)
     use_tracking_uri(tracking_uri)
     model = load_model(reference, threads=args.threads)
@@ -113,9 +120,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         allow_non_integer=args.allow_non_integer,
         counts_source=args.counts_source,
         orientation=args.orientation,
-        uncertain_band=tuple(
-            params.predict.uncertain_band if args.uncertain_band is None else args.uncertain_band
-        ),
+        coverage=coverage,
+        ood_warn_fraction=params.predict.ood_warn_fraction,
         obs_output=args.obs_output,
         signal_floors=floors,
     )
@@ -294,7 +300,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from oncopersistnet.serving import ServiceConfig, make_server
 
     params = project_params(args.params)
-    floors = _signal_floors(args, params)
+    floors, coverage = _signal_floors(args, params), _coverage(args, params)
     reference, tracking_uri = _model_reference(args, params)
     token = args.token or os.environ.get("ONCOPERSISTNET_TOKEN") or None
     _check_ranges(
@@ -313,7 +319,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         max_body_bytes=int(args.max_body_mb * 1024 * 1024),
         max_cells=args.max_cells,
         min_gene_fraction=params.predict.min_gene_fraction,
-        uncertain_band=tuple(params.predict.uncertain_band),
+        coverage=coverage,
+        ood_warn_fraction=params.predict.ood_warn_fraction,
         signal_floors=floors,
         threads=args.threads,
         token=token,
@@ -341,7 +348,14 @@ def _add_tracking_uri(command: argparse.ArgumentParser) -> None:
 
 
 def _add_signal_floors(command: argparse.ArgumentParser) -> None:
-    """``--min-counts`` and the two other no-call floors (defaults: ``predict.*`` in params.yaml)."""
+    """``--coverage``, ``--min-counts`` and the two other no-call floors (defaults: ``predict.*``)."""
+    command.add_argument(
+        "--coverage",
+        type=float,
+        default=None,
+        help="conformal coverage per class: each class's cells are in their prediction set at least this "
+        "often; a set with both classes (or none) is labelled uncertain (default: predict.coverage)",
+    )
     for option, kind, what in (
         ("min-counts", float, "total counts over the model's genes"),
         ("min-detected-genes", int, "model genes detected (count > 0)"),
@@ -361,7 +375,9 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
         "predict",
         help="classify cells (.h5ad, 10x, CSV/TSV) with a registered or exported ONNX model",
         description="Score every cell of an .h5ad file (raw counts in X) with onnxruntime and write "
-        "cell_id, persister_probability, predicted_label to a CSV. Genes are matched by name to the "
+        "one row per cell to a CSV or Parquet file: cell_id, persister_probability, predicted_label "
+        "(persister | non-persister | uncertain | no_call), prediction_set (the conformal set), "
+        "out_of_distribution, ood_distance and no_call_reason. Genes are matched by name to the "
         "model's gene list; missing genes are imputed with training means.",
     )
     predict.add_argument(
@@ -413,18 +429,13 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
         help="stop below this fraction of model genes found (default: predict.min_gene_fraction)",
     )
     predict.add_argument(
-        "--threshold", type=float, default=None, help="decision threshold (default: the model's own)"
+        "--threshold",
+        type=float,
+        default=None,
+        help="decision threshold of a model exported without conformal scores (default: the model's own); "
+        "other models label cells by their conformal set",
     )
     _add_signal_floors(predict)
-    predict.add_argument(
-        "--uncertain-band",
-        type=float,
-        nargs=2,
-        metavar=("LOW", "HIGH"),
-        default=None,
-        help="label cells with LOW < probability < HIGH 'uncertain' (default: predict.uncertain_band; 0.5 "
-        "0.5 turns it off)",
-    )
     predict.add_argument(
         "--threads", type=int, default=None, help="onnxruntime intra-op threads (default: all cores)"
     )

@@ -260,7 +260,7 @@ class ExportConfig:
     opset: int = checked(POSITIVE)
     parity_tolerance: float = checked(POSITIVE)
     parity_cells: int = checked(POSITIVE)
-    # The out-of-distribution threshold: this quantile of the validation cells' distance to the training cells.
+    # OOD threshold: this quantile of the validation cells' distance to the training cells.
     ood_quantile: float = checked(OPEN_FRACTION)
 
 
@@ -302,7 +302,6 @@ class PredictConfig:
 
     min_gene_fraction: float = checked(FRACTION)
     chunk_size: int = checked(POSITIVE)
-    uncertain_band: list[float] = checked(FRACTION)  # replaced by coverage (being rewired)
     # Class-conditional split-conformal sets: each class's true cells are in their set at least this often.
     coverage: float = checked(OPEN_FRACTION)
     # The summary warns when more cells than this are out of distribution (nominal: 1 - export.ood_quantile).

@@ -18,9 +18,9 @@ from matplotlib.figure import Figure
 from oncopersistnet.api import LABEL_CATEGORIES
 from oncopersistnet.data.labels import NON_PERSISTER, PERSISTER
 from oncopersistnet.errors import InputDataError
-from oncopersistnet.inference.predict import UNCERTAIN
+from oncopersistnet.inference.calls import UNCERTAIN
 from oncopersistnet.inference.signal import NO_CALL
-from oncopersistnet.inference.writers import OBS_LABEL
+from oncopersistnet.inference.writers import OBS_LABEL, OBS_OOD
 
 __all__ = ["CALL_COLOURS", "calls"]
 
@@ -52,7 +52,8 @@ def calls(
     title: str | None = None,
     **scatter: Any,
 ) -> Figure:
-    """Scatter the cells on ``obsm['X_<basis>']``, coloured by ``obs['persister_label']``.
+    """Scatter the cells on ``obsm['X_<basis>']``, coloured by ``obs['persister_label']``, with the
+    out-of-distribution cells (``obs['persister_ood']``) ringed in black.
 
     Cells without a call are drawn first, in grey, so the called cells sit on top. Draws on
     ``ax`` when given (its figure is returned), else on a new figure; ``scatter`` goes to
@@ -80,6 +81,17 @@ def calls(
             label=f"{label} ({int(chosen.sum()):,})",
             linewidths=0,
             **scatter,
+        )
+    ood = np.asarray(adata.obs[OBS_OOD], dtype=bool) if OBS_OOD in adata.obs else np.zeros(len(labels), bool)
+    if ood.any():  # ringed, so a call on a cell unlike the training cells is seen as such
+        ax.scatter(
+            coordinates[ood, 0],
+            coordinates[ood, 1],
+            s=size * 2.5,
+            facecolors="none",
+            edgecolors="black",
+            linewidths=0.6,
+            label=f"out of distribution ({int(ood.sum()):,})",
         )
     ax.set_xlabel(f"{basis.upper()} 1")
     ax.set_ylabel(f"{basis.upper()} 2")

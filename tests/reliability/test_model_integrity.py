@@ -22,7 +22,7 @@ NAME = "integrity-test"
 
 
 @pytest.fixture()
-def registered(fitted, trained, store, small_adata) -> tuple[str, Path]:
+def registered(fitted, trained, trust, store, small_adata) -> tuple[str, Path]:
     """A model registered the way the register stage does it; returns (tracking URI, its ONNX file in the
     store)."""
     import mlflow
@@ -33,7 +33,7 @@ def registered(fitted, trained, store, small_adata) -> tuple[str, Path]:
 
     pre, _, _ = fitted
     onnx_path, checkpoint, preprocessor = store / "model.onnx", store / "model.pt", store / "preprocessor.npz"
-    export_onnx(pre, trained.model, onnx_path, metadata={"threshold": 0.5, "data_hash": "test"})
+    export_onnx(pre, trained.model, onnx_path, trust=trust, metadata={"threshold": 0.5, "data_hash": "test"})
     save_checkpoint(trained.model, checkpoint)
     pre.save(preprocessor)
     uri = f"sqlite:///{store / 'mlflow.db'}"
@@ -128,7 +128,8 @@ AUDIT = textwrap.dedent(
             model=sys.argv[1],
             tracking_uri=sys.argv[2],
             min_gene_fraction=predict.min_gene_fraction,
-            uncertain_band=tuple(predict.uncertain_band),
+            coverage=predict.coverage,
+            ood_warn_fraction=predict.ood_warn_fraction,
             signal_floors=SignalFloors.from_params(predict),
         )
     )

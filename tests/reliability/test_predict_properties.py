@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import CALL_RULE
 from hypothesis import event, given
 from hypothesis import strategies as st
 from strategies import (
@@ -203,7 +204,7 @@ def _predict(model: OnnxPersisterModel, path: Path, output: Path, case: dict, **
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # anndata's notes on repeated names; the outcome is what is checked
-        return predict_file(model, path, output, **options)
+        return predict_file(model, path, output, **options, **CALL_RULE)
 
 
 def _read_predictions(path: Path) -> pd.DataFrame:

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from oncopersistnet.model.network import PersisterNetwork
+from oncopersistnet.preprocessing.distance import TrainingDistance
 from oncopersistnet.preprocessing.transformer import CellPreprocessor
 
 
@@ -60,3 +61,43 @@ class DeployedGraph(nn.Module):
     def forward(self, counts: torch.Tensor) -> torch.Tensor:
         """Probabilities, shape ``(batch,)``."""
         return self.network.calibrated_probability(self.features(self.expression(counts)))
+
+
+class TrustedGraph(nn.Module):
+    """:class:`DeployedGraph` plus its out-of-distribution distance: two outputs, one file.
+
+    The distance is :class:`~oncopersistnet.preprocessing.distance.TrainingDistance`'s arithmetic
+    on the same expression the network reads, so the deployed artifact flags a cell unlike the
+    training cells without a second file or a second pass over the counts.
+    """
+
+    def __init__(
+        self, graph: DeployedGraph, preprocessor: CellPreprocessor, distance: TrainingDistance
+    ) -> None:
+        super().__init__()
+        p = preprocessor
+        self.graph = graph
+        # centred scaled expression = expression * (1 / range) - (min / range + pca_mean)
+        self.register_buffer("inv_range", torch.from_numpy((1.0 / p.range_).astype(np.float32)))
+        self.register_buffer("offset", torch.from_numpy((p.min_ / p.range_ + p.pca_mean_).astype(np.float32)))
+        self.register_buffer("components", torch.from_numpy(p.components_.astype(np.float32)))
+        self.register_buffer(
+            "inv_component_variance",
+            torch.from_numpy((1.0 / distance.component_variance_).astype(np.float32)),
+        )
+        self.inv_residual_variance = float(1.0 / distance.residual_variance_)
+        self.n_components = float(p.components_.shape[0])
+
+    def forward(self, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(probability, distance), each of shape ``(batch,)``."""
+        measured = (~torch.isnan(counts.index_select(1, self.graph.selected))).to(counts.dtype)
+        expression = self.graph.expression(counts)
+        coordinates = self.graph.features(expression)
+        probability = self.graph.network.calibrated_probability(coordinates)
+        centred = expression * self.inv_range - self.offset
+        residual = (centred - coordinates @ self.components) * measured
+        squared = (coordinates * coordinates * self.inv_component_variance).sum(dim=1) + (
+            residual * residual
+        ).sum(dim=1) * self.inv_residual_variance
+        distance = torch.sqrt(squared / (self.n_components + measured.sum(dim=1)))
+        return probability, distance

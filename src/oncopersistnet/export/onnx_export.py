@@ -20,8 +20,9 @@ import torch
 
 from oncopersistnet.atomic import atomic_path
 from oncopersistnet.errors import ModelError
-from oncopersistnet.export.graph import DeployedGraph
-from oncopersistnet.inference.model import INPUT_NAME, OUTPUT_NAME
+from oncopersistnet.export.graph import DeployedGraph, TrustedGraph
+from oncopersistnet.export.trust import TrustCalibration
+from oncopersistnet.inference.model import DISTANCE_NAME, INPUT_NAME, OUTPUT_NAME
 from oncopersistnet.model.network import PersisterNetwork
 from oncopersistnet.model.training import predict_proba
 from oncopersistnet.preprocessing.transformer import CellPreprocessor
@@ -35,10 +36,15 @@ def export_onnx(
     path: str | Path,
     *,
     metadata: Mapping[str, object],
+    trust: TrustCalibration,
     opset: int = 17,
 ) -> onnx.ModelProto:
-    """Write the deployed graph to ``path`` (atomically) and return the ONNX proto."""
-    graph = DeployedGraph(preprocessor, network).eval()
+    """Write the deployed graph to ``path`` (atomically) and return the ONNX proto.
+
+    Two outputs: the persister probability and the out-of-distribution distance; the
+    distance's threshold and the conformal scores travel in the metadata.
+    """
+    graph = TrustedGraph(DeployedGraph(preprocessor, network), preprocessor, trust.distance).eval()
     example = torch.zeros(2, len(preprocessor.genes_), dtype=torch.float32)
     with atomic_path(path) as tmp, warnings.catch_warnings():
         # The tracer warns about the LSTM batch size and about the exporter's future;
@@ -49,21 +55,22 @@ def export_onnx(
             (example,),
             str(tmp),
             input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            output_names=[OUTPUT_NAME, DISTANCE_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}, DISTANCE_NAME: {0: "batch"}},
             opset_version=opset,
             dynamo=False,
         )
         proto = onnx.load(str(tmp))
         meta = {
             "genes": json.dumps([str(g) for g in preprocessor.genes_]),
-            **{k: _to_str(v) for k, v in metadata.items()},
+            **{k: _to_str(v) for k, v in {**metadata, **trust.metadata()}.items()},
         }
         onnx.helper.set_model_props(proto, meta)
         proto.producer_name = "oncopersistnet"
         proto.doc_string = (
             "Raw counts over the model's genes (float32, NaN for a gene the input lacks) "
-            "-> persister probability. Gene order: metadata 'genes'."
+            "-> persister probability, and the cell's distance to the training cells (out of "
+            "distribution above metadata 'ood' threshold). Gene order: metadata 'genes'."
         )
         onnx.checker.check_model(proto)
         onnx.save(proto, str(tmp))
@@ -80,6 +87,7 @@ def parity_check(
     preprocessor: CellPreprocessor,
     network: PersisterNetwork,
     *,
+    trust: TrustCalibration,
     counts: np.ndarray,
     tolerance: float,
     seed: int = 0,
@@ -87,8 +95,10 @@ def parity_check(
     """Compare onnxruntime with the Python path (preprocessor + torch) on the same cells.
 
     Runs the full batch, single cells and a copy with ~10 % of genes set missing
-    (NaN), so batching and imputation are both covered. Raises :class:`ModelError`
-    when the largest absolute difference in probability exceeds ``tolerance``.
+    (NaN), so batching and imputation are both covered. Both outputs are checked: the
+    probability absolutely, the out-of-distribution distance relative to its size (it is
+    ~1 for a typical cell and unbounded above). Raises :class:`ModelError` when the largest
+    difference exceeds ``tolerance``.
     """
     import onnxruntime as ort
 
@@ -97,23 +107,24 @@ def parity_check(
     rng = np.random.default_rng(seed)
     with_missing = counts.copy()
     with_missing[:, rng.random(counts.shape[1]) < 0.1] = np.nan
+    outputs = [OUTPUT_NAME, DISTANCE_NAME]
 
     figures: dict[str, float] = {}
     for name, matrix in (("full", counts), ("missing_genes", with_missing)):
         reference = predict_proba(network, preprocessor.transform(matrix.astype(np.float64)))
-        batched = session.run([OUTPUT_NAME], {INPUT_NAME: matrix})[0]
-        single = np.concatenate(
-            [
-                session.run([OUTPUT_NAME], {INPUT_NAME: matrix[i : i + 1]})[0]
-                for i in range(min(16, len(matrix)))
-            ]
-        )
-        figures[f"parity_max_abs_diff_{name}"] = float(np.max(np.abs(batched - reference)))
+        distance = trust.distance.distance(preprocessor, matrix.astype(np.float64))
+        batched = session.run(outputs, {INPUT_NAME: matrix})
+        single = [session.run(outputs, {INPUT_NAME: matrix[i : i + 1]}) for i in range(min(16, len(matrix)))]
+        single_p = np.concatenate([s[0] for s in single])
+        figures[f"parity_max_abs_diff_{name}"] = float(np.max(np.abs(batched[0] - reference)))
         figures[f"parity_max_abs_diff_{name}_batch1"] = float(
-            np.max(np.abs(single - reference[: len(single)]))
+            np.max(np.abs(single_p - reference[: len(single_p)]))
+        )
+        figures[f"parity_max_rel_diff_ood_distance_{name}"] = float(
+            np.max(np.abs(batched[1] - distance) / np.maximum(distance, 1.0))
         )
     worst = max(figures.values())
-    figures["parity_max_abs_diff"] = worst
+    figures["parity_max_abs_diff"] = max(v for k, v in figures.items() if "_abs_" in k)
     figures["parity_cells"] = float(len(counts))
     if not worst <= tolerance:
         raise ModelError(

@@ -10,9 +10,11 @@ from typing import Any
 import numpy as np
 
 from oncopersistnet.errors import ModelError
+from oncopersistnet.inference.conformal import ConformalCalibration
 
 INPUT_NAME = "counts"
 OUTPUT_NAME = "persister_probability"
+DISTANCE_NAME = "ood_distance"
 SESSION_BATCH = 1024  # cells per onnxruntime call
 
 
@@ -58,6 +60,14 @@ class OnnxPersisterModel:
         self.fit_samples: list[str] = json.loads(self.metadata.get("fit_samples", "[]"))
         # Per model gene: does the graph read it after selection? (the no-call figures count them)
         self.selected_mask: np.ndarray = np.isin(np.asarray(self.genes, dtype=str), self.selected_genes)
+        # What the model says about its own calls (exports before these existed lack them: None).
+        self.has_distance = DISTANCE_NAME in [o.name for o in self.session.get_outputs()]
+        ood = json.loads(self.metadata.get("ood", "null")) if self.has_distance else None
+        self.ood_threshold: float | None = float(ood["threshold"]) if ood else None
+        scores = json.loads(self.metadata.get("conformal_scores", "null"))
+        self.conformal: ConformalCalibration | None = (
+            ConformalCalibration.from_metadata(scores) if scores is not None else None
+        )
         inputs = self.session.get_inputs()
         if [i.name for i in inputs] != [INPUT_NAME] or inputs[0].shape[1] != len(self.genes):
             raise ModelError(
@@ -72,7 +82,7 @@ class OnnxPersisterModel:
 
     def info(self) -> dict[str, Any]:
         """Metadata without the (long) gene list, for logs and summaries."""
-        long = ("genes", "selected_genes", "fit_samples")
+        long = ("genes", "selected_genes", "fit_samples", "conformal_scores")
         return {k: v for k, v in self.metadata.items() if k not in long} | {
             "n_genes": len(self.genes),
             "n_selected_genes": len(self.selected_genes),
@@ -80,18 +90,26 @@ class OnnxPersisterModel:
 
     def predict_proba(self, counts: np.ndarray) -> np.ndarray:
         """Probabilities for ``cells x model genes`` float32 counts (NaN = missing gene)."""
+        return self.predict(counts)[0]
+
+    def predict(self, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(probability, out-of-distribution distance) per cell; the distance is NaN for a model
+        exported without one."""
         counts = np.ascontiguousarray(counts, dtype=np.float32)
         if counts.ndim != 2 or counts.shape[1] != len(self.genes):
             raise ModelError(
                 f"expected a 2-D array with {len(self.genes)} gene columns, got shape {counts.shape}"
             )
         if counts.shape[0] == 0:
-            return np.zeros(0, dtype=np.float32)
+            return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.float32)
+        outputs = [OUTPUT_NAME, DISTANCE_NAME] if self.has_distance else [OUTPUT_NAME]
         # Cells are scored independently; slices keep onnxruntime's working memory (it grows with
         # the batch and its arena keeps the peak) small, and ~1k-cell batches are its fastest.
-        return np.concatenate(
-            [
-                self.session.run([OUTPUT_NAME], {INPUT_NAME: counts[start : start + SESSION_BATCH]})[0]
-                for start in range(0, counts.shape[0], SESSION_BATCH)
-            ]
-        )
+        parts = [
+            self.session.run(outputs, {INPUT_NAME: counts[start : start + SESSION_BATCH]})
+            for start in range(0, counts.shape[0], SESSION_BATCH)
+        ]
+        probability = np.concatenate([part[0] for part in parts])
+        if not self.has_distance:
+            return probability, np.full(probability.shape, np.nan, dtype=np.float32)
+        return probability, np.concatenate([part[1] for part in parts])

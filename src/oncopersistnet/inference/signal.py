@@ -89,13 +89,3 @@ def no_call_reasons(signal: CellSignal, floors: SignalFloors) -> np.ndarray:
             reason = f"{values[i]:g} {what} < {key} {floor:g}"
             reasons[i] = f"{reasons[i]}; {reason}" if reasons[i] else reason
     return reasons.astype(str)
-
-
-def withhold_calls(
-    probability: np.ndarray, labels: np.ndarray, reasons: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Copies of ``probability`` (NaN) and ``labels`` (``no_call``) for the cells that have a reason."""
-    withheld = reasons != ""
-    probability = np.where(withheld, np.float32(np.nan), probability).astype(np.float32)
-    labels = np.where(withheld, NO_CALL, labels.astype(object)).astype(str)
-    return probability, labels

@@ -10,17 +10,30 @@ from __future__ import annotations
 import csv
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from oncopersistnet.atomic import atomic_path
 from oncopersistnet.errors import InputDataError
+from oncopersistnet.inference.calls import CALL_LABELS, FIELDS, Calls
 
-OUTPUT_COLUMNS = ("cell_id", "persister_probability", "predicted_label", "no_call_reason")
+if TYPE_CHECKING:
+    import pandas as pd
+
+OUTPUT_COLUMNS = ("cell_id", *FIELDS)
 FORMATS = (".csv", ".parquet")
-OBS_PROBABILITY = "persister_probability"
-OBS_LABEL = "persister_label"
-OBS_NO_CALL_REASON = "persister_no_call_reason"
+#: Where each answer goes in an AnnData's ``obs`` (``annotate`` and ``predict --obs-output``).
+OBS_COLUMNS = {
+    "persister_probability": "persister_probability",
+    "predicted_label": "persister_label",
+    "prediction_set": "persister_set",
+    "out_of_distribution": "persister_ood",
+    "ood_distance": "persister_ood_distance",
+    "no_call_reason": "persister_no_call_reason",
+}
+OBS_LABEL = OBS_COLUMNS["predicted_label"]
+OBS_OOD = OBS_COLUMNS["out_of_distribution"]
 
 
 def check_output(path: Path) -> str:
@@ -31,11 +44,18 @@ def check_output(path: Path) -> str:
     return suffix
 
 
-class PredictionWriter:
-    """Append ``(cell_id, probability, label, no_call_reason)`` rows to an open CSV or Parquet file.
+def _csv_cell(value: object) -> str:
+    """A CSV field: NaN (no probability, no distance) is empty, floats to 6 digits."""
+    if isinstance(value, float | np.floating):
+        return "" if np.isnan(value) else f"{value:.6f}"
+    return str(value)
 
-    A cell without a call has no probability: an empty CSV field, NaN in Parquet; its reason
-    is empty when the cell was called.
+
+class PredictionWriter:
+    """Append one row per cell (``cell_id`` and :class:`Calls`' fields) to an open CSV or Parquet file.
+
+    A cell without a call has no probability and no distance: an empty CSV field, NaN in Parquet;
+    its reason is empty when the cell was called.
     """
 
     def __init__(self, path: Path, fmt: str) -> None:
@@ -48,32 +68,20 @@ class PredictionWriter:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            self._schema = pa.schema(
-                [
-                    ("cell_id", pa.string()),
-                    ("persister_probability", pa.float32()),
-                    ("predicted_label", pa.string()),
-                    ("no_call_reason", pa.string()),
-                ]
-            )
+            types = {"persister_probability": pa.float32(), "out_of_distribution": pa.bool_()}
+            types["ood_distance"] = pa.float32()
+            self._schema = pa.schema([(name, types.get(name, pa.string())) for name in OUTPUT_COLUMNS])
             self._parquet = pq.ParquetWriter(str(path), self._schema)
 
-    def write(
-        self, cell_ids: np.ndarray, probability: np.ndarray, labels: np.ndarray, *, reasons: np.ndarray
-    ) -> None:
+    def write(self, cell_ids: np.ndarray, calls: Calls) -> None:
+        columns = {"cell_id": np.asarray(cell_ids).astype(str), **calls.columns()}
         if self.fmt == ".csv":
-            shown = ("" if np.isnan(p) else f"{p:.6f}" for p in probability)
-            self._csv.writerows(zip(cell_ids, shown, labels, reasons, strict=True))
+            self._csv.writerows([_csv_cell(v) for v in row] for row in zip(*columns.values(), strict=True))
             return
         import pyarrow as pa
 
         table = pa.table(
-            {
-                "cell_id": pa.array(cell_ids.astype(str)),
-                "persister_probability": pa.array(np.asarray(probability, dtype=np.float32)),
-                "predicted_label": pa.array(labels.astype(str)),
-                "no_call_reason": pa.array(np.asarray(reasons).astype(str)),
-            },
+            {name: pa.array(values, type=self._schema.field(name).type) for name, values in columns.items()},
             schema=self._schema,
         )
         self._parquet.write_table(table)  # one row group per chunk
@@ -85,18 +93,25 @@ class PredictionWriter:
             self._parquet.close()
 
 
-def write_obs_copy(
-    source: Path, target: Path, *, probability: np.ndarray, labels: np.ndarray, reasons: np.ndarray
-) -> None:
-    """Copy the input ``.h5ad`` to ``target`` with ``obs['persister_probability']`` (NaN for a cell
-    without a call), ``obs['persister_label']`` and ``obs['persister_no_call_reason']``.
+def obs_frame(calls: Calls, index: object = None) -> pd.DataFrame:
+    """The answers as ``obs`` columns (:data:`OBS_COLUMNS`); the label a categorical of every label."""
+    import pandas as pd
+
+    frame = pd.DataFrame({OBS_COLUMNS[name]: values for name, values in calls.columns().items()}, index=index)
+    frame[OBS_COLUMNS["predicted_label"]] = pd.Categorical(
+        calls.predicted_label, categories=list(CALL_LABELS)
+    )
+    return frame
+
+
+def write_obs_copy(source: Path, target: Path, *, calls: Calls) -> None:
+    """Copy the input ``.h5ad`` to ``target`` with every answer in ``obs`` (:data:`OBS_COLUMNS`).
 
     The count matrix is copied byte for byte on disk, never loaded; only ``obs``
     (one row per cell) is read and rewritten, so memory grows with cells, not genes.
     """
     import anndata as ad
     import h5py
-    import pandas as pd
 
     if target.suffix.lower() != ".h5ad":
         raise InputDataError(f"{target}: the AnnData copy must be an .h5ad file")
@@ -105,13 +120,10 @@ def write_obs_copy(
     with atomic_path(target) as tmp:
         shutil.copyfile(source, tmp)
         with h5py.File(tmp, "r+") as handle:
-            obs: pd.DataFrame = ad.io.read_elem(handle["obs"])
-            if len(obs) != len(probability):
-                raise InputDataError(
-                    f"{source}: obs has {len(obs)} rows but {len(probability)} cells were scored"
-                )
-            obs[OBS_PROBABILITY] = np.asarray(probability, dtype=np.float32)
-            obs[OBS_LABEL] = pd.Categorical(labels)
-            obs[OBS_NO_CALL_REASON] = np.asarray(reasons).astype(str)
+            obs = ad.io.read_elem(handle["obs"])
+            if len(obs) != len(calls):
+                raise InputDataError(f"{source}: obs has {len(obs)} rows but {len(calls)} cells were scored")
+            for name, values in obs_frame(calls, index=obs.index).items():
+                obs[name] = values
             del handle["obs"]
             ad.io.write_elem(handle, "obs", obs)

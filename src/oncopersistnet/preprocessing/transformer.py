@@ -169,15 +169,27 @@ class CellPreprocessor:
 
     def transform(self, counts: sparse.spmatrix | np.ndarray) -> np.ndarray:
         """Raw counts over ``genes_`` (NaN = gene missing) -> float32 PCA features."""
+        centred, _ = self.centred(counts)
+        return (centred @ self.components_.T).astype(np.float32)
+
+    def centred(self, counts: sparse.spmatrix | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The selected genes imputed, min-max scaled and centred on the PCA mean (what PCA projects),
+        and which of them the input measured (``False`` = NaN, imputed).
+
+        :meth:`transform` projects the first; the out-of-distribution distance also reads the part
+        PCA discards, on the measured genes only (an imputed gene sits at the training mean and
+        would make a cell look more typical than it is).
+        """
         self._check_fitted()
         if counts.shape[1] != self.genes_.size:
             raise InputDataError(
                 f"transform: input has {counts.shape[1]} genes, the preprocessor expects {self.genes_.size}"
             )
         selected = self._dense_selected(log_normalize(counts, self.target_sum))
-        selected = np.where(np.isnan(selected), self.impute_mean_, selected)
+        measured = ~np.isnan(selected)
+        selected = np.where(measured, selected, self.impute_mean_)
         scaled = (selected - self.min_) / self.range_
-        return ((scaled - self.pca_mean_) @ self.components_.T).astype(np.float32)
+        return scaled - self.pca_mean_, measured
 
     # --------------------------------------------------------------- persisting
     def save(self, path: str | Path) -> None:

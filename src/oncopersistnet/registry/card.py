@@ -43,7 +43,6 @@ def build_model_card(
     test, raw, cal = evaluate["test"], evaluate["test_uncalibrated"], evaluate["calibration"]
     train, val, held = split_summary["train"], split_summary["val"], split_summary["test"]
     data = params.data
-    band = params.predict.uncertain_band
     intended = (
         "research triage of single cells from experiments like the training data "
         f"({', '.join(train['samples'])}): same species, cancer type and protocol; "
@@ -73,8 +72,8 @@ def build_model_card(
         f"Over seeds (compare stage): F1 {_spread(mine, 'f1')}, ROC-AUC {_spread(mine, 'roc_auc')}"
         + (f"; best other model by ROC-AUC: {best_name} {_spread(best, 'roc_auc')}." if best_name else "."),
         f"**Calibration.** Brier {raw['brier']:.3f} -> {test['brier']:.3f}, "
-        f"ECE {raw['ece']:.3f} -> {test['ece']:.3f} after {cal['method']} scaling; "
-        f"`predict` labels cells with probability in ({band[0]}, {band[1]}) 'uncertain'.",
+        f"ECE {raw['ece']:.3f} -> {test['ece']:.3f} after {cal['method']} scaling.",
+        _trust_line(gate_metrics),
         f"**Intended use.** {intended}.",
         f"**Known limits.** {limits}.",
     ]
@@ -93,7 +92,35 @@ def build_model_card(
         "comparison_roc_auc": _spread(mine, "roc_auc"),
         "test_brier": f"{test['brier']:.4f}",
         "test_ece": f"{test['ece']:.4f}",
+        **_trust_tags(gate_metrics),
         "intended_use": intended[:4000],
         "known_limits": limits[:4000],
     }
     return "\n\n".join(lines), tags
+
+
+def _trust_line(gate: Mapping[str, float]) -> str:
+    """What the card says of the model's own doubt: conformal coverage and the OOD flag, on test cells."""
+    if "conformal_coverage_persister" not in gate or "ood_threshold" not in gate:
+        return "**Uncertainty.** This model carries no conformal scores or out-of-distribution threshold."
+    return (
+        f"**Uncertainty.** `predict` labels a cell by its conformal prediction set at "
+        f"{gate['conformal_target_coverage']:.0%} coverage per class (fitted on the validation samples); "
+        f"on the test cells the sets held the true class for {gate['conformal_coverage_persister']:.1%} of "
+        f"persisters and {gate['conformal_coverage_non_persister']:.1%} of non-persisters, with "
+        f"{gate['conformal_both_fraction']:.1%} of cells 'uncertain' (both classes) and "
+        f"{gate['conformal_empty_fraction']:.1%} with an empty set. A cell farther than "
+        f"{gate['ood_threshold']:.3f} from the training cells (PPCA distance; the validation cells' "
+        f"high quantile) is flagged out of distribution: {gate['ood_fraction']:.1%} of test cells were."
+    )
+
+
+def _trust_tags(gate: Mapping[str, float]) -> dict[str, str]:
+    """The OOD threshold and rate and the conformal coverage on test cells, as registry tags."""
+    keys = (
+        "ood_threshold",
+        "ood_fraction",
+        "conformal_coverage_persister",
+        "conformal_coverage_non_persister",
+    )
+    return {key: f"{gate[key]:.4f}" for key in keys if key in gate}

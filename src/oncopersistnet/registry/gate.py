@@ -24,6 +24,7 @@ from oncopersistnet.data.cells import Cells
 from oncopersistnet.errors import InputDataError
 from oncopersistnet.evaluation.metrics import classification_metrics
 from oncopersistnet.inference.align import aligned_block, match_genes
+from oncopersistnet.inference.conformal import coverage_by_class
 from oncopersistnet.inference.model import OnnxPersisterModel
 from oncopersistnet.registry.aliases import current_champion_version
 from oncopersistnet.registry.resolve import load_model
@@ -58,9 +59,14 @@ class PromotionDecision:
 
 
 def score_on_cells(
-    model: OnnxPersisterModel, cells: Cells, *, min_gene_fraction: float = 0.0
+    model: OnnxPersisterModel, cells: Cells, *, min_gene_fraction: float = 0.0, coverage: float | None = None
 ) -> dict[str, float]:
-    """Metrics of an ONNX model on raw counts (``cells.X`` over ``cells.genes``) at its own threshold."""
+    """Metrics of an ONNX model on raw counts (``cells.X`` over ``cells.genes``) at its own threshold.
+
+    With ``coverage``, also what the model says of its own calls on these cells: the conformal
+    sets' coverage of each class and their split (singleton, both, empty), the share of cells
+    flagged out of distribution and the flag's threshold (for a model that carries them).
+    """
     match = match_genes(
         cells.genes,
         model.genes,
@@ -68,9 +74,16 @@ def score_on_cells(
         source=model.source,
         selected_genes=model.selected_genes,
     )
-    probability = model.predict_proba(aligned_block(cells.X, match))
+    probability, distance = model.predict(aligned_block(cells.X, match))
     metrics = classification_metrics(cells.y, probability, model.threshold)
     metrics["gene_match_fraction"] = match.fraction
+    if coverage is not None and model.conformal is not None:
+        sets = model.conformal.sets(probability, coverage)
+        metrics |= {f"conformal_{k}": v for k, v in coverage_by_class(sets, cells.y).items()}
+        metrics["conformal_target_coverage"] = coverage
+    if coverage is not None and model.ood_threshold is not None:
+        metrics["ood_fraction"] = float(np.mean(distance > model.ood_threshold))
+        metrics["ood_threshold"] = model.ood_threshold
     return metrics
 
 
@@ -169,13 +182,18 @@ class Judgement:
     judged_against: str | None  # the champion version compared with; None when there was none
 
 
-def judge_candidate(candidate: OnnxPersisterModel, model_name: str, *, cells: Cells) -> Judgement:
+def judge_candidate(
+    candidate: OnnxPersisterModel, model_name: str, *, cells: Cells, coverage: float
+) -> Judgement:
     """Score ``candidate`` on its test cells and, when ``model_name`` has a champion, both on the unseen ones.
 
     The champion is loaded pinned to its version, so the comparison and the
-    compare-and-set of :func:`oncopersistnet.registry.aliases.promote` name the same one.
+    compare-and-set of :func:`oncopersistnet.registry.aliases.promote` name the same one. The
+    candidate's figures include its conformal coverage (at ``coverage``) and out-of-distribution
+    rate on the test cells; they are reported on the card, not gated on (two test samples give
+    a coarse estimate, and the gate's floors are about the calls themselves).
     """
-    figures = score_on_cells(candidate, cells)
+    figures = score_on_cells(candidate, cells, coverage=coverage)
     champion_version = current_champion_version(model_name)
     comparison = None
     if champion_version is not None:

@@ -44,6 +44,7 @@ from starlette.concurrency import run_in_threadpool
 from oncopersistnet.data.readers import read_counts
 from oncopersistnet.errors import InputDataError, OncoPersistNetError
 from oncopersistnet.inference.align import GeneMatch, aligned_block, match_genes
+from oncopersistnet.inference.calls import Calls, CallTally, rule_for
 from oncopersistnet.inference.model import OnnxPersisterModel
 from oncopersistnet.inference.predict import check_counts, score_block
 from oncopersistnet.inference.signal import SignalFloors
@@ -60,14 +61,15 @@ class ServiceConfig:
     """What the service serves and the limits it enforces.
 
     ``model``: a registry URI (the CLI's default: the champion of ``register.model_name``), a run
-    URI or an ``.onnx`` path. ``min_gene_fraction``, ``uncertain_band`` and ``signal_floors`` (the
-    no-call floors) have no default here: they are ``predict.*`` in params.yaml, the one place their
-    values are written.
+    URI or an ``.onnx`` path. ``min_gene_fraction``, ``coverage`` (of the conformal sets),
+    ``ood_warn_fraction`` and ``signal_floors`` (the no-call floors) have no default here: they
+    are ``predict.*`` in params.yaml, the one place their values are written.
     """
 
     model: str
     min_gene_fraction: float
-    uncertain_band: tuple[float, float]
+    coverage: float
+    ood_warn_fraction: float
     signal_floors: SignalFloors
     tracking_uri: str | None = None  # the MLflow store, set once at start-up (create_app)
     max_body_bytes: int = 50 * 1024 * 1024
@@ -170,7 +172,9 @@ class ModelHolder:
             "n_genes": len(model.genes),
             "n_selected_genes": len(model.selected_genes),
             "threshold": model.threshold,
-            "uncertain_band": list(self.config.uncertain_band),
+            "coverage": self.config.coverage,
+            "ood_threshold": model.ood_threshold,
+            "decision_rule": rule_for(model, coverage=self.config.coverage).describe(),
             **{
                 k: v
                 for k, v in model.info().items()
@@ -235,29 +239,37 @@ def _score(
     reported = (
         _measured_match(model, genes, match) if measured is None else _measured_match(model, measured, None)
     )
-    probability, labels, reasons = score_block(
-        model,
-        aligned_block(matrix, match),
-        config.signal_floors,
-        threshold=model.threshold,
-        band=config.uncertain_band,
-    )
+    rule = rule_for(model, coverage=config.coverage)
+    calls = score_block(model, aligned_block(matrix, match), config.signal_floors, rule=rule)
+    tally = CallTally()
+    tally.add(calls)
     return {
-        "cells": [
-            {
-                "cell_id": c,
-                "persister_probability": None if np.isnan(p) else round(float(p), 6),
-                "predicted_label": str(lab),
-                "no_call_reason": str(why) or None,
-            }
-            for c, p, lab, why in zip(cell_ids, probability, labels, reasons, strict=True)
-        ],
+        "cells": _json_cells(cell_ids, calls),
+        "summary": tally.summary(rule, ood_warn_fraction=config.ood_warn_fraction),
         "genes_matched": reported.n_matched,
         "genes_expected": match.n_model_genes,
         "selected_genes_matched": reported.n_selected_matched,
         "threshold": model.threshold,
-        "uncertain_band": list(config.uncertain_band),
+        "coverage": config.coverage,
     }
+
+
+def _json_value(value: object) -> object:
+    """A JSON field: NaN (no probability, no distance) and "" (no reason, no set) are null."""
+    if isinstance(value, np.floating | float):
+        return None if np.isnan(value) else round(float(value), 6)
+    if isinstance(value, np.bool_ | bool):
+        return bool(value)
+    return str(value) or None
+
+
+def _json_cells(cell_ids: list[str], calls: Calls) -> list[dict[str, Any]]:
+    """One object per cell with the fields of every door (the CSV's columns)."""
+    columns = calls.columns()
+    return [
+        {"cell_id": cell_id} | {name: _json_value(values[i]) for name, values in columns.items()}
+        for i, cell_id in enumerate(cell_ids)
+    ]
 
 
 def create_app(config: ServiceConfig, holder: ModelHolder | None = None) -> Any:

@@ -7,7 +7,7 @@ import logging
 
 from oncopersistnet.atomic import atomic_path, write_json, write_text
 from oncopersistnet.config import Params
-from oncopersistnet.export import export_onnx, parity_check
+from oncopersistnet.export import export_onnx, fit_trust, parity_check
 from oncopersistnet.export.metadata import model_metadata
 from oncopersistnet.model import load_checkpoint
 from oncopersistnet.paths import ProjectPaths
@@ -43,19 +43,30 @@ def run(params: Params, paths: ProjectPaths) -> None:
             },
         },
     )
+    val = read_split_cells(paths, "val")
+    trust = fit_trust(
+        preprocessor,
+        network,
+        train_counts=read_split_cells(paths, "train").X,
+        val_counts=val.X,
+        val_y=val.y,
+        ood_quantile=params.export.ood_quantile,
+    )
     test = read_split_cells(paths, "test", limit=params.export.parity_cells)
     with atomic_path(paths.onnx) as tmp:
-        export_onnx(preprocessor, network, tmp, metadata=metadata, opset=params.export.opset)
+        export_onnx(preprocessor, network, tmp, metadata=metadata, trust=trust, opset=params.export.opset)
         figures = parity_check(
             tmp,
             preprocessor,
             network,
+            trust=trust,
             counts=test.X.toarray(),
             tolerance=params.export.parity_tolerance,
             seed=params.train.seed,
         )
     logger.info("wrote %s and %s", paths.onnx, paths.genes)
     write_text(paths.genes, "\n".join(map(str, preprocessor.genes_)) + "\n")
+    figures |= {"ood_threshold": trust.distance.threshold_, "ood_quantile": trust.distance.quantile}
     write_json(paths.export_metrics, figures)
     with resumed_run(run_id):
         log_params_once(params.flat(["export"]))

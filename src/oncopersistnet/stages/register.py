@@ -85,7 +85,9 @@ def run(params: Params, paths: ProjectPaths) -> None:
     run_id = load_run_id(paths.run_reference)
     test = read_split_cells(paths, "test")  # sparse; scoring densifies only the model's genes
     candidate_model = OnnxPersisterModel(paths.onnx)  # carries evaluate.threshold from export
-    judgement = judge_candidate(candidate_model, config.model_name, cells=test)
+    judgement = judge_candidate(
+        candidate_model, config.model_name, cells=test, coverage=params.predict.coverage
+    )
     gate = judgement.comparison
     gate_cells_hash = gate.cells_hash if isinstance(gate, HeadToHead) else ""
 

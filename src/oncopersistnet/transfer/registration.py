@@ -101,7 +101,7 @@ def register_adapted(
     import mlflow
 
     candidate_model = OnnxPersisterModel(folder / "oncopersistnet.onnx")
-    judgement = judge_candidate(candidate_model, name, cells=raw_test)
+    judgement = judge_candidate(candidate_model, name, cells=raw_test, coverage=params.predict.coverage)
     study = summary["study"]
     version_tags = {
         "parent_model_uri": summary["parent_model_uri"],

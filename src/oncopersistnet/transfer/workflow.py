@@ -26,7 +26,7 @@ from oncopersistnet.data.labels import label_names
 from oncopersistnet.errors import ConfigError
 from oncopersistnet.evaluation.comparison import run_comparison, summarize
 from oncopersistnet.evaluation.folds import build_fold
-from oncopersistnet.export import export_onnx, parity_check
+from oncopersistnet.export import TrustCalibration, export_onnx, fit_trust, parity_check
 from oncopersistnet.export.metadata import model_metadata
 from oncopersistnet.model import save_checkpoint
 from oncopersistnet.preprocessing.split import split_by_sample
@@ -156,6 +156,20 @@ def _fine_tune(params: Params, parent: TrainableModel, cells: TargetCells, *, sp
     )
 
 
+def _fit_trust(
+    params: Params, adapted: Adapted, *, cells: TargetCells, split: np.ndarray
+) -> TrustCalibration:
+    """The adapted model's OOD distance (its training cells) and conformal scores (its validation cells)."""
+    return fit_trust(
+        adapted.preprocessor,
+        adapted.network,
+        train_counts=cells.cells.X[split == "train"],
+        val_counts=cells.cells.X[split == "val"],
+        val_y=cells.cells.y[split == "val"],
+        ood_quantile=params.export.ood_quantile,
+    )
+
+
 def _export_and_register(
     params: Params,
     output_dir: Path,
@@ -187,15 +201,22 @@ def _export_and_register(
                 "git_commit": git_commit(),
             },
         )
+        trust = _fit_trust(params, adapted, cells=cells, split=split)
         onnx_path = building / ONNX_NAME
         proto = export_onnx(
-            adapted.preprocessor, adapted.network, onnx_path, metadata=metadata, opset=params.export.opset
+            adapted.preprocessor,
+            adapted.network,
+            onnx_path,
+            metadata=metadata,
+            trust=trust,
+            opset=params.export.opset,
         )
         test_counts = cells.cells.X[split == "test"]
         parity = parity_check(
             onnx_path,
             adapted.preprocessor,
             adapted.network,
+            trust=trust,
             counts=test_counts[: params.export.parity_cells],
             tolerance=params.export.parity_tolerance,
             seed=config.seed,
