@@ -313,6 +313,22 @@ class PredictConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class TrustConfig:
+    """Stage ``trust``: the deployed model's out-of-distribution rate on cells like and unlike its own.
+
+    ``other_world_seed``: the simulator with this ``world_seed`` (another biology, drawn like the
+    training data); ``external``: real cells of another study, read like ``transfer.input`` (null:
+    skipped); ``max_cells``: cells drawn per dataset (seeded by ``seed``).
+    """
+
+    other_world_seed: int = checked(NON_NEGATIVE)
+    external: str | None
+    external_name: str
+    max_cells: int = checked(POSITIVE)
+    seed: int = checked(NON_NEGATIVE)
+
+
+@dataclass(frozen=True, kw_only=True)
 class TransferConfig(LabelledDataConfig):
     """Adapt the pipeline's model to an independent labelled dataset (stage ``transfer``).
 
@@ -406,6 +422,7 @@ class Params:
     predict: PredictConfig
     transfer: TransferConfig
     cross_study: CrossStudyConfig
+    trust: TrustConfig
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict, as it would appear in params.yaml."""

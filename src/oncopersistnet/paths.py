@@ -171,3 +171,12 @@ class ProjectPaths:
     @property
     def cross_study_figure(self) -> Path:
         return self._p("reports/figures/cross_study.png")
+
+    @property
+    def trust_metrics(self) -> Path:
+        """Stage trust: the out-of-distribution rate per dataset."""
+        return self._p("metrics/trust.json")
+
+    @property
+    def trust_figure(self) -> Path:
+        return self._p("reports/figures/ood_distance.png")

@@ -32,7 +32,7 @@ def new_figure(**options: Any) -> Figure:
     return figure
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def save_figure(fig: Figure, path: Path) -> Path:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
     return path
@@ -60,7 +60,7 @@ def plot_roc_pr(
         ax.set_ylim(0, 1.02)
         ax.legend(loc="lower right" if ax is ax_roc else "lower left", fontsize=9)
         ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_confusion(matrices: Mapping[str, np.ndarray], path: Path) -> Path:
@@ -85,7 +85,7 @@ def plot_confusion(matrices: Mapping[str, np.ndarray], path: Path) -> Path:
         ax.set_yticks([0, 1], LABELS)
         ax.set(xlabel="predicted", ylabel="actual", title=model)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_training_curves(history: Sequence[Mapping[str, float]], best_epoch: int, path: Path) -> Path:
@@ -106,7 +106,7 @@ def plot_training_curves(history: Sequence[Mapping[str, float]], best_epoch: int
     ax_loss.set(ylabel="class-weighted BCE", title="Loss")
     ax_metric.set(ylabel="score", title="Validation metrics")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_reliability(
@@ -138,7 +138,7 @@ def plot_reliability(
     ax_count.set(xlabel="predicted persister probability (bin mean)", ylabel="cells")
     ax_count.grid(alpha=0.3)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_embedding(
@@ -170,7 +170,7 @@ def plot_embedding(
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(axis_labels[1])
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_model_comparison(
@@ -197,4 +197,4 @@ def plot_model_comparison(
     np.atleast_1d(axes)[0].invert_yaxis()
     fig.suptitle("Held-out samples: mean ± std over fits (red: networks, blue: baselines)", fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
