@@ -44,6 +44,7 @@ TINY_PARAMS: dict[str, Any] = {
     "explain": {"cells": 200, "steps": 16},
     "transfer": {"max_epochs": 4, "baselines": ["logistic_regression"]},
     "cross_study": {"max_cells_per_sample": 60, "k_samples": [1], "max_epochs": 6},
+    "trust": {"max_cells": 400},
 }
 
 

@@ -27,6 +27,7 @@ STAGES = (
     "export",
     "explain",
     "register",
+    "trust",
     "transfer",
     "cross_study",
 )
@@ -228,14 +229,30 @@ def test_champion_classifies_new_cells_with_onnxruntime(project):
     summary = json.loads(result.stdout)
     assert summary["cells"] == 200 and summary["model"] == "models:/oncopersistnet@champion"
     table = pd.read_csv(project / "pred.csv")
-    assert len(table) == 200 and set(table["predicted_label"]) <= {"persister", "non-persister", "uncertain"}
-    inside = table["persister_probability"].between(0.35, 0.65, inclusive="neither")
-    assert (table.loc[inside, "predicted_label"] == "uncertain").all() and (
-        table.loc[~inside, "predicted_label"] != "uncertain"
+    assert len(table) == 200 and set(table["predicted_label"]) <= {
+        "persister",
+        "non-persister",
+        "uncertain",
+        "no_call",
+    }
+    # labels follow the conformal sets: a singleton is the call, anything else is uncertain
+    singleton = table["prediction_set"].isin(["persister", "non-persister"])
+    assert (table.loc[singleton, "predicted_label"] == table.loc[singleton, "prediction_set"]).all()
+    assert (
+        table.loc[~singleton & table["persister_probability"].notna(), "predicted_label"] == "uncertain"
     ).all()
-    assert summary["uncertain"] == int(inside.sum()) and summary["uncertain_fraction"] == pytest.approx(
-        inside.mean()
+    assert summary["uncertain"] == int((table["predicted_label"] == "uncertain").sum())
+    assert summary["coverage"] == 0.9 and summary["out_of_distribution"] == int(
+        table["out_of_distribution"].sum()
     )
+
+
+def test_trust_stage_flags_other_worlds_more_than_held_out_cells(project):
+    trust = json.loads((project / "metrics/trust.json").read_text())
+    rates = {key: figures["ood_fraction_of_called"] for key, figures in trust["datasets"].items()}
+    assert set(rates) == {"same_world", "other_world", "external"}
+    assert rates["same_world"] < 0.1 and rates["other_world"] > 3 * max(rates["same_world"], 0.01)
+    assert (project / "reports/figures/ood_distance.png").stat().st_size > 10_000
 
 
 def test_second_repro_does_nothing(project):

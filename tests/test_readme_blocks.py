@@ -10,7 +10,7 @@ import pytest
 
 from oncopersistnet.choices import ALL_MODEL_FAMILIES
 from oncopersistnet.errors import InputDataError
-from oncopersistnet.reporting.blocks import results_block
+from oncopersistnet.reporting.blocks import results_block, trust_block
 from oncopersistnet.reporting.readme import (
     BLOCKS,
     block_body,
@@ -67,3 +67,25 @@ def test_update_readme_rewrites_only_the_block(tmp_path):
     assert "old numbers" not in text and text.startswith("# title") and text.endswith("after\n")
     assert "| cnn_lstm |" in text
     assert not update_readme(readme, metrics)  # idempotent
+
+
+def test_trust_block_shows_each_dataset_rate_from_the_file():
+    figures = {
+        "name": "other world",
+        "description": "another world_seed",
+        "cells": 3000,
+        "gene_fraction": 0.1355,
+        "no_call_fraction": 0.0,
+        "ood_fraction_of_called": 0.9683,
+        "median_ood_distance": 1.7515,
+        "persister_fraction_of_called": 0.1122,
+        "uncertain_fraction_of_called": 0.291,
+    }
+    block = trust_block({"ood_threshold": 1.2345, "nominal_rate": 0.01, "datasets": {"other_world": figures}})
+    assert block.startswith(
+        "Threshold 1.234: the 99% quantile of the validation cells' distance, so about 1%"
+    )
+    assert (
+        "| other world: another world_seed (3,000 cells) | 14% | 0.0% | **96.8%** | 1.75 | 11.2% | 29.1% |"
+        in block
+    )

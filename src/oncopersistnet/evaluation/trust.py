@@ -77,24 +77,22 @@ def score_dataset(
 def plot_distances(
     distances: Mapping[str, np.ndarray], *, threshold: float, nominal: float, path: Path
 ) -> Path:
-    """Histogram of each dataset's distances (log scale) with the flag's threshold: the picture of
+    """Histogram of each dataset's distances with the flag's threshold: the picture of
     how far the training world's held-out cells sit from cells of other worlds and studies."""
     fig = new_figure(figsize=(7, 4))
     ax = fig.subplots()
     finite = [d[np.isfinite(d)] for d in distances.values()]
-    upper = max([threshold * 2] + [float(np.quantile(d, 0.99)) for d in finite if d.size])
-    bins = np.geomspace(min([0.3] + [float(d.min()) for d in finite if d.size]), upper * 1.05, 60)
+    upper = max([threshold * 1.5] + [float(np.quantile(d, 0.995)) for d in finite if d.size])
+    lower = min([threshold * 0.5] + [float(d.min()) for d in finite if d.size])
+    bins = np.linspace(lower, upper, 70)
     for (name, _), values in zip(distances.items(), finite, strict=True):
         flagged = float((values > threshold).mean()) if values.size else float("nan")
-        ax.hist(
-            np.clip(values, None, bins[-1]), bins=bins, alpha=0.55, label=f"{name}: {flagged:.1%} flagged"
-        )
+        ax.hist(np.clip(values, None, upper), bins=bins, alpha=0.55, label=f"{name}: {flagged:.1%} flagged")
     ax.axvline(
         threshold, color="black", linestyle="--", label=f"threshold {threshold:.2f} ({nominal:.0%} nominal)"
     )
     ax.set(
-        xscale="log",
-        xlabel="distance to the training cells (1 = a typical training cell)",
+        xlabel="distance to the training cells (1 = a typical training cell; clipped at the 99.5th pct.)",
         ylabel="cells",
         title="Out-of-distribution flag of the deployed model",
     )

@@ -110,3 +110,28 @@ def cross_study_block(summary: Mapping[str, Any]) -> str:
     """The cross-study report (``reports/cross_study.md``) without its title, its sections one level down."""
     body = cross_study_markdown(dict(summary)).split("\n", 1)[1]  # drop the "# ..." title
     return re.sub(r"^## ", "#### ", body, flags=re.MULTILINE)
+
+
+def trust_block(trust: Mapping[str, Any]) -> str:
+    """The deployed model's out-of-distribution rate on each dataset of the trust stage, as a table."""
+    rows = [
+        "| cells | model genes measured | no call | called cells flagged out of distribution "
+        "| median distance | called persister | uncertain |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    order = [key for key in ("same_world", "other_world", "external") if key in trust["datasets"]]
+    for key in order:
+        figures = trust["datasets"][key]
+        rows.append(
+            f"| {figures['name']}: {figures['description']} ({figures['cells']:,} cells) "
+            f"| {figures['gene_fraction']:.0%} | {figures['no_call_fraction']:.1%} "
+            f"| **{figures['ood_fraction_of_called']:.1%}** | {figures['median_ood_distance']:.2f} "
+            f"| {figures['persister_fraction_of_called']:.1%} "
+            f"| {figures['uncertain_fraction_of_called']:.1%} |"
+        )
+    lead = (
+        f"Threshold {trust['ood_threshold']:.3f}: the {1 - trust['nominal_rate']:.0%} quantile of the "
+        f"validation cells' distance, so about {trust['nominal_rate']:.0%} of cells like the training data "
+        "are flagged by chance (`reports/figures/ood_distance.png`)."
+    )
+    return "\n".join([lead, "", *rows])

@@ -96,7 +96,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
             figures[dataset.key]["called_cells"],
             100 * figures[dataset.key]["gene_fraction"],
         )
-    nominal = 1 - params.export.ood_quantile
+    nominal = round(1 - params.export.ood_quantile, 12)
     write_json(
         paths.trust_metrics,
         {"ood_threshold": model.ood_threshold, "nominal_rate": nominal, "datasets": figures},
