@@ -24,7 +24,13 @@ from typing import Any
 from oncopersistnet.atomic import write_text
 from oncopersistnet.errors import InputDataError
 from oncopersistnet.logging_setup import configure_logging
-from oncopersistnet.reporting.blocks import cross_study_block, explain_block, results_block, transfer_block
+from oncopersistnet.reporting.blocks import (
+    coverage_block,
+    cross_study_block,
+    explain_block,
+    results_block,
+    transfer_block,
+)
 
 logger = logging.getLogger("oncopersistnet")
 
@@ -40,6 +46,7 @@ class Block:
 #: Section name -> where it comes from, in the README's order.
 BLOCKS: dict[str, Block] = {
     "results": Block(("comparison.json", "evaluate.json"), results_block),
+    "coverage": Block(("comparison.json", "evaluate.json"), coverage_block),
     "explain": Block(("explain.json",), explain_block),
     "transfer": Block(("transfer.json",), transfer_block),
     "cross_study": Block(("cross_study.json",), cross_study_block),
