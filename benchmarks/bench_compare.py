@@ -45,7 +45,7 @@ def main() -> None:
     )
     started = time.perf_counter()
     folds = pipeline_folds(params, paths)
-    results = run_comparison(folds, params)
+    results = run_comparison(folds, params, coverage=params.predict.coverage)
     per_sample = sample_level_table(results, params.evaluate.threshold)
     comparison = comparison_summary(
         results, folds, params, data_hash=read_preprocess_summary(paths)["data_hash"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -14,7 +15,12 @@ from oncopersistnet.config import shipped_params
 from oncopersistnet.data.cells import Cells
 from oncopersistnet.errors import DataValidationError
 from oncopersistnet.evaluation.candidates import make_candidate
-from oncopersistnet.evaluation.comparison import run_comparison, sample_level_table, summarize
+from oncopersistnet.evaluation.comparison import (
+    comparison_summary,
+    run_comparison,
+    sample_level_table,
+    summarize,
+)
 from oncopersistnet.evaluation.folds import build_fold, grouped_splits
 from oncopersistnet.evaluation.metrics import METRIC_NAMES
 
@@ -155,6 +161,83 @@ def test_summary_gives_mean_and_std_over_seeds(fold):
         "mlp",
         "logistic_regression",
     }
+
+
+def _coverage_by_hand(val_p, val_y, p, y, coverage):
+    """Split conformal from its definition, per class: the ceil((n + 1) * coverage)-th smallest
+    validation score 1 - p(true class); a class is in a cell's set when its score is at most that."""
+    quantile = {}
+    for k in (0, 1):
+        scores = np.sort((1 - val_p if k == 1 else val_p)[val_y == k])
+        rank = math.ceil((scores.size + 1) * coverage)
+        quantile[k] = scores[rank - 1] if rank <= scores.size else np.inf
+    has_persister, has_non_persister = 1 - p <= quantile[1], p <= quantile[0]
+    covered = np.where(y == 1, has_persister, has_non_persister)
+    return {
+        "coverage_persister": covered[y == 1].mean(),
+        "coverage_non_persister": covered[y == 0].mean(),
+        "coverage_overall": covered.mean(),
+        "singleton_fraction": (has_persister != has_non_persister).mean(),
+        "both_fraction": (has_persister & has_non_persister).mean(),
+        "empty_fraction": (~has_persister & ~has_non_persister).mean(),
+    }
+
+
+def test_conformal_coverage_per_fit_and_its_summary_match_a_computation_by_hand(fold):
+    """Each fit's sets are calibrated on its own validation cells and judged on its test cells."""
+    from sklearn.linear_model import LogisticRegression
+
+    params = replace(PARAMS, compare=replace(PARAMS.compare, n_seeds=2))
+    coverage = 0.8  # not params.predict.coverage: the argument is what counts
+    results = run_comparison(
+        [fold], params, families=["mlp", "logistic_regression"], coverage=coverage, progress=False
+    )
+    val, test = fold.features["val"], fold.features["test"]
+    regression = LogisticRegression(
+        C=params.compare.logistic_c, class_weight="balanced", max_iter=5000, random_state=0
+    ).fit(fold.features["train"].X, fold.features["train"].y)
+    # (validation, test) probabilities of each fit, from models fitted again outside run_comparison
+    refits = {("logistic_regression", 0): tuple(regression.predict_proba(s.X)[:, 1] for s in (val, test))}
+    for seed in (0, 1):
+        mlp = make_candidate("mlp", params, seed).fit(fold)
+        refits["mlp", seed] = (mlp.predict_proba(fold, "val"), mlp.predict_proba(fold, "test"))
+    by_hand = {}
+    for key, (val_p, test_p) in refits.items():
+        result = next(r for r in results if (r.family, r.seed) == key)
+        assert np.allclose(test_p, result.probability, atol=1e-12)  # the same model
+        by_hand[key] = _coverage_by_hand(val_p, val.y, test_p, test.y, coverage)
+        assert result.conformal["coverage"] == coverage
+        for name, value in by_hand[key].items():
+            assert result.conformal[name] == pytest.approx(value, abs=1e-12), (key, name)
+    summary = comparison_summary(results, [fold], params, data_hash="h")
+    mlp = summary["models"]["mlp"]["conformal"]
+    for name in ("coverage_persister", "coverage_non_persister", "both_fraction", "empty_fraction"):
+        values = [by_hand["mlp", seed][name] for seed in (0, 1)]
+        assert mlp[name]["mean"] == pytest.approx(np.mean(values), abs=1e-12)
+        assert mlp[name]["std"] == pytest.approx(np.std(values, ddof=1), abs=1e-12)
+    assert summary["models"]["logistic_regression"]["conformal"]["coverage_persister"] == {
+        "mean": pytest.approx(by_hand["logistic_regression", 0]["coverage_persister"], abs=1e-12),
+        "std": 0.0,
+    }
+    assert summary["context"]["coverage"] == coverage and mlp["coverage"] == coverage
+    rows = {(f["model"], f["seed"]): f["conformal"] for f in summary["fits"]}
+    assert rows.keys() == by_hand.keys()
+    for key, figures in rows.items():
+        assert figures == pytest.approx(by_hand[key], abs=1e-12)
+
+
+def test_conformal_sets_change_no_metric_of_any_fit(fold):
+    """Scoring the validation cells draws no random numbers: later fits (seeds, families) are unchanged."""
+    params = replace(PARAMS, compare=replace(PARAMS.compare, n_seeds=2))
+    families = ["cnn_lstm", "celltypist", "logistic_regression"]
+    plain = run_comparison([fold], params, families=families, progress=False)
+    with_sets = run_comparison([fold], params, families=families, coverage=0.9, progress=False)
+    assert [(r.family, r.seed) for r in plain] == [(r.family, r.seed) for r in with_sets]
+    for a, b in zip(plain, with_sets, strict=True):
+        assert np.array_equal(a.probability, b.probability), (a.family, a.seed)
+        assert a.metrics == b.metrics and not a.conformal and b.conformal
+    assert "conformal" not in summarize(plain)["cnn_lstm"]
+    assert "coverage" not in comparison_summary(plain, [fold], params, data_hash="h")["context"]
 
 
 def test_grouped_splits_test_every_sample_once(small_adata):

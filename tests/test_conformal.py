@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -10,9 +11,11 @@ import pytest
 from oncopersistnet.errors import InputDataError, ModelError
 from oncopersistnet.inference.conformal import (
     BOTH_CLASSES,
+    COVERAGE_FIGURES,
     EMPTY_SET,
     ConformalCalibration,
     coverage_by_class,
+    held_out_report,
     set_names,
 )
 
@@ -101,3 +104,34 @@ def test_bad_inputs_are_readable_errors():
         ConformalCalibration(non_persister=np.ones(3), persister=np.ones(3)).quantiles(1.0)
     with pytest.raises(InputDataError, match="no validation cell of class 'persister'"):
         ConformalCalibration.fit(np.array([0.1, 0.2]), np.array([0, 0]))
+
+
+def test_held_out_report_by_hand():
+    # 4 calibration scores per class, coverage 0.6: rank ceil(5 * 0.6) = 3 -> the 3rd smallest
+    cal = ConformalCalibration(
+        non_persister=np.array([0.1, 0.2, 0.3, 0.4]), persister=np.array([0.05, 0.15, 0.25, 0.35])
+    )
+    # persister in the set when 1 - p <= 0.25 (p >= 0.75); non-persister when p <= 0.3
+    p = np.array([0.9, 0.8, 0.5, 0.2, 0.1, 0.6])
+    y = np.array([1, 0, 1, 0, 1, 0])
+    report = held_out_report(cal, p, y, coverage=0.6)
+    assert report == {
+        "coverage": 0.6,
+        "quantile_non_persister": pytest.approx(0.3),
+        "quantile_persister": pytest.approx(0.25),
+        "n_calibration_non_persister": 4,
+        "n_calibration_persister": 4,
+        # persisters: 0.9 covered, 0.5 empty, 0.1 in {non-persister}: 1 of 3
+        "coverage_persister": pytest.approx(1 / 3),
+        # non-persisters: 0.8 in {persister}, 0.2 covered, 0.6 empty: 1 of 3
+        "coverage_non_persister": pytest.approx(1 / 3),
+        "coverage_overall": pytest.approx(2 / 6),
+        "singleton_fraction": pytest.approx(4 / 6),
+        "both_fraction": 0.0,
+        "empty_fraction": pytest.approx(2 / 6),
+    }
+    assert list(report)[5:] == list(COVERAGE_FIGURES)
+    # coverage 0.9 needs rank ceil(4.5) = 5 > 4 scores: no finite quantile, written as None
+    wide = held_out_report(cal, p, y, coverage=0.9)
+    assert wide["quantile_persister"] is None and wide["both_fraction"] == 1.0
+    json.dumps(wide, allow_nan=False)  # JSON-ready: no infinities

@@ -84,6 +84,11 @@ def test_repro_writes_metrics_for_network_and_baselines(project):
     first = next(f for f in comparison["fits"] if f["model"] == "cnn_lstm" and f["seed"] == 0)
     assert first["f1"] == pytest.approx(metrics["test"]["f1"], abs=1e-9)
     assert first["roc_auc"] == pytest.approx(metrics["test"]["roc_auc"], abs=1e-9)
+    # ... and the same conformal sets: calibrated on the same validation cells, judged on the same test cells
+    assert metrics["conformal"]["coverage"] == comparison["context"]["coverage"] == 0.9
+    assert first["conformal"] == pytest.approx(
+        {k: metrics["conformal"][k] for k in first["conformal"]}, abs=1e-9
+    )
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], project).stdout)
     files = next(iter(shown.values()))["data"]
     assert {"metrics/evaluate.json", "metrics/comparison.json"} <= set(files)
@@ -118,6 +123,8 @@ def test_registered_champion_and_mlflow_run(project):
         "test_brier",
         "test_ece",
         "test_uncalibrated_ece",
+        "test_conformal_coverage_persister",
+        "test_conformal_coverage_non_persister",
         "calibration_scale",
         "onnx_parity_max_abs_diff",
         "val_loss",
@@ -162,6 +169,10 @@ def test_every_model_family_is_an_mlflow_run_with_the_same_metric_names(project)
         "metrics.test_mcc",
         "metrics.test_brier",
         "metrics.test_ece",
+        "metrics.test_conformal_coverage_persister",
+        "metrics.test_conformal_coverage_non_persister",
+        "metrics.test_conformal_both_fraction",
+        "metrics.test_conformal_empty_fraction_std",
     } <= metric_names[0]
     for key in ("tags.data_hash", "tags.params_hash", "tags.git_commit", "tags.comparison_id"):
         assert len({r[key] for r in runs}) == 1 and runs[0][key]

@@ -89,3 +89,113 @@ def test_trust_block_shows_each_dataset_rate_from_the_file():
         "| other world: another world_seed (3,000 cells) | 14% | 0.0% | **96.8%** | 1.75 | 11.2% | 29.1% |"
         in block
     )
+
+
+def _synthetic_metrics():
+    """A comparison of two families (3 seeds / 1 fit) and a deployed model, with conformal figures."""
+
+    def entry(n_fits, figures):
+        return {"n_fits": n_fits, "conformal": {"coverage": 0.9} | figures}
+
+    comparison = {
+        "context": {"coverage": 0.9},
+        "models": {
+            "logistic_regression": entry(
+                1,
+                {
+                    "coverage_persister": {"mean": 0.8126, "std": 0.0},
+                    "coverage_non_persister": {"mean": 0.95, "std": 0.0},
+                    "both_fraction": {"mean": 0.0, "std": 0.0},
+                    "empty_fraction": {"mean": 0.1, "std": 0.0},
+                },
+            ),
+            "cnn_lstm": entry(
+                3,
+                {
+                    "coverage_persister": {"mean": 0.9, "std": 0.01234},
+                    "coverage_non_persister": {"mean": float("nan"), "std": 0.0},
+                    "both_fraction": {"mean": 0.25, "std": 0.05},
+                    "empty_fraction": {"mean": 0.0, "std": 0.0},
+                },
+            ),
+        },
+    }
+    evaluate = {
+        "model": "cnn_lstm",
+        "test": {"n_test_cells": 1200},
+        "conformal": {
+            "coverage": 0.9,
+            "quantile_non_persister": 0.41234,
+            "quantile_persister": None,
+            "n_calibration_non_persister": 1500,
+            "n_calibration_persister": 8,
+            "coverage_persister": 1.0,
+            "coverage_non_persister": 0.8876,
+            "coverage_overall": 0.9,
+            "singleton_fraction": 0.75,
+            "both_fraction": 0.25,
+            "empty_fraction": 0.0,
+        },
+    }
+    return comparison, evaluate
+
+
+def test_coverage_block_renders_every_family_and_the_deployed_model():
+    from oncopersistnet.reporting.blocks import coverage_block
+
+    comparison, evaluate = _synthetic_metrics()
+    intro, table, deployed = coverage_block(comparison, evaluate).split("\n\n")
+    assert intro.startswith("Nominal coverage 0.9 (`predict.coverage`) per class")
+    # the project's family order, not the dict's; ± only where there was more than one fit; NaN as n/a
+    header = "| model | persisters covered | non-persisters covered | both classes (uncertain) | empty set "
+    assert table.splitlines() == [
+        header + "| fits |",
+        "|---|---|---|---|---|---|",
+        "| cnn_lstm | 0.900 ± 0.012 | n/a | 0.250 ± 0.050 | 0.000 ± 0.000 | 3 |",
+        "| logistic_regression | 0.813 | 0.950 | 0.000 | 0.100 | 1 |",
+    ]
+    assert deployed == (
+        "The deployed cnn_lstm (calibrated probabilities; sets calibrated on 1,500 non-persister and 8 "
+        "persister validation cells; score quantile 0.412 for non-persister, none (always in the set) for "
+        "persister) at coverage 0.9: persisters covered 1.000, non-persisters 0.888, all cells 0.900; "
+        "25.0% of the 1,200 held-out cells get both classes (uncertain), 0.0% an empty set."
+    )
+
+
+def test_coverage_block_waits_for_metrics_that_have_the_figures():
+    from oncopersistnet.reporting.blocks import COVERAGE_PENDING, coverage_block
+
+    comparison, evaluate = _synthetic_metrics()
+    old_comparison = {"context": {}, "models": {f: {"n_fits": 1} for f in comparison["models"]}}
+    old_evaluate = {k: v for k, v in evaluate.items() if k != "conformal"}
+    assert coverage_block(old_comparison, evaluate) == COVERAGE_PENDING
+    assert coverage_block(comparison, old_evaluate) == COVERAGE_PENDING
+    assert coverage_block(comparison, evaluate) != COVERAGE_PENDING
+
+
+def test_comparison_report_has_a_coverage_section_only_when_measured():
+    import pandas as pd
+
+    from oncopersistnet.evaluation.report import comparison_markdown
+
+    comparison, _ = _synthetic_metrics()
+    committed = json.loads((ROOT / "metrics/comparison.json").read_text())
+    columns = ["model", "sample", "sample_label", "called_persister_fraction", "mean_probability"]
+    per_sample = pd.DataFrame(columns=[*columns, "sample_correct"])
+    before = committed | {  # a metrics file from before the conformal figures
+        "context": {k: v for k, v in committed["context"].items() if k != "coverage"},
+        "models": {
+            family: {k: v for k, v in entry.items() if k != "conformal"}
+            for family, entry in committed["models"].items()
+        },
+    }
+    assert "Conformal" not in comparison_markdown(before, per_sample)
+    with_sets = before | {
+        "context": before["context"] | comparison["context"],
+        "models": {f: e | comparison["models"].get(f, {}) for f, e in before["models"].items()},
+    }
+    report = comparison_markdown(with_sets, per_sample)
+    assert "## Conformal prediction sets on the held-out samples" in report
+    assert "at coverage 0.9, calibrated on each fit's validation cells" in report
+    assert "| logistic_regression | 0.813 | 0.950 | 0.000 | 0.100 | 1 |" in report
+    assert "| mlp |" not in report.split("## Conformal")[1].split("##")[0]  # no figures, no row

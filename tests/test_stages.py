@@ -204,3 +204,105 @@ def test_later_stages_say_what_is_missing(tmp_path, name):
     result = stage(name, project, check=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert len(_error_lines(result.stderr)) == 1
+
+
+def _sets_by_hand(val_p, val_y, p, y, coverage):
+    """Class-conditional split conformal from its definition (no project code): per class, the
+    ceil((n + 1) * coverage)-th smallest validation score 1 - p(true class); a class is in a cell's
+    set when its score is at most that quantile. Returns the quantiles and the test-cell figures."""
+    quantile = []
+    for k in (0, 1):
+        scores = np.sort((1 - val_p if k == 1 else val_p)[val_y == k])
+        quantile.append(scores[int(np.ceil((scores.size + 1) * coverage)) - 1])
+    has_non_persister, has_persister = p <= quantile[0], 1 - p <= quantile[1]
+    covered = np.where(y == 1, has_persister, has_non_persister)
+    return quantile, {
+        "coverage_non_persister": covered[y == 0].mean(),
+        "coverage_persister": covered[y == 1].mean(),
+        "coverage_overall": covered.mean(),
+        "singleton_fraction": (has_persister != has_non_persister).mean(),
+        "both_fraction": (has_persister & has_non_persister).mean(),
+        "empty_fraction": (~has_persister & ~has_non_persister).mean(),
+    }
+
+
+def test_evaluate_and_compare_report_conformal_coverage_on_test_cells(tmp_path):
+    """Sets calibrated on validation cells, judged on test cells, in the metrics files and in MLflow."""
+    import json
+
+    import mlflow
+    from sklearn.linear_model import LogisticRegression
+
+    from oncopersistnet.config import load_params
+    from oncopersistnet.data.cells import Cells
+    from oncopersistnet.model import load_checkpoint, predict_proba
+    from oncopersistnet.paths import ProjectPaths
+
+    coverage = 0.85  # not the shipped value: the param is what counts
+    project = make_project(
+        tmp_path,
+        deep_update(
+            TINY_PARAMS,
+            {"predict": {"coverage": coverage}, "compare": {"models": ["cnn_lstm", "logistic_regression"]}},
+        ),
+    )
+    for name in ("ingest", "validate", "preprocess", "train", "evaluate", "compare"):
+        stage(name, project)
+    paths, params = ProjectPaths(project), load_params(project / "params.yaml")
+    val, test = Cells.load(paths.features("val")), Cells.load(paths.features("test"))
+
+    # evaluate: the deployed network's calibrated probabilities
+    network = load_checkpoint(paths.model)
+    val_p, test_p = (predict_proba(network, c.X).astype(np.float64) for c in (val, test))
+    quantile, figures = _sets_by_hand(val_p, val.y, test_p, test.y, coverage)
+    conformal = json.loads(paths.evaluate_metrics.read_text())["conformal"]
+    assert conformal["coverage"] == coverage
+    assert conformal["quantile_non_persister"] == pytest.approx(quantile[0], abs=1e-12)
+    assert conformal["quantile_persister"] == pytest.approx(quantile[1], abs=1e-12)
+    assert (conformal["n_calibration_non_persister"], conformal["n_calibration_persister"]) == (
+        int((val.y == 0).sum()),
+        int((val.y == 1).sum()),
+    )
+    for name, value in figures.items():
+        assert conformal[name] == pytest.approx(value, abs=1e-12), name
+
+    # compare: every fit calibrated on its own validation cells
+    comparison = json.loads(paths.comparison_metrics.read_text())
+    fits = {(f["model"], f["seed"]): f["conformal"] for f in comparison["fits"]}
+    assert fits["cnn_lstm", 0] == pytest.approx(figures, abs=1e-12)  # train.seed is the deployed model
+    train = Cells.load(paths.features("train"))
+    regression = LogisticRegression(
+        C=params.compare.logistic_c, class_weight="balanced", max_iter=5000, random_state=0
+    ).fit(train.X, train.y)
+    regression_p = {name: regression.predict_proba(c.X)[:, 1] for name, c in (("val", val), ("test", test))}
+    _, regression_figures = _sets_by_hand(regression_p["val"], val.y, regression_p["test"], test.y, coverage)
+    assert fits["logistic_regression", 0] == pytest.approx(regression_figures, abs=1e-12)
+    summary = comparison["models"]["cnn_lstm"]["conformal"]
+    persister = [fits["cnn_lstm", seed]["coverage_persister"] for seed in (0, 1)]
+    assert summary["coverage_persister"]["mean"] == pytest.approx(np.mean(persister), abs=1e-12)
+    assert summary["coverage_persister"]["std"] == pytest.approx(np.std(persister, ddof=1), abs=1e-12)
+    assert summary["coverage"] == comparison["context"]["coverage"] == coverage
+
+    # MLflow: the training run and one run per family
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlruns' / 'mlflow.db'}")
+    trained = client.get_run(json.loads(paths.run_reference.read_text())["run_id"]).data
+    assert trained.params["predict.coverage"] == str(coverage)
+    for name, value in figures.items():
+        assert trained.metrics[f"test_conformal_{name}"] == pytest.approx(value, abs=1e-9), name
+    assert trained.metrics["test_conformal_quantile_persister"] == pytest.approx(quantile[1], abs=1e-9)
+    runs = client.search_runs(
+        [client.get_experiment_by_name(params.mlflow.experiment_name).experiment_id],
+        filter_string="tags.run_kind = 'comparison'",
+    )
+    by_family = {r.data.tags["model_family"]: r for r in runs}
+    family = by_family["cnn_lstm"]
+    assert family.data.params["predict.coverage"] == str(coverage)
+    assert family.data.metrics["test_conformal_coverage_persister"] == pytest.approx(np.mean(persister))
+    assert family.data.metrics["test_conformal_coverage_persister_std"] == pytest.approx(
+        np.std(persister, ddof=1)
+    )
+    history = client.get_metric_history(family.info.run_id, "fit_test_conformal_coverage_persister")
+    assert [m.value for m in sorted(history, key=lambda m: m.step)] == pytest.approx(persister)
+    assert by_family["logistic_regression"].data.metrics["test_conformal_both_fraction"] == pytest.approx(
+        regression_figures["both_fraction"]
+    )

@@ -4,6 +4,10 @@ A single number from a single seed on one split decides nothing, so each family
 is fitted ``n_seeds`` times (seeds ``train.seed``, ``train.seed + 1``, ...) on
 every fold. Families whose result cannot depend on the seed (``seeded = False``)
 are fitted once per fold; their spread comes from the folds alone.
+
+With a ``coverage``, every fit also gets class-conditional conformal prediction sets
+(:mod:`oncopersistnet.inference.conformal`) calibrated on its own validation cells and
+judged on its test cells: does each family's stated coverage hold on unseen samples?
 """
 
 from __future__ import annotations
@@ -22,13 +26,18 @@ from oncopersistnet.config import Params
 from oncopersistnet.evaluation.candidates import make_candidate
 from oncopersistnet.evaluation.folds import Fold
 from oncopersistnet.evaluation.metrics import METRIC_NAMES, classification_metrics, per_sample_table
+from oncopersistnet.inference.conformal import COVERAGE_FIGURES, ConformalCalibration, held_out_report
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class FitResult:
-    """One fitted model on one fold: its test metrics, test probabilities and what it learned."""
+    """One fitted model on one fold: its test metrics, test probabilities and what it learned.
+
+    ``conformal``: :func:`~oncopersistnet.inference.conformal.held_out_report` of sets
+    calibrated on the fit's validation cells, on its test cells (empty without a coverage).
+    """
 
     family: str
     fold: str
@@ -40,6 +49,7 @@ class FitResult:
     seconds: float
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+    conformal: dict[str, Any] = field(default_factory=dict)
 
 
 def seeds_for(params: Params) -> list[int]:
@@ -52,10 +62,16 @@ def run_comparison(
     params: Params,
     families: Sequence[str] | None = None,
     *,
+    coverage: float | None = None,
     on_result: Callable[[FitResult], None] | None = None,
     progress: bool = True,
 ) -> list[FitResult]:
-    """Fit and test every family on every fold (and seed, where seeds matter)."""
+    """Fit and test every family on every fold (and seed, where seeds matter).
+
+    ``coverage``: also report conformal sets at this coverage (``FitResult.conformal``).
+    The validation cells are scored after the test cells; scoring draws no random
+    numbers, and every fit seeds its own generators, so the metrics do not change.
+    """
     families = list(params.compare.models if families is None else families)
     seeds = seeds_for(params)
     plan = []
@@ -86,6 +102,12 @@ def run_comparison(
             hyperparameters=candidate.hyperparameters(),
             details=candidate.details(),
         )
+        if coverage is not None:
+            val = fold.features["val"]
+            calibration = ConformalCalibration.fit(
+                np.asarray(candidate.predict_proba(fold, "val"), dtype=np.float64), val.y
+            )
+            result.conformal = held_out_report(calibration, probability, test.y, coverage=coverage)
         results.append(result)
         if on_result is not None:
             on_result(result)
@@ -93,8 +115,19 @@ def run_comparison(
     return results
 
 
+def _mean_std(values: Sequence[float]) -> dict[str, float]:
+    """Mean and sample std (ddof=1; 0 for one value) of the finite ``values``; NaN mean if none."""
+    array = np.array(values, dtype=np.float64)
+    finite = array[np.isfinite(array)]
+    return {
+        "mean": float(finite.mean()) if finite.size else float("nan"),
+        "std": float(finite.std(ddof=1)) if finite.size > 1 else 0.0,
+    }
+
+
 def summarize(results: Sequence[FitResult]) -> dict[str, dict[str, Any]]:
-    """Per family: mean, sample std (ddof=1; 0 for one fit) and number of fits of every metric.
+    """Per family: mean, sample std (ddof=1; 0 for one fit) and number of fits of every metric,
+    and of every conformal figure (under ``conformal``, with the nominal coverage) where fits have them.
 
     Timings stay out (they are logged to MLflow): this goes into a git-tracked
     metrics file, where the same params must give the same content.
@@ -108,11 +141,11 @@ def summarize(results: Sequence[FitResult]) -> dict[str, dict[str, Any]]:
             "folds": sorted({r.fold for r in mine}),
         }
         for name in METRIC_NAMES:
-            values = np.array([r.metrics[name] for r in mine], dtype=np.float64)
-            finite = values[np.isfinite(values)]
-            entry[name] = {
-                "mean": float(finite.mean()) if finite.size else float("nan"),
-                "std": float(finite.std(ddof=1)) if finite.size > 1 else 0.0,
+            entry[name] = _mean_std([r.metrics[name] for r in mine])
+        conformal = [r.conformal for r in mine if r.conformal]
+        if conformal:
+            entry["conformal"] = {"coverage": conformal[0]["coverage"]} | {
+                name: _mean_std([c[name] for c in conformal]) for name in COVERAGE_FIGURES
             }
         summary[family] = entry
     return summary
@@ -123,13 +156,16 @@ def comparison_summary(
 ) -> dict[str, Any]:
     """What ``metrics/comparison.json`` holds.
 
-    Per-model summaries, every fit, the permutation figures, the context.
+    Per-model summaries, every fit (with its conformal figures, where measured), the
+    permutation figures, the context (with the conformal sets' nominal coverage, where measured).
     """
+    coverage = next((r.conformal["coverage"] for r in results if r.conformal), None)
     return {
         "models": summarize(results),
         "fits": [
             {"model": r.family, "fold": r.fold, "seed": r.seed}
             | {m: r.metrics[m] for m in ("f1", "roc_auc", "brier")}
+            | ({"conformal": {k: r.conformal[k] for k in COVERAGE_FIGURES}} if r.conformal else {})
             for r in results
         ],
         "permutations": [
@@ -142,6 +178,7 @@ def comparison_summary(
             "cv_folds": params.compare.cv_folds,
             "seeds": seeds_for(params),
             "threshold": params.evaluate.threshold,
+            **({"coverage": coverage} if coverage is not None else {}),
             "test_samples": sorted({s for f in folds for s in f.test_samples}),
             "n_test_cells": int(sum(len(f.features["test"].y) for f in folds)),
         },

@@ -46,13 +46,17 @@ def ordered_families(models: Mapping[str, Any]) -> list[str]:
     )
 
 
-def _cell(entry: Mapping[str, Any], metric: str) -> str:
-    value = entry[metric]
+def _mean_std_text(value: Mapping[str, float], n_fits: int) -> str:
+    """``mean ± std`` to three decimals; the mean alone after one fit; ``n/a`` for NaN."""
     if value["mean"] != value["mean"]:  # NaN
         return "n/a"
-    if entry["n_fits"] == 1:  # no spread was measured: say nothing rather than ± 0
+    if n_fits == 1:  # no spread was measured: say nothing rather than ± 0
         return f"{value['mean']:.3f}"
     return f"{value['mean']:.3f} ± {value['std']:.3f}"
+
+
+def _cell(entry: Mapping[str, Any], metric: str) -> str:
+    return _mean_std_text(entry[metric], entry["n_fits"])
 
 
 def results_table(comparison: Mapping[str, Any], order: list[str] | None = None) -> str:
@@ -78,6 +82,36 @@ def results_table(comparison: Mapping[str, Any], order: list[str] | None = None)
                 if round(entry[metric]["mean"], 3) == round(best.get(metric, float("nan")), 3)
                 else text
             )
+        lines.append(f"| {family} | " + " | ".join(cells) + f" | {entry['n_fits']} |")
+    return "\n".join(lines)
+
+
+#: Columns of :func:`coverage_table`: a conformal figure of ``metrics/comparison.json`` and its header.
+COVERAGE_COLUMNS = {
+    "coverage_persister": "persisters covered",
+    "coverage_non_persister": "non-persisters covered",
+    "both_fraction": "both classes (uncertain)",
+    "empty_fraction": "empty set",
+}
+
+
+def coverage_table(comparison: Mapping[str, Any], order: list[str] | None = None) -> str | None:
+    """Markdown table of the conformal sets on the test cells: per model, the share of each class's
+    cells whose set holds their class, and of sets with both classes or none (mean ± std over fits).
+
+    ``None`` when the comparison measured no conformal sets (a metrics file from before they were).
+    """
+    models: Mapping[str, Any] = comparison["models"]
+    families = [f for f in (order or ordered_families(models)) if "conformal" in models[f]]
+    if not families:
+        return None
+    lines = [
+        "| model | " + " | ".join(COVERAGE_COLUMNS.values()) + " | fits |",
+        "|---|" + "---|" * len(COVERAGE_COLUMNS) + "---|",
+    ]
+    for family in families:
+        entry = models[family]
+        cells = [_mean_std_text(entry["conformal"][name], entry["n_fits"]) for name in COVERAGE_COLUMNS]
         lines.append(f"| {family} | " + " | ".join(cells) + f" | {entry['n_fits']} |")
     return "\n".join(lines)
 
@@ -134,6 +168,21 @@ COMPARE_STAGE_ORIGIN = (
 )
 
 
+def _coverage_section(comparison: Mapping[str, Any]) -> list[str]:
+    """The report's conformal section (nothing when the comparison measured no conformal sets)."""
+    table = coverage_table(comparison)
+    if table is None:
+        return []
+    return [
+        "## Conformal prediction sets on the held-out samples",
+        f"Class-conditional split-conformal sets at coverage {comparison['context']['coverage']}, "
+        "calibrated on each fit's validation cells: the share of each class's test cells whose set "
+        "holds their class (the guarantee assumes test cells exchangeable with validation cells; "
+        "held-out samples need not be), and the share of sets with both classes or none.",
+        table,
+    ]
+
+
 def comparison_markdown(
     comparison: Mapping[str, Any], per_sample: pd.DataFrame, origin: str = COMPARE_STAGE_ORIGIN
 ) -> str:
@@ -159,6 +208,7 @@ def comparison_markdown(
                 legend,
                 "## Does the CNN-LSTM's sequence reading of PCA components matter?",
                 premise_summary(comparison),
+                *_coverage_section(comparison),
                 "## Per held-out sample",
                 "Cell probabilities averaged over seeds; "
                 "a culture is called persister when most of its cells are.",

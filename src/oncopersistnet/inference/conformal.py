@@ -126,3 +126,35 @@ def coverage_by_class(sets: np.ndarray, y: np.ndarray) -> dict[str, float]:
     out["both_fraction"] = float((size == 2).sum() / n)
     out["empty_fraction"] = float((size == 0).sum() / n)
     return out
+
+
+#: The figures :func:`coverage_by_class` returns, in a stable order (reports, MLflow, summaries).
+COVERAGE_FIGURES = (
+    "coverage_non_persister",
+    "coverage_persister",
+    "coverage_overall",
+    "singleton_fraction",
+    "both_fraction",
+    "empty_fraction",
+)
+
+
+def held_out_report(
+    calibration: ConformalCalibration, probability: np.ndarray, y: np.ndarray, *, coverage: float
+) -> dict[str, float | int | None]:
+    """How ``calibration``'s sets at ``coverage`` do on held-out cells (``probability``, labels ``y``).
+
+    The guarantee is a claim about cells the calibration never saw, so it is checked on them:
+    the nominal ``coverage``, each class's quantile (``None`` where the class had too few
+    calibration cells for a finite one: it is then always in the set) and calibration size,
+    and :func:`coverage_by_class` on ``y``. JSON-ready: no infinities.
+    """
+    quantiles = calibration.quantiles(coverage)
+    out: dict[str, float | int | None] = {"coverage": check_coverage(coverage)}
+    for k, (name, scores) in enumerate(
+        zip(SET_CLASSES, (calibration.non_persister, calibration.persister), strict=True)
+    ):
+        key = name.replace("-", "_")
+        out[f"quantile_{key}"] = float(quantiles[k]) if np.isfinite(quantiles[k]) else None
+        out[f"n_calibration_{key}"] = int(scores.size)
+    return out | coverage_by_class(calibration.sets(probability, coverage), y)

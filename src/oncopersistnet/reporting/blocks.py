@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from oncopersistnet.evaluation.report import context_line, premise_summary, results_table
+from oncopersistnet.evaluation.report import context_line, coverage_table, premise_summary, results_table
 from oncopersistnet.transfer.cross_study_report import cross_study_markdown
 from oncopersistnet.transfer.report import transfer_table
 
@@ -37,6 +37,47 @@ def results_block(comparison: Mapping[str, Any], evaluate: Mapping[str, Any]) ->
         calibration_line(evaluate),
     ]
     return "\n\n".join(parts).strip()
+
+
+#: What the coverage section says while the metrics files predate the conformal figures.
+COVERAGE_PENDING = (
+    "Not measured yet: `metrics/comparison.json` and `metrics/evaluate.json` were written before the "
+    "compare and evaluate stages reported conformal coverage; `make run` (or `dvc repro`) fills this in."
+)
+
+
+def _quantile_text(value: float | None) -> str:
+    return "none (always in the set)" if value is None else f"{value:.3f}"
+
+
+def deployed_coverage_line(evaluate: Mapping[str, Any]) -> str:
+    """The deployed model's sets, calibrated on the validation samples, on the held-out cells."""
+    c = evaluate["conformal"]
+    return (
+        f"The deployed {evaluate['model']} (calibrated probabilities; sets calibrated on "
+        f"{c['n_calibration_non_persister']:,} non-persister and {c['n_calibration_persister']:,} persister "
+        f"validation cells; score quantile {_quantile_text(c['quantile_non_persister'])} for non-persister, "
+        f"{_quantile_text(c['quantile_persister'])} for persister) at coverage {c['coverage']}: "
+        f"persisters covered {c['coverage_persister']:.3f}, "
+        f"non-persisters {c['coverage_non_persister']:.3f}, all cells {c['coverage_overall']:.3f}; "
+        f"{c['both_fraction']:.1%} of the "
+        f"{evaluate['test']['n_test_cells']:,} held-out cells get both classes (uncertain), "
+        f"{c['empty_fraction']:.1%} an empty set."
+    )
+
+
+def coverage_block(comparison: Mapping[str, Any], evaluate: Mapping[str, Any]) -> str:
+    """Per model family and for the deployed model: how often each class's held-out cells are in their
+    conformal set, and how often a set is uncertain (both classes) or empty."""
+    table = coverage_table(comparison)
+    if table is None or "conformal" not in evaluate or "coverage" not in comparison["context"]:
+        return COVERAGE_PENDING
+    intro = (
+        f"Nominal coverage {comparison['context']['coverage']} (`predict.coverage`) per class; "
+        "mean ± sample std over the fits of the comparison above (the same seeds and test samples), "
+        "each fit's sets calibrated on its own validation cells."
+    )
+    return "\n\n".join([intro, table, deployed_coverage_line(evaluate)])
 
 
 def transfer_block(summary: Mapping[str, Any]) -> str:

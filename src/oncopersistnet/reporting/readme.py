@@ -25,6 +25,7 @@ from oncopersistnet.atomic import write_text
 from oncopersistnet.errors import InputDataError
 from oncopersistnet.logging_setup import configure_logging
 from oncopersistnet.reporting.blocks import (
+    coverage_block,
     cross_study_block,
     explain_block,
     results_block,
@@ -46,6 +47,7 @@ class Block:
 #: Section name -> where it comes from, in the README's order.
 BLOCKS: dict[str, Block] = {
     "results": Block(("comparison.json", "evaluate.json"), results_block),
+    "coverage": Block(("comparison.json", "evaluate.json"), coverage_block),
     "trust": Block(("trust.json",), trust_block),
     "explain": Block(("explain.json",), explain_block),
     "transfer": Block(("transfer.json",), transfer_block),

@@ -3,7 +3,9 @@
 Writes ``metrics/comparison.json`` (``dvc metrics show/diff``), ``reports/comparison.md``,
 ``metrics/comparison_per_sample.csv``, one ROC / PR curve file per model under ``plots/`` and
 figures; logs one MLflow run per model family with the same metric names, so the
-UI's compare view and ``mlflow.search_runs`` put them in one table.
+UI's compare view and ``mlflow.search_runs`` put them in one table. Every fit's conformal
+sets (``predict.coverage``, calibrated on its validation cells) are judged on its test cells
+(``test_conformal_*``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from oncopersistnet.evaluation.folds import pipeline_folds
 from oncopersistnet.evaluation.metrics import METRIC_NAMES, curve_tables
 from oncopersistnet.evaluation.plots import plot_model_comparison, plot_roc_pr
 from oncopersistnet.evaluation.report import comparison_markdown
+from oncopersistnet.inference.conformal import COVERAGE_FIGURES
 from oncopersistnet.paths import ProjectPaths
 from oncopersistnet.provenance import run_provenance
 from oncopersistnet.tracking import configure_mlflow, flatten_for_mlflow, tracked_run
@@ -40,6 +43,7 @@ def _comparison_id(provenance: dict[str, str], params: Params) -> str:
         [
             provenance["data_hash"],
             params.hash([*MODEL_SECTIONS, "compare", "evaluate"]),
+            f"coverage={params.predict.coverage}",
             provenance["git_commit"],
             provenance.get("dvc_experiment", ""),
         ]
@@ -65,6 +69,7 @@ def _log_family_run(
                 params.flat(MODEL_SECTIONS + ("compare",))
                 | {
                     "evaluate.threshold": params.evaluate.threshold,
+                    "predict.coverage": params.predict.coverage,
                     "compare.seeds": sorted({r.seed for r in results}),
                 }
                 # the family's own settings win (the MLP run says train.architecture=mlp)
@@ -77,13 +82,24 @@ def _log_family_run(
         mlflow.log_dict(
             [{"fold": r.fold, "seed": r.seed} | r.details for r in results], "comparison/fit_details.json"
         )
+        conformal = entry.get("conformal", {})
         mlflow.log_metrics(
             {f"test_{m}": entry[m]["mean"] for m in METRIC_NAMES}
             | {f"test_{m}_std": entry[m]["std"] for m in METRIC_NAMES}
+            | {f"test_conformal_{f}": conformal[f]["mean"] for f in COVERAGE_FIGURES if f in conformal}
+            | {f"test_conformal_{f}_std": conformal[f]["std"] for f in COVERAGE_FIGURES if f in conformal}
             | {"n_fits": entry["n_fits"], "fit_seconds": float(np.mean([r.seconds for r in results]))}
         )
         for step, result in enumerate(results):  # every fit, as steps: the UI charts the spread
-            mlflow.log_metrics({f"fit_test_{m}": v for m, v in result.metrics.items()}, step=step)
+            mlflow.log_metrics(
+                {f"fit_test_{m}": v for m, v in result.metrics.items()}
+                | {
+                    f"fit_test_conformal_{f}": result.conformal[f]
+                    for f in COVERAGE_FIGURES
+                    if result.conformal
+                },
+                step=step,
+            )
         if "n_parameters" in results[0].details:
             mlflow.log_metric("n_parameters", results[0].details["n_parameters"])
         for artifact in (
@@ -98,7 +114,7 @@ def _log_family_run(
 def run(params: Params, paths: ProjectPaths) -> None:
     """Fit, test, summarise, write and log every model family."""
     folds = pipeline_folds(params, paths)
-    results = run_comparison(folds, params)
+    results = run_comparison(folds, params, coverage=params.predict.coverage)
     per_sample = sample_level_table(results, params.evaluate.threshold)
     provenance = run_provenance(params, paths, "", run_kind="comparison")
     comparison = comparison_summary(results, folds, params, data_hash=provenance["data_hash"])
@@ -143,13 +159,17 @@ def run(params: Params, paths: ProjectPaths) -> None:
         )
     for family, entry in models.items():
         logger.info(
-            "%-20s F1 %.3f ± %.3f  ROC-AUC %.3f ± %.3f  Brier %.3f  (%d fits)",
+            "%-20s F1 %.3f ± %.3f  ROC-AUC %.3f ± %.3f  Brier %.3f  "
+            "coverage at %.2f: persister %.3f, non-persister %.3f  (%d fits)",
             family,
             entry["f1"]["mean"],
             entry["f1"]["std"],
             entry["roc_auc"]["mean"],
             entry["roc_auc"]["std"],
             entry["brier"]["mean"],
+            entry["conformal"]["coverage"],
+            entry["conformal"]["coverage_persister"]["mean"],
+            entry["conformal"]["coverage_non_persister"]["mean"],
             entry["n_fits"],
         )
     logger.info(

@@ -2,8 +2,10 @@
 
 The baselines and the other seeds live in the compare stage; this stage judges the
 one model that export and register ship: calibrated and uncalibrated metrics, a
-reliability diagram, the confusion matrix, a per-sample table and a 2-D view of
-the test cells coloured by truth and by prediction.
+reliability diagram, the confusion matrix, a per-sample table, a 2-D view of
+the test cells coloured by truth and by prediction, and how its conformal prediction
+sets (calibrated on the validation cells at ``predict.coverage``, as shipped) cover
+each class of the test cells.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from oncopersistnet.evaluation.metrics import (
     reliability_table,
 )
 from oncopersistnet.evaluation.plots import plot_confusion, plot_embedding, plot_reliability
+from oncopersistnet.inference.conformal import ConformalCalibration, held_out_report
 from oncopersistnet.model import apply_calibration, load_checkpoint, predict_logits, predict_proba
 from oncopersistnet.paths import ProjectPaths
 from oncopersistnet.tracking import configure_mlflow, load_run_id, log_params_once, resumed_run
@@ -61,6 +64,7 @@ def _log_to_training_run(
     paths: ProjectPaths,
     *,
     scores: dict[str, dict[str, float]],
+    conformal: dict[str, float | int | None],
     per_sample: pd.DataFrame,
     figures: list[Path],
 ) -> None:
@@ -69,8 +73,12 @@ def _log_to_training_run(
 
     configure_mlflow(params.mlflow, paths.root)
     with resumed_run(load_run_id(paths.run_reference)):
-        log_params_once(params.flat(["evaluate"]))
+        log_params_once(params.flat(["evaluate"]) | {"predict.coverage": params.predict.coverage})
         mlflow.log_metrics({f"test_{k}": v for k, v in scores[CALIBRATED].items()})
+        # the nominal coverage is the param above; a quantile of None (class always in the set) is left out
+        mlflow.log_metrics(
+            {f"test_conformal_{k}": v for k, v in conformal.items() if k != "coverage" and v is not None}
+        )
         mlflow.log_metrics(
             {f"test_uncalibrated_{k}": scores[UNCALIBRATED][k] for k in ("brier", "ece", "f1", "mcc")}
         )
@@ -94,12 +102,18 @@ def run(params: Params, paths: ProjectPaths) -> None:
     scores = {
         name: classification_metrics(test.y, p, threshold, n_bins=bins) for name, p in probability.items()
     }
+    val = Cells.load(paths.features("val"))
+    calibration = ConformalCalibration.fit(predict_proba(network, val.X).astype(np.float64), val.y)
+    conformal = held_out_report(
+        calibration, probability[CALIBRATED], test.y, coverage=params.predict.coverage
+    )
     metrics = {
         "model": network.architecture,
         "test": scores[CALIBRATED]
         | {"n_test_cells": int(len(test.y)), "n_test_samples": int(len(set(test.samples)))},
         "test_uncalibrated": scores[UNCALIBRATED],
         "calibration": {"method": params.train.calibration, "scale": scale, "shift": shift},
+        "conformal": conformal,
     }
     write_json(paths.evaluate_metrics, metrics)
 
@@ -125,11 +139,14 @@ def run(params: Params, paths: ProjectPaths) -> None:
     with atomic_path(paths.evaluate_per_sample) as tmp:
         per_sample.to_csv(tmp, index=False, float_format="%.4f")
 
-    _log_to_training_run(params, paths, scores=scores, per_sample=per_sample, figures=figures)
+    _log_to_training_run(
+        params, paths, scores=scores, conformal=conformal, per_sample=per_sample, figures=figures
+    )
     s, u = scores[CALIBRATED], scores[UNCALIBRATED]
     logger.info(
         "%s on %d held-out cells: F1 %.3f  ROC-AUC %.3f  MCC %.3f; "
-        "calibration (%s) Brier %.3f -> %.3f, ECE %.3f -> %.3f",
+        "calibration (%s) Brier %.3f -> %.3f, ECE %.3f -> %.3f; "
+        "conformal sets at %.2f cover persisters %.3f, non-persisters %.3f (%.1f%% both, %.1f%% empty)",
         metrics["model"],
         len(test.y),
         s["f1"],
@@ -140,4 +157,9 @@ def run(params: Params, paths: ProjectPaths) -> None:
         s["brier"],
         u["ece"],
         s["ece"],
+        conformal["coverage"],
+        conformal["coverage_persister"],
+        conformal["coverage_non_persister"],
+        100 * conformal["both_fraction"],
+        100 * conformal["empty_fraction"],
     )
