@@ -329,7 +329,7 @@ def test_champion_has_a_model_card_and_loads_through_mlflow_pyfunc(project):
         "pyfunc = mlflow.pyfunc.load_model('models:/oncopersistnet@champion')\n"
         "out = pyfunc.predict(pd.DataFrame(x, columns=onnx_model.genes))['persister_probability']\n"
         "print(json.dumps({'card': card, 'pyfunc': np.asarray(out).tolist(), "
-        "'ort': onnx_model.predict_proba(x).tolist()}))\n"
+        "'ort': onnx_model.predict_proba(x).tolist(), 'ood': onnx_model.ood_threshold}))\n"
     )
     info = json.loads(run([sys.executable, "-c", code], project).stdout.strip().splitlines()[-1])
     assert info["pyfunc"] == pytest.approx(
@@ -340,6 +340,14 @@ def test_champion_has_a_model_card_and_loads_through_mlflow_pyfunc(project):
         "model card" in card["description"]
         and "Known limits" in card["description"]
         and "Intended use" in card["description"]
+    )
+    # the card carries the OOD threshold and the conformal coverage reached on the test cells
+    assert (
+        "**Uncertainty.** `predict` labels a cell by its conformal prediction set at 90% coverage"
+        in (card["description"])
+    )
+    assert float(card["tags"]["ood_threshold"]) > 0 and 0 < float(
+        card["tags"]["conformal_coverage_persister"]
     )
     tags = card["tags"]
     for key in (

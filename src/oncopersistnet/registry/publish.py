@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 
 from oncopersistnet.config import RegisterConfig
-from oncopersistnet.inference.model import OnnxPersisterModel, gene_list_digest
+from oncopersistnet.inference.model import DISTANCE_NAME, OUTPUT_NAME, OnnxPersisterModel, gene_list_digest
 from oncopersistnet.registry.aliases import ChampionMoved, promote, set_alias
 from oncopersistnet.registry.gate import Judgement, PromotionDecision, gate_decision
 from oncopersistnet.registry.resolve import GENES_DIGEST_TAG
@@ -62,10 +62,13 @@ def log_and_register(
     import mlflow
     from mlflow.models import infer_signature
 
+    probability, distance = model.predict(example)
+    # both graph outputs in the signature: MLflow's pyfunc returns both columns
+    outputs = {OUTPUT_NAME: probability, DISTANCE_NAME: distance} if model.has_distance else probability
     info = mlflow.onnx.log_model(
         proto,
         name="model",
-        signature=infer_signature(example, model.predict_proba(example)),
+        signature=infer_signature(example, outputs),
         input_example=example,
         registered_model_name=model_name,
         pip_requirements=PIP_REQUIREMENTS,
