@@ -346,9 +346,10 @@ def test_champion_has_a_model_card_and_loads_through_mlflow_pyfunc(project):
         "**Uncertainty.** `predict` labels a cell by its conformal prediction set at 90% coverage"
         in (card["description"])
     )
-    assert float(card["tags"]["ood_threshold"]) > 0 and 0 < float(
-        card["tags"]["conformal_coverage_persister"]
-    )
+    assert card["tags"]["ood_threshold"] == f"{info['ood']:.4f}"
+    registry = json.loads((project / "models/registry.json").read_text())  # v2: the same ONNX graph as v1
+    coverage = registry["candidate_test_metrics"]["conformal_coverage_persister"]
+    assert card["tags"]["conformal_coverage_persister"] == f"{coverage:.4f}"
     tags = card["tags"]
     for key in (
         "data_hash",
