@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import warnings
 
 import anndata as ad
 import numpy as np
@@ -477,3 +478,41 @@ def test_large_inputs_are_scored_in_slices_with_the_same_result(onnx_path, small
     sliced = model.predict_proba(counts)
     assert sliced.shape == (2 * SESSION_BATCH + 7,)
     np.testing.assert_allclose(sliced, whole, rtol=0, atol=1e-6)
+
+
+def test_a_model_exported_before_the_ood_output_still_scores(fitted, trained, small_adata, tmp_path):
+    """Versions registered before this release have one output and no conformal scores: they keep
+    working, labelled at their threshold, with no set, no distance and no flag."""
+    import onnx
+    import torch
+
+    from oncopersistnet.export import DeployedGraph
+    from oncopersistnet.inference.model import INPUT_NAME, OUTPUT_NAME
+
+    pre = fitted[0]
+    old = tmp_path / "old.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's notes, as in export_onnx
+        torch.onnx.export(
+            DeployedGraph(pre, trained.model).eval(),
+            (torch.zeros(2, len(pre.genes_)),),
+            str(old),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+    proto = onnx.load(str(old))
+    onnx.helper.set_model_props(proto, {"genes": json.dumps(list(map(str, pre.genes_))), "threshold": "0.5"})
+    onnx.save(proto, str(old))
+    model = OnnxPersisterModel(old)
+    assert not model.has_distance and model.ood_threshold is None and model.conformal is None
+    src = _write_input(tmp_path / "in.h5ad", small_adata[:50])
+    summary = predict_file(model, src, tmp_path / "out.csv", progress=False, **CALL_RULE)
+    rows = pd.read_csv(tmp_path / "out.csv", keep_default_na=False)
+    probability = rows["persister_probability"].astype(float)
+    assert (rows["predicted_label"] == np.where(probability >= 0.5, "persister", "non-persister")).all()
+    assert (rows["prediction_set"] == "").all() and (rows["ood_distance"] == "").all()
+    assert (rows["out_of_distribution"].astype(str) == "False").all()
+    assert summary["coverage"] is None and "no conformal scores" in summary["decision_rule"]
