@@ -136,6 +136,19 @@ def test_uns_records_the_model_the_rule_and_the_figures(model, cells_file):
     assert uns["threshold"] == model.threshold == 0.5
     assert uns["coverage"] == PREDICT.coverage and uns["ood_threshold"] == model.ood_threshold
     assert uns["out_of_distribution"] == int(adata.obs["persister_ood"].sum())
+    # a cell without a call is neither in nor out of distribution: NA, and not in the fraction
+    called = adata.obs["persister_label"] != "no_call"
+    assert (
+        adata.obs["persister_ood"][~called].isna().all() and adata.obs["persister_ood"][called].notna().all()
+    )
+    assert uns["out_of_distribution_fraction_of_called"] == pytest.approx(
+        adata.obs["persister_ood"][called].mean()
+    )
+    cutoffs = uns["label_cutoffs"]  # where the labels turn: the sets' membership cut-offs
+    q_non, q_pers = model.conformal.quantiles(PREDICT.coverage)
+    assert cutoffs == pytest.approx(
+        {"persister_in_set_from": 1 - q_pers, "non_persister_in_set_up_to": q_non}
+    )
     assert uns["signal_floors"] == {
         "min_counts": PREDICT.min_counts,
         "min_detected_genes": PREDICT.min_detected_genes,

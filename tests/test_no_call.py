@@ -136,7 +136,7 @@ def test_http_mix_of_a_normal_and_an_empty_cell(service, onnx_model, small_adata
         "persister_probability": None,
         "predicted_label": "no_call",
         "prediction_set": None,
-        "out_of_distribution": False,
+        "out_of_distribution": None,
         "ood_distance": None,
         "no_call_reason": ALL_THREE,
     }

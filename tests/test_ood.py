@@ -18,7 +18,7 @@ from oncopersistnet.preprocessing.distance import TrainingDistance
 
 
 def test_training_cells_average_one_by_construction(fitted, trust, small_adata, small_split):
-    """Each squared term is scaled by its training variance: over training cells, mean D^2 is exactly 1."""
+    """PPCA fitted on the training cells: over them, mean q is the number of genes, mean D^2 exactly 1."""
     pre = fitted[0]
     distance = trust.distance.distance(pre, small_adata.X[small_split == "train"])
     assert np.mean(distance**2) == pytest.approx(1.0, abs=1e-9)
@@ -32,37 +32,40 @@ def test_threshold_is_the_validation_quantile(fitted, trust, small_adata, small_
     assert np.mean(validation > trust.distance.threshold_) <= 0.01 + 1 / len(validation)
 
 
-def test_distance_by_hand_over_measured_genes_only(fitted, trust, small_adata):
-    """PPCA Mahalanobis: components by their variance, residual of measured genes by the mean residual."""
+def test_distance_by_hand_is_the_mahalanobis_distance_of_the_measured_genes(fitted, trust, small_adata):
+    """sqrt(x_o^T (W_o W_o^T + s2 I)^-1 x_o / |o|), the covariance built and inverted in full."""
     pre, fitted_distance = fitted[0], trust.distance
     counts = dense(small_adata.X[:3])
     counts[1, ::2] = np.nan  # half the genes missing for the second cell
-    logged = np.log1p(np.nan_to_num(counts) / np.nansum(counts, axis=1, keepdims=True) * pre.target_sum)
-    logged[np.isnan(counts)] = np.nan
-    chosen = logged[:, pre.selected_]
-    measured = ~np.isnan(chosen)
-    chosen = np.where(measured, chosen, pre.impute_mean_)
-    centred = (chosen - pre.min_) / pre.range_ - pre.pca_mean_
-    z = centred @ pre.components_.T
-    residual = (centred - z @ pre.components_) * measured
-    squared = (z**2 / fitted_distance.component_variance_).sum(1) + (residual**2).sum(
-        1
-    ) / fitted_distance.residual_variance_
-    expected = np.sqrt(squared / (pre.components_.shape[0] + measured.sum(1)))
-    assert fitted_distance.distance(pre, counts) == pytest.approx(expected, rel=1e-10)
+    share = np.where(np.isnan(counts), pre.gene_share_, 0.0).sum(1, keepdims=True)
+    library = np.nansum(counts, axis=1, keepdims=True) / (1 - share)  # missing genes' counts extrapolated
+    logged = np.log1p(counts / library * pre.target_sum)[:, pre.selected_]
+    expected = []
+    for row in logged:
+        o = ~np.isnan(row)
+        x = ((row[o] - pre.min_[o]) / pre.range_[o]) - pre.pca_mean_[o]
+        w = fitted_distance.loadings_[o]
+        covariance = w @ w.T + fitted_distance.noise_variance_ * np.eye(o.sum())
+        expected.append(np.sqrt(x @ np.linalg.solve(covariance, x) / o.sum()))
+    assert fitted_distance.distance(pre, counts) == pytest.approx(expected, rel=1e-8)
 
 
-def test_imputed_genes_do_not_make_a_strange_cell_look_typical(fitted, trust, small_adata):
-    """Shuffled genes (a different cell type in miniature): far, and still far with 80 % of genes missing."""
+def test_missing_genes_alone_do_not_raise_the_flag_but_strange_cells_do(fitted, trust, small_adata):
+    """Ordinary cells with half their genes missing stay below the threshold; cells with their genes
+    shuffled (a different cell type in miniature) are flagged, also with half their genes missing."""
     pre = fitted[0]
     rng = np.random.default_rng(0)
     counts = dense(small_adata.X[:200])
+    half = rng.random(counts.shape[1]) < 0.5
+    ordinary = counts.copy()
+    ordinary[:, half] = np.nan
     strange = counts[:, rng.permutation(counts.shape[1])]
-    sparse_panel = strange.copy()
-    sparse_panel[:, rng.random(counts.shape[1]) < 0.8] = np.nan
+    strange_panel = strange.copy()
+    strange_panel[:, half] = np.nan
     threshold = trust.distance.threshold_
+    assert np.mean(trust.distance.distance(pre, ordinary) > threshold) < 0.05
     assert np.mean(trust.distance.distance(pre, strange) > threshold) > 0.9
-    assert np.mean(trust.distance.distance(pre, sparse_panel) > threshold) > 0.9
+    assert np.mean(trust.distance.distance(pre, strange_panel) > threshold) > 0.9
 
 
 def test_the_graph_computes_the_python_distance(onnx_model, fitted, trust, small_adata):
@@ -70,7 +73,7 @@ def test_the_graph_computes_the_python_distance(onnx_model, fitted, trust, small
     counts[:, ::7] = np.nan
     _, graph = OnnxPersisterModel(onnx_model).predict(counts)
     python = trust.distance.distance(fitted[0], counts.astype(np.float64))
-    assert np.max(np.abs(graph - python) / np.maximum(python, 1)) < 1e-5
+    assert np.max(np.abs(graph - python) / np.maximum(python, 1)) < 1e-4  # conjugate gradients, float32
 
 
 def test_fit_refuses_a_quantile_outside_0_1(fitted, small_adata):
@@ -106,7 +109,8 @@ def test_cli_http_and_python_flag_the_same_cells(onnx_model, mixed_file, tmp_pat
 
     adata = ad.read_h5ad(mixed_file)
     oncopersistnet.annotate(adata, str(onnx_model))
-    assert (adata.obs["persister_ood"].to_numpy() == rows["out_of_distribution"].to_numpy()).all()
+    assert adata.obs["persister_ood"].dtype == "boolean"
+    assert (adata.obs["persister_ood"].to_numpy(dtype=bool) == rows["out_of_distribution"].to_numpy()).all()
     assert np.allclose(adata.obs["persister_ood_distance"], rows["ood_distance"], atol=1e-6)
     assert adata.uns["oncopersistnet"]["out_of_distribution"] == int(rows["out_of_distribution"].sum())
 

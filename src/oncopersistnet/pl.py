@@ -82,7 +82,11 @@ def calls(
             linewidths=0,
             **scatter,
         )
-    ood = np.asarray(adata.obs[OBS_OOD], dtype=bool) if OBS_OOD in adata.obs else np.zeros(len(labels), bool)
+    ood = (  # NA (a cell without a call) is not ringed
+        adata.obs[OBS_OOD].astype("boolean").fillna(False).to_numpy(dtype=bool)
+        if OBS_OOD in adata.obs
+        else np.zeros(len(labels), dtype=bool)
+    )
     if ood.any():  # ringed, so a call on a cell unlike the training cells is seen as such
         ax.scatter(
             coordinates[ood, 0],

@@ -11,6 +11,7 @@ distance, not flagged (there is nothing to compare).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -21,6 +22,8 @@ from oncopersistnet.data.labels import NON_PERSISTER, PERSISTER
 from oncopersistnet.inference.conformal import EMPTY_SET, ConformalCalibration, check_coverage, set_names
 from oncopersistnet.inference.model import OnnxPersisterModel
 from oncopersistnet.inference.signal import NO_CALL
+
+logger = logging.getLogger(__name__)
 
 UNCERTAIN = "uncertain"
 #: Every label a cell can get, in the order plots and categoricals list them.
@@ -34,7 +37,7 @@ class Calls:
     persister_probability: np.ndarray  # float32, NaN = no call
     predicted_label: np.ndarray  # CALL_LABELS
     prediction_set: np.ndarray  # persister | non-persister | non-persister|persister | empty | "" (none)
-    out_of_distribution: np.ndarray  # bool: distance above the model's threshold
+    out_of_distribution: np.ndarray  # bool: distance above the model's threshold (False for a no-call cell)
     ood_distance: np.ndarray  # float32, ~1 for a typical training cell; NaN = no call or no distance
     no_call_reason: np.ndarray  # "" = called
 
@@ -42,8 +45,13 @@ class Calls:
         return len(self.predicted_label)
 
     def columns(self) -> dict[str, np.ndarray]:
-        """Field name -> values, in output order."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """Field name -> values, in output order; ``out_of_distribution`` is None (unknown, not
+        False) for a cell without a call, as its probability and distance are NaN."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        flag = self.out_of_distribution.astype(object)
+        flag[self.predicted_label == NO_CALL] = None
+        out["out_of_distribution"] = flag
+        return out
 
     def count(self, label: str) -> int:
         return int((self.predicted_label == label).sum())
@@ -91,6 +99,19 @@ class DecisionRule:
         labels = np.where(np.isin(names, (PERSISTER, NON_PERSISTER)), names, UNCERTAIN).astype(str)
         return labels, names
 
+    def cutoffs(self) -> dict[str, float]:
+        """Where the labels turn, in probability: a cell's set holds persister when
+        ``p >= persister_in_set_from`` and non-persister when ``p <= non_persister_in_set_up_to``
+        (one class: that label; both or none: ``uncertain``). These need not be the export threshold
+        the test metrics are computed at. Without conformal scores: persister from the threshold."""
+        if self.conformal is None:
+            return {"persister_from": self.threshold}
+        q_non, q_pers = self.conformal.quantiles(self.coverage)
+        return {
+            "persister_in_set_from": float(max(1.0 - q_pers, 0.0)),
+            "non_persister_in_set_up_to": float(min(q_non, 1.0)),
+        }
+
     def describe(self) -> str:
         """One phrase for logs and summaries."""
         if self.conformal is None:
@@ -121,7 +142,22 @@ def make_calls(
 
 def rule_for(model: OnnxPersisterModel, *, coverage: float, threshold: float | None = None) -> DecisionRule:
     """``model``'s decision rule at ``coverage`` (``threshold``: the fallback for a model without
-    conformal scores; default its own)."""
+    conformal scores; default its own). Says so when a given threshold cannot apply, and when the
+    model is too old to carry conformal scores or an out-of-distribution threshold."""
+    if model.conformal is not None and threshold is not None:
+        logger.warning(
+            "%s labels cells by its conformal sets: the threshold %g given is not used (choose the coverage)",
+            model.source,
+            threshold,
+        )
+    if model.conformal is None:
+        logger.warning(
+            "%s carries no conformal scores (exported before they existed): cells are labelled at its "
+            "threshold, with no uncertain class; re-export it for coverage-guaranteed sets",
+            model.source,
+        )
+    if model.ood_threshold is None:
+        logger.warning("%s has no out-of-distribution output: no cell will be flagged", model.source)
     return DecisionRule(
         conformal=model.conformal,
         coverage=check_coverage(coverage),
@@ -137,6 +173,7 @@ class CallTally:
     cells: int = 0
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CALL_LABELS, 0))
     flagged: int = 0
+    called: int = 0
     empty_sets: int = 0
 
     def add(self, calls: Calls) -> None:
@@ -144,12 +181,13 @@ class CallTally:
         for label in self.counts:
             self.counts[label] += calls.count(label)
         self.flagged += int(calls.out_of_distribution.sum())
+        self.called += int((calls.predicted_label != NO_CALL).sum())
         self.empty_sets += int((calls.prediction_set == EMPTY_SET).sum())
 
     def summary(self, rule: DecisionRule, *, ood_warn_fraction: float) -> dict[str, Any]:
         """Counts and fractions of each label, the flagged share and the rule that made them."""
         n = max(self.cells, 1)
-        flagged_fraction = self.flagged / n
+        flagged_fraction = self.flagged / max(self.called, 1)  # no-call cells are neither in nor out
         return {
             "cells": self.cells,
             "persisters": self.counts[PERSISTER],
@@ -160,11 +198,12 @@ class CallTally:
             "no_calls": self.counts[NO_CALL],
             "no_call_fraction": self.counts[NO_CALL] / n,
             "out_of_distribution": self.flagged,
-            "out_of_distribution_fraction": flagged_fraction,
+            "out_of_distribution_fraction_of_called": flagged_fraction,
             "ood_threshold": rule.ood_threshold,
             "ood_warning": ood_warning(flagged_fraction, ood_warn_fraction) if rule.ood_threshold else None,
             "coverage": rule.coverage if rule.conformal is not None else None,
             "decision_rule": rule.describe(),
+            "label_cutoffs": rule.cutoffs(),
         }
 
 

@@ -222,7 +222,7 @@ def log_summary(summary: dict[str, Any], *, where: str) -> None:
     """One log line: how many cells went where (and the out-of-distribution warning, if any)."""
     logger.info(
         "%s: %d cells, %d persisters (%.1f%%), %d uncertain (%.1f%%; %s), %d without a call (too little "
-        "signal), %d out of distribution (%.1f%%)",
+        "signal), %d out of distribution (%.1f%% of called cells)",
         where,
         summary["cells"],
         summary["persisters"],
@@ -232,7 +232,7 @@ def log_summary(summary: dict[str, Any], *, where: str) -> None:
         summary["decision_rule"],
         summary["no_calls"],
         summary["out_of_distribution"],
-        100 * summary["out_of_distribution_fraction"],
+        100 * summary["out_of_distribution_fraction_of_called"],
     )
     if summary.get("ood_warning"):
         logger.warning("%s: %s", where, summary["ood_warning"])

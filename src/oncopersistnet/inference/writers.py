@@ -45,7 +45,9 @@ def check_output(path: Path) -> str:
 
 
 def _csv_cell(value: object) -> str:
-    """A CSV field: NaN (no probability, no distance) is empty, floats to 6 digits."""
+    """A CSV field: NaN (no probability, no distance) and None (no flag) are empty, floats to 6 digits."""
+    if value is None:
+        return ""
     if isinstance(value, float | np.floating):
         return "" if np.isnan(value) else f"{value:.6f}"
     return str(value)
@@ -100,6 +102,10 @@ def obs_frame(calls: Calls, index: object = None) -> pd.DataFrame:
     frame = pd.DataFrame({OBS_COLUMNS[name]: values for name, values in calls.columns().items()}, index=index)
     frame[OBS_COLUMNS["predicted_label"]] = pd.Categorical(
         calls.predicted_label, categories=list(CALL_LABELS)
+    )
+    # unknown (NA) for a cell without a call, not False
+    frame[OBS_COLUMNS["out_of_distribution"]] = pd.array(
+        frame[OBS_COLUMNS["out_of_distribution"]], dtype="boolean"
     )
     return frame
 

@@ -24,7 +24,7 @@ from sklearn.decomposition import PCA
 from oncopersistnet.atomic import atomic_path
 from oncopersistnet.config import PreprocessConfig
 from oncopersistnet.errors import InputDataError, ModelError
-from oncopersistnet.preprocessing.normalize import log_normalize
+from oncopersistnet.preprocessing.normalize import gene_shares, log_normalize
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +85,8 @@ class CellPreprocessor:
         if counts.shape[0] < 2:
             raise InputDataError("fit: at least 2 training cells are needed")
         self.genes_ = genes
-        logged = log_normalize(counts, self.target_sum)
+        self.gene_share_ = gene_shares(counts)
+        logged = log_normalize(counts, self.target_sum, self.gene_share_)
         if sparse.issparse(logged):
             detected = np.asarray((logged > 0).mean(axis=0)).ravel()
         else:
@@ -144,7 +145,7 @@ class CellPreprocessor:
         if counts.shape[0] < 2:
             raise InputDataError("refit_scaling: at least 2 training cells are needed")
         refitted = copy.deepcopy(self)
-        selected = self._dense_selected(log_normalize(counts, self.target_sum))
+        selected = self._dense_selected(log_normalize(counts, self.target_sum, self.gene_share_))
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: genes the new data lacks
             new_mean = np.nanmean(selected, axis=0)
@@ -185,7 +186,7 @@ class CellPreprocessor:
             raise InputDataError(
                 f"transform: input has {counts.shape[1]} genes, the preprocessor expects {self.genes_.size}"
             )
-        selected = self._dense_selected(log_normalize(counts, self.target_sum))
+        selected = self._dense_selected(log_normalize(counts, self.target_sum, self.gene_share_))
         measured = ~np.isnan(selected)
         selected = np.where(measured, selected, self.impute_mean_)
         scaled = (selected - self.min_) / self.range_
@@ -205,6 +206,8 @@ class CellPreprocessor:
             }
         )
         arrays = {name: getattr(self, name) for name in _STATE}
+        if self.gene_share_ is not None:
+            arrays["gene_share_"] = self.gene_share_
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as handle:
                 np.savez(handle, genes_=self.genes_.astype(str), params=np.array(meta), **arrays)
@@ -218,6 +221,8 @@ class CellPreprocessor:
                 obj.genes_ = data["genes_"]
                 for name in _STATE:
                     setattr(obj, name, data[name])
+                # preprocessors saved before missing genes were extrapolated: NaN counts as zero
+                obj.gene_share_ = data["gene_share_"] if "gene_share_" in data.files else None
         except (OSError, KeyError, ValueError) as exc:
             raise ModelError(f"{path}: not a preprocessor written by CellPreprocessor.save ({exc})") from exc
         return obj

@@ -109,9 +109,11 @@ def _trust_line(gate: Mapping[str, float]) -> str:
         f"on the test cells the sets held the true class for {gate['conformal_coverage_persister']:.1%} of "
         f"persisters and {gate['conformal_coverage_non_persister']:.1%} of non-persisters, with "
         f"{gate['conformal_both_fraction']:.1%} of cells 'uncertain' (both classes) and "
-        f"{gate['conformal_empty_fraction']:.1%} with an empty set. A cell farther than "
-        f"{gate['ood_threshold']:.3f} from the training cells (PPCA distance; the validation cells' "
-        f"high quantile) is flagged out of distribution: {gate['ood_fraction']:.1%} of test cells were."
+        f"{gate['conformal_empty_fraction']:.1%} with an empty set (the labels turn where the sets do, "
+        "not at the threshold the metrics above use: `predict` prints the cut-offs). A cell farther than "
+        f"{gate['ood_threshold']:.3f} from the training cells (PPCA Mahalanobis distance of its measured "
+        "genes; the validation cells' high quantile) is flagged out of distribution: "
+        f"{gate['ood_fraction']:.1%} of test cells were."
     )
 
 

@@ -167,6 +167,7 @@ class ModelHolder:
 
     def _load(self) -> tuple[OnnxPersisterModel, dict[str, Any]]:
         model = load_model(self.config.model, threads=self.config.threads)
+        rule = rule_for(model, coverage=self.config.coverage)
         info: dict[str, Any] = {
             "reference": public_reference(self.config.model),
             "n_genes": len(model.genes),
@@ -174,7 +175,8 @@ class ModelHolder:
             "threshold": model.threshold,
             "coverage": self.config.coverage,
             "ood_threshold": model.ood_threshold,
-            "decision_rule": rule_for(model, coverage=self.config.coverage).describe(),
+            "decision_rule": rule.describe(),
+            "label_cutoffs": rule.cutoffs(),
             **{
                 k: v
                 for k, v in model.info().items()
@@ -250,7 +252,7 @@ def _score(
         "genes_expected": match.n_model_genes,
         "selected_genes_matched": reported.n_selected_matched,
         "threshold": model.threshold,
-        "coverage": config.coverage,
+        "coverage": rule.coverage if rule.conformal is not None else None,
     }
 
 
@@ -258,6 +260,8 @@ def _json_value(value: object) -> object:
     """A JSON field: NaN (no probability, no distance) and "" (no reason, no set) are null."""
     if isinstance(value, np.floating | float):
         return None if np.isnan(value) else round(float(value), 6)
+    if value is None:
+        return None
     if isinstance(value, np.bool_ | bool):
         return bool(value)
     return str(value) or None
