@@ -38,11 +38,25 @@ class TrustDataset:
     description: str
 
 
+def control_for(same: TrustDataset, other: TrustDataset, measured: np.ndarray) -> TrustDataset:
+    """``same``'s cells with only the genes ``other`` measured (``measured``: gene names): what the
+    flag does on cells like the training data with the other dataset's panel, so that the
+    other dataset's rate is read against missing genes alone."""
+    keep = np.isin(same.genes, measured)
+    return TrustDataset(
+        f"{other.key}_control",
+        f"control for {other.name}",
+        same.counts[:, keep],
+        same.genes[keep],
+        f"{same.name} with only the {int(keep.sum()):,} model genes {other.name} measured",
+    )
+
+
 def score_dataset(
     model: OnnxPersisterModel, dataset: TrustDataset, *, rule: DecisionRule, floors: SignalFloors
-) -> tuple[Calls, dict[str, Any]]:
-    """Every cell's answers and the dataset's figures: gene overlap, the share of each answer,
-    the flagged share among called cells and the median distance."""
+) -> tuple[Calls, dict[str, Any], np.ndarray]:
+    """Every cell's answers, the dataset's figures (gene overlap, the share of each answer, the
+    flagged share among called cells, the median distance) and the model genes it measured."""
     match = match_genes(
         dataset.genes, model.genes, min_fraction=0.0, source=dataset.name, selected_genes=model.selected_genes
     )
@@ -71,7 +85,7 @@ def score_dataset(
         "persister_fraction_of_called": tally.counts[PERSISTER] / n_called if n_called else float("nan"),
         "median_ood_distance": float(np.nanmedian(calls.ood_distance)) if n_called else float("nan"),
     }
-    return calls, figures
+    return calls, figures, np.asarray(model.genes)[match.present]
 
 
 def plot_distances(

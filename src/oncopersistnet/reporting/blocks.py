@@ -160,7 +160,8 @@ def trust_block(trust: Mapping[str, Any]) -> str:
         "| median distance | called persister | uncertain |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    order = [key for key in ("same_world", "other_world", "external") if key in trust["datasets"]]
+    keys = ("same_world", "other_world", "other_world_control", "external", "external_control")
+    order = [key for key in keys if key in trust["datasets"]]
     for key in order:
         figures = trust["datasets"][key]
         rows.append(

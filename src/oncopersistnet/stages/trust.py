@@ -19,7 +19,7 @@ from oncopersistnet.config import Params
 from oncopersistnet.data.readers import read_counts
 from oncopersistnet.data.simulate import simulate_cells
 from oncopersistnet.errors import ConfigError
-from oncopersistnet.evaluation.trust import TrustDataset, plot_distances, score_dataset
+from oncopersistnet.evaluation.trust import TrustDataset, control_for, plot_distances, score_dataset
 from oncopersistnet.inference.calls import rule_for
 from oncopersistnet.inference.model import OnnxPersisterModel
 from oncopersistnet.inference.signal import NO_CALL, SignalFloors
@@ -86,9 +86,13 @@ def run(params: Params, paths: ProjectPaths) -> None:
     rule = rule_for(model, coverage=params.predict.coverage)
     floors = SignalFloors.from_params(params.predict)
     figures, distances = {}, {}
-    for dataset in _datasets(params, paths):
-        calls, figures[dataset.key] = score_dataset(model, dataset, rule=rule, floors=floors)
+    datasets = _datasets(params, paths)
+    for dataset in datasets:
+        calls, figures[dataset.key], measured = score_dataset(model, dataset, rule=rule, floors=floors)
         distances[dataset.name] = calls.ood_distance[calls.predicted_label != NO_CALL]
+        if dataset.key != "same_world":
+            control = control_for(datasets[0], dataset, measured)
+            _, figures[control.key], _ = score_dataset(model, control, rule=rule, floors=floors)
         logger.info(
             "%s: %.1f%% of %d called cells out of distribution (%.0f%% of the model's genes measured)",
             dataset.name,
