@@ -4,11 +4,19 @@ See ``README.md`` in this folder for the shipped persister signatures and why,
 on simulated data, agreeing with them is partly circular.
 """
 
-from oncopersistnet.explain.aggregate import TABLE_COLUMNS, gene_table, top_genes
+from oncopersistnet.explain.aggregate import (
+    SIGNED_COLUMNS,
+    TABLE_COLUMNS,
+    gene_table,
+    signed_ranking,
+    signed_table,
+    top_genes,
+)
 from oncopersistnet.explain.attribution import (
     Attributions,
     attention_by_position,
     calibrated_logit,
+    contrastive_gradients,
     deployed_graph,
     integrated_gradients,
 )
@@ -25,10 +33,11 @@ from oncopersistnet.explain.signatures import (
     signature_overlap,
     signature_overlaps,
 )
-from oncopersistnet.explain.truth import PLANTED_LFC_CUT, planted_recovery
+from oncopersistnet.explain.truth import PLANTED_LFC_CUT, planted_recovery, planted_signs
 
 __all__ = [
     "PLANTED_LFC_CUT",
+    "SIGNED_COLUMNS",
     "TABLE_COLUMNS",
     "Attributions",
     "Explanation",
@@ -36,6 +45,7 @@ __all__ = [
     "annotated_table",
     "attention_by_position",
     "calibrated_logit",
+    "contrastive_gradients",
     "deployed_graph",
     "evenly_spaced",
     "explain_cells",
@@ -44,7 +54,10 @@ __all__ = [
     "integrated_gradients",
     "load_signatures",
     "planted_recovery",
+    "planted_signs",
     "signature_overlap",
     "signature_overlaps",
+    "signed_ranking",
+    "signed_table",
     "top_genes",
 ]

@@ -20,6 +20,16 @@ imputes missing genes, so a gene the input lacks sits exactly at the baseline
 and gets an attribution of exactly zero: IG never credits a gene that was not
 measured.
 
+Class-contrastive baseline (:func:`contrastive_gradients`): the average
+training cell answers "what moves this cell away from an average cell", and
+since a persister is above the average in every up gene and a non-persister
+below it, the same genes carry both classes (VIM is "persister evidence" in
+persister cells and, seen from below the mean, "non-persister evidence" in the
+others). Integrating each persister cell from the mean non-persister cell, and
+each non-persister cell from the mean persister cell, asks the question a
+biologist means directly: what makes this persister differ from the average
+non-persister (and the other way round). Same cost: one integral per cell.
+
 Target: the calibrated logit, ``network(features) * scale + shift``, not the
 probability: the sigmoid would squash the differences between confident cells
 and make completeness a statement about a bounded quantity.
@@ -70,7 +80,7 @@ class Attributions:
     genes: np.ndarray  # the selected genes, in the graph's order
     expression: np.ndarray  # cells x selected genes: the log-normalised input the attributions are about
     logit: np.ndarray  # calibrated logit of each cell
-    baseline_logit: float  # calibrated logit of the baseline (average training cell)
+    baseline_logit: float | np.ndarray  # calibrated logit of the baseline: one (shared) or per cell
 
     @property
     def completeness_gap(self) -> np.ndarray:
@@ -99,17 +109,10 @@ def deployed_graph(preprocessor: CellPreprocessor, network: PersisterNetwork) ->
     return DeployedGraph(preprocessor, network).cpu().eval()
 
 
-def integrated_gradients(
-    graph: DeployedGraph, counts: np.ndarray, genes: Sequence[str], *, steps: int = 32
-) -> Attributions:
-    """IG of the calibrated logit w.r.t. the selected genes' log-normalised expression.
-
-    ``counts``: raw counts over the model's genes (``cells x len(genes_)``,
-    float32, NaN = gene missing), as the exported graph takes them; ``genes``:
-    the names of the selected genes (``preprocessor.genes_[preprocessor.selected_]``).
-    Runs on CPU in eval mode (BatchNorm running statistics, no dropout), so a
-    cell's attributions do not depend on which cells share its batch.
-    """
+def _checked_inputs(
+    graph: DeployedGraph, counts: np.ndarray, genes: Sequence[str], *, steps: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``counts`` as float32 and ``genes`` as str, or a :class:`ModelError` naming what does not fit."""
     if steps < 1:
         raise ModelError(f"integrated gradients: steps must be >= 1, got {steps}")
     counts = np.asarray(counts, dtype=np.float32)
@@ -122,27 +125,85 @@ def integrated_gradients(
         raise ModelError(
             f"integrated gradients: {genes.size} gene names for {graph.impute_mean.numel()} selected genes"
         )
+    return counts, genes
+
+
+def integrated_gradients(
+    graph: DeployedGraph, counts: np.ndarray, genes: Sequence[str], *, steps: int = 32
+) -> Attributions:
+    """IG of the calibrated logit w.r.t. the selected genes' log-normalised expression.
+
+    ``counts``: raw counts over the model's genes (``cells x len(genes_)``,
+    float32, NaN = gene missing), as the exported graph takes them; ``genes``:
+    the names of the selected genes (``preprocessor.genes_[preprocessor.selected_]``).
+    Runs on CPU in eval mode (BatchNorm running statistics, no dropout), so a
+    cell's attributions do not depend on which cells share its batch.
+    """
+    counts, genes = _checked_inputs(graph, counts, genes, steps=steps)
     graph = graph.cpu().eval()
     with _single_threaded():
-        return _integrate(graph, counts, genes, steps=steps)
+        with torch.no_grad():
+            expression = graph.expression(torch.from_numpy(counts))
+        return _integrate(graph, expression, graph.impute_mean.detach().clone(), genes=genes, steps=steps)
 
 
-def _integrate(graph: DeployedGraph, counts: np.ndarray, genes: np.ndarray, *, steps: int) -> Attributions:
-    """The integral itself, batched over cells x steps (see :func:`integrated_gradients`)."""
-    with torch.no_grad():
-        expression = graph.expression(torch.from_numpy(counts))
-        baseline = graph.impute_mean.detach().clone()
-        logit = calibrated_logit(graph, expression).numpy().astype(np.float64)
-        baseline_logit = float(calibrated_logit(graph, baseline[None, :])[0])
-    fractions = _path_fractions(steps)
+def contrastive_gradients(
+    graph: DeployedGraph,
+    counts: np.ndarray,
+    genes: Sequence[str],
+    *,
+    is_persister: np.ndarray,
+    steps: int = 32,
+) -> Attributions:
+    """IG of each cell from the other class's mean cell (see the module docstring).
+
+    The mean cells are the means of the log-normalised expression of the given
+    cells of each class (``is_persister``), the space the training-mean
+    baseline lives in. Completeness holds per cell: a persister cell's
+    attributions add up to ``logit(cell) - logit(mean non-persister)``, and
+    ``baseline_logit`` is per cell. Needs cells of both classes.
+    """
+    counts, genes = _checked_inputs(graph, counts, genes, steps=steps)
+    classes = np.asarray(is_persister, dtype=bool)
+    if classes.shape != (counts.shape[0],):
+        raise ModelError(f"contrastive attributions: {classes.size} class labels for {counts.shape[0]} cells")
+    if classes.all() or not classes.any():
+        raise ModelError("contrastive attributions: need cells of both classes, one class has none")
+    graph = graph.cpu().eval()
+    with _single_threaded():
+        with torch.no_grad():
+            expression = graph.expression(torch.from_numpy(counts))
+            mask = torch.from_numpy(classes)
+            baselines = torch.where(
+                mask[:, None], expression[~mask].mean(dim=0), expression[mask].mean(dim=0)
+            )
+        return _integrate(graph, expression, baselines, genes=genes, steps=steps)
+
+
+def _integrate(
+    graph: DeployedGraph, expression: torch.Tensor, baseline: torch.Tensor, *, genes: np.ndarray, steps: int
+) -> Attributions:
+    """The integral itself, batched over cells x steps (see :func:`integrated_gradients`).
+
+    ``baseline``: one vector shared by every cell (``genes``), or one per cell (``cells x genes``).
+    """
     n_cells, n_genes = expression.shape
+    shared = baseline.ndim == 1
+    baselines = baseline.expand(n_cells, n_genes) if shared else baseline
+    with torch.no_grad():
+        logit = calibrated_logit(graph, expression).numpy().astype(np.float64)
+        at_baseline = calibrated_logit(graph, baseline[None, :] if shared else baselines).numpy()
+    baseline_logit = float(at_baseline[0]) if shared else at_baseline.astype(np.float64)
+    fractions = _path_fractions(steps)
     values = np.zeros((n_cells, n_genes), dtype=np.float64)
     gradients = np.zeros((n_cells, n_genes), dtype=np.float64)
     cells_per_pass = max(1, _ROWS_PER_PASS // steps)
     for start in range(0, n_cells, cells_per_pass):
         x = expression[start : start + cells_per_pass]
-        delta = x - baseline
-        path = (baseline + fractions[:, None, None] * delta[None]).reshape(-1, n_genes).requires_grad_(True)
+        origin = baselines[start : start + cells_per_pass]
+        delta = x - origin
+        path = (origin[None] + fractions[:, None, None] * delta[None]).reshape(-1, n_genes)
+        path.requires_grad_(True)
         # autograd.grad w.r.t. the path only: no parameter .grad is touched.
         (grad,) = torch.autograd.grad(calibrated_logit(graph, path).sum(), path)
         mean_grad = grad.reshape(steps, x.shape[0], n_genes).mean(dim=0)

@@ -16,15 +16,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from oncopersistnet.explain.aggregate import gene_table, top_genes
+from oncopersistnet.explain.aggregate import gene_table, signed_ranking, signed_table, top_genes
 from oncopersistnet.explain.attribution import (
     Attributions,
     attention_by_position,
+    contrastive_gradients,
     deployed_graph,
     integrated_gradients,
 )
 from oncopersistnet.explain.signatures import Signature, signature_overlaps
-from oncopersistnet.explain.truth import planted_recovery
+from oncopersistnet.explain.truth import planted_recovery, planted_signs
 from oncopersistnet.model.network import PersisterNetwork
 from oncopersistnet.preprocessing.transformer import CellPreprocessor
 
@@ -40,6 +41,7 @@ class Explanation:
     class_source: str  # "labels" or "predicted" (the model's calls at the threshold)
     attention: np.ndarray | None  # cells x positions, attention networks only
     attention_components: list[tuple[int, ...]] | None
+    contrast: Attributions | None = None  # each class from the other's mean cell; None with one class
 
 
 def evenly_spaced(n_total: int, n_max: int) -> np.ndarray:
@@ -64,7 +66,12 @@ def explain_cells(
     is_persister: np.ndarray | None = None,
     threshold: float = 0.5,
 ) -> Explanation:
-    """Attribute every cell, then rank genes per class.
+    """Attribute every cell, then rank genes per class and in one signed ranking.
+
+    Two integrals per cell: from the average training cell (the per-class
+    columns and the global ranking) and from the other class's mean cell (the
+    signed ranking, :func:`~oncopersistnet.explain.aggregate.signed_table`),
+    the second only when both classes have cells.
 
     ``counts``: raw counts over ``preprocessor.genes_`` (NaN = missing gene).
     ``is_persister``: the true class of each cell; without it cells are grouped
@@ -79,11 +86,17 @@ def explain_cells(
     else:
         classes, source = np.asarray(is_persister, dtype=bool), "labels"
     table = gene_table(attributions, classes, attributions.expression)
+    contrast = None
+    if classes.any() and not classes.all():
+        contrast = contrastive_gradients(graph, counts, genes, is_persister=classes, steps=steps)
+        table = table.join(signed_table(contrast, classes))
     attention = attention_by_position(graph, counts)
     components = None
     if attention is not None and hasattr(network, "components_per_position"):
         components = [tuple(int(c) for c in group) for group in network.components_per_position()]
-    return Explanation(attributions, table, top_genes(table, top), classes, source, attention, components)
+    return Explanation(
+        attributions, table, top_genes(table, top), classes, source, attention, components, contrast
+    )
 
 
 def _attention_summary(explanation: Explanation) -> dict[str, Any] | None:
@@ -98,6 +111,37 @@ def _attention_summary(explanation: Explanation) -> dict[str, Any] | None:
     if explanation.attention_components is not None:
         out["components_per_position"] = [list(c) for c in explanation.attention_components]
     return out
+
+
+def _contrast_summary(explanation: Explanation, k: int, planted: pd.Series | None) -> dict[str, Any]:
+    """The class-contrastive part of the summary: completeness, the signed ranking, the planted signs.
+
+    All ``None`` when one class has no cell (nothing to contrast).
+    """
+    c = explanation.contrast
+    if c is None:
+        return {"contrastive": None, "signed_ranking": None, "planted_signs": None}
+    gap = np.abs(c.completeness_gap)
+    classes = explanation.is_persister
+    from_non_persister = float(c.baseline_logit[classes][0])  # logit of the mean non-persister cell
+    from_persister = float(c.baseline_logit[~classes][0])  # logit of the mean persister cell
+    return {
+        "contrastive": {
+            "baseline": "each class's cells from the other class's mean log-normalised cell",
+            "mean_non_persister_cell_logit": from_non_persister,
+            "mean_persister_cell_logit": from_persister,
+            "max_abs_gap": float(gap.max()),
+            "median_abs_gap": float(np.median(gap)),
+            # completeness, class by class: the genes' separations add up to this logit gap
+            "logit_separation": float(
+                (c.logit[classes].mean() - from_non_persister + from_persister - c.logit[~classes].mean())
+                / 2.0
+            ),
+            "separation_sum": float(explanation.table["contrast_separation"].sum()),
+        },
+        "signed_ranking": signed_ranking(explanation.table, k),
+        "planted_signs": planted_signs(explanation.table, planted) if planted is not None else None,
+    }
 
 
 def explanation_summary(
@@ -133,6 +177,7 @@ def explanation_summary(
         else None,
         "signatures": signature_overlaps(explanation.table, explanation.top, k, signatures=signatures),
     }
+    summary.update(_contrast_summary(explanation, k, planted))
     attention = _attention_summary(explanation)
     if attention is not None:
         summary["attention"] = attention

@@ -14,7 +14,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 from sklearn.metrics import roc_auc_score
+
+from oncopersistnet.data.simulate import PROLIFERATION_GENES
 
 #: A gene counts as planted when its |log fold change| (natural log, at full
 #: programme activity, after ``simulate.effect_size``) exceeds this: about a
@@ -65,4 +68,50 @@ def planted_recovery(
         "hits": hits,
         "persister_top_planted": int(sum(abs(lfc[g]) > cut for g in top["persister"][:k])),
         "non_persister_top_planted": int(sum(abs(lfc[g]) > cut for g in top["non_persister"][:k])),
+    }
+
+
+def _sign_share(signed: pd.Series, *, want: int) -> dict[str, Any]:
+    """How many of ``signed``'s genes have sign ``want``, against a fair coin (one-sided binomial)."""
+    right = [str(g) for g in signed.index if np.sign(signed[g]) == want]
+    n = int(signed.size)
+    return {
+        "genes_read": n,
+        "right_sign": len(right),
+        "fraction_right": len(right) / n if n else None,
+        # P(X >= right), X ~ Binomial(n, 0.5): how often a coin would do as well
+        "p_value": float(stats.binom.sf(len(right) - 1, n, 0.5)) if n else None,
+        "wrong_sign_genes": sorted(str(g) for g in signed.index if np.sign(signed[g]) != want),
+    }
+
+
+def planted_signs(
+    table: pd.DataFrame,
+    planted: pd.Series,
+    *,
+    cut: float = PLANTED_LFC_CUT,
+    column: str = "signed_attribution",
+) -> dict[str, Any]:
+    """Do planted genes come back with the planted sign? Down and up genes apart, against chance 0.5.
+
+    A ranking by |attribution| can find the planted genes and still read them
+    the wrong way round; and genes planted *down* in persisters (the
+    proliferation programme, lower in persisters) are the ones a reader of two
+    per-class lists never sees. Among the planted genes the model reads
+    (``table``'s index), ``down``: the share with a negative ``column`` (higher
+    expression -> non-persister), ``up``: the share with a positive one; a model
+    that read signs at random would score 0.5. ``proliferation_genes_read``:
+    the named proliferation genes among them, with their value.
+    """
+    lfc = planted.reindex(table.index).fillna(0.0).astype(float)
+    values = table[column].astype(float)
+    down, up = lfc < -cut, lfc > cut
+    named = [g for g in table.index if g in PROLIFERATION_GENES and down[g]]
+    return {
+        "column": column,
+        "lfc_cut": cut,
+        "chance": 0.5,
+        "down": _sign_share(values[down].sort_index(), want=-1),
+        "up": _sign_share(values[up].sort_index(), want=+1),
+        "proliferation_genes_read": {str(g): float(values[g]) for g in sorted(named)},
     }
