@@ -14,10 +14,12 @@ from helpers import TINY_PARAMS, deep_update, make_project, stage
 
 from oncopersistnet.config import params_with, shipped_params
 from oncopersistnet.data.simulate import PROGRAMME_GENES, planted_programme, simulate_cells
+from oncopersistnet.errors import ModelError
 from oncopersistnet.explain import (
     PLANTED_LFC_CUT,
     Signature,
     attention_by_position,
+    contrastive_gradients,
     deployed_graph,
     evenly_spaced,
     explain_cells,
@@ -25,7 +27,10 @@ from oncopersistnet.explain import (
     gene_table,
     integrated_gradients,
     load_signatures,
+    planted_signs,
     signature_overlap,
+    signed_ranking,
+    signed_table,
     top_genes,
 )
 from oncopersistnet.explain.attribution import Attributions
@@ -131,6 +136,133 @@ def test_attention_weights_only_for_attention_networks(fitted, trained, test_cel
         len(summary["attention"]["persister"]) + len(summary["attention"]["non_persister"])
         >= weights.shape[1]
     )
+
+
+class _LinearGraph(torch.nn.Module):
+    """A hand-built stand-in for the deployed graph whose answer is known by construction.
+
+    Expression = log1p(counts) of all three genes; calibrated logit =
+    1.5 * (2 * x0 - x1 + 0 * x2) - 0.2. So gene 0 pushes towards persister,
+    gene 1 towards non-persister and gene 2 not at all, and integrated gradients
+    are exact: 1.5 * w * (x - baseline) for any path.
+    """
+
+    WEIGHTS = np.array([2.0, -1.0, 0.0])
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("selected", torch.arange(3))
+        self.register_buffer("impute_mean", torch.zeros(3))
+        self.network = torch.nn.Linear(3, 1, bias=False)
+        with torch.no_grad():
+            self.network.weight.copy_(torch.tensor(self.WEIGHTS[None, :], dtype=torch.float32))
+        self.network.calibration = torch.tensor([1.5, -0.2])
+        self.network.forward = lambda f: torch.nn.functional.linear(f, self.network.weight)[:, 0]
+
+    def expression(self, counts):
+        return torch.log1p(counts)
+
+    def features(self, expression):
+        return expression
+
+
+def test_contrastive_attributions_on_a_graph_with_known_answer():
+    counts = np.array([[9.0, 0.0, 3.0], [4.0, 1.0, 0.0], [0.0, 5.0, 3.0], [1.0, 2.0, 7.0]], dtype=np.float32)
+    is_persister = np.array([True, True, False, False])
+    a = contrastive_gradients(
+        _LinearGraph(), counts, ["UP", "DOWN", "NONE"], is_persister=is_persister, steps=4
+    )
+    x = np.log1p(counts.astype(np.float64))
+    baseline = np.where(is_persister[:, None], x[~is_persister].mean(axis=0), x[is_persister].mean(axis=0))
+    expected = 1.5 * _LinearGraph.WEIGHTS * (x - baseline)  # exact for a linear logit
+    np.testing.assert_allclose(a.values, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(a.baseline_logit, 1.5 * baseline @ _LinearGraph.WEIGHTS - 0.2, rtol=1e-5)
+    np.testing.assert_allclose(a.completeness_gap, 0.0, atol=1e-5)
+    table = signed_table(a, is_persister)
+    # By construction: UP reads towards persister, DOWN towards non-persister, NONE neither.
+    assert dict(table["higher_expression_towards"]) == {
+        "UP": "persister",
+        "DOWN": "non_persister",
+        "NONE": "neither",
+    }
+    np.testing.assert_allclose(
+        table.loc[["UP", "DOWN"], "signed_attribution"],
+        [np.abs(expected[:, 0]).mean(), -np.abs(expected[:, 1]).mean()],
+        rtol=1e-5,
+    )
+    assert list(table.index) == ["UP", "DOWN", "NONE"] and list(table["signed_rank"]) == [1, 2, 3]
+    # The genes' separations add up to the logit gap between the classes, each seen from the other's mean.
+    logit = 1.5 * x @ _LinearGraph.WEIGHTS - 0.2
+    gap = (logit[:2].mean() - a.baseline_logit[0] + a.baseline_logit[2] - logit[2:].mean()) / 2
+    assert table["contrast_separation"].sum() == pytest.approx(gap, rel=1e-5)
+    assert signed_ranking(table, 2) == [
+        {
+            "gene": "UP",
+            "higher_expression_towards": "persister",
+            "signed_attribution": pytest.approx(table.loc["UP", "signed_attribution"]),
+        },
+        {
+            "gene": "DOWN",
+            "higher_expression_towards": "non_persister",
+            "signed_attribution": pytest.approx(table.loc["DOWN", "signed_attribution"]),
+        },
+    ]
+    with pytest.raises(ModelError, match="both classes"):
+        contrastive_gradients(_LinearGraph(), counts, ["A", "B", "C"], is_persister=np.ones(4, bool))
+
+
+def test_two_cells_contrast_is_one_segment_walked_both_ways(fitted, trained, test_cells):
+    """One cell per class: each is the other's baseline, so the attributions are equal and opposite."""
+    pre, _, _ = fitted
+    counts, is_persister = test_cells
+    pair = np.array([np.flatnonzero(is_persister)[0], np.flatnonzero(~is_persister)[0]])
+    a = contrastive_gradients(
+        deployed_graph(pre, trained.model), counts[pair], _genes(pre), is_persister=[True, False], steps=16
+    )
+    assert np.abs(a.values[0]).sum() > 0.1
+    # Midpoint steps are symmetric on [0, 1]: the same gradients, the displacement reversed.
+    np.testing.assert_allclose(a.values[1], -a.values[0], atol=1e-5)
+    np.testing.assert_allclose(a.baseline_logit, a.logit[::-1], atol=1e-5)
+    table = signed_table(a, np.array([True, False]))
+    np.testing.assert_allclose(table.loc[_genes(pre), "contrast_separation"], a.values[0], atol=1e-5)
+
+
+def test_signed_table_and_planted_signs_follow_the_definitions():
+    # Gene D, planted down: persister cell 1 below the non-persister mean, read as "more -> non-persister".
+    a = Attributions(
+        values=np.array([[0.5, 0.2, 0.1], [-0.3, -0.4, 0.3]]),
+        path_gradient=np.array([[-0.5, 0.1, 0.2], [-0.3, 0.2, -0.1]]),
+        genes=np.array(["D", "U", "X"]),
+        expression=np.zeros((2, 3)),
+        logit=np.zeros(2),
+        baseline_logit=np.zeros(2),
+    )
+    table = signed_table(a, np.array([True, False]))
+    # |A| * sign(gradient), averaged: D (-0.5 - 0.3) / 2, U (0.2 + 0.4) / 2, X (0.1 - 0.3) / 2
+    assert table["signed_attribution"].to_dict() == pytest.approx({"D": -0.4, "U": 0.3, "X": -0.1})
+    assert list(table.index) == ["D", "U", "X"]
+    assert table.loc["D", "contrast_separation"] == pytest.approx(0.4)  # (0.5 - (-0.3)) / 2
+    assert table.loc["X", "contrast_attribution_non_persister"] == pytest.approx(0.3)
+    planted = pd.Series({"D": -1.0, "U": 1.0, "X": -0.9, "MKI67": -1.2, "UNREAD": 2.0})
+    signs = planted_signs(table, planted)
+    # Down: D negative (right), X negative (right); up: U positive (right). MKI67 and UNREAD are not read.
+    assert signs["down"] == {
+        "genes_read": 2,
+        "right_sign": 2,
+        "fraction_right": 1.0,
+        "p_value": pytest.approx(0.25),
+        "wrong_sign_genes": [],
+    }
+    assert signs["up"]["genes_read"] == 1 and signs["up"]["p_value"] == pytest.approx(0.5)
+    assert signs["chance"] == 0.5 and signs["proliferation_genes_read"] == {}
+    flipped = table.assign(signed_attribution=-table["signed_attribution"])
+    wrong = planted_signs(flipped, planted)
+    assert wrong["down"]["fraction_right"] == 0.0 and wrong["down"]["wrong_sign_genes"] == ["D", "X"]
+    assert wrong["down"]["p_value"] == pytest.approx(1.0)
+    named = planted_signs(table.rename(index={"D": "PCNA"}), planted.rename(index={"D": "PCNA"}))
+    assert named["proliferation_genes_read"] == {"PCNA": pytest.approx(-0.4)}
+    empty = planted_signs(table, pd.Series({"U": 1.0}))
+    assert empty["down"]["genes_read"] == 0 and empty["down"]["fraction_right"] is None
 
 
 # ------------------------------------------------------------------ aggregation
