@@ -377,6 +377,10 @@ def test_top_genes_find_the_planted_programme_above_chance(explained):
 
     baseline = planted_recovery(explained.table, planted, alphabetical, k=20)
     assert baseline["precision_at_k"] < recovery["precision_at_k"]
+    # The signed ranking reads planted genes the planted way round, down genes included.
+    signs = summary["planted_signs"]
+    assert signs["down"]["genes_read"] >= 3 and signs["up"]["genes_read"] >= 3
+    assert signs["down"]["fraction_right"] >= 0.75 and signs["up"]["fraction_right"] >= 0.75
 
 
 # ------------------------------------------------------------------ stage
@@ -426,6 +430,17 @@ def test_stage_writes_scores_and_logs_to_the_deployable_run(store, small_adata, 
     assert summary["cells"] == 60 and summary["classes_from"] == "labels"
     assert summary["planted"]["k"] == 10 and 0 <= summary["planted"]["precision_at_k"] <= 1
     assert set(summary["top_genes"]) == {"persister", "non_persister", "global"}
+    # The signed ranking is the table's signed order, and every planted read gene is in the sign check.
+    signed = pd.read_csv(store / "reports/attributions.csv", index_col="gene").sort_values("signed_rank")
+    assert [r["gene"] for r in summary["signed_ranking"]] == list(signed.index[:10])
+    lfc = planted_programme(SMALL).reindex(signed.index)
+    signs = summary["planted_signs"]
+    assert signs["down"]["genes_read"] == int((lfc < -PLANTED_LFC_CUT).sum())
+    assert signs["up"]["genes_read"] == int((lfc > PLANTED_LFC_CUT).sum())
+    down = signed.loc[lfc < -PLANTED_LFC_CUT, "signed_attribution"]
+    assert signs["down"]["right_sign"] == int((down < 0).sum())
+    c = summary["contrastive"]
+    assert c["separation_sum"] == pytest.approx(c["logit_separation"], abs=0.05 * abs(c["logit_separation"]))
     assert set(summary["signatures"]) == {s.name for s in load_signatures()}
     table = pd.read_csv(store / "reports/attributions.csv", index_col="gene")
     assert set(table.index) == set(_genes(pre)) and {"planted_lfc", "signatures", "rank"} <= set(
@@ -438,6 +453,8 @@ def test_stage_writes_scores_and_logs_to_the_deployable_run(store, small_adata, 
     )
     assert logged.data.metrics["explain_chance_rate"] == pytest.approx(summary["planted"]["chance_rate"])
     assert logged.data.params["explain.steps"] == "8"
+    if signs["down"]["genes_read"]:
+        assert logged.data.metrics["explain_planted_down_right_sign"] == signs["down"]["fraction_right"]
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "explain")}
     assert {"explain/attributions.csv", "explain/attributions.json"} <= artifacts
 

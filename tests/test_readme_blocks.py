@@ -199,3 +199,85 @@ def test_comparison_report_has_a_coverage_section_only_when_measured():
     assert "at coverage 0.9, calibrated on each fit's validation cells" in report
     assert "| logistic_regression | 0.813 | 0.950 | 0.000 | 0.100 | 1 |" in report
     assert "| mlp |" not in report.split("## Conformal")[1].split("##")[0]  # no figures, no row
+
+
+def _explain_summary(**extra):
+    """The keys explain_block reads, with hand-set figures."""
+    base = {
+        "cells": 10,
+        "persister_cells": 4,
+        "classes_from": "labels",
+        "genes_read": 3,
+        "top": 2,
+        "completeness": {"median_abs_gap": 0.01, "median_abs_logit_change": 1.5},
+        "planted": None,
+        "signatures": {
+            "s": {
+                "source": "Someone et al. 2000 X (doi:y)",
+                "signature_genes": 2,
+                "genes_read_by_model": 1,
+                "overlap": 1,
+                "overlap_genes": ["AXL"],
+                "expected_overlap": 0.5,
+                "p_value": 0.25,
+            }
+        },
+    }
+    base.update(extra)
+    return base
+
+
+def test_explain_block_prints_the_signed_ranking_planted_signs_and_the_caveat():
+    from oncopersistnet.reporting.blocks import CIRCULARITY_CAVEAT, SIGNED_PENDING, explain_block
+
+    planted = {
+        "k": 2,
+        "lfc_cut": 0.5,
+        "precision_at_k": 0.5,
+        "chance_rate": 0.2,
+        "recall_at_k": 0.5,
+        "auroc": 0.7,
+        "planted_genes_read": 2,
+        "planted_genes": 5,
+        "hits": ["VIM"],
+    }
+    signed = {
+        "contrastive": {"median_abs_gap": 0.02, "separation_sum": 3.1, "logit_separation": 3.2},
+        "signed_ranking": [
+            {"gene": "VIM", "higher_expression_towards": "persister", "signed_attribution": 0.69},
+            {"gene": "PCNA", "higher_expression_towards": "non_persister", "signed_attribution": -0.03},
+        ],
+        "planted_signs": {
+            "lfc_cut": 0.5,
+            "chance": 0.5,
+            "down": {
+                "genes_read": 4,
+                "right_sign": 3,
+                "fraction_right": 0.75,
+                "p_value": 0.3125,
+                "wrong_sign_genes": ["G1"],
+            },
+            "up": {
+                "genes_read": 0,
+                "right_sign": 0,
+                "fraction_right": None,
+                "p_value": None,
+                "wrong_sign_genes": [],
+            },
+            "proliferation_genes_read": {"PCNA": -0.03},
+        },
+    }
+    block = explain_block(_explain_summary(planted=planted, **signed))
+    assert (
+        "higher expression → persister: VIM (+0.69); higher expression → non-persister: PCNA (-0.03)" in block
+    )
+    assert "3.10 of 3.20" in block
+    assert "**3 of 4** (0.75, one-sided binomial p 0.31; wrong: G1)" in block
+    assert "no planted up gene is read" in block and "PCNA -0.030" in block
+    assert "| 0.50 | 0.25 |" in block  # expected by chance, then the p-value
+    assert block.endswith(CIRCULARITY_CAVEAT) and "p-values are not evidence" in CIRCULARITY_CAVEAT
+    # Real data (no planted truth): no caveat about the simulator, no planted signs.
+    real = explain_block(_explain_summary(**{**signed, "planted_signs": None}))
+    assert CIRCULARITY_CAVEAT not in real and "Planted signs" not in real and "VIM (+0.69)" in real
+    # A metrics file from before the contrastive fields says so instead of failing or inventing numbers.
+    assert SIGNED_PENDING in explain_block(_explain_summary(planted=planted))

@@ -62,6 +62,11 @@ def mlflow_metrics(summary: dict, k: int) -> dict[str, float]:
                 "explain_direction_agreement": planted["direction_agreement"],
             }
         )
+    signs = summary.get("planted_signs")
+    if signs:
+        for side in ("down", "up"):
+            if signs[side]["fraction_right"] is not None:
+                metrics[f"explain_planted_{side}_right_sign"] = signs[side]["fraction_right"]
     for name, overlap in summary["signatures"].items():
         metrics[f"explain_signature_{_metric_key(name)}_overlap"] = overlap["overlap"]
         metrics[f"explain_signature_{_metric_key(name)}_expected"] = overlap["expected_overlap"]
