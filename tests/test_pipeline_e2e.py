@@ -91,7 +91,14 @@ def test_repro_writes_metrics_for_network_and_baselines(project):
     )
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], project).stdout)
     files = next(iter(shown.values()))["data"]
-    assert {"metrics/evaluate.json", "metrics/comparison.json"} <= set(files)
+    assert {"metrics/evaluate.json", "metrics/validation.json", "metrics/comparison.json"} <= set(files)
+    # sweeps choose on the validation cells: the same metric set as the test report, other cells
+    validation = json.loads((project / "metrics/validation.json").read_text())
+    assert set(validation["validation"]) - {"n_val_cells", "n_val_samples"} == set(metrics["test"]) - {
+        "n_test_cells",
+        "n_test_samples",
+    }
+    assert validation["validation"]["roc_auc"] != metrics["test"]["roc_auc"]
     for name in ("roc_pr", "model_comparison", "calibration", "embedding", "confusion", "training_curves"):
         assert (project / f"reports/figures/{name}.png").stat().st_size > 10_000
     report = (project / "reports/comparison.md").read_text()

@@ -306,3 +306,85 @@ def test_evaluate_and_compare_report_conformal_coverage_on_test_cells(tmp_path):
     assert by_family["logistic_regression"].data.metrics["test_conformal_both_fraction"] == pytest.approx(
         regression_figures["both_fraction"]
     )
+
+
+def _metrics_by_hand(y, p, threshold, bins):
+    """The evaluate metric set from its definitions (sklearn for the ranking areas, numpy for the rest)."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    called = p >= threshold
+    tp, fp = (called & (y == 1)).sum(), (called & (y == 0)).sum()
+    fn, tn = (~called & (y == 1)).sum(), (~called & (y == 0)).sum()
+    precision, recall, specificity = tp / (tp + fp), tp / (tp + fn), tn / (tn + fp)
+    index = np.minimum((p * bins).astype(int), bins - 1)  # equal-width bins, 1.0 in the last
+    ece = sum(abs(y[index == b].mean() - p[index == b].mean()) * (index == b).sum() for b in set(index))
+    return {
+        "accuracy": (tp + tn) / len(y),
+        "precision": precision,
+        "recall": recall,
+        "f1": 2 * precision * recall / (precision + recall),
+        "roc_auc": roc_auc_score(y, p),
+        "pr_auc": average_precision_score(y, p),
+        "balanced_accuracy": (recall + specificity) / 2,
+        "mcc": (tp * tn - fp * fn) / np.sqrt(float((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))),
+        "brier": np.mean((p - y) ** 2),
+        "ece": ece / len(y),
+    }
+
+
+def test_evaluate_writes_validation_metrics_for_model_selection(tmp_path):
+    """metrics/validation.json: the deployed network on the validation cells at evaluate.threshold,
+    the epoch early stopping kept, the same figures in MLflow; not the test figures."""
+    import json
+
+    import mlflow
+
+    from oncopersistnet.data.cells import Cells
+    from oncopersistnet.model import load_checkpoint, predict_proba
+    from oncopersistnet.paths import ProjectPaths
+
+    threshold, bins = 0.4, 5  # not the shipped values: the params are what count
+    project = make_project(
+        tmp_path, deep_update(TINY_PARAMS, {"evaluate": {"threshold": threshold, "calibration_bins": bins}})
+    )
+    for name in ("ingest", "validate", "preprocess", "train", "evaluate"):
+        stage(name, project)
+    paths = ProjectPaths(project)
+    network = load_checkpoint(paths.model)
+    val, test = Cells.load(paths.features("val")), Cells.load(paths.features("test"))
+    val_p, test_p = (predict_proba(network, c.X).astype(np.float64) for c in (val, test))
+    expected = _metrics_by_hand(val.y, val_p, threshold, bins)
+
+    validation = json.loads(paths.validation_metrics.read_text())
+    evaluate = json.loads(paths.evaluate_metrics.read_text())
+    assert validation["model"] == evaluate["model"] == "cnn_lstm"
+    assert set(validation["validation"]) == set(evaluate["test"]) - {"n_test_cells", "n_test_samples"} | {
+        "n_val_cells",
+        "n_val_samples",
+    }
+    for name, value in expected.items():
+        assert validation["validation"][name] == pytest.approx(value, abs=1e-9), name
+    assert validation["validation"]["n_val_cells"] == len(val.y)
+    assert validation["validation"]["n_val_samples"] == len(set(val.samples))
+    # the test figures are other cells' figures
+    assert validation["validation"]["roc_auc"] != pytest.approx(evaluate["test"]["roc_auc"], abs=1e-6)
+    assert validation["validation"]["brier"] != pytest.approx(evaluate["test"]["brier"], abs=1e-6)
+    assert evaluate["test"]["brier"] == pytest.approx(
+        _metrics_by_hand(test.y, test_p, threshold, bins)["brier"]
+    )
+
+    # the epoch whose weights were kept, as the train stage logged it while training
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlruns' / 'mlflow.db'}")
+    trained = client.get_run(json.loads(paths.run_reference.read_text())["run_id"]).data.metrics
+    history = pd.read_csv(paths.training_history)
+    assert validation["training"] == {
+        "best_epoch": int(trained["best_epoch"]),
+        "best_val_loss": pytest.approx(trained["best_val_loss"], abs=1e-9),
+        "epochs_run": len(history),
+    }
+    for name, value in expected.items():
+        assert trained[f"val_calibrated_{name}"] == pytest.approx(value, abs=1e-9), name
+    # train's per-epoch validation curve is left whole (one point per epoch)
+    assert len(
+        client.get_metric_history(json.loads(paths.run_reference.read_text())["run_id"], "val_roc_auc")
+    ) == len(history)

@@ -91,6 +91,11 @@ class ProjectPaths:
         return self._p("metrics/evaluate.json")
 
     @property
+    def validation_metrics(self) -> Path:
+        """The deployed model on the validation cells: what sweeps choose on (test stays the report)."""
+        return self._p("metrics/validation.json")
+
+    @property
     def comparison_metrics(self) -> Path:
         return self._p("metrics/comparison.json")
 
