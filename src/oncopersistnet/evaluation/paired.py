@@ -160,35 +160,44 @@ def _seed_mean(pooled: Mapping[int, Pooled], metric: str, weights: np.ndarray) -
     return np.mean([METRIC_FUNCTIONS[metric](p.y, p.probability, weights) for p in pooled.values()], axis=0)
 
 
+def _scores(pooled: Mapping[int, Pooled], weights: np.ndarray) -> dict[str, tuple[float, np.ndarray]]:
+    """Per metric: the value on all held-out cells and the value on every resample, averaged over seeds."""
+    ones = np.ones((1, weights.shape[1]))
+    return {
+        m: (float(_seed_mean(pooled, m, ones)[0]), _seed_mean(pooled, m, weights)) for m in PAIRED_METRICS
+    }
+
+
 def _family_entry(
     pooled: Mapping[int, Pooled],
     reference: Mapping[int, Pooled],
-    weights: np.ndarray,
+    scores: tuple[Mapping[str, tuple[float, np.ndarray]], Mapping[str, tuple[float, np.ndarray]]],
     *,
     level: float,
 ) -> dict[str, Any]:
     """One family against the reference: per metric the pooled values, the difference, its interval
-    and verdict; and the difference of every fit's own metric, per fold and seed."""
-    ones = np.ones((1, weights.shape[1]))
+    and verdict; and the difference of every fit's own metric, per fold and seed.
+
+    ``scores``: :func:`_scores` of the family and of the reference, on the same resamples.
+    """
+    mine, theirs = scores
     entry: dict[str, Any] = {}
     for metric in PAIRED_METRICS:
-        point, ref_point = _seed_mean(pooled, metric, ones)[0], _seed_mean(reference, metric, ones)[0]
-        low, high = _interval(
-            _seed_mean(pooled, metric, weights) - _seed_mean(reference, metric, weights), level
-        )
+        (point, boot), (ref_point, ref_boot) = mine[metric], theirs[metric]
+        low, high = _interval(boot - ref_boot, level)
         entry[metric] = {
-            "pooled": float(point),
-            "reference_pooled": float(ref_point),
-            "difference": float(point - ref_point),
+            "pooled": point,
+            "reference_pooled": ref_point,
+            "difference": point - ref_point,
             "low": low,
             "high": high,
             "verdict": verdict(low, high),
         }
     entry["per_fit"] = [
-        {"fold": mine.fold, "seed": seed}
-        | {m: float(mine.metrics[m] - theirs.metrics[m]) for m in PAIRED_METRICS}
+        {"fold": fit.fold, "seed": seed}
+        | {m: float(fit.metrics[m] - other.metrics[m]) for m in PAIRED_METRICS}
         for seed, p in pooled.items()
-        for mine, theirs in zip(p.per_fold, reference[seed].per_fold, strict=True)
+        for fit, other in zip(p.per_fold, reference[seed].per_fold, strict=True)
     ]
     return entry
 
@@ -215,6 +224,7 @@ def paired_comparison(
     reference_pooled = {s: pooled_predictions(ref_fits, folds, s) for s in seeds}
     first = reference_pooled[seeds[0]]
     weights, names = sample_weights(first.samples, first.y, resamples=resamples, seed=seed)
+    reference_scores = _scores(reference_pooled, weights)
     families: dict[str, Any] = {}
     for family in dict.fromkeys(f.family for f in fits if f.family != reference):
         pooled = {s: pooled_predictions([f for f in fits if f.family == family], folds, s) for s in seeds}
@@ -226,7 +236,9 @@ def paired_comparison(
                     f"paired comparison: {family}'s test cells differ from {reference}'s; "
                     "pairing needs the same cells"
                 )
-        families[family] = _family_entry(pooled, reference_pooled, weights, level=level)
+        families[family] = _family_entry(
+            pooled, reference_pooled, (_scores(pooled, weights), reference_scores), level=level
+        )
     return {
         "reference": reference,
         "unit": "sample",
