@@ -309,3 +309,35 @@ def test_results_block_explains_the_paired_verdicts_and_labels_the_deployable_re
     before = {k: v for k, v in _paired_comparison().items() if k != "paired"}
     old = results_block(before, evaluate)
     assert PAIRED_PENDING in old and "vs cnn_lstm (Δ" not in old and "**" not in old
+
+
+def test_per_fold_table_averages_each_fold_over_seeds_and_shows_the_range():
+    from oncopersistnet.evaluation.report import comparison_markdown, per_fold_table
+
+    comparison = _paired_comparison()
+    comparison["paired"]["folds"] = ["fold1", "fold2"]
+    comparison["paired"]["families"]["marker_score"]["per_fit"] = [
+        {"fold": "fold1", "seed": 0, "roc_auc": 0.01, "pr_auc": 0.0},
+        {"fold": "fold2", "seed": 0, "roc_auc": -0.02, "pr_auc": 0.0},
+        {"fold": "fold1", "seed": 1, "roc_auc": 0.03, "pr_auc": 0.0},
+        {"fold": "fold2", "seed": 1, "roc_auc": -0.04, "pr_auc": 0.0},
+    ]
+    comparison["paired"]["families"]["cnn_lstm_permuted"]["per_fit"] = [
+        {"fold": "fold1", "seed": 0, "roc_auc": -0.3, "pr_auc": -0.1},
+        {"fold": "fold2", "seed": 0, "roc_auc": -0.1, "pr_auc": -0.2},
+    ]
+    assert per_fold_table(comparison).splitlines() == [
+        "| model | fold1 | fold2 |",
+        "|---|---|---|",
+        "| cnn_lstm_permuted | -0.300 | -0.100 |",
+        "| marker_score | +0.020 (+0.010 to +0.030) | -0.030 (-0.040 to -0.020) |",
+    ]
+    assert per_fold_table({k: v for k, v in comparison.items() if k != "paired"}) is None
+    import pandas as pd
+
+    per_sample = pd.DataFrame(
+        columns=["model", "sample", "sample_label", "called_persister_fraction", "mean_probability"]
+        + ["sample_correct"]
+    )
+    report = comparison_markdown(comparison, per_sample)
+    assert "## Differences with the reference, fold by fold" in report and "**" not in report

@@ -236,6 +236,47 @@ def _coverage_section(comparison: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def per_fold_table(comparison: Mapping[str, Any], metric: str = "roc_auc") -> str | None:
+    """Markdown table of each family's difference with the reference in ``metric``, per fold
+    (each fit against the reference's fit of the same fold and seed; mean and range over seeds).
+
+    ``None`` when the comparison has no paired record.
+    """
+    paired = comparison.get("paired")
+    if not paired:
+        return None
+    folds = paired["folds"]
+    lines = [
+        "| model | " + " | ".join(folds) + " |",
+        "|---|" + "---|" * len(folds),
+    ]
+    for family in ordered_families(paired["families"]):
+        fits = paired["families"][family]["per_fit"]
+        cells = []
+        for fold in folds:
+            values = [f[metric] for f in fits if f["fold"] == fold]
+            spread = f" ({min(values):+.3f} to {max(values):+.3f})" if len(values) > 1 else ""
+            cells.append(f"{sum(values) / len(values):+.3f}{spread}")
+        lines.append(f"| {family} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _per_fold_section(comparison: Mapping[str, Any]) -> list[str]:
+    """The report's per-fold differences (nothing without a paired record)."""
+    tables = {m: per_fold_table(comparison, m) for m in PAIRED_METRICS}
+    if any(t is None for t in tables.values()):
+        return []
+    reference = comparison["paired"]["reference"]
+    out = ["## Differences with the reference, fold by fold"]
+    for metric, table in tables.items():
+        out += [
+            f"{HEADERS[metric]} of each fit minus the {reference}'s fit of the same fold and seed; "
+            "mean over seeds, range in brackets.",
+            table,
+        ]
+    return out
+
+
 def comparison_markdown(
     comparison: Mapping[str, Any], per_sample: pd.DataFrame, origin: str = COMPARE_STAGE_ORIGIN
 ) -> str:
@@ -262,6 +303,7 @@ def comparison_markdown(
                 legend,
                 "## Does the CNN-LSTM's sequence reading of PCA components matter?",
                 premise_summary(comparison),
+                *_per_fold_section(comparison),
                 *_coverage_section(comparison),
                 "## Per held-out sample",
                 "Cell probabilities averaged over seeds; "
