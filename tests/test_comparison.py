@@ -259,3 +259,22 @@ def test_grouped_splits_test_every_sample_once(small_adata):
     )  # a 2-fold test fold leaves 1 sample per class: too few
     with pytest.raises(DataValidationError, match="needs at least 4 samples of each majority class"):
         grouped_splits(samples[three_each], y[three_each], k=2, val_fraction=0.2, seed=0)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_four_folds_of_the_default_design_test_one_sample_per_class_and_validate_on_both(seed):
+    """4 non-persister and 4 persister samples (the shipped data's design), k = 4."""
+    names = [f"n{i}" for i in range(4)] + [f"p{i}" for i in range(4)]
+    samples = np.repeat(names, 5)
+    y = np.repeat([0] * 4 + [1] * 4, 5)
+    splits = grouped_splits(samples, y, k=4, val_fraction=0.25, seed=seed)
+    assert len(splits) == 4
+    tested = []
+    for split in splits:
+        test = sorted(set(samples[split == "test"]))
+        assert len(test) == 2 and {t[0] for t in test} == {"n", "p"}  # one sample of each class
+        for part in ("train", "val", "test"):
+            assert set(y[split == part]) == {0, 1}, part  # every part holds both classes
+        assert len(set(samples[split == "val"])) == 2  # one validation sample per class
+        tested += test
+    assert sorted(tested) == names  # each sample tested exactly once

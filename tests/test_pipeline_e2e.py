@@ -76,19 +76,27 @@ def test_repro_writes_metrics_for_network_and_baselines(project):
     )  # calibration does not make it worse
     comparison = json.loads((project / "metrics/comparison.json").read_text())
     assert set(comparison["models"]) == FAMILIES
+    # grouped 3-fold CV by sample, one seed: every sample tested once, in a fold holding both classes
+    assert comparison["context"]["cv_folds"] == 3
     assert (
-        comparison["models"]["cnn_lstm"]["n_fits"] == 2
-        and comparison["models"]["logistic_regression"]["n_fits"] == 1
+        comparison["models"]["cnn_lstm"]["n_fits"]
+        == comparison["models"]["logistic_regression"]["n_fits"]
+        == 3
     )
-    # seed train.seed of the comparison's CNN-LSTM is the deployed model: same cells, same figures
-    first = next(f for f in comparison["fits"] if f["model"] == "cnn_lstm" and f["seed"] == 0)
-    assert first["f1"] == pytest.approx(metrics["test"]["f1"], abs=1e-9)
-    assert first["roc_auc"] == pytest.approx(metrics["test"]["roc_auc"], abs=1e-9)
-    # ... and the same conformal sets: calibrated on the same validation cells, judged on the same test cells
+    split = json.loads((project / "data/processed/summary.json").read_text())
+    every_sample = sorted(s for part in ("train", "val", "test") for s in split[part]["samples"])
+    assert comparison["context"]["test_samples"] == comparison["paired"]["samples"] == every_sample
     assert metrics["conformal"]["coverage"] == comparison["context"]["coverage"] == 0.9
-    assert first["conformal"] == pytest.approx(
-        {k: metrics["conformal"][k] for k in first["conformal"]}, abs=1e-9
-    )
+    paired = comparison["paired"]["families"]
+    assert set(paired) == FAMILIES - {"cnn_lstm"} and comparison["paired"]["reference"] == "cnn_lstm"
+    for entry in paired.values():
+        for metric in ("roc_auc", "pr_auc"):
+            figures = entry[metric]
+            assert figures["difference"] == pytest.approx(figures["pooled"] - figures["reference_pooled"])
+            assert figures["low"] <= figures["high"]
+            assert figures["verdict"] == (
+                "better" if figures["low"] > 0 else "worse" if figures["high"] < 0 else "level"
+            )
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], project).stdout)
     files = next(iter(shown.values()))["data"]
     assert {"metrics/evaluate.json", "metrics/validation.json", "metrics/comparison.json"} <= set(files)
@@ -103,6 +111,7 @@ def test_repro_writes_metrics_for_network_and_baselines(project):
         assert (project / f"reports/figures/{name}.png").stat().st_size > 10_000
     report = (project / "reports/comparison.md").read_text()
     assert "| celltypist |" in report and "Per held-out sample" in report
+    assert "ROC-AUC vs cnn_lstm (Δ [95% CI])" in report and "**" not in report.split("## Does")[0]
     export = json.loads((project / "metrics/export.json").read_text())
     assert export["parity_max_abs_diff"] <= 1e-5
 

@@ -281,3 +281,145 @@ def test_explain_block_prints_the_signed_ranking_planted_signs_and_the_caveat():
     assert CIRCULARITY_CAVEAT not in real and "Planted signs" not in real and "VIM (+0.69)" in real
     # A metrics file from before the contrastive fields says so instead of failing or inventing numbers.
     assert SIGNED_PENDING in explain_block(_explain_summary(planted=planted))
+
+
+def _paired_comparison():
+    """Three families, cross-validated, with the paired record the compare stage writes."""
+
+    def entry(n_fits, roc, pr):
+        figures = {m: {"mean": 0.5, "std": 0.01} for m in ("f1", "balanced_accuracy", "mcc", "brier", "ece")}
+        return {
+            "n_fits": n_fits,
+            "roc_auc": {"mean": roc, "std": 0.02},
+            "pr_auc": {"mean": pr, "std": 0.03},
+        } | figures
+
+    def diff(point, low, high, verdict):
+        return {
+            "pooled": 0.8 + point,
+            "reference_pooled": 0.8,
+            "difference": point,
+            "low": low,
+            "high": high,
+        } | {"verdict": verdict}
+
+    return {
+        "context": {
+            "data_hash": "abc",
+            "cv_folds": 4,
+            "seeds": [0, 1],
+            "threshold": 0.5,
+            "test_samples": ["n1", "p1"],
+            "n_test_cells": 10,
+        },
+        "models": {
+            "marker_score": entry(4, 0.9, 0.8),
+            "cnn_lstm": entry(8, 0.85, 0.75),
+            "cnn_lstm_permuted": entry(8, 0.6, 0.45),
+        },
+        "permutations": [],
+        "paired": {
+            "reference": "cnn_lstm",
+            "unit": "sample",
+            "resamples": 1000,
+            "seed": 0,
+            "level": 0.95,
+            "samples": ["n1", "p1"],
+            "seeds": [0, 1],
+            "folds": ["fold1"],
+            "families": {
+                "marker_score": {
+                    "roc_auc": diff(0.0123, -0.0104, 0.031, "level"),
+                    "pr_auc": diff(0.05, 0.001, 0.09, "better"),
+                },
+                "cnn_lstm_permuted": {
+                    "roc_auc": diff(-0.25, -0.4, -0.1, "worse"),
+                    "pr_auc": diff(-0.3, -0.5, -0.12, "worse"),
+                },
+            },
+        },
+    }
+
+
+def test_results_table_leads_with_threshold_free_metrics_and_bolds_nothing():
+    from oncopersistnet.evaluation.report import results_table
+
+    lines = results_table(_paired_comparison()).splitlines()
+    assert lines[0] == (
+        "| model | ROC-AUC | PR-AUC | F1 | bal. acc. | MCC | Brier ↓ | ECE ↓ | fits |"
+        " ROC-AUC vs cnn_lstm (Δ [95% CI]) | PR-AUC vs cnn_lstm (Δ [95% CI]) |"
+    )
+    assert lines[1] == "|---|" + "---|" * 10
+    rest = " 0.500 ± 0.010 | 0.500 ± 0.010 | 0.500 ± 0.010 | 0.500 ± 0.010 | 0.500 ± 0.010 |"
+    assert lines[2:] == [
+        "| cnn_lstm | 0.850 ± 0.020 | 0.750 ± 0.030 |" + rest + " 8 | reference | reference |",
+        "| cnn_lstm_permuted | 0.600 ± 0.020 | 0.450 ± 0.030 |" + rest + " 8 |"
+        " -0.250 [-0.400, -0.100] worse | -0.300 [-0.500, -0.120] worse |",
+        "| marker_score | 0.900 ± 0.020 | 0.800 ± 0.030 |" + rest + " 4 |"
+        " +0.012 [-0.010, +0.031] level | +0.050 [+0.001, +0.090] better |",
+    ]
+    assert "**" not in "\n".join(lines)
+
+
+def test_results_block_explains_the_paired_verdicts_and_labels_the_deployable_report():
+    from oncopersistnet.evaluation.report import PAIRED_PENDING
+
+    evaluate = {
+        "model": "cnn_lstm",
+        "calibration": {"method": "platt"},
+        "test": {"n_test_samples": 2, "n_test_cells": 745, "roc_auc": 0.8826, "pr_auc": 0.7963, "f1": 0.734}
+        | {"brier": 0.127, "ece": 0.051},
+        "test_uncalibrated": {"brier": 0.158, "ece": 0.151, "f1": 0.713},
+    }
+    block = results_block(_paired_comparison(), evaluate)
+    assert "grouped 4-fold cross-validation by sample (every sample tested once" in block
+    assert (
+        "Δ: a model's ROC-AUC (PR-AUC) on the pooled out-of-fold predictions of all 2 held-out samples "
+        "minus the cnn_lstm's, averaged over seeds [0, 1]; in brackets the 95% percentile interval over "
+        "1,000 paired bootstrap resamples of the held-out samples"
+    ) in block
+    assert (
+        "- With random component orders: ROC-AUC 0.550 vs 0.800 (-0.250 [-0.400, -0.100] worse), "
+        "PR-AUC 0.500 vs 0.800 (-0.300 [-0.500, -0.120] worse)"
+    ) in block
+    assert (
+        "The deployable model's own report (`metrics/evaluate.json`, not a comparison): the deployed "
+        "cnn_lstm, one fit at `train.seed` on the pipeline's train/validation/test split, on its 2 held-out "
+        "samples (745 cells): ROC-AUC 0.883, PR-AUC 0.796, F1 at 0.5 0.734."
+    ) in block
+    assert PAIRED_PENDING not in block
+    before = {k: v for k, v in _paired_comparison().items() if k != "paired"}
+    old = results_block(before, evaluate)
+    assert PAIRED_PENDING in old and "vs cnn_lstm (Δ" not in old and "**" not in old
+
+
+def test_per_fold_table_averages_each_fold_over_seeds_and_shows_the_range():
+    from oncopersistnet.evaluation.report import comparison_markdown, per_fold_table
+
+    comparison = _paired_comparison()
+    comparison["paired"]["folds"] = ["fold1", "fold2"]
+    comparison["paired"]["families"]["marker_score"]["per_fit"] = [
+        {"fold": "fold1", "seed": 0, "roc_auc": 0.01, "pr_auc": 0.0},
+        {"fold": "fold2", "seed": 0, "roc_auc": -0.02, "pr_auc": 0.0},
+        {"fold": "fold1", "seed": 1, "roc_auc": 0.03, "pr_auc": 0.0},
+        {"fold": "fold2", "seed": 1, "roc_auc": -0.04, "pr_auc": 0.0},
+    ]
+    comparison["paired"]["families"]["cnn_lstm_permuted"]["per_fit"] = [
+        {"fold": "fold1", "seed": 0, "roc_auc": -0.3, "pr_auc": -0.1},
+        {"fold": "fold2", "seed": 0, "roc_auc": -0.1, "pr_auc": -0.2},
+    ]
+    assert per_fold_table(comparison).splitlines() == [
+        "| model | fold1 | fold2 |",
+        "|---|---|---|",
+        "| cnn_lstm_permuted | -0.300 | -0.100 |",
+        "| marker_score | +0.020 (+0.010 to +0.030) | -0.030 (-0.040 to -0.020) |",
+    ]
+    assert per_fold_table({k: v for k, v in comparison.items() if k != "paired"}) is None
+    import pandas as pd
+
+    per_sample = pd.DataFrame(
+        columns=["model", "sample", "sample_label", "called_persister_fraction", "mean_probability"]
+        + ["sample_correct"]
+    )
+    report = comparison_markdown(comparison, per_sample)
+    assert "## Differences with the reference, fold by fold" in report and "**" not in report

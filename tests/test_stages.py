@@ -243,7 +243,11 @@ def test_evaluate_and_compare_report_conformal_coverage_on_test_cells(tmp_path):
         tmp_path,
         deep_update(
             TINY_PARAMS,
-            {"predict": {"coverage": coverage}, "compare": {"models": ["cnn_lstm", "logistic_regression"]}},
+            {
+                "predict": {"coverage": coverage},
+                # the pipeline's split: seed train.seed of the comparison is the deployed model
+                "compare": {"models": ["cnn_lstm", "logistic_regression"], "cv_folds": 0, "n_seeds": 2},
+            },
         ),
     )
     for name in ("ingest", "validate", "preprocess", "train", "evaluate", "compare"):

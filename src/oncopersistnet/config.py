@@ -251,6 +251,10 @@ class CompareConfig:
     marker_genes: list[str]
     marker_top_genes: int = checked(POSITIVE)
     celltypist_alpha: float = checked(POSITIVE)
+    # Paired bootstrap over held-out samples of every family against cnn_lstm (evaluation/paired.py).
+    bootstrap_resamples: int = checked(POSITIVE)
+    bootstrap_seed: int = checked(NON_NEGATIVE)
+    interval_level: float = checked(OPEN_FRACTION)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -26,9 +26,13 @@ from oncopersistnet.config import Params
 from oncopersistnet.evaluation.candidates import make_candidate
 from oncopersistnet.evaluation.folds import Fold
 from oncopersistnet.evaluation.metrics import METRIC_NAMES, classification_metrics, per_sample_table
+from oncopersistnet.evaluation.paired import paired_comparison
 from oncopersistnet.inference.conformal import COVERAGE_FIGURES, ConformalCalibration, held_out_report
 
 logger = logging.getLogger(__name__)
+
+#: The family every other is compared with, pair by pair (the deployed network).
+REFERENCE_FAMILY = "cnn_lstm"
 
 
 @dataclass
@@ -157,14 +161,23 @@ def comparison_summary(
     """What ``metrics/comparison.json`` holds.
 
     Per-model summaries, every fit (with its conformal figures, where measured), the
-    permutation figures, the context (with the conformal sets' nominal coverage, where measured).
+    permutation figures, the paired comparison of every family with :data:`REFERENCE_FAMILY`
+    (:mod:`~oncopersistnet.evaluation.paired`; absent when the reference was not fitted), the
+    context (with the conformal sets' nominal coverage, where measured).
     """
+    paired = paired_comparison(
+        results,
+        reference=REFERENCE_FAMILY,
+        resamples=params.compare.bootstrap_resamples,
+        seed=params.compare.bootstrap_seed,
+        level=params.compare.interval_level,
+    )
     coverage = next((r.conformal["coverage"] for r in results if r.conformal), None)
     return {
         "models": summarize(results),
         "fits": [
             {"model": r.family, "fold": r.fold, "seed": r.seed}
-            | {m: r.metrics[m] for m in ("f1", "roc_auc", "brier")}
+            | {m: r.metrics[m] for m in ("f1", "roc_auc", "pr_auc", "brier")}
             | ({"conformal": {k: r.conformal[k] for k in COVERAGE_FIGURES}} if r.conformal else {})
             for r in results
         ],
@@ -173,6 +186,7 @@ def comparison_summary(
             for r in results
             if r.family == "cnn_lstm_permuted"
         ],
+        **({"paired": paired} if paired is not None else {}),
         "context": {
             "data_hash": data_hash,
             "cv_folds": params.compare.cv_folds,

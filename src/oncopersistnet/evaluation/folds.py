@@ -9,7 +9,10 @@ the same folds, so their figures differ by the model alone.
 Two ways to get folds: the pipeline's own split (``compare.cv_folds: 0``; the
 features are then identical to the preprocess stage's), or grouped k-fold by
 sample (``cv_folds: k``): each sample is tested exactly once, a validation set
-is drawn by sample from the rest, and the preprocessor is refitted per fold.
+is drawn by sample from the rest, and the preprocessor is refitted per fold. Every
+fold's test, validation and training parts hold both classes (or the folds are refused):
+a test part of one class has no ROC-AUC, and a validation part of one class cannot
+calibrate. With the shipped 4 + 4 samples and ``k = 4``, each fold tests one sample per class.
 """
 
 from __future__ import annotations

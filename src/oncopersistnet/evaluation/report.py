@@ -13,8 +13,10 @@ from typing import Any
 import pandas as pd
 
 from oncopersistnet.choices import ALL_MODEL_FAMILIES
+from oncopersistnet.evaluation.paired import PAIRED_METRICS
 
-TABLE_METRICS = ("f1", "roc_auc", "pr_auc", "balanced_accuracy", "mcc", "brier", "ece")
+#: Threshold-free metrics first: they do not depend on a model's calibration or cut-off.
+TABLE_METRICS = ("roc_auc", "pr_auc", "f1", "balanced_accuracy", "mcc", "brier", "ece")
 HEADERS = {
     "f1": "F1",
     "roc_auc": "ROC-AUC",
@@ -59,31 +61,67 @@ def _cell(entry: Mapping[str, Any], metric: str) -> str:
     return _mean_std_text(entry[metric], entry["n_fits"])
 
 
+def _difference_cell(entry: Mapping[str, Any]) -> str:
+    """``+0.012 [-0.010, +0.030] level``: pooled difference, its interval, the verdict."""
+    return f"{entry['difference']:+.3f} [{entry['low']:+.3f}, {entry['high']:+.3f}] {entry['verdict']}"
+
+
 def results_table(comparison: Mapping[str, Any], order: list[str] | None = None) -> str:
-    """Markdown table: one row per model (``order``, else the project's), mean ± std over fits,
-    the best of each column in bold."""
+    """Markdown table: one row per model (``order``, else the project's), mean ± std over fits, and,
+    where the comparison has them, the paired differences with the reference and their verdicts.
+
+    Nothing is in bold: a higher mean is not a better model unless the paired interval says so,
+    and that is what the verdict columns say.
+    """
     models: Mapping[str, Any] = comparison["models"]
-    best: dict[str, float] = {}
-    for metric in TABLE_METRICS:
-        means = [m[metric]["mean"] for m in models.values() if m[metric]["mean"] == m[metric]["mean"]]
-        if means:
-            best[metric] = min(means) if metric in ("brier", "ece") else max(means)
+    paired = comparison.get("paired")
+    metrics_header = " | ".join(HEADERS[m] for m in TABLE_METRICS)
+    paired_header = (
+        "".join(
+            f" {HEADERS[m]} vs {paired['reference']} (Δ [{paired['level']:.0%} CI]) |" for m in PAIRED_METRICS
+        )
+        if paired
+        else ""
+    )
     lines = [
-        "| model | " + " | ".join(HEADERS[m] for m in TABLE_METRICS) + " | fits |",
-        "|---|" + "---|" * len(TABLE_METRICS) + "---|",
+        f"| model | {metrics_header} | fits |{paired_header}",
+        "|---|" + "---|" * (len(TABLE_METRICS) + 1) + ("---|" * len(PAIRED_METRICS) if paired else ""),
     ]
     for family in order or ordered_families(models):
         entry = models[family]
-        cells = []
-        for metric in TABLE_METRICS:
-            text = _cell(entry, metric)
-            cells.append(
-                f"**{text}**"
-                if round(entry[metric]["mean"], 3) == round(best.get(metric, float("nan")), 3)
-                else text
-            )
-        lines.append(f"| {family} | " + " | ".join(cells) + f" | {entry['n_fits']} |")
+        cells = [_cell(entry, metric) for metric in TABLE_METRICS]
+        row = f"| {family} | " + " | ".join(cells) + f" | {entry['n_fits']} |"
+        if paired:
+            verdicts = paired["families"].get(family)
+            for metric in PAIRED_METRICS:
+                if family == paired["reference"]:
+                    row += " reference |"
+                else:
+                    row += f" {_difference_cell(verdicts[metric]) if verdicts else 'n/a'} |"
+        lines.append(row)
     return "\n".join(lines)
+
+
+#: What the README and the report say while the metrics file predates the paired comparison.
+PAIRED_PENDING = (
+    "Paired comparison not measured yet: `metrics/comparison.json` was written before the compare stage "
+    "reported paired differences; `make run` (or `dvc repro compare`) fills this in."
+)
+
+
+def paired_line(comparison: Mapping[str, Any]) -> str:
+    """How the differences and verdicts of :func:`results_table` were computed (from the file)."""
+    paired = comparison.get("paired")
+    if not paired:
+        return PAIRED_PENDING
+    return (
+        f"Δ: a model's ROC-AUC (PR-AUC) on the pooled out-of-fold predictions of all "
+        f"{len(paired['samples'])} held-out samples minus the {paired['reference']}'s, averaged over seeds "
+        f"{paired['seeds']}; in brackets the {paired['level']:.0%} percentile interval over "
+        f"{paired['resamples']:,} paired bootstrap resamples of the held-out samples (whole samples drawn "
+        f"with replacement within each class, every model scored on the same draw; seed {paired['seed']}). "
+        "better / worse: the interval excludes 0; level: it does not. No model is marked best otherwise."
+    )
 
 
 #: Columns of :func:`coverage_table`: a conformal figure of ``metrics/comparison.json`` and its header.
@@ -117,23 +155,37 @@ def coverage_table(comparison: Mapping[str, Any], order: list[str] | None = None
 
 
 def premise_summary(comparison: Mapping[str, Any]) -> str:
-    """Plain statement of what the permutation and MLP controls measured (no verdict typed in)."""
+    """Plain statement of what the permutation and MLP controls measured: the paired differences with
+    the CNN-LSTM and their verdicts where measured, else the means (no verdict typed in)."""
     models = comparison["models"]
     if "cnn_lstm" not in models:
         return "The CNN-LSTM was not part of this comparison."
     base = models["cnn_lstm"]
+    paired = (comparison.get("paired") or {}).get("families", {})
     lines = []
     for control, label in (("cnn_lstm_permuted", "random component orders"), ("mlp", "the same-size MLP")):
         if control not in models:
             continue
         other = models[control]
-        diffs = [
-            f"{HEADERS[m]} {other[m]['mean']:.3f} vs {base[m]['mean']:.3f} "
-            f"({other[m]['mean'] - base[m]['mean']:+.3f})"
-            for m in ("roc_auc", "f1")
-        ]
+        if control in paired:
+            pairs = paired[control]
+            diffs = [
+                f"{HEADERS[m]} {pairs[m]['pooled']:.3f} vs {pairs[m]['reference_pooled']:.3f} "
+                f"({_difference_cell(pairs[m])})"
+                for m in PAIRED_METRICS
+            ]
+            where = "pooled out of fold"
+        else:
+            diffs = [
+                f"{HEADERS[m]} {other[m]['mean']:.3f} vs {base[m]['mean']:.3f} "
+                f"({other[m]['mean'] - base[m]['mean']:+.3f})"
+                for m in PAIRED_METRICS
+            ]
+            where = "mean over fits"
         lines.append(
-            f"- With {label}: " + ", ".join(diffs) + " against the CNN-LSTM in explained-variance order."
+            f"- With {label}: "
+            + ", ".join(diffs)
+            + f" against the CNN-LSTM in explained-variance order ({where})."
         )
     permutations = comparison.get("permutations", [])
     if permutations:
@@ -148,7 +200,8 @@ def context_line(comparison: Mapping[str, Any]) -> str:
     folds = (
         "the pipeline's train/validation/test split"
         if c["cv_folds"] == 0
-        else f"grouped {c['cv_folds']}-fold CV by sample"
+        else f"grouped {c['cv_folds']}-fold cross-validation by sample (every sample tested once; each "
+        "fold's test and validation parts hold both classes)"
     )
     return (
         f"Data `{c['data_hash']}`, {folds}; test samples never seen in training "
@@ -183,6 +236,47 @@ def _coverage_section(comparison: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def per_fold_table(comparison: Mapping[str, Any], metric: str = "roc_auc") -> str | None:
+    """Markdown table of each family's difference with the reference in ``metric``, per fold
+    (each fit against the reference's fit of the same fold and seed; mean and range over seeds).
+
+    ``None`` when the comparison has no paired record.
+    """
+    paired = comparison.get("paired")
+    if not paired:
+        return None
+    folds = paired["folds"]
+    lines = [
+        "| model | " + " | ".join(folds) + " |",
+        "|---|" + "---|" * len(folds),
+    ]
+    for family in ordered_families(paired["families"]):
+        fits = paired["families"][family]["per_fit"]
+        cells = []
+        for fold in folds:
+            values = [f[metric] for f in fits if f["fold"] == fold]
+            spread = f" ({min(values):+.3f} to {max(values):+.3f})" if len(values) > 1 else ""
+            cells.append(f"{sum(values) / len(values):+.3f}{spread}")
+        lines.append(f"| {family} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _per_fold_section(comparison: Mapping[str, Any]) -> list[str]:
+    """The report's per-fold differences (nothing without a paired record)."""
+    tables = {m: per_fold_table(comparison, m) for m in PAIRED_METRICS}
+    if any(t is None for t in tables.values()):
+        return []
+    reference = comparison["paired"]["reference"]
+    out = ["## Differences with the reference, fold by fold"]
+    for metric, table in tables.items():
+        out += [
+            f"{HEADERS[metric]} of each fit minus the {reference}'s fit of the same fold and seed; "
+            "mean over seeds, range in brackets.",
+            table,
+        ]
+    return out
+
+
 def comparison_markdown(
     comparison: Mapping[str, Any], per_sample: pd.DataFrame, origin: str = COMPARE_STAGE_ORIGIN
 ) -> str:
@@ -205,9 +299,11 @@ def comparison_markdown(
                 origin,
                 context_line(comparison),
                 results_table(comparison),
+                paired_line(comparison),
                 legend,
                 "## Does the CNN-LSTM's sequence reading of PCA components matter?",
                 premise_summary(comparison),
+                *_per_fold_section(comparison),
                 *_coverage_section(comparison),
                 "## Per held-out sample",
                 "Cell probabilities averaged over seeds; "

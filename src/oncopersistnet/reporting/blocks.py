@@ -12,7 +12,13 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from oncopersistnet.evaluation.report import context_line, coverage_table, premise_summary, results_table
+from oncopersistnet.evaluation.report import (
+    context_line,
+    coverage_table,
+    paired_line,
+    premise_summary,
+    results_table,
+)
 from oncopersistnet.transfer.cross_study_report import cross_study_markdown
 from oncopersistnet.transfer.report import transfer_table
 
@@ -28,12 +34,26 @@ def calibration_line(evaluate: Mapping[str, Any]) -> str:
     )
 
 
+def deployable_line(evaluate: Mapping[str, Any]) -> str:
+    """The one-split figures, labelled as what they are: the report of the one model that ships."""
+    test = evaluate["test"]
+    return (
+        f"The deployable model's own report (`metrics/evaluate.json`, not a comparison): the deployed "
+        f"{evaluate['model']}, one fit at `train.seed` on the pipeline's train/validation/test split, on its "
+        f"{test['n_test_samples']} held-out samples ({test['n_test_cells']:,} cells): ROC-AUC "
+        f"{test['roc_auc']:.3f}, PR-AUC {test['pr_auc']:.3f}, F1 at 0.5 {test['f1']:.3f}."
+    )
+
+
 def results_block(comparison: Mapping[str, Any], evaluate: Mapping[str, Any]) -> str:
-    """Where the comparison's numbers come from, its table, the controls, and the deployable's calibration."""
+    """Where the comparison's numbers come from, its table and paired verdicts, the controls, and the
+    deployable model's own one-split report and calibration."""
     parts = [
         context_line(comparison),
         results_table(comparison),
+        paired_line(comparison),
         premise_summary(comparison),
+        deployable_line(evaluate),
         calibration_line(evaluate),
     ]
     return "\n\n".join(parts).strip()

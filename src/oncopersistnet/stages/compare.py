@@ -5,7 +5,9 @@ Writes ``metrics/comparison.json`` (``dvc metrics show/diff``), ``reports/compar
 figures; logs one MLflow run per model family with the same metric names, so the
 UI's compare view and ``mlflow.search_runs`` put them in one table. Every fit's conformal
 sets (``predict.coverage``, calibrated on its validation cells) are judged on its test cells
-(``test_conformal_*``).
+(``test_conformal_*``). With ``compare.cv_folds: k`` every sample is tested once; the paired
+bootstrap of every family against the CNN-LSTM (``paired`` in the metrics file,
+:mod:`oncopersistnet.evaluation.paired`) says better / level / worse.
 """
 
 from __future__ import annotations
@@ -123,7 +125,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
         per_sample.to_csv(tmp, index=False, float_format="%.4f")
     write_text(paths.comparison_report, comparison_markdown(comparison, per_sample))
 
-    # Curves of the first fold at train.seed: the deployed model's split and seed.
+    # Curves of the first fold at train.seed (with cv_folds: 0, the deployed model's split and seed).
     first = {r.family: r for r in results if r.fold == folds[0].name and r.seed == params.train.seed}
     tables = {
         family: curve_tables(r.y, r.probability, family, threshold=params.evaluate.threshold)
