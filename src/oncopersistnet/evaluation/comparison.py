@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,6 +23,7 @@ from tqdm.auto import tqdm
 
 from oncopersistnet.config import Params
 from oncopersistnet.evaluation.candidates import make_candidate
+from oncopersistnet.evaluation.fits import FitResult
 from oncopersistnet.evaluation.folds import Fold
 from oncopersistnet.evaluation.metrics import METRIC_NAMES, classification_metrics, per_sample_table
 from oncopersistnet.evaluation.paired import paired_comparison
@@ -33,27 +33,6 @@ logger = logging.getLogger(__name__)
 
 #: The family every other is compared with, pair by pair (the deployed network).
 REFERENCE_FAMILY = "cnn_lstm"
-
-
-@dataclass
-class FitResult:
-    """One fitted model on one fold: its test metrics, test probabilities and what it learned.
-
-    ``conformal``: :func:`~oncopersistnet.inference.conformal.held_out_report` of sets
-    calibrated on the fit's validation cells, on its test cells (empty without a coverage).
-    """
-
-    family: str
-    fold: str
-    seed: int
-    metrics: dict[str, float]
-    probability: np.ndarray
-    y: np.ndarray
-    samples: np.ndarray
-    seconds: float
-    hyperparameters: dict[str, Any] = field(default_factory=dict)
-    details: dict[str, Any] = field(default_factory=dict)
-    conformal: dict[str, Any] = field(default_factory=dict)
 
 
 def seeds_for(params: Params) -> list[int]:

@@ -24,26 +24,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from oncopersistnet.errors import DataValidationError
+from oncopersistnet.evaluation.fits import FitResult
 
 #: The threshold-free metrics compared (the names of :data:`~oncopersistnet.evaluation.metrics.METRIC_NAMES`).
 PAIRED_METRICS = ("roc_auc", "pr_auc")
-
-
-class Fit(Protocol):
-    """What the comparison keeps of one fit (:class:`~oncopersistnet.evaluation.comparison.FitResult`)."""
-
-    family: str
-    fold: str
-    seed: int
-    metrics: dict[str, float]
-    probability: np.ndarray
-    y: np.ndarray
-    samples: np.ndarray
 
 
 def weighted_roc_auc(y: np.ndarray, score: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -117,10 +106,10 @@ class Pooled:
     probability: np.ndarray
     y: np.ndarray
     samples: np.ndarray
-    per_fold: list[Fit]
+    per_fold: list[FitResult]
 
 
-def pooled_predictions(fits: Sequence[Fit], folds: Sequence[str], seed: int) -> Pooled | None:
+def pooled_predictions(fits: Sequence[FitResult], folds: Sequence[str], seed: int) -> Pooled | None:
     """Out-of-fold predictions at ``seed`` (or the one fit per fold of an unseeded family).
 
     ``None`` when a fold has no such fit.
@@ -203,7 +192,7 @@ def _family_entry(
 
 
 def paired_comparison(
-    fits: Sequence[Fit],
+    fits: Sequence[FitResult],
     *,
     reference: str,
     resamples: int,

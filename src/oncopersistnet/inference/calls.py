@@ -142,22 +142,14 @@ def make_calls(
 
 def rule_for(model: OnnxPersisterModel, *, coverage: float, threshold: float | None = None) -> DecisionRule:
     """``model``'s decision rule at ``coverage`` (``threshold``: the fallback for a model without
-    conformal scores; default its own). Says so when a given threshold cannot apply, and when the
-    model is too old to carry conformal scores or an out-of-distribution threshold."""
+    conformal scores; default its own). Says so when a given threshold cannot apply (a model too
+    old for conformal scores or the OOD output says so once, when it is loaded)."""
     if model.conformal is not None and threshold is not None:
         logger.warning(
             "%s labels cells by its conformal sets: the threshold %g given is not used (choose the coverage)",
             model.source,
             threshold,
         )
-    if model.conformal is None:
-        logger.warning(
-            "%s carries no conformal scores (exported before they existed): cells are labelled at its "
-            "threshold, with no uncertain class; re-export it for coverage-guaranteed sets",
-            model.source,
-        )
-    if model.ood_threshold is None:
-        logger.warning("%s has no out-of-distribution output: no cell will be flagged", model.source)
     return DecisionRule(
         conformal=model.conformal,
         coverage=check_coverage(coverage),

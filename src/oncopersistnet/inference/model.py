@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,8 @@ import numpy as np
 
 from oncopersistnet.errors import ModelError
 from oncopersistnet.inference.conformal import ConformalCalibration
+
+logger = logging.getLogger(__name__)
 
 INPUT_NAME = "counts"
 OUTPUT_NAME = "persister_probability"
@@ -68,12 +71,24 @@ class OnnxPersisterModel:
         self.conformal: ConformalCalibration | None = (
             ConformalCalibration.from_metadata(scores) if scores is not None else None
         )
+        self._warn_if_old()
         inputs = self.session.get_inputs()
         if [i.name for i in inputs] != [INPUT_NAME] or inputs[0].shape[1] != len(self.genes):
             raise ModelError(
                 f"{self.path}: input signature {[(i.name, i.shape) for i in inputs]} does not match "
                 f"its gene list of {len(self.genes)} genes"
             )
+
+    def _warn_if_old(self) -> None:
+        """Once per load: what a model exported before conformal scores and the OOD output cannot do."""
+        if self.conformal is None:
+            logger.warning(
+                "%s carries no conformal scores (exported before they existed): cells are labelled at its "
+                "threshold, with no uncertain class; re-export it for coverage-guaranteed sets",
+                self.source,
+            )
+        if self.ood_threshold is None:
+            logger.warning("%s has no out-of-distribution output: no cell will be flagged", self.source)
 
     @property
     def threshold(self) -> float:

@@ -22,11 +22,11 @@ import pandas as pd
 from oncopersistnet.atomic import atomic_path, write_json, write_text
 from oncopersistnet.config import MODEL_SECTIONS, Params
 from oncopersistnet.evaluation.comparison import (
-    FitResult,
     comparison_summary,
     run_comparison,
     sample_level_table,
 )
+from oncopersistnet.evaluation.fits import FitResult
 from oncopersistnet.evaluation.folds import pipeline_folds
 from oncopersistnet.evaluation.metrics import METRIC_NAMES, curve_tables
 from oncopersistnet.evaluation.plots import plot_model_comparison, plot_roc_pr
