@@ -46,7 +46,7 @@ def main() -> None:
     started = time.perf_counter()
     folds = pipeline_folds(params, paths)
     results = run_comparison(folds, params, coverage=params.predict.coverage)
-    per_sample = sample_level_table(results, params.evaluate.threshold)
+    per_sample = sample_level_table(results)
     comparison = comparison_summary(
         results, folds, params, data_hash=read_preprocess_summary(paths)["data_hash"]
     )

@@ -110,8 +110,11 @@ def test_attention_family_is_the_cnn_lstm_with_attention_pooling_and_runs_in_the
     )
     assert [(r.family, r.seed) for r in results] == [("cnn_lstm_attention", 0)]
     assert np.array_equal(
-        results[0].probability, attention.predict_proba(fold)
-    )  # same split and seed, same model
+        results[0].probability,
+        _posthoc(attention.predict_proba(fold, "val"), fold, PARAMS).probability(
+            attention.predict_proba(fold)
+        ),
+    )  # same split and seed, same model, then the common post-hoc step
 
 
 def test_every_family_is_described_and_ordered_in_the_report():
@@ -156,11 +159,24 @@ def test_summary_gives_mean_and_std_over_seeds(fold):
         summary["logistic_regression"]["n_fits"] == 1 and summary["logistic_regression"]["f1"]["std"] == 0.0
     )
     assert set(METRIC_NAMES) <= set(summary["mlp"])
-    table = sample_level_table(results, 0.5)
+    table = sample_level_table(results)
     assert set(table["sample"]) == set(fold.test_samples) and set(table["model"]) == {
         "mlp",
         "logistic_regression",
     }
+
+
+def _posthoc(val_probability, fold, params):
+    """The common post-hoc step as the comparison fits it on ``fold``'s validation cells."""
+    from oncopersistnet.evaluation.posthoc import PostHoc
+
+    return PostHoc.fit(
+        val_probability,
+        fold.features["val"].y,
+        method=params.compare.calibration,
+        rule=params.compare.threshold_rule,
+        fixed_threshold=params.evaluate.threshold,
+    )
 
 
 def _coverage_by_hand(val_p, val_y, p, y, coverage):
@@ -197,10 +213,14 @@ def test_conformal_coverage_per_fit_and_its_summary_match_a_computation_by_hand(
         C=params.compare.logistic_c, class_weight="balanced", max_iter=5000, random_state=0
     ).fit(fold.features["train"].X, fold.features["train"].y)
     # (validation, test) probabilities of each fit, from models fitted again outside run_comparison
-    refits = {("logistic_regression", 0): tuple(regression.predict_proba(s.X)[:, 1] for s in (val, test))}
+    raw = {("logistic_regression", 0): tuple(regression.predict_proba(s.X)[:, 1] for s in (val, test))}
     for seed in (0, 1):
         mlp = make_candidate("mlp", params, seed).fit(fold)
-        refits["mlp", seed] = (mlp.predict_proba(fold, "val"), mlp.predict_proba(fold, "test"))
+        raw["mlp", seed] = (mlp.predict_proba(fold, "val"), mlp.predict_proba(fold, "test"))
+    refits = {}  # after the common post-hoc step, fitted on the validation cells
+    for key, (val_p, test_p) in raw.items():
+        posthoc = _posthoc(val_p, fold, params)
+        refits[key] = (posthoc.probability(val_p), posthoc.probability(test_p))
     by_hand = {}
     for key, (val_p, test_p) in refits.items():
         result = next(r for r in results if (r.family, r.seed) == key)
@@ -278,3 +298,28 @@ def test_four_folds_of_the_default_design_test_one_sample_per_class_and_validate
         assert len(set(samples[split == "val"])) == 2  # one validation sample per class
         tested += test
     assert sorted(tested) == names  # each sample tested exactly once
+
+
+def test_linear_baselines_on_all_genes_are_scikit_learn_on_standardised_log_expression(fold):
+    """The all-genes view by hand: log1p of counts per target_sum, standardised on train, then the model."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from oncopersistnet.preprocessing import log_normalize
+
+    logged = {
+        s: np.asarray(log_normalize(fold.counts[s], PARAMS.preprocess.target_sum).todense())
+        for s in ("train", "test")
+    }
+    scaler = StandardScaler().fit(logged["train"])
+    by_hand = LogisticRegression(
+        C=PARAMS.compare.logistic_c, class_weight="balanced", max_iter=5000, random_state=0
+    ).fit(scaler.transform(logged["train"]), fold.features["train"].y)
+    candidate = make_candidate("logistic_regression_all_genes", PARAMS, 0).fit(fold)
+    expected = by_hand.predict_proba(scaler.transform(logged["test"]))[:, 1]
+    assert np.allclose(candidate.predict_proba(fold), expected, atol=1e-10)
+    assert candidate.genes_read(fold).size == len(fold.genes)
+    pca = make_candidate("logistic_regression", PARAMS, 0).fit(fold)
+    assert np.array_equal(pca.genes_read(fold), fold.preprocessor.selected_)
+    unweighted = replace(PARAMS, compare=replace(PARAMS.compare, class_weight="none"))
+    assert make_candidate("logistic_regression", unweighted, 0).fit(fold).model_.class_weight is None

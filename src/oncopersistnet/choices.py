@@ -31,9 +31,20 @@ ALL_MODEL_FAMILIES = (
     "logistic_regression",
     "linear_svm",
     "hist_gbm",
+    "logistic_regression_all_genes",
+    "linear_svm_all_genes",
     "marker_score",
     "celltypist",
 )
+
+#: How training weighs the classes (``train.class_weight`` for the deployed network,
+#: ``compare.class_weight`` for every family of the comparison that takes a weight):
+#: ``balanced`` weighs each class by the inverse of its share of the training cells.
+CLASS_WEIGHTS = ("balanced", "none")
+
+#: How the comparison picks each fit's cut on its calibrated validation probabilities
+#: (``compare.threshold_rule``; :mod:`oncopersistnet.evaluation.posthoc`).
+THRESHOLD_RULES = ("youden", "f1", "fixed")
 
 #: How the network's logits are calibrated on the validation split (``train.calibration``).
 CALIBRATION_METHODS = ("platt", "temperature", "none")

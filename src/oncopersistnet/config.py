@@ -30,11 +30,13 @@ import yaml
 from oncopersistnet.choices import (
     ALL_MODEL_FAMILIES,
     CALIBRATION_METHODS,
+    CLASS_WEIGHTS,
     CROSS_STUDY_BASELINES,
     CROSS_STUDY_SOURCES,
     FINE_TUNE_MODES,
     NETWORK_ARCHITECTURES,
     ORIENTATIONS,
+    THRESHOLD_RULES,
     spoken,
 )
 from oncopersistnet.errors import ConfigError
@@ -220,6 +222,7 @@ class TrainConfig:
     patience: int = checked(POSITIVE)
     seed: int = checked(NON_NEGATIVE)
     calibration: str = checked(one_of(CALIBRATION_METHODS))
+    class_weight: str = checked(one_of(CLASS_WEIGHTS))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -251,6 +254,10 @@ class CompareConfig:
     marker_genes: list[str]
     marker_top_genes: int = checked(POSITIVE)
     celltypist_alpha: float = checked(POSITIVE)
+    # The same post-hoc step for every family (evaluation/posthoc.py) and one class weighting.
+    class_weight: str = checked(one_of(CLASS_WEIGHTS))
+    calibration: str = checked(one_of(CALIBRATION_METHODS))
+    threshold_rule: str = checked(one_of(THRESHOLD_RULES))
     # Paired bootstrap over held-out samples of every family against cnn_lstm (evaluation/paired.py).
     bootstrap_resamples: int = checked(POSITIVE)
     bootstrap_seed: int = checked(NON_NEGATIVE)

@@ -11,12 +11,21 @@ object. Families:
 * ``cnn_lstm_permuted``: the same network with the PCA components fed in a random
   order (a new order per seed): tests whether the sequence reading matters;
 * ``mlp``: a plain two-layer network with about the CNN-LSTM's parameter count;
-* ``logistic_regression``, ``linear_svm`` (Platt-calibrated on validation) and
-  ``hist_gbm``: scikit-learn on the same PCA features;
+* ``logistic_regression``, ``linear_svm`` (its scores Platt-scaled on validation into a
+  probability) and ``hist_gbm``: scikit-learn on the same PCA features;
+* ``logistic_regression_all_genes``, ``linear_svm_all_genes``: the same linear models on every
+  gene (log1p-normalised, standardised on the training cells), so that the linear baselines
+  are seen on both views: the genes gene selection kept, and all of them;
 * ``marker_score``: mean log-expression of persister-up genes minus persister-down
   genes, learned from training cells (or given), thresholded by a 1-D logistic fit on train;
 * ``celltypist``: the classifier users would pick instead, trained on the training
   cells through its own API on log1p-normalised expression of all genes.
+
+Every family that takes a class weight gets ``compare.class_weight``. What each family
+reads (``view``, :meth:`Candidate.genes_read`) goes into the report beside its figures:
+"same features" holds only within a view. The calibration and threshold every family's
+probability then gets are not here but in :mod:`~oncopersistnet.evaluation.posthoc`, the
+same step for all.
 """
 
 from __future__ import annotations
@@ -47,6 +56,9 @@ class Candidate(ABC):
     family = ""
     #: False when the seed cannot change the result (one fit per fold is enough).
     seeded = True
+    #: What the family reads: ``pca`` (PCA of the selected genes), ``all_genes`` or ``signature``
+    #: (a few genes it picks from all of them).
+    view = "pca"
 
     def __init__(self, params: Params, seed: int) -> None:
         self.params = params
@@ -60,6 +72,12 @@ class Candidate(ABC):
     def predict_proba(self, fold: Fold, split: str = "test") -> np.ndarray:
         """Persister probability of every cell of ``split``."""
 
+    def genes_read(self, fold: Fold) -> np.ndarray:
+        """Indices into ``fold.genes`` of the genes the fitted model reads (its input's genes)."""
+        if self.view == "pca":
+            return fold.preprocessor.selected_
+        return np.arange(len(fold.genes))
+
     def hyperparameters(self) -> dict[str, Any]:
         """What the MLflow run logs as this family's params."""
         return {}
@@ -67,6 +85,11 @@ class Candidate(ABC):
     def details(self) -> dict[str, Any]:
         """Facts learned in ``fit`` worth reporting (parameter count, permutation, signature)."""
         return {}
+
+
+def sklearn_class_weight(params: Params) -> str | None:
+    """``compare.class_weight`` as scikit-learn's ``class_weight`` argument."""
+    return None if params.compare.class_weight == "none" else params.compare.class_weight
 
 
 # --------------------------------------------------------------------- networks
@@ -78,7 +101,9 @@ class NetworkCandidate(Candidate):
         self, params: Params, seed: int, *, architecture: str = "cnn_lstm", permute: bool = False
     ) -> None:
         super().__init__(params, seed)
-        self.config = replace(params.train, seed=seed, architecture=architecture)
+        self.config = replace(
+            params.train, seed=seed, architecture=architecture, class_weight=params.compare.class_weight
+        )
         self.permute = permute
         self.family = f"{architecture}_permuted" if permute else architecture
 
@@ -132,12 +157,19 @@ class LogisticRegressionCandidate(PcaFeatureCandidate):
 
         train = fold.features["train"]
         self.model_ = LogisticRegression(
-            C=self.params.compare.logistic_c, class_weight="balanced", max_iter=5000, random_state=self.seed
+            C=self.params.compare.logistic_c,
+            class_weight=sklearn_class_weight(self.params),
+            max_iter=5000,
+            random_state=self.seed,
         ).fit(train.X, train.y)
         return self
 
     def hyperparameters(self) -> dict[str, Any]:
-        return {"C": self.params.compare.logistic_c, "class_weight": "balanced", "penalty": "l2"}
+        return {
+            "C": self.params.compare.logistic_c,
+            "class_weight": self.params.compare.class_weight,
+            "penalty": "l2",
+        }
 
 
 class LinearSvmCandidate(PcaFeatureCandidate):
@@ -152,7 +184,10 @@ class LinearSvmCandidate(PcaFeatureCandidate):
 
         train, val = fold.features["train"], fold.features["val"]
         svm = LinearSVC(
-            C=self.params.compare.svm_c, class_weight="balanced", max_iter=20000, random_state=self.seed
+            C=self.params.compare.svm_c,
+            class_weight=sklearn_class_weight(self.params),
+            max_iter=20000,
+            random_state=self.seed,
         )
         svm.fit(train.X, train.y)
         self.model_ = CalibratedClassifierCV(FrozenEstimator(svm), method="sigmoid").fit(val.X, val.y)
@@ -161,7 +196,7 @@ class LinearSvmCandidate(PcaFeatureCandidate):
     def hyperparameters(self) -> dict[str, Any]:
         return {
             "C": self.params.compare.svm_c,
-            "class_weight": "balanced",
+            "class_weight": self.params.compare.class_weight,
             "calibration": "sigmoid on validation",
         }
 
@@ -182,7 +217,7 @@ class HistGbmCandidate(PcaFeatureCandidate):
         self.model_ = HistGradientBoostingClassifier(
             max_iter=self.params.compare.gbm_max_iter,
             learning_rate=self.params.compare.gbm_learning_rate,
-            class_weight="balanced",
+            class_weight=sklearn_class_weight(self.params),
             early_stopping=False,
             random_state=self.seed,
         ).fit(train.X, train.y)
@@ -192,7 +227,85 @@ class HistGbmCandidate(PcaFeatureCandidate):
         return {
             "max_iter": self.params.compare.gbm_max_iter,
             "learning_rate": self.params.compare.gbm_learning_rate,
-            "class_weight": "balanced",
+            "class_weight": self.params.compare.class_weight,
+        }
+
+
+# ------------------------------------------------------------ linear on all genes
+class AllGenesLinearCandidate(Candidate):
+    """A linear model on every gene: log1p of counts normalised to ``preprocess.target_sum``,
+    standardised with the training cells' mean and spread. No gene selection, no PCA."""
+
+    seeded = False
+    view = "all_genes"
+
+    def _x(self, fold: Fold, split: str) -> np.ndarray:
+        logged = log_normalize(fold.counts[split], self.params.preprocess.target_sum)
+        dense = logged.toarray() if hasattr(logged, "toarray") else np.asarray(logged)
+        return self.scaler_.transform(dense) if hasattr(self, "scaler_") else dense
+
+    def fit(self, fold: Fold) -> AllGenesLinearCandidate:
+        from sklearn.preprocessing import StandardScaler
+
+        train = self._x(fold, "train")
+        self.scaler_ = StandardScaler().fit(train)
+        self.model_ = self._estimator().fit(self.scaler_.transform(train), fold.features["train"].y)
+        return self
+
+    @abstractmethod
+    def _estimator(self) -> Any:
+        """The unfitted scikit-learn classifier."""
+
+    def predict_proba(self, fold: Fold, split: str = "test") -> np.ndarray:
+        return self.model_.predict_proba(self._x(fold, split))[:, 1]
+
+
+class AllGenesLogisticCandidate(AllGenesLinearCandidate):
+    family = "logistic_regression_all_genes"
+
+    def _estimator(self) -> Any:
+        from sklearn.linear_model import LogisticRegression
+
+        return LogisticRegression(
+            C=self.params.compare.logistic_c,
+            class_weight=sklearn_class_weight(self.params),
+            max_iter=5000,
+            random_state=self.seed,
+        )
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {
+            "C": self.params.compare.logistic_c,
+            "class_weight": self.params.compare.class_weight,
+            "input": "all genes",
+        }
+
+
+class AllGenesSvmCandidate(AllGenesLinearCandidate):
+    """The linear SVM on all genes; its margin becomes a probability through the logistic link
+    ``sigmoid(margin)``, which the common post-hoc step then recalibrates on validation."""
+
+    family = "linear_svm_all_genes"
+
+    def _estimator(self) -> Any:
+        from sklearn.svm import LinearSVC
+
+        return LinearSVC(
+            C=self.params.compare.svm_c,
+            class_weight=sklearn_class_weight(self.params),
+            max_iter=20000,
+            random_state=self.seed,
+        )
+
+    def predict_proba(self, fold: Fold, split: str = "test") -> np.ndarray:
+        margin = self.model_.decision_function(self._x(fold, split))
+        return 1.0 / (1.0 + np.exp(-np.asarray(margin, dtype=np.float64)))
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {
+            "C": self.params.compare.svm_c,
+            "class_weight": self.params.compare.class_weight,
+            "input": "all genes",
         }
 
 
@@ -202,6 +315,7 @@ class MarkerScoreCandidate(Candidate):
 
     family = "marker_score"
     seeded = False
+    view = "signature"
 
     def _logged(self, fold: Fold, split: str) -> Any:
         return log_normalize(fold.counts[split], self.params.preprocess.target_sum)
@@ -248,6 +362,9 @@ class MarkerScoreCandidate(Candidate):
         )
         return self
 
+    def genes_read(self, fold: Fold) -> np.ndarray:
+        return np.union1d(self.up_, self.down_)
+
     def predict_proba(self, fold: Fold, split: str = "test") -> np.ndarray:
         return self.threshold_model_.predict_proba(self._score(self._logged(fold, split))[:, None])[:, 1]
 
@@ -279,6 +396,7 @@ class CellTypistCandidate(Candidate):
     """
 
     family = "celltypist"
+    view = "all_genes"
 
     def _adata(self, fold: Fold, split: str) -> Any:
         import anndata as ad
@@ -302,6 +420,7 @@ class CellTypistCandidate(Candidate):
                 feature_selection=False,
                 n_jobs=1,
                 random_state=self.seed,
+                class_weight=sklearn_class_weight(self.params),  # passed on to its SGDClassifier
             )
         except Exception as exc:  # CellTypist raises bare Exception/ValueError on bad input
             raise ModelError(
@@ -325,6 +444,7 @@ class CellTypistCandidate(Candidate):
             "alpha": self.params.compare.celltypist_alpha,
             "use_SGD": True,
             "feature_selection": False,
+            "class_weight": self.params.compare.class_weight,
             "input": "log1p CP10k, all genes",
         }
 
@@ -358,6 +478,8 @@ def make_candidate(family: str, params: Params, seed: int) -> Candidate:
         "logistic_regression": LogisticRegressionCandidate,
         "linear_svm": LinearSvmCandidate,
         "hist_gbm": HistGbmCandidate,
+        "logistic_regression_all_genes": AllGenesLogisticCandidate,
+        "linear_svm_all_genes": AllGenesSvmCandidate,
         "marker_score": MarkerScoreCandidate,
         "celltypist": CellTypistCandidate,
     }

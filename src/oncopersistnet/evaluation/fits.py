@@ -14,6 +14,10 @@ import numpy as np
 class FitResult:
     """One fitted model on one fold: its test metrics, test probabilities and what it learned.
 
+    ``probability`` is after the common post-hoc step (:mod:`~oncopersistnet.evaluation.posthoc`),
+    whose calibration and validation-chosen ``threshold`` are in ``posthoc``; ``metrics`` are
+    taken at that threshold. ``validation``: threshold-free figures on the validation cells (what
+    model selection may look at). ``genes_read``: names of the genes the model's input is made of.
     ``conformal``: :func:`~oncopersistnet.inference.conformal.held_out_report` of sets
     calibrated on the fit's validation cells, on its test cells (empty without a coverage).
     """
@@ -29,3 +33,12 @@ class FitResult:
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
     conformal: dict[str, Any] = field(default_factory=dict)
+    posthoc: dict[str, Any] = field(default_factory=dict)
+    validation: dict[str, float] = field(default_factory=dict)
+    view: str = ""
+    genes_read: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=str))
+
+    @property
+    def threshold(self) -> float:
+        """The cut the metrics were taken at, chosen on the fit's validation cells."""
+        return float(self.posthoc["threshold"])

@@ -33,10 +33,12 @@ DESCRIPTIONS = {
     ),
     "cnn_lstm_permuted": "CNN-LSTM on randomly permuted component orders (one order per seed)",
     "mlp": "MLP with about the CNN-LSTM's parameter count",
-    "logistic_regression": "logistic regression (L2, class-balanced)",
-    "linear_svm": "linear SVM, Platt-calibrated on validation",
-    "hist_gbm": "histogram gradient boosting",
-    "marker_score": "marker score (persister signature, threshold fitted on train)",
+    "logistic_regression": "logistic regression (L2) on the PCA features",
+    "linear_svm": "linear SVM on the PCA features, its margin Platt-scaled on validation",
+    "hist_gbm": "histogram gradient boosting on the PCA features",
+    "logistic_regression_all_genes": "logistic regression (L2) on every gene, log1p-normalised, standardised",
+    "linear_svm_all_genes": "linear SVM on every gene, log1p-normalised and standardised",
+    "marker_score": "marker score (persister signature learned from all genes on train)",
     "celltypist": "CellTypist, trained through its own API on all genes",
 }
 
@@ -194,8 +196,59 @@ def premise_summary(comparison: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+#: How each threshold rule of ``compare.threshold_rule`` reads in the report.
+THRESHOLD_RULE_TEXT = {
+    "youden": "the cut that maximises sensitivity + specificity (Youden's J, i.e. balanced accuracy) on "
+    "its calibrated validation cells",
+    "f1": "the cut that maximises F1 on its calibrated validation cells",
+    "fixed": "a fixed cut at {fixed}",
+}
+
+#: How the families' inputs read in the report (``FitResult.view``).
+VIEW_TEXT = {
+    "pca": "PCA of the selected genes",
+    "all_genes": "all genes",
+    "signature": "a signature picked from all genes",
+}
+
+
+def posthoc_text(context: Mapping[str, Any]) -> str:
+    """The one post-hoc step every family got, as the context of the comparison records it."""
+    rule = THRESHOLD_RULE_TEXT[context["threshold_rule"]].format(fixed=context.get("fixed_threshold"))
+    return (
+        f"Every family gets the same post-hoc step, fitted on each fit's validation samples "
+        f"(`src/oncopersistnet/evaluation/posthoc.py`): {context['calibration']} calibration of its own "
+        f"probability's log-odds, then {rule} (`compare.threshold_rule: {context['threshold_rule']}`); "
+        f"F1, balanced accuracy and MCC are taken at that cut, Brier and ECE on the calibrated "
+        f"probabilities. Class weights: `{context['class_weight']}` for every family that takes one."
+    )
+
+
+def reads_table(comparison: Mapping[str, Any], order: list[str] | None = None) -> str:
+    """Markdown table: what each family reads (view, genes, planted genes on simulated data), the cut
+    its validation cells chose, and its threshold-free validation figure (what selection may use)."""
+    models: Mapping[str, Any] = comparison["models"]
+    families = order or ordered_families(models)
+    planted = any("planted_read" in models[f]["genes"] for f in families)
+    header = "| model | reads | genes read |" + (" planted genes read |" if planted else "")
+    header += " cut chosen on validation | validation ROC-AUC |"
+    lines = [header, "|---|---|---|" + ("---|" if planted else "") + "---|---|"]
+    for family in families:
+        entry = models[family]
+        genes = entry["genes"]
+        row = f"| {family} | {VIEW_TEXT[genes['view']]} | {genes['genes_read']:,.0f} |"
+        if planted:
+            row += f" {genes['planted_read']:.0f} of {genes['planted_total']} |"
+        row += (
+            f" {_mean_std_text(entry['threshold'], entry['n_fits'])} |"
+            f" {_mean_std_text(entry['validation']['roc_auc'], entry['n_fits'])} |"
+        )
+        lines.append(row)
+    return "\n".join(lines)
+
+
 def context_line(comparison: Mapping[str, Any]) -> str:
-    """Where the numbers come from: data, split, seeds."""
+    """Where the numbers come from: data, split, seeds, the post-hoc step."""
     c = comparison["context"]
     folds = (
         "the pipeline's train/validation/test split"
@@ -207,11 +260,9 @@ def context_line(comparison: Mapping[str, Any]) -> str:
         f"Data `{c['data_hash']}`, {folds}; test samples never seen in training "
         f"({', '.join(c['test_samples'])}; {c['n_test_cells']} cells). Seeds {c['seeds']} for models whose "
         "fit depends on the seed, one fit per split otherwise. Mean ± sample std over fits (no ± where there "
-        f"was one fit); F1, balanced accuracy, MCC at threshold {c['threshold']} on each model's "
-        "probability. The networks and the linear SVM are Platt-calibrated on the validation samples; "
-        "logistic regression, HistGBM and the marker score are class-balanced and CellTypist uses its own "
-        "probabilities, so threshold metrics, Brier and ECE partly measure calibration; ROC-AUC and PR-AUC "
-        "do not depend on it."
+        "was one fit). "
+        + posthoc_text(c)
+        + " ROC-AUC and PR-AUC do not depend on either step and lead the table."
     )
 
 
@@ -300,6 +351,8 @@ def comparison_markdown(
                 context_line(comparison),
                 results_table(comparison),
                 paired_line(comparison),
+                "## What each model reads, and where it is cut",
+                reads_table(comparison),
                 legend,
                 "## Does the CNN-LSTM's sequence reading of PCA components matter?",
                 premise_summary(comparison),

@@ -1,7 +1,7 @@
 """Probability calibration of a trained network, fitted on the validation split.
 
-The network is trained with a class-balancing ``pos_weight``, so its raw
-probabilities over-call the minority class by design: fine for ranking, wrong as
+With ``train.class_weight: balanced`` the network is trained with a class-balancing
+``pos_weight``, so its raw probabilities over-call the minority class by design: fine for ranking, wrong as
 "the chance this cell is a persister". Platt scaling (``sigmoid(a * logit + b)``)
 fixes both the spread and that shift; temperature scaling (``b = 0``) fixes only
 the spread. Both are fitted on cells the network did not train on (validation

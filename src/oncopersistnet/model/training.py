@@ -151,12 +151,15 @@ class _Fit:
     generator: torch.Generator  # shuffles the batches, seeded
 
 
-def _class_weighted_loss(y_train: np.ndarray) -> nn.BCEWithLogitsLoss:
-    """BCE with persisters weighted by the non-persister / persister ratio of the training split."""
+def _class_weighted_loss(y_train: np.ndarray, class_weight: str) -> nn.BCEWithLogitsLoss:
+    """BCE; with ``balanced`` class weights, persisters weighted by the non-persister / persister
+    ratio of the training split (each class then carries half the loss)."""
     n_pos = float(y_train.sum())
     n_neg = float(len(y_train) - n_pos)
     if n_pos == 0 or n_neg == 0:
         raise ModelError("train: the training split must contain both persisters and non-persisters")
+    if class_weight == "none":
+        return nn.BCEWithLogitsLoss()
     return nn.BCEWithLogitsLoss(pos_weight=torch.tensor(n_neg / n_pos))
 
 
@@ -177,7 +180,7 @@ def _start_fit(
     model = build_network(config, X_train.shape[1]) if initial is None else copy.deepcopy(initial)
     model.set_calibration(1.0, 0.0)
     frozen = _freeze_all_but(model, train_only)
-    loss_fn = _class_weighted_loss(y_train)
+    loss_fn = _class_weighted_loss(y_train, config.class_weight)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimiser = torch.optim.Adam(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)

@@ -17,6 +17,7 @@ from oncopersistnet.evaluation.report import (
     coverage_table,
     paired_line,
     premise_summary,
+    reads_table,
     results_table,
 )
 from oncopersistnet.transfer.cross_study_report import cross_study_markdown
@@ -52,6 +53,7 @@ def results_block(comparison: Mapping[str, Any], evaluate: Mapping[str, Any]) ->
         context_line(comparison),
         results_table(comparison),
         paired_line(comparison),
+        reads_table(comparison),
         premise_summary(comparison),
         deployable_line(evaluate),
         calibration_line(evaluate),

@@ -21,6 +21,7 @@ import pandas as pd
 
 from oncopersistnet.atomic import atomic_path, write_json, write_text
 from oncopersistnet.config import MODEL_SECTIONS, Params
+from oncopersistnet.data.simulate import planted_programme
 from oncopersistnet.evaluation.comparison import (
     comparison_summary,
     run_comparison,
@@ -31,6 +32,7 @@ from oncopersistnet.evaluation.folds import pipeline_folds
 from oncopersistnet.evaluation.metrics import METRIC_NAMES, curve_tables
 from oncopersistnet.evaluation.plots import plot_model_comparison, plot_roc_pr
 from oncopersistnet.evaluation.report import comparison_markdown
+from oncopersistnet.explain.truth import PLANTED_LFC_CUT
 from oncopersistnet.inference.conformal import COVERAGE_FIGURES
 from oncopersistnet.paths import ProjectPaths
 from oncopersistnet.provenance import run_provenance
@@ -88,6 +90,8 @@ def _log_family_run(
         mlflow.log_metrics(
             {f"test_{m}": entry[m]["mean"] for m in METRIC_NAMES}
             | {f"test_{m}_std": entry[m]["std"] for m in METRIC_NAMES}
+            | {f"val_{m}": v["mean"] for m, v in entry["validation"].items()}
+            | {"threshold": entry["threshold"]["mean"], "genes_read": entry["genes"]["genes_read"]}
             | {f"test_conformal_{f}": conformal[f]["mean"] for f in COVERAGE_FIGURES if f in conformal}
             | {f"test_conformal_{f}_std": conformal[f]["std"] for f in COVERAGE_FIGURES if f in conformal}
             | {"n_fits": entry["n_fits"], "fit_seconds": float(np.mean([r.seconds for r in results]))}
@@ -113,13 +117,24 @@ def _log_family_run(
         return run.info.run_id
 
 
+def _planted_genes(params: Params) -> list[str] | None:
+    """On simulated data, the genes the simulator planted (|log fold change| > the explain
+    stage's cut), so that the report can say how many of them each family reads."""
+    if params.data.input is not None:
+        return None
+    planted = planted_programme(params.simulate)
+    return sorted(planted.index[planted.abs() > PLANTED_LFC_CUT].astype(str))
+
+
 def run(params: Params, paths: ProjectPaths) -> None:
     """Fit, test, summarise, write and log every model family."""
     folds = pipeline_folds(params, paths)
     results = run_comparison(folds, params, coverage=params.predict.coverage)
-    per_sample = sample_level_table(results, params.evaluate.threshold)
+    per_sample = sample_level_table(results)
     provenance = run_provenance(params, paths, "", run_kind="comparison")
-    comparison = comparison_summary(results, folds, params, data_hash=provenance["data_hash"])
+    comparison = comparison_summary(
+        results, folds, params, data_hash=provenance["data_hash"], planted=_planted_genes(params)
+    )
     write_json(paths.comparison_metrics, comparison)
     with atomic_path(paths.comparison_per_sample) as tmp:
         per_sample.to_csv(tmp, index=False, float_format="%.4f")
@@ -128,8 +143,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
     # Curves of the first fold at train.seed (with cv_folds: 0, the deployed model's split and seed).
     first = {r.family: r for r in results if r.fold == folds[0].name and r.seed == params.train.seed}
     tables = {
-        family: curve_tables(r.y, r.probability, family, threshold=params.evaluate.threshold)
-        for family, r in first.items()
+        family: curve_tables(r.y, r.probability, family, threshold=r.threshold) for family, r in first.items()
     }
     for family, table in tables.items():
         for kind in ("roc", "pr"):
