@@ -131,3 +131,16 @@ def test_verdict_needs_the_interval_to_exclude_zero():
 def test_no_reference_no_paired_comparison():
     p = {"fold1": [0.5] * 6, "fold2": [0.5] * 6}
     assert paired_comparison(_fits("mlp", p), reference="cnn_lstm", resamples=10, seed=0, level=0.95) is None
+
+
+def test_one_held_out_sample_per_class_cannot_give_a_verdict():
+    """One fold of one non-persister and one persister sample: every resample is the same two samples,
+    the interval is the point difference, and calling it better would be a certainty from nothing."""
+    constant = {"fold1": [0.5] * 6, "fold2": [0.5] * 6}
+    perfect = {"fold1": [0.1, 0.2, 0.3, 0.7, 0.8, 0.9], "fold2": [0.5] * 6}
+    fits = [f for f in _fits("cnn_lstm", constant) + _fits("perfect", perfect) if f.fold == "fold1"]
+    result = paired_comparison(fits, reference="cnn_lstm", resamples=100, seed=0, level=0.95)
+    entry = result["families"]["perfect"]["roc_auc"]
+    assert (entry["low"], entry["high"], entry["difference"]) == (0.5, 0.5, 0.5)
+    assert entry["verdict"] == "untested" and result["samples_per_class"] == [1, 1]
+    assert verdict(0.5, 0.5, testable=False) == "untested"

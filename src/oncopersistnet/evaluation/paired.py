@@ -17,7 +17,9 @@ tested exactly once, so per seed every family has one probability per held-out c
 A family whose fit does not depend on the seed has one fit per fold, paired with every
 seed of the reference. The difference (and each resample's) is averaged over seeds.
 The interval is the percentile interval; the verdict is ``better`` or ``worse`` when it
-excludes 0, ``level`` otherwise.
+excludes 0, ``level`` otherwise, and ``untested`` when a class has fewer than
+:data:`MIN_SAMPLES_PER_CLASS` held-out samples: a class of one sample is the same in every
+resample, so the interval would shrink towards a point and call any difference significant.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ from oncopersistnet.evaluation.fits import FitResult
 
 #: The threshold-free metrics compared (the names of :data:`~oncopersistnet.evaluation.metrics.METRIC_NAMES`).
 PAIRED_METRICS = ("roc_auc", "pr_auc")
+
+#: Held-out samples each class needs before a bootstrap over samples can say better or worse.
+MIN_SAMPLES_PER_CLASS = 2
 
 
 def weighted_roc_auc(y: np.ndarray, score: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -99,6 +104,13 @@ def sample_weights(
     return counts[:, cell_sample], names
 
 
+def _samples_per_class(samples: np.ndarray, y: np.ndarray) -> list[int]:
+    """Held-out samples of each class (non-persister, persister), a sample's class its cells' majority."""
+    names = np.asarray(samples, dtype=str)
+    classes = [int(y[names == s].mean() >= 0.5) for s in np.unique(names)]
+    return [classes.count(0), classes.count(1)]
+
+
 @dataclass(frozen=True)
 class Pooled:
     """One family's out-of-fold predictions at one seed: the test cells of every fold, folds in order."""
@@ -129,8 +141,11 @@ def pooled_predictions(fits: Sequence[FitResult], folds: Sequence[str], seed: in
     )
 
 
-def verdict(low: float, high: float) -> str:
-    """``better`` / ``worse`` when the interval excludes 0 on that side, ``level`` otherwise."""
+def verdict(low: float, high: float, *, testable: bool = True) -> str:
+    """``better`` / ``worse`` when the interval excludes 0 on that side, ``level`` otherwise;
+    ``untested`` when too few samples were held out for the interval to mean anything."""
+    if not testable:
+        return "untested"
     if low > 0:
         return "better"
     if high < 0:
@@ -163,6 +178,7 @@ def _family_entry(
     scores: tuple[Mapping[str, tuple[float, np.ndarray]], Mapping[str, tuple[float, np.ndarray]]],
     *,
     level: float,
+    testable: bool,
 ) -> dict[str, Any]:
     """One family against the reference: per metric the pooled values, the difference, its interval
     and verdict; and the difference of every fit's own metric, per fold and seed.
@@ -180,7 +196,7 @@ def _family_entry(
             "difference": point - ref_point,
             "low": low,
             "high": high,
-            "verdict": verdict(low, high),
+            "verdict": verdict(low, high, testable=testable),
         }
     entry["per_fit"] = [
         {"fold": fit.fold, "seed": seed}
@@ -213,6 +229,8 @@ def paired_comparison(
     reference_pooled = {s: pooled_predictions(ref_fits, folds, s) for s in seeds}
     first = reference_pooled[seeds[0]]
     weights, names = sample_weights(first.samples, first.y, resamples=resamples, seed=seed)
+    per_class = _samples_per_class(first.samples, first.y)
+    testable = min(per_class) >= MIN_SAMPLES_PER_CLASS
     reference_scores = _scores(reference_pooled, weights)
     families: dict[str, Any] = {}
     for family in dict.fromkeys(f.family for f in fits if f.family != reference):
@@ -226,7 +244,11 @@ def paired_comparison(
                     "pairing needs the same cells"
                 )
         families[family] = _family_entry(
-            pooled, reference_pooled, (_scores(pooled, weights), reference_scores), level=level
+            pooled,
+            reference_pooled,
+            (_scores(pooled, weights), reference_scores),
+            level=level,
+            testable=testable,
         )
     return {
         "reference": reference,
@@ -235,6 +257,7 @@ def paired_comparison(
         "seed": seed,
         "level": level,
         "samples": names,
+        "samples_per_class": per_class,
         "seeds": seeds,
         "folds": folds,
         "families": families,

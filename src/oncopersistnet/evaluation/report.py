@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from oncopersistnet.choices import ALL_MODEL_FAMILIES
-from oncopersistnet.evaluation.paired import PAIRED_METRICS
+from oncopersistnet.evaluation.paired import MIN_SAMPLES_PER_CLASS, PAIRED_METRICS
 
 #: Threshold-free metrics first: they do not depend on a model's calibration or cut-off.
 TABLE_METRICS = ("roc_auc", "pr_auc", "f1", "balanced_accuracy", "mcc", "brier", "ece")
@@ -123,6 +123,18 @@ def paired_line(comparison: Mapping[str, Any]) -> str:
         f"{paired['resamples']:,} paired bootstrap resamples of the held-out samples (whole samples drawn "
         f"with replacement within each class, every model scored on the same draw; seed {paired['seed']}). "
         "better / worse: the interval excludes 0; level: it does not. No model is marked best otherwise."
+        + _untested_text(paired)
+    )
+
+
+def _untested_text(paired: Mapping[str, Any]) -> str:
+    """Why the verdicts say ``untested``, when they do."""
+    per_class = paired.get("samples_per_class")
+    if per_class is None or min(per_class) >= MIN_SAMPLES_PER_CLASS:
+        return ""
+    return (
+        f" untested: {per_class[0]} non-persister and {per_class[1]} persister held-out sample(s); a class "
+        f"needs {MIN_SAMPLES_PER_CLASS} for the resamples to vary, so these intervals say nothing."
     )
 
 
