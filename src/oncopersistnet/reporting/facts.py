@@ -118,9 +118,14 @@ def gbm_example_block(comparison: Mapping[str, Any]) -> str:
     models = comparison["models"]
     reference = models["cnn_lstm"]["roc_auc"]["mean"]
     ahead = [f for f in ordered_families(models) if models[f]["roc_auc"]["mean"] > reference]
+    paired = comparison.get("paired")
+    if paired and len(paired["samples"]) < 2:
+        # Resampling whole samples from one sample draws it every time: a zero-width interval
+        # that would read as a verdict. The table keeps the means and spreads only.
+        comparison = {k: v for k, v in comparison.items() if k != "paired"}
     return "\n\n".join(
         [
-            f"`make example-gbm` ({example['minutes']:.0f} min on {example['cores']} cores; "
+            f"`make example-gbm` ({example['minutes']:.0f} min wall time on {example['cores']} cores; "
             "`examples/gbm_comparison.json`): trained on patients "
             f"{', '.join(split['train'])}, early-stopped on {', '.join(split['val'])}, tested on "
             f"{', '.join(context['test_samples'])} ({context['n_test_cells']:,} cells); seeds "
@@ -128,7 +133,12 @@ def gbm_example_block(comparison: Mapping[str, Any]) -> str:
             results_table(comparison),
             "Families with a higher mean ROC-AUC than the CNN-LSTM on this patient: "
             + (", ".join(ahead) or "none")
-            + ".",
+            + "."
+            + (
+                ""
+                if "paired" in comparison
+                else " No paired bootstrap intervals: with one test patient there is nothing to resample."
+            ),
         ]
     )
 
