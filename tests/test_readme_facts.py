@@ -185,3 +185,51 @@ def test_params_quoted_in_the_readme_match_params_yaml():
     for section, key, value, percent in quoted:
         expected = float(value) / (100 if percent else 1)
         assert params[section][key] == pytest.approx(expected), f"README says {section}.{key} = {value}"
+
+
+def _serve_and_predict():
+    predict = {
+        "threads": 2,
+        "model_genes": 2000,
+        "predict_peak_rss_mib": 608,
+        "predict_file": {
+            "cells": 1_000_000,
+            "chunk_size": 10_000,
+            "seconds_including_start_up": 20.02,
+            "cells_per_s": 49950,
+        },
+        "session_cells_per_s_by_batch": {"1": 19877},
+        "predict_parallel": {
+            "processes": 2,
+            "threads_each": 1,
+            "available_memory_before_mib": 23372,
+            "runs": [{"seconds_including_start_up": 31.1, "peak_rss_mib": 608}] * 2,
+            "seconds_until_all_done": 31.2,
+            "cells_per_s_all_together": 64103,
+        },
+    }
+    load = {"cells_per_request": 1, "requests": 2000, "clients": 8, "non_200": 0, "p50_ms": 59}
+    load |= {"p99_ms": 84, "requests_per_s": 134.2, "cells_per_s": 134}
+    serve = {"service_threads": 1, "server_peak_rss_mib": 270, "loads": [load]}
+    return predict, serve
+
+
+def test_benchmarks_block_reads_the_keys_report_py_writes():
+    """The same figures go through benchmarks/report.py's Markdown and the README's block."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_report", ROOT / "benchmarks/report.py")
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    predict, serve = _serve_and_predict()
+    assert report.SECTIONS["predict"](predict) and report.SECTIONS["serve"](serve)
+    block = benchmarks_block({"machine": "m", "predict": predict, "serve": serve})
+    assert (
+        "| `oncopersistnet predict`, 1,000,000 cells (backed .h5ad, 10,000-cell chunks, 2 threads) | 20.02 s "
+        "including start-up (49,950 cells/s); peak RSS 608 MiB |"
+    ) in block
+    assert "| 31.1 s and 31.1 s; peak RSS 608 MiB and 608 MiB (23,372 MiB available) |" in block
+    assert (
+        "| `oncopersistnet serve`, 8 concurrent clients, 1 cell(s) per JSON request | p50 59 ms, p99 84 ms, "
+        "134.2 requests/s, 0 non-200 in 2,000 requests; server peak RSS 270 MiB |"
+    ) in block
