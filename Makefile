@@ -82,6 +82,7 @@ bench: install ## after make run: onnxruntime vs PyTorch, 1M-cell predict, HTTP 
 	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/bench_compare.py
 	$(BIN)/python benchmarks/report.py
+	@$(MAKE) --no-print-directory results
 
 clean: ## remove pipeline outputs, the MLflow store and caches (keeps .venv)
 	rm -rf data/raw data/validated data/processed data/example metrics plots reports predictions dvc_plots mlruns .dvc/cache .dvc/tmp
