@@ -19,7 +19,7 @@ MODEL ?=
 UI_PORT ?= 5000
 SERVE_PORT ?= 8000
 
-.PHONY: help install run repro results predict serve ui lint test test-fast bench clean
+.PHONY: help install run repro results example-gbm predict serve ui lint test test-fast bench clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,8 +42,12 @@ run: install ## install, rebuild the pipeline with `dvc repro`, and classify exa
 serve: install ## serve the champion over HTTP on http://127.0.0.1:$(SERVE_PORT) (docs at /docs)
 	$(BIN)/oncopersistnet serve --port $(SERVE_PORT)
 
-results: install ## rewrite the README's results (comparison, transfer, attributions, cross-study) from metrics/ (done by make run)
+results: install ## rewrite the README's generated sections from metrics/, examples/gbm_comparison.json and benchmarks/results.json (done by make run)
 	@$(BIN)/python -m oncopersistnet.reporting.readme README.md metrics
+
+example-gbm: install ## rerun the README's glioblastoma worked example in a temporary copy -> examples/gbm_comparison.json, then make results (minutes; not part of make run)
+	$(BIN)/python scripts/example_gbm.py
+	@$(MAKE) --no-print-directory results
 
 repro: install ## rerun only the DVC stages whose inputs changed
 	@bash scripts/ensure_scm.sh
@@ -69,7 +73,7 @@ test: install ## install and run the whole test suite (slow end-to-end tests inc
 test-fast: install ## run the tests except the slow end-to-end ones
 	$(BIN)/python -m pytest -m "not slow"
 
-bench: install ## after make run: onnxruntime vs PyTorch, 1M-cell predict, HTTP load, dvc no-op, ingest memory, 5-seed x 4-fold comparison -> benchmarks/results.md
+bench: install ## after make run: onnxruntime vs PyTorch, 1M-cell predict, HTTP load, dvc no-op, ingest memory, 5-seed x 4-fold comparison -> benchmarks/results.md and .json
 	@rm -rf benchmarks/results  # results.md describes one run only
 	$(BIN)/python benchmarks/bench_dvc.py
 	$(BIN)/python benchmarks/bench_inference.py
@@ -78,6 +82,7 @@ bench: install ## after make run: onnxruntime vs PyTorch, 1M-cell predict, HTTP 
 	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/bench_compare.py
 	$(BIN)/python benchmarks/report.py
+	@$(MAKE) --no-print-directory results
 
 clean: ## remove pipeline outputs, the MLflow store and caches (keeps .venv)
 	rm -rf data/raw data/validated data/processed data/example metrics plots reports predictions dvc_plots mlruns .dvc/cache .dvc/tmp

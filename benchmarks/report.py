@@ -1,9 +1,10 @@
 """Write benchmarks/results.md from the JSON figures of one `make bench` run.
 
-Reads benchmarks/results/{inference,predict,serve,dvc}.json (whichever exist) and
-writes absolute figures and ratios as Markdown tables, with the machine they were
-measured on. Run by `make bench` after the benchmarks; commit the file when the
-figures should be shared.
+Reads benchmarks/results/{inference,predict,serve,dvc,ingest}.json (whichever exist)
+and writes absolute figures and ratios as Markdown tables, with the machine they were
+measured on, and the same figures as one JSON file (benchmarks/results.json), from
+which `make results` renders the README's benchmarks table. Run by `make bench` after
+the benchmarks; commit both files when the figures should be shared.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import platform
 from datetime import date
 from pathlib import Path
 
-from oncopersistnet.atomic import write_text
+from oncopersistnet.atomic import write_json, write_text
 
 TARGETS = {"1": 5.0, "256": 1.5}  # onnxruntime / eager PyTorch, from the deployment issue
 
@@ -196,21 +197,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", default="benchmarks/results")
     parser.add_argument("--output", default="benchmarks/results.md")
+    parser.add_argument("--json", default="benchmarks/results.json", help="the same figures, for the README")
     args = parser.parse_args()
+    machine = _machine()
     lines = [
         "# Benchmark results",
         "",
         "Written by `make bench` (`benchmarks/report.py`) from one run on: "
-        f"{_machine()}. "
+        f"{machine}. "
         "Measurements, not assertions; rerun on your machine to compare.",
         "",
     ]
-    for name, section in SECTIONS.items():
+    collected: dict = {"machine": machine}
+    for name in (*SECTIONS, "ingest"):
         path = Path(args.results) / f"{name}.json"
         if path.exists():
-            lines += section(json.loads(path.read_text()))
+            figures = json.loads(path.read_text())
+            collected[name] = figures | {"targets": TARGETS} if name == "inference" else figures
+            if name in SECTIONS:
+                lines += SECTIONS[name](figures)
     write_text(args.output, "\n".join(lines))
-    print(f"wrote {args.output}")
+    write_json(args.json, collected)
+    print(f"wrote {args.output} and {args.json}")
 
 
 if __name__ == "__main__":

@@ -59,6 +59,8 @@ def test_readme_results_come_from_the_pipeline_output():
 def test_update_readme_rewrites_only_the_block(tmp_path):
     metrics = tmp_path / "metrics"
     shutil.copytree(ROOT / "metrics", metrics)
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")  # blocks read files beside metrics/ too
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
     stale = "\n\n".join(f"{start_marker(name)}\nold numbers\n{end_marker(name)}" for name in BLOCKS)
     readme = tmp_path / "README.md"
     readme.write_text(f"# title\n\n{stale}\n\nafter\n")

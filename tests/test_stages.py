@@ -5,6 +5,8 @@ These run the real scripts in a throw-away project folder, as DVC would.
 
 from __future__ import annotations
 
+import json
+
 import anndata as ad
 import numpy as np
 import pandas as pd
@@ -72,6 +74,10 @@ def test_ingest_with_a_user_file_maps_labels_and_drops_others(tmp_path, small_ad
     assert raw.n_obs == small_adata.n_obs - 7
     assert set(raw.obs["label"]) == {"persister", "non-persister"}
     assert (raw.obs["sample"].to_numpy() == small_adata.obs["sample"].astype(str).to_numpy()[7:]).all()
+    facts = json.loads((project / "metrics/data.json").read_text())  # what the README's data section says
+    assert facts["cells"] == raw.n_obs and facts["simulate"] is None and facts["labels_flipped"] is None
+    assert facts["persister_cells"] == int((raw.obs["label"] == "persister").sum())
+    assert facts["library_size"]["min"] == raw.X.sum(axis=1).min()
 
 
 def test_ingest_with_a_wrong_label_key(tmp_path, small_adata):
@@ -182,6 +188,10 @@ def test_preprocess_fits_on_training_samples_only(tmp_path, small_adata):
     small_adata.write_h5ad(project / "data/validated/cells.h5ad")
     stage("preprocess", project)
     split = pd.read_csv(project / "data/processed/split.csv")
+    signal = json.loads((project / "metrics/training_signal.json").read_text())
+    train_totals = small_adata.X[(split["split"] == "train").to_numpy()].sum(axis=1)
+    assert signal["cells"] == (split["split"] == "train").sum()
+    assert signal["counts"]["min"] == train_totals.min()  # every gene is a model gene on training cells
     with np.load(project / "models/preprocessor.npz") as first:
         before = {k: first[k] for k in first.files}
 

@@ -83,6 +83,16 @@ class ProjectPaths:
         return self._p("models/mlflow_run.json")
 
     @property
+    def data_metrics(self) -> Path:
+        """What the raw data look like (ingest): the README's description of the dataset."""
+        return self._p("metrics/data.json")
+
+    @property
+    def training_signal(self) -> Path:
+        """The training cells' signal figures (preprocess): where the no-call floors sit against them."""
+        return self._p("metrics/training_signal.json")
+
+    @property
     def training_history(self) -> Path:
         return self._p("metrics/training_history.csv")
 

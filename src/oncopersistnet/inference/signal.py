@@ -89,3 +89,25 @@ def no_call_reasons(signal: CellSignal, floors: SignalFloors) -> np.ndarray:
             reason = f"{values[i]:g} {what} < {key} {floor:g}"
             reasons[i] = f"{reasons[i]}; {reason}" if reasons[i] else reason
     return reasons.astype(str)
+
+
+#: Low percentiles of the training cells' figures reported beside the floors.
+TAIL_PERCENTILES = (0.1, 1.0)
+
+
+def signal_tail(signal: CellSignal) -> dict[str, dict[str, float]]:
+    """Per figure, the least value and the low percentiles: where the floors sit against real cells.
+
+    The preprocess stage runs this on the training cells, so the README's account of
+    why the floors are safe (no cell training accepts is refused a call) is measured.
+    """
+    figures = {
+        "counts": signal.counts,
+        "detected_genes": signal.detected,
+        "detected_selected_genes": signal.detected_selected,
+    }
+    return {
+        name: {"min": float(values.min())}
+        | {f"p{p:g}": float(np.percentile(values, p)) for p in TAIL_PERCENTILES}
+        for name, values in figures.items()
+    }

@@ -4,18 +4,39 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from oncopersistnet.atomic import atomic_path, write_json
 from oncopersistnet.config import Params
 from oncopersistnet.data.cells import Cells
 from oncopersistnet.data.hdf5 import read_h5ad
 from oncopersistnet.data.labels import label_names
+from oncopersistnet.inference.signal import CellSignal, cell_signal, signal_tail
 from oncopersistnet.paths import ProjectPaths
-from oncopersistnet.preprocessing import SPLITS, build_preprocessor, split_by_sample
+from oncopersistnet.preprocessing import SPLITS, CellPreprocessor, build_preprocessor, split_by_sample
 from oncopersistnet.tracking import data_hash, file_md5
 
 logger = logging.getLogger(__name__)
+
+_CHUNK = 10_000  # training cells densified at a time for the signal figures
+
+
+def _training_signal(preprocessor: CellPreprocessor, train_counts: sparse.spmatrix) -> dict[str, object]:
+    """The no-call figures of every training cell, as ``predict`` computes them (chunked: stays sparse)."""
+    selected = np.zeros(preprocessor.genes_.size, dtype=bool)
+    selected[preprocessor.selected_] = True
+    parts = [
+        cell_signal(train_counts[start : start + _CHUNK].toarray(), selected)
+        for start in range(0, train_counts.shape[0], _CHUNK)
+    ]
+    signal = CellSignal(
+        counts=np.concatenate([p.counts for p in parts]),
+        detected=np.concatenate([p.detected for p in parts]),
+        detected_selected=np.concatenate([p.detected_selected for p in parts]),
+    )
+    return {"cells": int(train_counts.shape[0])} | signal_tail(signal)
 
 
 def run(params: Params, paths: ProjectPaths) -> None:
@@ -57,5 +78,6 @@ def run(params: Params, paths: ProjectPaths) -> None:
     with atomic_path(paths.split_table) as tmp:
         table.to_csv(tmp, index=False)
     write_json(paths.preprocess_summary, summary)
+    write_json(paths.training_signal, _training_signal(preprocessor, cells.X[split == "train"]))
     preprocessor.save(paths.preprocessor)
     logger.info("wrote features for %s and %s", ", ".join(SPLITS), paths.preprocessor)
