@@ -36,7 +36,7 @@ from oncopersistnet.tracking import configure_mlflow, load_run_id, log_params_on
 
 logger = logging.getLogger(__name__)
 
-#: Genes per class in the figure (the CSV and the JSON hold ``explain.top``).
+#: Genes of the signed ranking in the figure (the CSV and the JSON hold ``explain.top``).
 FIGURE_GENES = 20
 
 
@@ -125,7 +125,6 @@ def run(params: Params, paths: ProjectPaths) -> None:
         )
     plot_attributions(
         explanation.table,
-        explanation.top,
         paths.attributions_figure,
         n_genes=min(FIGURE_GENES, config.top),
         planted=planted_genes,
