@@ -265,6 +265,83 @@ def test_signed_table_and_planted_signs_follow_the_definitions():
     assert empty["down"]["genes_read"] == 0 and empty["down"]["fraction_right"] is None
 
 
+def _bars(fig):
+    """(gene, width, colour, alpha, label text) of each bar of the attribution figure, top to bottom."""
+    from matplotlib.colors import to_hex
+
+    (ax,) = fig.axes
+    bars = sorted(ax.containers, key=lambda c: -c.patches[0].get_y())
+    labels = {round(t.get_position()[1]): t for t in ax.texts}
+    out = []
+    for bar in bars:
+        patch = bar.patches[0]
+        text = labels[round(patch.get_y() + patch.get_height() / 2)]
+        out.append(
+            (bar.get_label(), patch.get_width(), to_hex(patch.get_facecolor()), patch.get_alpha(), text)
+        )
+    return out
+
+
+def test_figure_draws_the_signed_ranking_on_one_axis(tmp_path):
+    from oncopersistnet.explain.figure import (
+        NO_CONTRAST,
+        NON_PERSISTER_COLOUR,
+        PERSISTER_COLOUR,
+        PLANTED_MARK,
+        SIGNATURE_MARK,
+        plot_attributions,
+        signed_attribution_figure,
+    )
+
+    # The table of test_signed_table_and_planted_signs_follow_the_definitions: D -0.4, U +0.3, X -0.1.
+    a = Attributions(
+        values=np.array([[0.5, 0.2, 0.1], [-0.3, -0.4, 0.3]]),
+        path_gradient=np.array([[-0.5, 0.1, 0.2], [-0.3, 0.2, -0.1]]),
+        genes=np.array(["D", "U", "X"]),
+        expression=np.zeros((2, 3)),
+        logit=np.zeros(2),
+        baseline_logit=np.zeros(2),
+    )
+    table = signed_table(a, np.array([True, False]))
+    fig = signed_attribution_figure(table, n_genes=2, planted={"D"}, signature_genes={"U"})
+    (down, up) = _bars(fig)
+    # The signed ranking's order and values; the planted down gene D on the left, in blue, starred,
+    # its name across zero on the empty right side; U on the right, red, lighter (not planted), daggered.
+    assert down[:4] == ("D", pytest.approx(-0.4), NON_PERSISTER_COLOUR, 1.0)
+    assert down[4].get_text() == f"D {PLANTED_MARK}" and down[4].get_position()[0] > 0
+    assert up[:4] == ("U", pytest.approx(0.3), PERSISTER_COLOUR, 0.4)
+    assert up[4].get_text() == f"U {SIGNATURE_MARK}" and up[4].get_position()[0] < 0
+    (ax,) = fig.axes
+    assert ax.get_xlim() == pytest.approx((-0.44, 0.44))  # one shared axis, symmetric about zero
+    # Real data (planted None): every bar full colour, no star; all three genes when n_genes allows.
+    real = _bars(signed_attribution_figure(table, n_genes=5))
+    assert [b[0] for b in real] == ["D", "U", "X"] and {b[3] for b in real} == {1.0}
+    assert [b[4].get_text() for b in real] == ["D", "U", "X"]
+    # One class only: no signed columns, no bars, and the figure says why.
+    lonely = signed_attribution_figure(table.drop(columns=["signed_rank"]), n_genes=5)
+    assert not lonely.axes[0].containers and lonely.axes[0].texts[0].get_text() == NO_CONTRAST
+    written = plot_attributions(table, tmp_path / "f.png", n_genes=3, planted={"D"})
+    assert written.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_figure_of_a_trained_model_follows_its_signed_ranking(explained):
+    from oncopersistnet.explain.figure import signed_attribution_figure
+
+    planted = planted_programme(SMALL)
+    down = set(planted.index[planted < -PLANTED_LFC_CUT])
+    strong = set(planted.index[planted.abs() > PLANTED_LFC_CUT])
+    bars = _bars(signed_attribution_figure(explained.table, n_genes=20, planted=strong))
+    ranking = signed_ranking(explained.table, 20)
+    assert [(b[0], b[1]) for b in bars] == [
+        (r["gene"], pytest.approx(r["signed_attribution"])) for r in ranking
+    ]
+    # Both directions are drawn, and every planted down gene shown is drawn left of zero.
+    assert min(b[1] for b in bars) < 0 < max(b[1] for b in bars)
+    shown_down = [b for b in bars if b[0] in down]
+    assert all(b[1] < 0 for b in shown_down) and shown_down, [b[:2] for b in bars]
+    assert {b[0] for b in bars if b[3] == 1.0} == strong & {b[0] for b in bars}  # planted: full colour
+
+
 # ------------------------------------------------------------------ aggregation
 
 
@@ -522,15 +599,52 @@ def test_cli_explains_a_small_h5ad_with_a_local_model(
     args = ["explain", "--input", "cells.h5ad", "--model", str(model_folder), "--top", "5", "--steps", "8"]
     assert main([*args, "--output", "out/attributions.csv", "--label-key", "label"]) == 0
     out = capsys.readouterr().out
-    assert (
-        "persister cells: towards persister" in out and f"{cells.n_obs} cells" in out and "by labels" in out
-    )
+    assert f"{cells.n_obs} cells" in out and "by labels" in out
     table = pd.read_csv(tmp_path / "out/attributions.csv", index_col="gene")
     assert set(table.index) == set(_genes(pre)) and "planted_lfc" not in table.columns
-    assert table.index[0] in out  # the most influential gene is printed
-    # Without labels: grouped by the model's own calls.
-    assert main(args) == 0
-    assert "by the model's calls" in capsys.readouterr().out
+    # The printout is the signed ranking of the written table: rank, gene, direction, signed value.
+    assert _printed_ranking(out) == _csv_ranking(table, 5)
+    assert {row[2] for row in _printed_ranking(out)} <= {"persister", "non_persister"}
+    # Without labels: grouped by the model's own calls, the same kind of ranking.
+    assert main([*args, "--output", "out/called.csv"]) == 0
+    out = capsys.readouterr().out
+    assert "by the model's calls" in out
+    called = pd.read_csv(tmp_path / "out/called.csv", index_col="gene")
+    assert _printed_ranking(out) == _csv_ranking(called, 5)
+    # One class only: nothing to contrast; the command says so and lists genes by mean |attribution|.
+    persisters = cells[cells.obs["label"] == "persister"].copy()
+    persisters.write_h5ad(tmp_path / "persisters.h5ad")
+    one = ["explain", "--input", "persisters.h5ad", "--model", str(model_folder), "--top", "3"]
+    assert main([*one, "--steps", "8", "--label-key", "label", "--output", "out/one.csv"]) == 0
+    out = capsys.readouterr().out
+    lonely = pd.read_csv(tmp_path / "out/one.csv", index_col="gene")
+    assert "signed_rank" not in lonely.columns and "no signed ranking" in out
+    assert [line.split()[1] for line in out.splitlines() if line[:4].strip() in {"1", "2", "3"}] == list(
+        lonely.index[:3]
+    )
+
+
+def _printed_ranking(out: str) -> list[tuple]:
+    """(rank, gene, direction, signed attribution) of the rows under the command's signed header."""
+    from oncopersistnet.explain.command import SIGNED_HEADER
+
+    lines = out.splitlines()
+    start = lines.index(SIGNED_HEADER) + 1
+    rows = []
+    for line in lines[start:]:
+        if not line.strip():
+            break
+        rank, gene, direction, value = line.split()
+        rows.append((int(rank), gene, direction, pytest.approx(float(value), abs=1e-4)))
+    return rows
+
+
+def _csv_ranking(table: pd.DataFrame, top: int) -> list[tuple]:
+    head = table.sort_values("signed_rank").head(top)
+    return [
+        (int(row["signed_rank"]), gene, row["higher_expression_towards"], row["signed_attribution"])
+        for gene, row in head.iterrows()
+    ]
 
 
 def test_cli_bad_input_is_one_error_line_and_no_output(

@@ -3,7 +3,7 @@
 Reads any supported count format, harmonises gene names onto the model's genes
 exactly as ``predict`` does (missing genes become NaN, imputed at the training
 mean, which is also the IG baseline, so they get zero attribution), explains
-the cells, prints the top genes per class and optionally writes the per-gene
+the cells, prints the signed gene ranking and optionally writes the per-gene
 table. Labels are optional: without them cells are grouped by the model's own
 calls, which explains what the model does, not whether it is right.
 """
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from oncopersistnet.atomic import atomic_path
 from oncopersistnet.data.labels import NON_PERSISTER, PERSISTER, binary_labels, canonical_labels
@@ -132,8 +133,17 @@ def explain_file(
 
 
 def format_top_table(explanation: Explanation, summary: dict[str, Any], top: int) -> str:
-    """The top genes per class side by side, then the signature overlaps: what the command prints."""
-    table, ranked = explanation.table, explanation.top
+    """The signed ranking, then the signature overlaps: what the command prints.
+
+    One ranking, the one ``metrics/explain.json``, the README and the figure
+    show (:func:`~oncopersistnet.explain.aggregate.signed_table`, computed by
+    :func:`~oncopersistnet.explain.explainer.explain_cells`): rank, gene, the
+    way higher expression pushes a cell, and the signed mean class-contrastive
+    attribution (> 0 towards persister). Not per-class columns, where the same
+    up genes headed both classes and down genes appeared in neither. When the
+    cells hold one class only there is nothing to contrast, so the command says
+    so and lists the genes by mean |attribution| from the average training cell.
+    """
     n_p = int(explanation.is_persister.sum())
     n = int(explanation.is_persister.size)
     grouped = "labels" if explanation.class_source == "labels" else "the model's calls"
@@ -143,24 +153,12 @@ def format_top_table(explanation: Explanation, summary: dict[str, Any], top: int
         f"completeness gap median {summary['completeness']['median_abs_gap']:.3f}, "
         f"max {summary['completeness']['max_abs_gap']:.3f} logit",
         "",
-        f"{'rank':>4}  {'persister cells: towards persister':<36}  {'non-persister cells: away':<36}  "
-        f"{'all cells: mean |attribution|':<32}",
     ]
-
-    def cell(genes: list[str], i: int, column: str, *, signed: bool) -> str:
-        if i >= len(genes):
-            return ""
-        value = table.loc[genes[i], column]
-        return f"{genes[i]:<22} {value:+.4f}" if signed else f"{genes[i]:<22} {value:.4f}"
-
-    for i in range(min(top, max(len(v) for v in ranked.values()))):
-        lines.append(
-            f"{i + 1:>4}  {cell(ranked['persister'], i, 'mean_attribution_persister', signed=True):<36}  "
-            f"{cell(ranked['non_persister'], i, 'mean_attribution_non_persister', signed=True):<36}  "
-            f"{cell(ranked['global'], i, 'mean_abs_attribution', signed=False):<32}"
-        )
+    lines.extend(_ranking_lines(explanation.table, summary, top))
     lines.append("")
-    lines.append(f"Published persister signatures in the top {top} (all cells):")
+    lines.append(
+        f"Published persister signatures among the top {top} genes by mean |attribution| (all cells):"
+    )
     for name, overlap in summary["signatures"].items():
         found = ", ".join(overlap["overlap_genes"]) or "none"
         lines.append(
@@ -170,3 +168,34 @@ def format_top_table(explanation: Explanation, summary: dict[str, Any], top: int
             f"p = {overlap['p_value']:.3g}"
         )
     return "\n".join(lines)
+
+
+#: The signed ranking's column headings, as printed (gene names up to 22 characters stay aligned).
+SIGNED_HEADER = f"{'rank':>4}  {'gene':<22}  {'higher expression towards':<26}  {'signed attribution':>18}"
+
+
+def _ranking_lines(table: pd.DataFrame, summary: dict[str, Any], top: int) -> list[str]:
+    """The summary's signed ranking, top ``top`` rows; with one class, ``table``'s |attribution| order."""
+    if summary.get("signed_ranking") is None:
+        lines = [
+            "One class only among these cells: no class-contrastive attribution, no signed ranking "
+            "(that needs cells of both classes). Genes by mean |attribution| from the "
+            "average training cell:",
+            f"{'rank':>4}  {'gene':<22}  {'mean |attribution|':>18}",
+        ]
+        for i, (gene, value) in enumerate(table["mean_abs_attribution"].head(top).items(), start=1):
+            lines.append(f"{i:>4}  {gene!s:<22}  {value:>18.4f}")
+        return lines
+    c = summary["contrastive"]
+    lines = [
+        "Signed ranking, class-contrastive (each class from the other class's mean cell; completeness "
+        f"median gap {c['median_abs_gap']:.3f} logit): mean |attribution| signed by the way the model "
+        "reads the gene, > 0 towards persister",
+        SIGNED_HEADER,
+    ]
+    for rank, row in enumerate(summary["signed_ranking"][:top], start=1):
+        lines.append(
+            f"{rank:>4}  {row['gene']:<22}  {row['higher_expression_towards']:<26}  "
+            f"{row['signed_attribution']:>+18.4f}"
+        )
+    return lines
