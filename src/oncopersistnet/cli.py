@@ -454,10 +454,11 @@ def _add_explain(commands: argparse._SubParsersAction) -> None:
         help="which genes drive the model's calls on your cells (integrated gradients)",
         description="Attribute the model's calibrated persister logit to each gene the model reads, for "
         "every cell "
-        "(integrated gradients from an average training cell), then rank genes per class: by the labels in "
-        "--label-key when given, otherwise by the model's own calls. Prints the top genes and the overlap "
-        "with "
-        "published persister signatures; --output writes the per-gene table. Needs the model's PyTorch form "
+        "(integrated gradients from an average training cell, and each class from the other class's mean "
+        "cell), with classes from the labels in --label-key when given, otherwise from the model's own "
+        "calls. Prints the signed gene ranking (higher expression towards persister or non-persister) and "
+        "the overlap with published persister signatures; --output writes the per-gene table. Needs the "
+        "model's PyTorch form "
         "(model.pt + preprocessor.npz), not the ONNX file.",
     )
     explain.add_argument(
