@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from oncopersistnet.atomic import atomic_path, write_json, write_text
+from oncopersistnet.atomic import write_metrics_json, write_table, write_text
 from oncopersistnet.config import MODEL_SECTIONS, Params
 from oncopersistnet.evaluation.comparison import (
     comparison_summary,
@@ -120,9 +120,8 @@ def run(params: Params, paths: ProjectPaths) -> None:
     per_sample = sample_level_table(results, params.evaluate.threshold)
     provenance = run_provenance(params, paths, "", run_kind="comparison")
     comparison = comparison_summary(results, folds, params, data_hash=provenance["data_hash"])
-    write_json(paths.comparison_metrics, comparison)
-    with atomic_path(paths.comparison_per_sample) as tmp:
-        per_sample.to_csv(tmp, index=False, float_format="%.4f")
+    write_metrics_json(paths.comparison_metrics, comparison)
+    write_table(paths.comparison_per_sample, per_sample)
     write_text(paths.comparison_report, comparison_markdown(comparison, per_sample))
 
     # Curves of the first fold at train.seed (with cv_folds: 0, the deployed model's split and seed).
@@ -133,8 +132,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
     }
     for family, table in tables.items():
         for kind in ("roc", "pr"):
-            with atomic_path(paths.plots / kind / f"{family}.csv") as tmp:
-                table[kind].to_csv(tmp, index=False, float_format="%.5f")
+            write_table(paths.plots / kind / f"{family}.csv", table[kind])
     plot_roc_pr(
         pd.concat([t["roc"] for t in tables.values()]),
         pd.concat([t["pr"] for t in tables.values()]),
