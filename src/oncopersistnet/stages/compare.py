@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from oncopersistnet.atomic import write_metrics_json, write_table, write_text
+from oncopersistnet.atomic import rounded, write_metrics_json, write_table, write_text
 from oncopersistnet.config import MODEL_SECTIONS, Params
 from oncopersistnet.evaluation.comparison import (
     comparison_summary,
@@ -122,7 +122,8 @@ def run(params: Params, paths: ProjectPaths) -> None:
     comparison = comparison_summary(results, folds, params, data_hash=provenance["data_hash"])
     write_metrics_json(paths.comparison_metrics, comparison)
     write_table(paths.comparison_per_sample, per_sample)
-    write_text(paths.comparison_report, comparison_markdown(comparison, per_sample))
+    # rendered from the figures as written, so the report and metrics/comparison.json agree digit for digit
+    write_text(paths.comparison_report, comparison_markdown(rounded(comparison), per_sample))
 
     # Curves of the first fold at train.seed (with cv_folds: 0, the deployed model's split and seed).
     first = {r.family: r for r in results if r.fold == folds[0].name and r.seed == params.train.seed}
