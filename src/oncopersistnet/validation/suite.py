@@ -132,8 +132,9 @@ class ValidationReport:
         where the clone lives or how busy the machine was.
         """
         docs = self.docs_index
-        if docs is not None and relative_to is not None and docs.is_relative_to(relative_to):
-            docs = docs.relative_to(relative_to)
+        if docs is not None and relative_to is not None:
+            root = relative_to.resolve()  # the stage's root is ".", the docs path absolute
+            docs = docs.resolve().relative_to(root) if docs.resolve().is_relative_to(root) else docs
         return _jsonable(
             {
                 "success": self.success,
