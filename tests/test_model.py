@@ -215,3 +215,16 @@ def test_attention_checkpoint_roundtrip_rebuilds_the_same_network(fitted, attent
     again = load_checkpoint(tmp_path / "narrow.pt")
     assert again.config["attention_units"] == 5 and again.attention[0].out_features == 5
     assert torch.equal(again(x), narrow(x))
+
+
+def test_checkpoint_bytes_do_not_depend_on_the_file_name(tmp_path, trained):
+    """torch.save to a path names its archive after the (random) temporary file; dvc.lock hashes the bytes."""
+    from oncopersistnet.model import load_checkpoint, save_checkpoint
+
+    first, second = tmp_path / "model.pt", tmp_path / "other" / "renamed.pt"
+    save_checkpoint(trained.model, first, extra={"best_epoch": 3})
+    save_checkpoint(trained.model, second, extra={"best_epoch": 3})
+    assert first.read_bytes() == second.read_bytes()
+    reloaded = load_checkpoint(second)
+    for name, tensor in trained.model.state_dict().items():
+        assert reloaded.state_dict()[name].equal(tensor), name

@@ -363,13 +363,20 @@ def test_empty_dataset_fails_without_crashing() -> None:
 # --- Data Docs --------------------------------------------------------------------------
 
 
-def test_data_docs_are_written_to_docs_dir(parts: dict, tmp_path: Path) -> None:
+def test_data_docs_are_written_to_docs_dir(parts: dict, tmp_path: Path, monkeypatch) -> None:
     docs = tmp_path / "reports" / "data_docs"
     parts["counts"][0, 0] = -1
     report = validate_anndata(build(parts), CONFIG, docs_dir=docs)
 
     index = docs / "index.html"
     assert report.docs_index == index and index.is_file()
+    # the written report says where the docs are relative to the project, and not how long it took:
+    # reports/validation.json is hashed into dvc.lock, so it must read the same in every clone
+    assert report.to_dict(relative_to=tmp_path)["docs_index"] == "reports/data_docs/index.html"
+    monkeypatch.chdir(tmp_path)  # as a stage sees it: root "." and an absolute docs path
+    assert report.to_dict(relative_to=Path("."))["docs_index"] == "reports/data_docs/index.html"
+    assert report.to_dict()["docs_index"] == str(index)
+    assert "elapsed_s" not in report.to_dict()
     pages = sorted(p.name for p in (docs / "validations").rglob("*.html"))
     assert len(pages) == 4, pages
     assert "oncopersistnet_cells" in index.read_text(encoding="utf-8")

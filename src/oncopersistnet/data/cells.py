@@ -18,7 +18,7 @@ import anndata as ad
 import numpy as np
 from scipy import sparse
 
-from oncopersistnet.atomic import atomic_path
+from oncopersistnet.atomic import write_npz
 from oncopersistnet.data.labels import binary_labels
 from oncopersistnet.errors import InputDataError
 
@@ -89,15 +89,15 @@ class Cells:
         This is the preprocess stage's feature file format: unicode (not object)
         arrays, ``X`` float32, ``y`` int64. ``genes`` is not written (features have none).
         """
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as handle:
-                np.savez(
-                    handle,
-                    X=np.asarray(self.X).astype(np.float32),
-                    y=self.y.astype(np.int64),
-                    cell_ids=self.cell_ids.astype(str),
-                    samples=self.samples.astype(str),
-                )
+        write_npz(
+            path,
+            {
+                "X": np.asarray(self.X).astype(np.float32),
+                "y": self.y.astype(np.int64),
+                "cell_ids": self.cell_ids.astype(str),
+                "samples": self.samples.astype(str),
+            },
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> Cells:

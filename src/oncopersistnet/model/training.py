@@ -8,6 +8,7 @@ seeded generator.
 from __future__ import annotations
 
 import copy
+import io
 import logging
 import pickle
 import random
@@ -22,7 +23,7 @@ from sklearn.metrics import f1_score, roc_auc_score
 from torch import nn
 from tqdm.auto import tqdm
 
-from oncopersistnet.atomic import atomic_path
+from oncopersistnet.atomic import write_bytes
 from oncopersistnet.config import TrainConfig
 from oncopersistnet.errors import ModelError
 from oncopersistnet.model.calibration import fit_calibration
@@ -323,8 +324,11 @@ def save_checkpoint(model: PersisterNetwork, path: str | Path, extra: dict[str, 
         "state_dict": model.state_dict(),
         "extra": extra or {},
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    # To a buffer: saved to a path, every member of torch's archive is named after the (random)
+    # temporary file, and equal weights would hash differently in dvc.lock.
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    write_bytes(path, buffer.getvalue())
 
 
 def load_checkpoint(path: str | Path) -> PersisterNetwork:

@@ -21,7 +21,7 @@ import numpy as np
 from scipy import sparse
 from sklearn.decomposition import PCA
 
-from oncopersistnet.atomic import atomic_path
+from oncopersistnet.atomic import write_npz
 from oncopersistnet.config import PreprocessConfig
 from oncopersistnet.errors import InputDataError, ModelError
 from oncopersistnet.preprocessing.normalize import gene_shares, log_normalize
@@ -208,9 +208,7 @@ class CellPreprocessor:
         arrays = {name: getattr(self, name) for name in _STATE}
         if self.gene_share_ is not None:
             arrays["gene_share_"] = self.gene_share_
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as handle:
-                np.savez(handle, genes_=self.genes_.astype(str), params=np.array(meta), **arrays)
+        write_npz(path, {"genes_": self.genes_.astype(str), "params": np.array(meta)} | arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> CellPreprocessor:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from oncopersistnet.atomic import atomic_path, write_json, write_text
+from oncopersistnet.atomic import rounded, write_metrics_json, write_table, write_text
 from oncopersistnet.config import MODEL_SECTIONS, Params
 from oncopersistnet.data.simulate import planted_programme
 from oncopersistnet.evaluation.comparison import (
@@ -135,10 +135,10 @@ def run(params: Params, paths: ProjectPaths) -> None:
     comparison = comparison_summary(
         results, folds, params, data_hash=provenance["data_hash"], planted=_planted_genes(params)
     )
-    write_json(paths.comparison_metrics, comparison)
-    with atomic_path(paths.comparison_per_sample) as tmp:
-        per_sample.to_csv(tmp, index=False, float_format="%.4f")
-    write_text(paths.comparison_report, comparison_markdown(comparison, per_sample))
+    write_metrics_json(paths.comparison_metrics, comparison)
+    write_table(paths.comparison_per_sample, per_sample)
+    # rendered from the figures as written, so the report and metrics/comparison.json agree digit for digit
+    write_text(paths.comparison_report, comparison_markdown(rounded(comparison), per_sample))
 
     # Curves of the first fold at train.seed (with cv_folds: 0, the deployed model's split and seed).
     first = {r.family: r for r in results if r.fold == folds[0].name and r.seed == params.train.seed}
@@ -147,8 +147,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
     }
     for family, table in tables.items():
         for kind in ("roc", "pr"):
-            with atomic_path(paths.plots / kind / f"{family}.csv") as tmp:
-                table[kind].to_csv(tmp, index=False, float_format="%.5f")
+            write_table(paths.plots / kind / f"{family}.csv", table[kind])
     plot_roc_pr(
         pd.concat([t["roc"] for t in tables.values()]),
         pd.concat([t["pr"] for t in tables.values()]),

@@ -11,7 +11,7 @@ import logging
 import time
 
 from oncopersistnet import __version__
-from oncopersistnet.atomic import write_json, write_text
+from oncopersistnet.atomic import rounded, write_metrics_json, write_text
 from oncopersistnet.config import Params
 from oncopersistnet.errors import ConfigError
 from oncopersistnet.paths import ProjectPaths
@@ -92,8 +92,8 @@ def run(params: Params, paths: ProjectPaths) -> None:
     studies = load_studies(params, paths)
     results = run_cross_study(studies, params)
     summary = summarize(results, studies, params)
-    write_json(paths.cross_study_metrics, summary)
-    write_text(paths.cross_study_report, cross_study_markdown(summary))
+    write_metrics_json(paths.cross_study_metrics, summary)
+    write_text(paths.cross_study_report, cross_study_markdown(rounded(summary)))  # as the metrics file says
     plot_cross_study(summary, paths.cross_study_figure)
     seconds = time.perf_counter() - started
     run_id = _log_run(params, paths, summary, seconds=seconds)

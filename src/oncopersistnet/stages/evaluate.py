@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from oncopersistnet.atomic import atomic_path, write_json
+from oncopersistnet.atomic import write_metrics_json, write_table
 from oncopersistnet.config import Params
 from oncopersistnet.data.cells import Cells
 from oncopersistnet.data.labels import LABELS, label_names
@@ -65,8 +65,7 @@ def _write_embedding(
         {"pc1": coordinates[:, 0], "pc2": coordinates[:, 1], "truth": truth, "predicted": predicted}
     )
     for label in LABELS:  # DVC colours by file: one file per true label
-        with atomic_path(paths.plots / "embedding" / f"{label}.csv") as tmp:
-            embedding[embedding["truth"] == label].to_csv(tmp, index=False, float_format="%.4f")
+        write_table(paths.plots / "embedding" / f"{label}.csv", embedding[embedding["truth"] == label])
     return coordinates, truth
 
 
@@ -200,19 +199,18 @@ def run(params: Params, paths: ProjectPaths) -> None:
         "calibration": {"method": params.train.calibration, "scale": scale, "shift": shift},
         "conformal": conformal,
     }
-    write_json(paths.evaluate_metrics, metrics)
+    write_metrics_json(paths.evaluate_metrics, metrics)
     validation = _validation_report(network, val, val_probability, params=params, paths=paths)
-    write_json(paths.validation_metrics, validation)
+    write_metrics_json(paths.validation_metrics, validation)
 
     per_sample = per_sample_table(test.y, probability[CALIBRATED], test.samples, threshold=threshold)
     reliability = {name: reliability_table(test.y, p, bins) for name, p in probability.items()}
     for name, table in reliability.items():
-        with atomic_path(paths.plots / "calibration" / f"{name}.csv") as tmp:
-            table.to_csv(tmp, index=False, float_format="%.5f")
-    with atomic_path(paths.plots / "confusion.csv") as tmp:
-        curve_tables(test.y, probability[CALIBRATED], metrics["model"], threshold=threshold)[
-            "confusion"
-        ].to_csv(tmp, index=False)
+        write_table(paths.plots / "calibration" / f"{name}.csv", table)
+    write_table(
+        paths.plots / "confusion.csv",
+        curve_tables(test.y, probability[CALIBRATED], metrics["model"], threshold=threshold)["confusion"],
+    )
     predicted = label_names(probability[CALIBRATED] >= threshold)
     coordinates, truth = _write_embedding(test, predicted, paths)
     figures = [
@@ -223,8 +221,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
         ),
         plot_embedding(coordinates, truth, predicted, path=paths.figures / "embedding.png"),
     ]
-    with atomic_path(paths.evaluate_per_sample) as tmp:
-        per_sample.to_csv(tmp, index=False, float_format="%.4f")
+    write_table(paths.evaluate_per_sample, per_sample)
 
     _log_to_training_run(
         params,

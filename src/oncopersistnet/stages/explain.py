@@ -16,7 +16,7 @@ import re
 
 import numpy as np
 
-from oncopersistnet.atomic import atomic_path, write_json
+from oncopersistnet.atomic import write_metrics_json, write_table
 from oncopersistnet.config import Params
 from oncopersistnet.data.simulate import planted_programme
 from oncopersistnet.errors import InputDataError
@@ -110,8 +110,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
     table = annotated_table(explanation.table, planted, signatures)
 
     configure_mlflow(params.mlflow, paths.root)  # a store that cannot be used stops here, before any output
-    with atomic_path(paths.attributions) as tmp:
-        table.to_csv(tmp, float_format="%.6g")
+    write_table(paths.attributions, table, index=True)
     planted_genes = (
         None if planted is None else set(planted.index[planted.abs() > summary["planted"]["lfc_cut"]])
     )
@@ -131,7 +130,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
         signature_genes={g for s in signatures for g in s.direction},
         title=title,
     )
-    write_json(paths.explain_metrics, summary)
+    write_metrics_json(paths.explain_metrics, summary)
     logger.info("wrote %s, %s and %s", paths.explain_metrics, paths.attributions, paths.attributions_figure)
     if summary["planted"]:
         p = summary["planted"]

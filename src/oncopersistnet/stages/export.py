@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from oncopersistnet.atomic import atomic_path, write_json, write_text
+from oncopersistnet.atomic import atomic_path, write_metrics_json, write_text
 from oncopersistnet.config import Params
 from oncopersistnet.export import export_onnx, fit_trust, parity_check
 from oncopersistnet.export.metadata import model_metadata
@@ -67,7 +67,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
     logger.info("wrote %s and %s", paths.onnx, paths.genes)
     write_text(paths.genes, "\n".join(map(str, preprocessor.genes_)) + "\n")
     figures |= {"ood_threshold": trust.distance.threshold_, "ood_quantile": trust.distance.quantile}
-    write_json(paths.export_metrics, figures)
+    write_metrics_json(paths.export_metrics, figures)
     with resumed_run(run_id):
         log_params_once(params.flat(["export"]))
         mlflow.log_metrics({f"onnx_{k}": v for k, v in figures.items()})

@@ -6,7 +6,7 @@ import logging
 from dataclasses import asdict
 from pathlib import Path
 
-from oncopersistnet.atomic import write_h5ad, write_json
+from oncopersistnet.atomic import write_h5ad, write_metrics_json
 from oncopersistnet.config import Params
 from oncopersistnet.data.load import load_labelled
 from oncopersistnet.data.simulate import simulate_cells
@@ -38,5 +38,5 @@ def run(params: Params, paths: ProjectPaths) -> None:
     adata, report = harmonize_adata(adata)
     adata.uns["gene_harmonization"] = asdict(report)
     write_h5ad(paths.raw, adata)
-    write_json(paths.data_metrics, data_summary(adata))
+    write_metrics_json(paths.data_metrics, data_summary(adata))
     logger.info("wrote %s (%d cells x %d genes)", paths.raw, adata.n_obs, adata.n_vars)

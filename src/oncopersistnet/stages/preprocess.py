@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from oncopersistnet.atomic import atomic_path, write_json
+from oncopersistnet.atomic import atomic_path, write_json, write_metrics_json
 from oncopersistnet.config import Params
 from oncopersistnet.data.cells import Cells
 from oncopersistnet.data.hdf5 import read_h5ad
@@ -78,6 +78,6 @@ def run(params: Params, paths: ProjectPaths) -> None:
     with atomic_path(paths.split_table) as tmp:
         table.to_csv(tmp, index=False)
     write_json(paths.preprocess_summary, summary)
-    write_json(paths.training_signal, _training_signal(preprocessor, cells.X[split == "train"]))
+    write_metrics_json(paths.training_signal, _training_signal(preprocessor, cells.X[split == "train"]))
     preprocessor.save(paths.preprocessor)
     logger.info("wrote features for %s and %s", ", ".join(SPLITS), paths.preprocessor)

@@ -6,7 +6,7 @@ import logging
 
 import pandas as pd
 
-from oncopersistnet.atomic import atomic_path
+from oncopersistnet.atomic import write_table
 from oncopersistnet.config import MODEL_SECTIONS, Params
 from oncopersistnet.data.cells import Cells
 from oncopersistnet.evaluation.plots import plot_training_curves
@@ -76,8 +76,9 @@ def run(params: Params, paths: ProjectPaths) -> None:
         save_checkpoint(result.model, paths.model, extra={"best_epoch": result.best_epoch})
         history = pd.DataFrame(result.history)
         history.insert(0, "epoch", range(1, len(history) + 1))
-        with atomic_path(paths.training_history) as tmp:
-            history.to_csv(tmp, index=False)
+        # Six digits, not four: evaluate finds the kept epoch again as this file's lowest val_loss,
+        # and training counts a drop of 1e-6 as an improvement, so four could tie two epochs.
+        write_table(paths.training_history, history, digits=6)
         figure = plot_training_curves(
             result.history, result.best_epoch, paths.figures / "training_curves.png"
         )

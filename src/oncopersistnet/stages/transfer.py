@@ -12,7 +12,7 @@ import json
 import logging
 import shutil
 
-from oncopersistnet.atomic import write_json, write_text
+from oncopersistnet.atomic import write_metrics_json, write_text
 from oncopersistnet.config import Params
 from oncopersistnet.paths import ProjectPaths
 from oncopersistnet.registry.trainable import load_trainable
@@ -30,7 +30,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
     if params.transfer.input is None:
         shutil.rmtree(paths.transfer_dir, ignore_errors=True)
         paths.transfer_dir.mkdir(parents=True)
-        write_json(paths.transfer_metrics, {"skipped": "transfer.input is null"})
+        write_metrics_json(paths.transfer_metrics, {"skipped": "transfer.input is null"})
         write_text(paths.transfer_report, "# Transfer\n\nSkipped: `transfer.input` is null in params.yaml.\n")
         logger.info("transfer skipped: transfer.input is null")
         return
@@ -42,5 +42,5 @@ def run(params: Params, paths: ProjectPaths) -> None:
     summary = run_transfer(params, parent, paths.transfer_dir, experiment_id=experiment_id)
     # The git-tracked metrics file holds figures only: run ids and version numbers depend on the
     # store's history (models/transfer/transfer.json keeps them), not on params and data.
-    write_json(paths.transfer_metrics, {k: v for k, v in summary.items() if k not in STORE_DEPENDENT})
+    write_metrics_json(paths.transfer_metrics, {k: v for k, v in summary.items() if k not in STORE_DEPENDENT})
     write_text(paths.transfer_report, transfer_markdown(summary))

@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from oncopersistnet.atomic import write_json
+from oncopersistnet.atomic import write_metrics_json
 from oncopersistnet.config import Params
 from oncopersistnet.data.readers import read_counts
 from oncopersistnet.data.simulate import simulate_cells
@@ -101,7 +101,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
             100 * figures[dataset.key]["gene_fraction"],
         )
     nominal = round(1 - params.export.ood_quantile, 12)
-    write_json(
+    write_metrics_json(
         paths.trust_metrics,
         {"ood_threshold": model.ood_threshold, "nominal_rate": nominal, "datasets": figures},
     )

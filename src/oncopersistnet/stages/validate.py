@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from oncopersistnet.atomic import atomic_path, write_json
+from oncopersistnet.atomic import atomic_path, write_metrics_json
 from oncopersistnet.config import Params
 from oncopersistnet.data.hdf5 import read_h5ad
 from oncopersistnet.errors import DataValidationError
@@ -19,7 +19,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
     paths.validated.unlink(missing_ok=True)
     adata = read_h5ad(paths.raw)
     report = validate_anndata(adata, params.validate, docs_dir=paths.validation_docs)
-    write_json(paths.validation_report, report.to_dict())
+    write_metrics_json(paths.validation_report, report.to_dict(relative_to=paths.root))
     if not report.success:
         raise DataValidationError(
             f"{paths.raw}: {report.format_failures()}\n"

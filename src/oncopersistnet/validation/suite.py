@@ -124,8 +124,17 @@ class ValidationReport:
     docs_index: Path | None = None
     elapsed_s: float = 0.0
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form: verdict, statistics, failures and every expectation."""
+    def to_dict(self, *, relative_to: Path | None = None) -> dict[str, Any]:
+        """JSON-serialisable form: verdict, statistics, failures and every expectation.
+
+        ``docs_index`` is written relative to ``relative_to`` when given, and the run time is left
+        out (it is logged): the pipeline's report is hashed into ``dvc.lock``, so it must not say
+        where the clone lives or how busy the machine was.
+        """
+        docs = self.docs_index
+        if docs is not None and relative_to is not None:
+            root = relative_to.resolve()  # the stage's root is ".", the docs path absolute
+            docs = docs.resolve().relative_to(root) if docs.resolve().is_relative_to(root) else docs
         return _jsonable(
             {
                 "success": self.success,
@@ -134,8 +143,7 @@ class ValidationReport:
                 "statistics": self.statistics,
                 "failures": [asdict(f) | {"message": f.message()} for f in self.failures],
                 "expectations": [asdict(o) for o in self.outcomes],
-                "docs_index": str(self.docs_index) if self.docs_index else None,
-                "elapsed_s": round(self.elapsed_s, 3),
+                "docs_index": str(docs) if docs else None,
             }
         )
 
