@@ -228,9 +228,9 @@ def test_two_cells_contrast_is_one_segment_walked_both_ways(fitted, trained, tes
     np.testing.assert_allclose(table.loc[_genes(pre), "contrast_separation"], a.values[0], atol=1e-5)
 
 
-def test_signed_table_and_planted_signs_follow_the_definitions():
-    # Gene D, planted down: persister cell 1 below the non-persister mean, read as "more -> non-persister".
-    a = Attributions(
+def _three_gene_attributions():
+    """Two cells (a persister, then a non-persister) over genes D (planted down), U and X."""
+    return Attributions(
         values=np.array([[0.5, 0.2, 0.1], [-0.3, -0.4, 0.3]]),
         path_gradient=np.array([[-0.5, 0.1, 0.2], [-0.3, 0.2, -0.1]]),
         genes=np.array(["D", "U", "X"]),
@@ -238,6 +238,11 @@ def test_signed_table_and_planted_signs_follow_the_definitions():
         logit=np.zeros(2),
         baseline_logit=np.zeros(2),
     )
+
+
+def test_signed_table_and_planted_signs_follow_the_definitions():
+    # Gene D, planted down: persister cell 1 below the non-persister mean, read as "more -> non-persister".
+    a = _three_gene_attributions()
     table = signed_table(a, np.array([True, False]))
     # |A| * sign(gradient), averaged: D (-0.5 - 0.3) / 2, U (0.2 + 0.4) / 2, X (0.1 - 0.3) / 2
     assert table["signed_attribution"].to_dict() == pytest.approx({"D": -0.4, "U": 0.3, "X": -0.1})
@@ -295,14 +300,7 @@ def test_figure_draws_the_signed_ranking_on_one_axis(tmp_path):
     )
 
     # The table of test_signed_table_and_planted_signs_follow_the_definitions: D -0.4, U +0.3, X -0.1.
-    a = Attributions(
-        values=np.array([[0.5, 0.2, 0.1], [-0.3, -0.4, 0.3]]),
-        path_gradient=np.array([[-0.5, 0.1, 0.2], [-0.3, 0.2, -0.1]]),
-        genes=np.array(["D", "U", "X"]),
-        expression=np.zeros((2, 3)),
-        logit=np.zeros(2),
-        baseline_logit=np.zeros(2),
-    )
+    a = _three_gene_attributions()
     table = signed_table(a, np.array([True, False]))
     fig = signed_attribution_figure(table, n_genes=2, planted={"D"}, signature_genes={"U"})
     (down, up) = _bars(fig)

@@ -92,6 +92,27 @@ def sklearn_class_weight(params: Params) -> str | None:
     return None if params.compare.class_weight == "none" else params.compare.class_weight
 
 
+def logistic_regression(params: Params, seed: int) -> Any:
+    """The L2 logistic regression of both views (PCA features, all genes), unfitted."""
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(
+        C=params.compare.logistic_c,
+        class_weight=sklearn_class_weight(params),
+        max_iter=5000,
+        random_state=seed,
+    )
+
+
+def linear_svm(params: Params, seed: int) -> Any:
+    """The linear SVM of both views, unfitted."""
+    from sklearn.svm import LinearSVC
+
+    return LinearSVC(
+        C=params.compare.svm_c, class_weight=sklearn_class_weight(params), max_iter=20000, random_state=seed
+    )
+
+
 # --------------------------------------------------------------------- networks
 class NetworkCandidate(Candidate):
     """The CNN-LSTM, its attention variant, its component-permuted twin or the same-size MLP,
@@ -153,15 +174,9 @@ class LogisticRegressionCandidate(PcaFeatureCandidate):
     family = "logistic_regression"
 
     def fit(self, fold: Fold) -> LogisticRegressionCandidate:
-        from sklearn.linear_model import LogisticRegression
 
         train = fold.features["train"]
-        self.model_ = LogisticRegression(
-            C=self.params.compare.logistic_c,
-            class_weight=sklearn_class_weight(self.params),
-            max_iter=5000,
-            random_state=self.seed,
-        ).fit(train.X, train.y)
+        self.model_ = logistic_regression(self.params, self.seed).fit(train.X, train.y)
         return self
 
     def hyperparameters(self) -> dict[str, Any]:
@@ -180,16 +195,9 @@ class LinearSvmCandidate(PcaFeatureCandidate):
     def fit(self, fold: Fold) -> LinearSvmCandidate:
         from sklearn.calibration import CalibratedClassifierCV
         from sklearn.frozen import FrozenEstimator
-        from sklearn.svm import LinearSVC
 
         train, val = fold.features["train"], fold.features["val"]
-        svm = LinearSVC(
-            C=self.params.compare.svm_c,
-            class_weight=sklearn_class_weight(self.params),
-            max_iter=20000,
-            random_state=self.seed,
-        )
-        svm.fit(train.X, train.y)
+        svm = linear_svm(self.params, self.seed).fit(train.X, train.y)
         self.model_ = CalibratedClassifierCV(FrozenEstimator(svm), method="sigmoid").fit(val.X, val.y)
         return self
 
@@ -264,14 +272,7 @@ class AllGenesLogisticCandidate(AllGenesLinearCandidate):
     family = "logistic_regression_all_genes"
 
     def _estimator(self) -> Any:
-        from sklearn.linear_model import LogisticRegression
-
-        return LogisticRegression(
-            C=self.params.compare.logistic_c,
-            class_weight=sklearn_class_weight(self.params),
-            max_iter=5000,
-            random_state=self.seed,
-        )
+        return logistic_regression(self.params, self.seed)
 
     def hyperparameters(self) -> dict[str, Any]:
         return {
@@ -288,14 +289,7 @@ class AllGenesSvmCandidate(AllGenesLinearCandidate):
     family = "linear_svm_all_genes"
 
     def _estimator(self) -> Any:
-        from sklearn.svm import LinearSVC
-
-        return LinearSVC(
-            C=self.params.compare.svm_c,
-            class_weight=sklearn_class_weight(self.params),
-            max_iter=20000,
-            random_state=self.seed,
-        )
+        return linear_svm(self.params, self.seed)
 
     def predict_proba(self, fold: Fold, split: str = "test") -> np.ndarray:
         margin = self.model_.decision_function(self._x(fold, split))
