@@ -39,6 +39,8 @@ FAMILIES = {
     "logistic_regression",
     "linear_svm",
     "hist_gbm",
+    "logistic_regression_all_genes",
+    "linear_svm_all_genes",
     "marker_score",
     "celltypist",
 }
@@ -78,6 +80,11 @@ def test_repro_writes_metrics_for_network_and_baselines(project):
     assert set(comparison["models"]) == FAMILIES
     # grouped 3-fold CV by sample, one seed: every sample tested once, in a fold holding both classes
     assert comparison["context"]["cv_folds"] == 3
+    # one post-hoc step for all: every fit cut where its own validation cells put the cut
+    assert comparison["context"]["threshold_rule"] == "youden"
+    assert len({f["threshold"] for f in comparison["fits"]}) > 1
+    genes = {family: entry["genes"] for family, entry in comparison["models"].items()}
+    assert genes["logistic_regression_all_genes"]["genes_read"] > genes["logistic_regression"]["genes_read"]
     assert (
         comparison["models"]["cnn_lstm"]["n_fits"]
         == comparison["models"]["logistic_regression"]["n_fits"]
