@@ -73,3 +73,33 @@ def test_every_imported_module_is_a_dependency(stage):
         and not any(f == d or f.is_relative_to(d) for d in deps)
     )
     assert not missing, f"stage {stage} runs {missing} but dvc.yaml does not list them as deps"
+
+
+# Written by the stages but differing per clone, MLflow store or clock (run ids, registry versions,
+# the git commit, the time of the run): dvc.lock hashes no such file, so a fresh clone's `dvc repro`
+# leaves it as committed.
+STORE_DEPENDENT_FILES = {
+    "models/mlflow_run.json",
+    "models/registry.json",
+    "models/transfer_registration.json",
+    "reports/validation_docs",
+}
+
+
+def _paths(entries: list) -> set[str]:
+    return {entry if isinstance(entry, str) else next(iter(entry)) for entry in entries}
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_no_store_dependent_file_is_an_output_or_a_dependency(stage):
+    spec = STAGES[stage]
+    hashed = _paths(spec["deps"]) | _paths(spec.get("outs", [])) | _paths(spec.get("metrics", []))
+    assert not hashed & STORE_DEPENDENT_FILES
+
+
+def test_the_store_dependent_files_are_the_ones_the_code_writes():
+    from oncopersistnet.paths import ProjectPaths
+
+    paths = ProjectPaths(ROOT)
+    written = {paths.run_reference, paths.registry, paths.transfer_record, paths.validation_docs}
+    assert {str(p.relative_to(ROOT)) for p in written} == STORE_DEPENDENT_FILES

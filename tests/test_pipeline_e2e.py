@@ -217,9 +217,12 @@ TRANSFER_RUNS = (
 def test_transfer_explain_and_cross_study_outputs_are_tracked(project):
     transfer = json.loads((project / "metrics/transfer.json").read_text())
     assert "parent_model_uri" not in transfer and "registration" not in transfer  # git-tracked: figures only
+    # the DVC outputs hold no registry version or run; the undeclared record does
     adapted = json.loads((project / "models/transfer/transfer.json").read_text())
-    assert adapted["parent_model_uri"] == "models:/oncopersistnet/1"
-    assert adapted["registration"]["model_name"] == "oncopersistnet-gbm"
+    assert not {"parent_model_uri", "registration"} & set(adapted) and adapted["study"] == transfer["study"]
+    record = json.loads((project / "models/transfer_registration.json").read_text())
+    assert record["parent_model_uri"] == "models:/oncopersistnet/1"
+    assert record["registration"]["model_name"] == "oncopersistnet-gbm"
     assert transfer["study"]["dataset"] == "gbm" and set(transfer["trained_on_new_data_only"]) == {
         "logistic_regression"
     }

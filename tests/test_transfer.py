@@ -9,6 +9,7 @@ import json
 from dataclasses import replace
 
 import numpy as np
+import onnx
 import pytest
 import torch
 from conftest import FAST_TRAIN, SMALL
@@ -17,8 +18,10 @@ from oncopersistnet.config import shipped_params
 from oncopersistnet.data.cells import Cells
 from oncopersistnet.data.simulate import simulate_cells
 from oncopersistnet.errors import ConfigError, InputDataError, ModelError
+from oncopersistnet.inference.model import OnnxPersisterModel
 from oncopersistnet.model import CnnLstmClassifier, MlpClassifier, train_model
 from oncopersistnet.preprocessing import split_by_sample
+from oncopersistnet.registry.resolve import load_model
 from oncopersistnet.registry.trainable import TrainableModel, load_trainable
 from oncopersistnet.tracking import configure_mlflow
 from oncopersistnet.transfer.adapt import adapt, head_modules, map_to_model
@@ -159,7 +162,10 @@ def test_run_transfer_tracks_registers_and_writes_the_whole_folder(parent, targe
     )
     parent.registered_name, parent.registered_version = "parent-model", "7"
     out = tmp_path / "adapted"
-    summary = run_transfer(params, parent, out, experiment_id=configure_mlflow(params.mlflow, tmp_path))
+    record = tmp_path / "adapted.registration.json"
+    summary = run_transfer(
+        params, parent, out, experiment_id=configure_mlflow(params.mlflow, tmp_path), record=record
+    )
 
     assert sorted(p.name for p in out.iterdir()) == [
         "model.pt",
@@ -173,6 +179,21 @@ def test_run_transfer_tracks_registers_and_writes_the_whole_folder(parent, targe
     )
     registration = summary["registration"]
     assert registration["model_name"] == "oncopersistnet-study2" and registration["alias"] == "champion"
+    # The folder (a DVC output in the pipeline) names no registry version, run or commit; the record does.
+    assert json.loads(record.read_text()) == {
+        "registration": registration,
+        "parent_model_uri": "models:/parent-model/7",
+    }
+    assert not {"registration", "parent_model_uri"} & set(json.loads((out / "transfer.json").read_text()))
+    assert registration["run_id"] not in (out / "transfer.md").read_text()
+    local = {p.key for p in onnx.load(str(out / "oncopersistnet.onnx")).metadata_props}
+    assert "transfer_dataset" in local and not {"parent_model_uri", "git_commit", "mlflow_run_id"} & local
+    registered = load_model("models:/oncopersistnet-study2@champion")
+    assert registered.metadata["parent_model_uri"] == "models:/parent-model/7"
+    assert (
+        registered.metadata["git_commit"]
+        and registered.genes == OnnxPersisterModel(out / "oncopersistnet.onnx").genes
+    )
     client = MlflowClient()
     run = client.get_run(registration["run_id"])
     assert run.data.tags["parent_model_uri"] == "models:/parent-model/7"
@@ -206,9 +227,13 @@ def test_run_transfer_on_bad_input_leaves_nothing(parent, target, tmp_path, monk
     with pytest.raises(InputDataError, match="no column 'patient_id'"):
         params = replace(shipped, transfer=config, train=FAST_TRAIN)
         run_transfer(
-            params, parent, tmp_path / "adapted", experiment_id=configure_mlflow(params.mlflow, tmp_path)
+            params,
+            parent,
+            tmp_path / "adapted",
+            experiment_id=configure_mlflow(params.mlflow, tmp_path),
+            record=tmp_path / "adapted.registration.json",
         )
-    assert not (tmp_path / "adapted").exists()
+    assert not (tmp_path / "adapted").exists() and not (tmp_path / "adapted.registration.json").exists()
     assert not list(tmp_path.glob(".adapted*"))
 
 

@@ -202,7 +202,8 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
     reference = args.model or champion_uri(params.register.model_name)
     parent = load_trainable(reference)
     output = Path(args.output_dir or f"transfer-{params.transfer.dataset_name}")
-    summary = run_transfer(params, parent, output, experiment_id=experiment_id)
+    record = output.with_name(f"{output.name}.registration.json")  # beside the folder, as the stage does
+    summary = run_transfer(params, parent, output, experiment_id=experiment_id, record=record)
     keys = ("f1", "roc_auc", "pr_auc", "brier")
     print(
         json.dumps(
@@ -216,6 +217,7 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
                 },
                 "registration": summary["registration"],
                 "output_dir": str(output),
+                "registration_record": str(record),
             },
             indent=2,
         )

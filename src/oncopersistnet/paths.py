@@ -80,6 +80,7 @@ class ProjectPaths:
 
     @property
     def run_reference(self) -> Path:
+        """The train stage's MLflow run (id, provenance): read by later stages, not a DVC output."""
         return self._p("models/mlflow_run.json")
 
     @property
@@ -156,7 +157,13 @@ class ProjectPaths:
 
     @property
     def registry(self) -> Path:
+        """What register did in this clone's store (version, alias, run id): not a DVC output."""
         return self._p("models/registry.json")
+
+    @property
+    def register_metrics(self) -> Path:
+        """The register stage's store-independent part (model name, the candidate's gate figures)."""
+        return self._p("metrics/register.json")
 
     @property
     def models(self) -> Path:
@@ -166,6 +173,11 @@ class ProjectPaths:
     def transfer_dir(self) -> Path:
         """The adapted model (ONNX, checkpoint, preprocessor) of the transfer stage."""
         return self._p("models/transfer")
+
+    @property
+    def transfer_record(self) -> Path:
+        """The adapted model's registration and parent URI in this clone's store: not a DVC output."""
+        return self._p("models/transfer_registration.json")
 
     @property
     def transfer_metrics(self) -> Path:

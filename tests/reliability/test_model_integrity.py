@@ -19,6 +19,7 @@ from oncopersistnet.inference.model import OnnxPersisterModel
 from oncopersistnet.registry.resolve import load_model
 
 NAME = "integrity-test"
+PROVENANCE = {"mlflow_run_id": "0123abcd", "git_commit": "feedbeef"}
 
 
 @pytest.fixture()
@@ -50,6 +51,7 @@ def registered(fitted, trained, trust, store, small_adata) -> tuple[str, Path]:
             example,
             model_name=NAME,
             trainable_files=(checkpoint, preprocessor),
+            provenance=PROVENANCE,
         )
     stored = [p for p in (store / "artifacts").rglob("model.onnx") if "models" in p.parts]
     assert len(stored) == 1
@@ -59,6 +61,20 @@ def registered(fitted, trained, trust, store, small_adata) -> tuple[str, Path]:
 def test_the_registered_model_loads(registered):
     for reference in (f"models:/{NAME}/1", f"models:/{NAME}/latest"):
         assert load_model(reference).source == reference
+
+
+def test_the_registered_copy_carries_the_provenance_the_exported_file_lacks(registered, store):
+    """The exported file (a DVC output) holds no run id or commit; the registered copy holds both,
+    on the same graph and metadata otherwise."""
+    _, stored = registered
+    served = load_model(f"models:/{NAME}/1")
+    assert {k: served.metadata[k] for k in PROVENANCE} == PROVENANCE
+    local, copy = (onnx.load(str(p)) for p in (store / "model.onnx", stored))
+    assert not set(PROVENANCE) & {p.key for p in local.metadata_props}
+    assert {p.key: p.value for p in copy.metadata_props} == {
+        p.key: p.value for p in local.metadata_props
+    } | PROVENANCE
+    assert copy.graph == local.graph
 
 
 def test_a_swapped_gene_list_is_refused(registered):

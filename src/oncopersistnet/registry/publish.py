@@ -12,7 +12,7 @@ the version is complete (a server's ``/reload`` may follow at once).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +48,20 @@ class Publication:
         return version_uri(self.model_name, self.version)
 
 
+def with_provenance(proto: onnx.ModelProto, provenance: Mapping[str, str]) -> onnx.ModelProto:
+    """A copy of ``proto`` whose ``metadata_props`` also hold ``provenance`` (run id, git commit, parent).
+
+    The DVC-tracked ``.onnx`` leaves out what differs per clone and per MLflow store, so that
+    ``dvc.lock`` is the same on every machine; the registered copy, the one users deploy, carries it.
+    The graph is untouched: the same genes, signature and outputs as the file the gate judged.
+    """
+    stamped = onnx.ModelProto()
+    stamped.CopyFrom(proto)
+    props = {p.key: p.value for p in stamped.metadata_props} | {k: str(v) for k, v in provenance.items()}
+    onnx.helper.set_model_props(stamped, props)
+    return stamped
+
+
 def log_and_register(
     proto: onnx.ModelProto,
     model: OnnxPersisterModel,
@@ -55,10 +69,12 @@ def log_and_register(
     *,
     model_name: str,
     trainable_files: tuple[Path, Path],
+    provenance: Mapping[str, str],
 ) -> str:
-    """In the active run: log the ONNX model (signature, example) and register it under ``model_name``;
-    log its trainable form (checkpoint, preprocessor) under ``pytorch/``, where `explain` and `transfer`
-    find it. Returns the new version."""
+    """In the active run: log the ONNX model (signature, example), with ``provenance`` added to its
+    metadata (:func:`with_provenance`), and register it under ``model_name``; log its trainable form
+    (checkpoint, preprocessor) under ``pytorch/``, where `explain` and `transfer` find it. Returns the
+    new version."""
     import mlflow
     from mlflow.models import infer_signature
 
@@ -66,7 +82,7 @@ def log_and_register(
     # both graph outputs in the signature: MLflow's pyfunc returns both columns
     outputs = {OUTPUT_NAME: probability, DISTANCE_NAME: distance} if model.has_distance else probability
     info = mlflow.onnx.log_model(
-        proto,
+        with_provenance(proto, provenance),
         name="model",
         signature=infer_signature(example, outputs),
         input_example=example,
@@ -124,18 +140,26 @@ def publish(
     example: np.ndarray,
     trainable_files: tuple[Path, Path],
     card: VersionCard,
+    provenance: Mapping[str, str],
     model_description: str | None = None,
 ) -> Publication:
     """Register ``candidate`` in the active run and give it the alias the gate decides; see the module doc.
 
-    ``model_description`` describes the registered model itself, set once when it has none.
+    ``provenance``: metadata the registered ONNX copy carries and the exported file does not
+    (:func:`with_provenance`). ``model_description`` describes the registered model itself, set once
+    when it has none.
     The run gets tags ``registered_version`` and ``promotion_alias``.
     """
     import mlflow
     from mlflow import MlflowClient
 
     version = log_and_register(
-        proto, candidate, example, model_name=model_name, trainable_files=trainable_files
+        proto,
+        candidate,
+        example,
+        model_name=model_name,
+        trainable_files=trainable_files,
+        provenance=provenance,
     )
     decision = gate_decision(judgement.candidate, config, judgement.comparison)
     client = MlflowClient()

@@ -35,12 +35,11 @@ def run(params: Params, paths: ProjectPaths) -> None:
         threshold=params.evaluate.threshold,
         calibration=params.train.calibration,
         fit_samples=summary["train"]["samples"] + summary["val"]["samples"],
+        # Not the run id nor the git commit: they differ per clone and per MLflow store, and this
+        # file is a DVC output (dvc.lock must not). The register stage stamps them onto the
+        # registered copy (registry.publish.with_provenance).
         provenance={
-            "mlflow_run_id": run_id,
-            **{
-                key: reference.get(key, "")
-                for key in ("data_hash", "params_hash", "git_commit", "oncopersistnet_version")
-            },
+            key: reference.get(key, "") for key in ("data_hash", "params_hash", "oncopersistnet_version")
         },
     )
     val = read_split_cells(paths, "val")

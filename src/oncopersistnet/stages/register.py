@@ -2,7 +2,9 @@
 
 The work is the registry package's (:mod:`oncopersistnet.registry.gate`,
 :mod:`oncopersistnet.registry.publish`); this stage reads the pipeline's
-outputs, records the gate's figures in the training run and writes the result.
+outputs, records the gate's figures in the training run and writes the result:
+``models/registry.json`` (everything, git-ignored, not a DVC output) and
+``metrics/register.json`` (the DVC output: the same without :data:`STORE_DEPENDENT`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import logging
 import numpy as np
 import onnx
 
-from oncopersistnet.atomic import write_json
+from oncopersistnet.atomic import write_json, write_metrics_json
 from oncopersistnet.config import Params
 from oncopersistnet.inference.model import OnnxPersisterModel
 from oncopersistnet.paths import ProjectPaths
@@ -21,9 +23,22 @@ from oncopersistnet.preprocessing.outputs import read_preprocess_summary, read_s
 from oncopersistnet.registry.card import build_model_card
 from oncopersistnet.registry.gate import HeadToHead, judge_candidate
 from oncopersistnet.registry.publish import Publication, publish
-from oncopersistnet.tracking import configure_mlflow, load_run_id, log_params_once, resumed_run
+from oncopersistnet.tracking import configure_mlflow, load_run_reference, log_params_once, resumed_run
 
 logger = logging.getLogger(__name__)
+
+# Keys of registry.json that depend on the MLflow store's history (version numbers, run ids, whether a
+# champion existed and so the alias, reason and head-to-head), not on params, data and code: DVC does
+# not track them, so that every clone's `dvc repro` writes the same dvc.lock.
+STORE_DEPENDENT = (
+    "version",
+    "alias",
+    "reason",
+    "run_id",
+    "model_uri",
+    "previous_champion_version",
+    "head_to_head",
+)
 
 MODEL_DESCRIPTION = (
     "OncoPersistNet: classifies single cancer cells from scRNA-seq raw counts as drug-tolerant persisters "
@@ -82,7 +97,10 @@ def run(params: Params, paths: ProjectPaths) -> None:
     """Register a new version; alias it champion or challenger; write ``models/registry.json``."""
     config = params.register
     configure_mlflow(params.mlflow, paths.root)
-    run_id = load_run_id(paths.run_reference)
+    reference = load_run_reference(paths.run_reference)
+    run_id = str(reference["run_id"])
+    # Left out of the exported file (the DVC output), stamped onto the registered copy users deploy.
+    provenance = {"mlflow_run_id": run_id, "git_commit": str(reference.get("git_commit", ""))}
     test = read_split_cells(paths, "test")  # sparse; scoring densifies only the model's genes
     candidate_model = OnnxPersisterModel(paths.onnx)  # carries evaluate.threshold from export
     judgement = judge_candidate(
@@ -96,7 +114,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
             params,
             version,
             len(candidate_model.genes),
-            metadata=candidate_model.metadata,
+            metadata=candidate_model.metadata | provenance,
             split_summary=read_preprocess_summary(paths),
             evaluate=json.loads(paths.evaluate_metrics.read_text()),
             comparison=json.loads(paths.comparison_metrics.read_text()),
@@ -115,6 +133,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
             example=test.X[:2].toarray().astype(np.float32),
             trainable_files=(paths.model, paths.preprocessor),
             card=card,
+            provenance=provenance,
             model_description=MODEL_DESCRIPTION,
         )
         _log_gate(published)
@@ -123,6 +142,7 @@ def run(params: Params, paths: ProjectPaths) -> None:
         published, judgement.candidate, run_id, previous_champion=judgement.judged_against
     )
     write_json(paths.registry, record)
+    write_metrics_json(paths.register_metrics, {k: v for k, v in record.items() if k not in STORE_DEPENDENT})
     h2h = published.decision.head_to_head
     if isinstance(h2h, HeadToHead):
         logger.info(

@@ -18,17 +18,17 @@ from oncopersistnet.paths import ProjectPaths
 from oncopersistnet.registry.trainable import load_trainable
 from oncopersistnet.tracking import configure_mlflow
 from oncopersistnet.transfer.report import transfer_markdown
-from oncopersistnet.transfer.workflow import run_transfer
+from oncopersistnet.transfer.workflow import run_transfer, store_independent
 
 logger = logging.getLogger(__name__)
 
-STORE_DEPENDENT = ("registration", "parent_model_uri")
-
 
 def run(params: Params, paths: ProjectPaths) -> None:
-    """Write ``models/transfer/``, ``metrics/transfer.json`` and ``reports/transfer.md`` (or a skip note)."""
+    """Write ``models/transfer/``, ``metrics/transfer.json`` and ``reports/transfer.md`` (or a skip note),
+    and ``models/transfer_registration.json`` (not a DVC output: registry version and run ids)."""
     if params.transfer.input is None:
         shutil.rmtree(paths.transfer_dir, ignore_errors=True)
+        paths.transfer_record.unlink(missing_ok=True)
         paths.transfer_dir.mkdir(parents=True)
         write_metrics_json(paths.transfer_metrics, {"skipped": "transfer.input is null"})
         write_text(paths.transfer_report, "# Transfer\n\nSkipped: `transfer.input` is null in params.yaml.\n")
@@ -39,8 +39,10 @@ def run(params: Params, paths: ProjectPaths) -> None:
     parent = load_trainable(str(paths.models))
     registry = json.loads(paths.registry.read_text())
     parent.registered_name, parent.registered_version = registry["model_name"], registry["version"]
-    summary = run_transfer(params, parent, paths.transfer_dir, experiment_id=experiment_id)
-    # The git-tracked metrics file holds figures only: run ids and version numbers depend on the
-    # store's history (models/transfer/transfer.json keeps them), not on params and data.
-    write_metrics_json(paths.transfer_metrics, {k: v for k, v in summary.items() if k not in STORE_DEPENDENT})
-    write_text(paths.transfer_report, transfer_markdown(summary))
+    summary = run_transfer(
+        params, parent, paths.transfer_dir, experiment_id=experiment_id, record=paths.transfer_record
+    )
+    # The DVC outputs hold figures only: run ids and version numbers depend on the store's history
+    # (models/transfer_registration.json keeps them), not on params and data.
+    write_metrics_json(paths.transfer_metrics, store_independent(summary))
+    write_text(paths.transfer_report, transfer_markdown(store_independent(summary)))

@@ -128,6 +128,8 @@ def register_adapted(
             example=np.nan_to_num(test.cells.X[:2]).astype(np.float32),
             trainable_files=(folder / CHECKPOINT_NAME, folder / PREPROCESSOR_NAME),
             card=lambda _version: (_description(summary, name), version_tags),
+            # not in the exported file (the DVC output): they differ per clone and per store
+            provenance={"parent_model_uri": summary["parent_model_uri"], "git_commit": git_commit()},
         )
         mlflow.set_tag("registered_model", name)
         run_id = run.info.run_id

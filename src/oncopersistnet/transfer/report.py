@@ -29,6 +29,11 @@ def transfer_table(summary: Mapping[str, Any]) -> str:
     return results_table({"models": models}, order=list(models))
 
 
+def _parent(summary: Mapping[str, Any]) -> str:
+    uri = summary.get("parent_model_uri")
+    return f"`{uri}`" if uri else "(the pipeline's model; its registry version: the registration record)"
+
+
 def transfer_markdown(summary: Mapping[str, Any]) -> str:
     """``reports/transfer.md``."""
     study = summary["study"]
@@ -50,7 +55,8 @@ def transfer_markdown(summary: Mapping[str, Any]) -> str:
     lines = [
         f"# Transfer to `{study['dataset']}`",
         "",
-        f"Parent model `{summary.get('parent_model_uri', 'the pipeline model')}` applied to "
+        # the parent's registry URI is store-dependent: the stage's report leaves it out
+        f"Parent model {_parent(summary)} applied to "
         f"`{study['input']}` ({study['cells']:,} cells x {study['genes']:,} genes, data "
         f"{study['data_hash']}). Split by sample: fine-tuned on {', '.join(samples['train'])}, "
         f"early-stopped and calibrated on {', '.join(samples['val'])}, tested on "

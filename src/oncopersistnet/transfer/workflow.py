@@ -31,7 +31,7 @@ from oncopersistnet.export.metadata import model_metadata
 from oncopersistnet.model import save_checkpoint
 from oncopersistnet.preprocessing.split import split_by_sample
 from oncopersistnet.registry.trainable import CHECKPOINT_NAME, PREPROCESSOR_NAME, TrainableModel
-from oncopersistnet.tracking import data_hash, file_md5, git_commit
+from oncopersistnet.tracking import data_hash, file_md5
 from oncopersistnet.transfer.adapt import Adapted, TargetCells, adapt, fine_tune_config, map_to_model
 from oncopersistnet.transfer.registration import register_adapted
 from oncopersistnet.transfer.report import transfer_markdown
@@ -42,6 +42,15 @@ logger = logging.getLogger(__name__)
 ONNX_NAME = "oncopersistnet.onnx"
 SUMMARY_NAME = "transfer.json"
 REPORT_NAME = "transfer.md"
+# Summary keys that depend on the MLflow store's history (version numbers, run ids), not on params, data
+# and code. The output folder and the stage's git-tracked files leave them out, so that a DVC output is
+# the same on every clone; they go to the record file the caller names.
+STORE_DEPENDENT = ("registration", "parent_model_uri")
+
+
+def store_independent(summary: dict[str, Any]) -> dict[str, Any]:
+    """``summary`` without :data:`STORE_DEPENDENT`: what the output folder and the reports hold."""
+    return {k: v for k, v in summary.items() if k not in STORE_DEPENDENT}
 
 
 def registered_name(params: Params) -> str:
@@ -55,14 +64,14 @@ def _study_config(config: TransferConfig) -> LabelledDataConfig:
 
 
 def run_transfer(
-    params: Params, parent: TrainableModel, output_dir: Path, *, experiment_id: str
+    params: Params, parent: TrainableModel, output_dir: Path, *, experiment_id: str, record: Path
 ) -> dict[str, Any]:
     """Adapt ``parent`` to ``params.transfer.input``; write ``output_dir`` as a whole; return the summary.
 
-    ``output_dir`` gets the adapted model (``oncopersistnet.onnx``, ``model.pt``,
-    ``preprocessor.npz``), ``transfer.json`` (every figure) and ``transfer.md``.
-    ``experiment_id``: the MLflow experiment of the store the caller configured
-    (:func:`oncopersistnet.tracking.configure_mlflow`), where the adapted run goes.
+    ``output_dir`` gets the adapted model (``oncopersistnet.onnx``, ``model.pt``, ``preprocessor.npz``),
+    ``transfer.json`` (every figure) and ``transfer.md``; ``record`` the registry version, run and
+    parent URI (:data:`STORE_DEPENDENT`; the returned summary holds them too). ``experiment_id``: the
+    MLflow experiment of the store the caller configured (``configure_mlflow``), for the adapted run.
     """
     config = params.transfer
     if config.input is None:
@@ -130,6 +139,7 @@ def run_transfer(
         samples_of=samples_of,
         summary=summary,
         experiment_id=experiment_id,
+        record=record,
     )
     logger.info("wrote the adapted model, %s and %s to %s", SUMMARY_NAME, REPORT_NAME, output_dir)
     return summary
@@ -181,8 +191,10 @@ def _export_and_register(
     samples_of: dict[str, list[str]],
     summary: dict,
     experiment_id: str,
+    record: Path,
 ) -> None:
-    """Write ``output_dir`` as a whole (built aside, then renamed) and register its ONNX graph."""
+    """Write ``output_dir`` as a whole (built aside, then renamed), register its ONNX graph and write
+    the registration to ``record``."""
     config = params.transfer
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
@@ -194,12 +206,8 @@ def _export_and_register(
             threshold=params.evaluate.threshold,
             calibration=params.train.calibration,
             fit_samples=samples_of["train"] + samples_of["val"],
-            provenance={
-                "parent_model_uri": summary["parent_model_uri"],
-                "transfer_dataset": config.dataset_name,
-                "data_hash": summary["study"]["data_hash"],
-                "git_commit": git_commit(),
-            },
+            # the parent's URI and the git commit go onto the registered copy only (register_adapted)
+            provenance={"transfer_dataset": config.dataset_name, "data_hash": summary["study"]["data_hash"]},
         )
         trust = _fit_trust(params, adapted, cells=cells, split=split)
         onnx_path = building / ONNX_NAME
@@ -223,26 +231,23 @@ def _export_and_register(
         )
         save_checkpoint(adapted.network, building / CHECKPOINT_NAME, extra={"best_epoch": adapted.best_epoch})
         adapted.preprocessor.save(building / PREPROCESSOR_NAME)
-        for with_registration in (
-            False,
-            True,
-        ):  # figures first: a failed registration still leaves no half folder
-            if with_registration:
-                summary["registration"] = register_adapted(
-                    params,
-                    proto,
-                    building,
-                    adapted=adapted,
-                    test=cells.subset(split == "test"),
-                    raw_test=raw_test,
-                    summary=summary,
-                    parity=parity,
-                    experiment_id=experiment_id,
-                    name=registered_name(params),
-                )
-            write_json(building / SUMMARY_NAME, summary)
-            write_text(building / REPORT_NAME, transfer_markdown(summary))
+        # figures first: a failed registration still leaves no half folder
+        write_json(building / SUMMARY_NAME, store_independent(summary))
+        write_text(building / REPORT_NAME, transfer_markdown(store_independent(summary)))
+        summary["registration"] = register_adapted(
+            params,
+            proto,
+            building,
+            adapted=adapted,
+            test=cells.subset(split == "test"),
+            raw_test=raw_test,
+            summary=summary,
+            parity=parity,
+            experiment_id=experiment_id,
+            name=registered_name(params),
+        )
         shutil.rmtree(output_dir, ignore_errors=True)
         building.rename(output_dir)
+        write_json(record, {k: summary[k] for k in STORE_DEPENDENT})
     finally:
         shutil.rmtree(building, ignore_errors=True)
