@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from oncopersistnet.atomic import write_json, write_text
+from oncopersistnet.atomic import write_json, write_metrics_json, write_text
 from oncopersistnet.config import LabelledDataConfig, Params, TransferConfig
 from oncopersistnet.data.cells import Cells
 from oncopersistnet.data.labels import label_names
@@ -232,7 +232,7 @@ def _export_and_register(
         save_checkpoint(adapted.network, building / CHECKPOINT_NAME, extra={"best_epoch": adapted.best_epoch})
         adapted.preprocessor.save(building / PREPROCESSOR_NAME)
         # figures first: a failed registration still leaves no half folder
-        write_json(building / SUMMARY_NAME, store_independent(summary))
+        write_metrics_json(building / SUMMARY_NAME, store_independent(summary))
         write_text(building / REPORT_NAME, transfer_markdown(store_independent(summary)))
         summary["registration"] = register_adapted(
             params,
