@@ -23,6 +23,7 @@ from oncopersistnet.evaluation.comparison import (
 )
 from oncopersistnet.evaluation.folds import build_fold, grouped_splits
 from oncopersistnet.evaluation.metrics import METRIC_NAMES
+from oncopersistnet.evaluation.posthoc import PostHoc, log_odds
 
 SHIPPED = shipped_params()
 PREPROCESS = replace(SHIPPED.preprocess, n_top_genes=150, n_components=16)
@@ -111,9 +112,7 @@ def test_attention_family_is_the_cnn_lstm_with_attention_pooling_and_runs_in_the
     assert [(r.family, r.seed) for r in results] == [("cnn_lstm_attention", 0)]
     assert np.array_equal(
         results[0].probability,
-        _posthoc(attention.predict_proba(fold, "val"), fold, PARAMS).probability(
-            attention.predict_proba(fold)
-        ),
+        _posthoc(attention.log_odds(fold, "val"), fold, PARAMS).probability(attention.log_odds(fold)),
     )  # same split and seed, same model, then the common post-hoc step
 
 
@@ -166,12 +165,10 @@ def test_summary_gives_mean_and_std_over_seeds(fold):
     }
 
 
-def _posthoc(val_probability, fold, params):
-    """The common post-hoc step as the comparison fits it on ``fold``'s validation cells."""
-    from oncopersistnet.evaluation.posthoc import PostHoc
-
+def _posthoc(val_scores, fold, params):
+    """The common post-hoc step as the comparison fits it on ``fold``'s validation cells (log-odds)."""
     return PostHoc.fit(
-        val_probability,
+        val_scores,
         fold.features["val"].y,
         method=params.compare.calibration,
         rule=params.compare.threshold_rule,
@@ -219,8 +216,8 @@ def test_conformal_coverage_per_fit_and_its_summary_match_a_computation_by_hand(
         raw["mlp", seed] = (mlp.predict_proba(fold, "val"), mlp.predict_proba(fold, "test"))
     refits = {}  # after the common post-hoc step, fitted on the validation cells
     for key, (val_p, test_p) in raw.items():
-        posthoc = _posthoc(val_p, fold, params)
-        refits[key] = (posthoc.probability(val_p), posthoc.probability(test_p))
+        posthoc = _posthoc(log_odds(val_p), fold, params)
+        refits[key] = (posthoc.probability(log_odds(val_p)), posthoc.probability(log_odds(test_p)))
     by_hand = {}
     for key, (val_p, test_p) in refits.items():
         result = next(r for r in results if (r.family, r.seed) == key)
@@ -323,3 +320,15 @@ def test_linear_baselines_on_all_genes_are_scikit_learn_on_standardised_log_expr
     assert np.array_equal(pca.genes_read(fold), fold.preprocessor.selected_)
     unweighted = replace(PARAMS, compare=replace(PARAMS.compare, class_weight="none"))
     assert make_candidate("logistic_regression", unweighted, 0).fit(fold).model_.class_weight is None
+
+
+@pytest.mark.parametrize("family", ["celltypist", "hist_gbm", "logistic_regression_all_genes"])
+def test_the_post_hoc_step_keeps_each_family_ranking(fold, family):
+    """ROC-AUC after the common step equals the family's own on its decision scores: calibration is
+    monotone, and no clipping ties cells the family ranks (CellTypist's probabilities mostly round
+    to 0 or 1, so it is scored on its decision values)."""
+    from sklearn.metrics import roc_auc_score
+
+    result = run_comparison([fold], PARAMS, families=[family], progress=False)[0]  # seed 0 first
+    own = make_candidate(family, PARAMS, 0).fit(fold).log_odds(fold)
+    assert result.metrics["roc_auc"] == pytest.approx(roc_auc_score(fold.features["test"].y, own), abs=1e-12)

@@ -53,10 +53,10 @@ def test_platt_step_recovers_a_known_miscalibration():
     rng = np.random.default_rng(0)
     z = rng.normal(0, 1.5, 40_000)
     y = (rng.random(z.size) < _sigmoid(z)).astype(int)
-    posthoc = PostHoc.fit(_sigmoid(2 * z + 1), y, method="platt", rule="youden", fixed_threshold=0.5)
+    posthoc = PostHoc.fit(2 * z + 1, y, method="platt", rule="youden", fixed_threshold=0.5)
     assert posthoc.scale == pytest.approx(0.5, abs=0.03)
     assert posthoc.shift == pytest.approx(-0.5, abs=0.05)
-    assert np.allclose(posthoc.probability(_sigmoid(2 * z + 1)), _sigmoid(z), atol=0.03)
+    assert np.allclose(posthoc.probability(2 * z + 1), _sigmoid(z), atol=0.03)
 
 
 def test_a_shifted_scorer_gets_the_calls_its_ranking_allows():
@@ -69,13 +69,21 @@ def test_a_shifted_scorer_gets_the_calls_its_ranking_allows():
     assert ((shifted_test >= 0.5) == y_test).mean() < 0.6 < ((honest_test >= 0.5) == y_test).mean()
     calls = []
     for val_p, test_p in ((honest_val, honest_test), (shifted_val, shifted_test)):
-        posthoc = PostHoc.fit(val_p, y_val, method="platt", rule="youden", fixed_threshold=0.5)
-        calls.append(posthoc.probability(test_p) >= posthoc.threshold)
+        posthoc = PostHoc.fit(log_odds(val_p), y_val, method="platt", rule="youden", fixed_threshold=0.5)
+        calls.append(posthoc.probability(log_odds(test_p)) >= posthoc.threshold)
     assert np.array_equal(calls[0], calls[1])
 
 
 def test_without_calibration_the_probability_is_the_family_own():
     p = np.array([0.02, 0.3, 0.71, 0.99])
-    posthoc = PostHoc.fit(p, np.array([0, 0, 1, 1]), method="none", rule="fixed", fixed_threshold=0.5)
+    posthoc = PostHoc.fit(
+        log_odds(p), np.array([0, 0, 1, 1]), method="none", rule="fixed", fixed_threshold=0.5
+    )
     assert (posthoc.scale, posthoc.shift, posthoc.threshold) == (1.0, 0.0, 0.5)
-    assert np.allclose(posthoc.probability(p), p)
+    assert np.allclose(posthoc.probability(log_odds(p)), p)
+
+
+def test_log_odds_keep_the_ranking_of_tiny_probabilities():
+    """Probabilities far below 1e-12 (CellTypist's, for most cells) keep their order as log-odds."""
+    p = np.array([1e-40, 1e-30, 1e-20, 1e-13, 0.5])
+    assert np.all(np.diff(log_odds(p)) > 0) and log_odds(np.array([0.0]))[0] > -np.inf

@@ -44,6 +44,7 @@ from oncopersistnet.config import Params
 from oncopersistnet.data.labels import PERSISTER, label_names
 from oncopersistnet.errors import InputDataError, ModelError
 from oncopersistnet.evaluation.folds import Fold
+from oncopersistnet.evaluation.posthoc import log_odds
 from oncopersistnet.model import predict_proba, train_model
 from oncopersistnet.preprocessing import log_normalize
 
@@ -71,6 +72,13 @@ class Candidate(ABC):
     @abstractmethod
     def predict_proba(self, fold: Fold, split: str = "test") -> np.ndarray:
         """Persister probability of every cell of ``split``."""
+
+    def log_odds(self, fold: Fold, split: str = "test") -> np.ndarray:
+        """The persister log-odds of every cell of ``split``: what the common post-hoc step calibrates.
+
+        The logit of :meth:`predict_proba` unless the family has an unsaturated decision score.
+        """
+        return log_odds(self.predict_proba(fold, split))
 
     def genes_read(self, fold: Fold) -> np.ndarray:
         """Indices into ``fold.genes`` of the genes the fitted model reads (its input's genes)."""
@@ -292,8 +300,10 @@ class AllGenesSvmCandidate(AllGenesLinearCandidate):
         return linear_svm(self.params, self.seed)
 
     def predict_proba(self, fold: Fold, split: str = "test") -> np.ndarray:
-        margin = self.model_.decision_function(self._x(fold, split))
-        return 1.0 / (1.0 + np.exp(-np.asarray(margin, dtype=np.float64)))
+        return 1.0 / (1.0 + np.exp(-self.log_odds(fold, split)))
+
+    def log_odds(self, fold: Fold, split: str = "test") -> np.ndarray:
+        return np.asarray(self.model_.decision_function(self._x(fold, split)), dtype=np.float64)
 
     def hyperparameters(self) -> dict[str, Any]:
         return {
@@ -423,15 +433,23 @@ class CellTypistCandidate(Candidate):
             ) from exc
         return self
 
-    def predict_proba(self, fold: Fold, split: str = "test") -> np.ndarray:
+    def _annotate(self, fold: Fold, split: str) -> Any:
         celltypist = _import_celltypist()
         try:
-            result = celltypist.annotate(self._adata(fold, split), model=self.model_, majority_voting=False)
+            return celltypist.annotate(self._adata(fold, split), model=self.model_, majority_voting=False)
         except Exception as exc:
             raise ModelError(
                 f"compare: CellTypist could not score fold {fold.name} ({exc.__class__.__name__}: {exc})"
             ) from exc
-        return result.probability_matrix[PERSISTER].to_numpy(dtype=np.float64)
+
+    def predict_proba(self, fold: Fold, split: str = "test") -> np.ndarray:
+        return self._annotate(fold, split).probability_matrix[PERSISTER].to_numpy(dtype=np.float64)
+
+    def log_odds(self, fold: Fold, split: str = "test") -> np.ndarray:
+        """CellTypist's own decision score for persister (its one-vs-rest log-odds). Its probabilities
+        are that score's sigmoid, and with all genes most cells' score is far enough out that the
+        probability rounds to 0 or 1 in float64: the ranking lives in the score."""
+        return self._annotate(fold, split).decision_matrix[PERSISTER].to_numpy(dtype=np.float64)
 
     def hyperparameters(self) -> dict[str, Any]:
         return {

@@ -53,7 +53,7 @@ def fit_one(family: str, fold: Fold, seed: int, *, params: Params, coverage: flo
     started = time.perf_counter()
     candidate = make_candidate(family, params, seed).fit(fold)
     test, val = fold.features["test"], fold.features["val"]
-    raw_val = np.asarray(candidate.predict_proba(fold, "val"), dtype=np.float64)
+    raw_val = candidate.log_odds(fold, "val")
     posthoc = PostHoc.fit(
         raw_val,
         val.y,
@@ -61,7 +61,7 @@ def fit_one(family: str, fold: Fold, seed: int, *, params: Params, coverage: flo
         rule=params.compare.threshold_rule,
         fixed_threshold=params.evaluate.threshold,
     )
-    probability = posthoc.probability(candidate.predict_proba(fold, "test"))
+    probability = posthoc.probability(candidate.log_odds(fold, "test"))
     val_probability = posthoc.probability(raw_val)
     bins = params.evaluate.calibration_bins
     result = FitResult(

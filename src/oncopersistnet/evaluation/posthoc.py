@@ -3,7 +3,8 @@
 Without it, thresholded metrics compare calibration schemes, not models: a class-balanced
 logistic regression over-calls persisters at 0.5, an uncalibrated CellTypist under-calls
 them, and their F1 says so rather than how well they rank cells. So each fit's own
-persister probability on its validation cells is (1) Platt-scaled on its log-odds
+persister log-odds on its validation cells (the family's decision score where it has one,
+:meth:`~oncopersistnet.evaluation.candidates.Candidate.log_odds`) are (1) Platt-scaled
 (:func:`~oncopersistnet.model.calibration.fit_calibration`, the method the deployed network
 uses; ``compare.calibration``) and (2) cut at the threshold one rule picks on the calibrated
 validation probabilities (``compare.threshold_rule``):
@@ -27,9 +28,11 @@ from sklearn.metrics import precision_recall_curve, roc_curve
 
 from oncopersistnet.model.calibration import apply_calibration, fit_calibration
 
-#: Probabilities are clipped this far from 0 and 1 before taking log-odds (a saturated
-#: probability from a tree ensemble or CellTypist has no finite logit).
-LOGIT_CLIP = 1e-12
+#: Probabilities are clipped this far from 0 and 1 before taking log-odds (an exact 0 or 1 has no
+#: finite logit). As small as float64 allows: a wider clip would tie cells the family still ranks
+#: (CellTypist's probabilities sit below 1e-12 for most cells, which is why it passes its decision
+#: scores instead).
+LOGIT_CLIP = float(np.finfo(np.float64).tiny)
 
 
 def log_odds(probability: np.ndarray) -> np.ndarray:
@@ -76,17 +79,17 @@ class PostHoc:
 
     @classmethod
     def fit(
-        cls, probability: np.ndarray, y: np.ndarray, *, method: str, rule: str, fixed_threshold: float
+        cls, scores: np.ndarray, y: np.ndarray, *, method: str, rule: str, fixed_threshold: float
     ) -> PostHoc:
-        """Fit both steps on one fit's validation cells (its own probabilities and labels)."""
-        scale, shift = fit_calibration(log_odds(probability), y, method)
-        calibrated = apply_calibration(log_odds(probability), scale, shift)
+        """Fit both steps on one fit's validation cells: its log-odds ``scores`` and their labels."""
+        scale, shift = fit_calibration(scores, y, method)
+        calibrated = apply_calibration(scores, scale, shift)
         threshold = choose_threshold(y, calibrated, rule=rule, fixed=fixed_threshold)
         return cls(method=method, scale=scale, shift=shift, rule=rule, threshold=threshold)
 
-    def probability(self, probability: np.ndarray) -> np.ndarray:
-        """The calibrated persister probability of cells the family scored ``probability``."""
-        return apply_calibration(log_odds(probability), self.scale, self.shift)
+    def probability(self, scores: np.ndarray) -> np.ndarray:
+        """The calibrated persister probability of cells the family scored ``scores`` (log-odds)."""
+        return apply_calibration(scores, self.scale, self.shift)
 
     def as_dict(self) -> dict[str, float | str]:
         return {
