@@ -288,12 +288,15 @@ def test_explain_block_prints_the_signed_ranking_planted_signs_and_the_caveat():
 def _paired_comparison():
     """Three families, cross-validated, with the paired record the compare stage writes."""
 
-    def entry(n_fits, roc, pr):
+    def entry(n_fits, roc, pr, view="pca", genes=500.0):
         figures = {m: {"mean": 0.5, "std": 0.01} for m in ("f1", "balanced_accuracy", "mcc", "brier", "ece")}
         return {
             "n_fits": n_fits,
             "roc_auc": {"mean": roc, "std": 0.02},
             "pr_auc": {"mean": pr, "std": 0.03},
+            "threshold": {"mean": 0.3125, "std": 0.05},
+            "validation": {"roc_auc": {"mean": roc - 0.01, "std": 0.04}},
+            "genes": {"view": view, "genes_read": genes, "planted_read": 23.0, "planted_total": 99},
         } | figures
 
     def diff(point, low, high, verdict):
@@ -310,12 +313,14 @@ def _paired_comparison():
             "data_hash": "abc",
             "cv_folds": 4,
             "seeds": [0, 1],
-            "threshold": 0.5,
+            "class_weight": "balanced",
+            "calibration": "platt",
+            "threshold_rule": "youden",
             "test_samples": ["n1", "p1"],
             "n_test_cells": 10,
         },
         "models": {
-            "marker_score": entry(4, 0.9, 0.8),
+            "marker_score": entry(4, 0.9, 0.8, view="signature", genes=50.0),
             "cnn_lstm": entry(8, 0.85, 0.75),
             "cnn_lstm_permuted": entry(8, 0.6, 0.45),
         },
@@ -389,6 +394,15 @@ def test_results_block_explains_the_paired_verdicts_and_labels_the_deployable_re
         "cnn_lstm, one fit at `train.seed` on the pipeline's train/validation/test split, on its 2 held-out "
         "samples (745 cells): ROC-AUC 0.883, PR-AUC 0.796, F1 at 0.5 0.734."
     ) in block
+    assert (
+        "platt calibration of its own probability's log-odds, then the cut that maximises sensitivity + "
+        "specificity (Youden's J, i.e. balanced accuracy) on its calibrated validation cells "
+        "(`compare.threshold_rule: youden`)"
+    ) in block
+    assert (
+        "| marker_score | a signature picked from all genes | 50 | 23 of 99 | 0.312 ± 0.050 | 0.890 ± 0.040 |"
+        in block
+    )
     assert PAIRED_PENDING not in block
     before = {k: v for k, v in _paired_comparison().items() if k != "paired"}
     old = results_block(before, evaluate)

@@ -14,6 +14,7 @@ import pytest
 import torch
 from conftest import FAST_TRAIN, SMALL
 
+from oncopersistnet.atomic import rounded
 from oncopersistnet.config import shipped_params
 from oncopersistnet.data.cells import Cells
 from oncopersistnet.data.simulate import simulate_cells
@@ -174,9 +175,8 @@ def test_run_transfer_tracks_registers_and_writes_the_whole_folder(parent, targe
         "transfer.json",
         "transfer.md",
     ]
-    assert json.loads((out / "transfer.json").read_text())["fine_tuned"] == pytest.approx(
-        summary["fine_tuned"]
-    )
+    # the folder's file holds the figures at the metrics files' digits
+    assert json.loads((out / "transfer.json").read_text())["fine_tuned"] == rounded(summary["fine_tuned"])
     registration = summary["registration"]
     assert registration["model_name"] == "oncopersistnet-study2" and registration["alias"] == "champion"
     # The folder (a DVC output in the pipeline) names no registry version, run or commit; the record does.
