@@ -103,3 +103,30 @@ def test_the_store_dependent_files_are_the_ones_the_code_writes():
     paths = ProjectPaths(ROOT)
     written = {paths.run_reference, paths.registry, paths.transfer_record, paths.validation_docs}
     assert {str(p.relative_to(ROOT)) for p in written} == STORE_DEPENDENT_FILES
+
+
+def _outputs(stage: dict) -> list[str]:
+    """Every path the stage declares as an output, metric or plot."""
+    paths = []
+    for kind in ("outs", "metrics", "plots"):
+        for entry in stage.get(kind, []):
+            paths.append(next(iter(entry)) if isinstance(entry, dict) else entry)
+    return paths
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_a_fresh_clone_reruns_every_stage(name):
+    """Every stage logs to the clone's own MLflow store (and register publishes into it). A stage
+    whose outputs are all committed to git, with unchanged deps, is skipped by `dvc repro` in a
+    fresh clone, leaving that store without its runs or its registered model: each stage needs an
+    output git ignores (absent from a clone until the stage runs)."""
+    import subprocess
+
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--no-index", *_outputs(STAGES[name])],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
+    assert ignored, f"stage {name}: every output is committed to git ({_outputs(STAGES[name])})"

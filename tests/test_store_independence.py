@@ -2,7 +2,7 @@
 
 Issue 15: a fresh clone's `make run` must leave `dvc.lock` as committed. Run ids, registry version
 numbers, the git commit and the clock differ per clone; the stages keep them out of their DVC
-outputs (the exported ONNX, ``metrics/register.json``) and write them to undeclared, git-ignored
+outputs (the exported ONNX, ``models/register.json``) and write them to undeclared, git-ignored
 files (``models/mlflow_run.json``, ``models/registry.json``) or onto the registered copy.
 """
 
@@ -56,7 +56,7 @@ def test_declared_outputs_are_the_same_bytes_in_another_clone_and_store(tmp_path
     assert versions == ["1", "2"]
 
     declared = _declared(first, COMPARED)
-    assert {"models/model.pt", "models/oncopersistnet.onnx", "metrics/register.json"} <= set(
+    assert {"models/model.pt", "models/oncopersistnet.onnx", "models/register.json"} <= set(
         map(str, declared)
     )
     assert declared == _declared(second, COMPARED)

@@ -163,7 +163,7 @@ class ProjectPaths:
     @property
     def register_metrics(self) -> Path:
         """The register stage's store-independent part (model name, the candidate's gate figures)."""
-        return self._p("metrics/register.json")
+        return self._p("models/register.json")
 
     @property
     def models(self) -> Path:

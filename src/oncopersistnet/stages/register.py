@@ -4,7 +4,7 @@ The work is the registry package's (:mod:`oncopersistnet.registry.gate`,
 :mod:`oncopersistnet.registry.publish`); this stage reads the pipeline's
 outputs, records the gate's figures in the training run and writes the result:
 ``models/registry.json`` (everything, git-ignored, not a DVC output) and
-``metrics/register.json`` (the DVC output: the same without :data:`STORE_DEPENDENT`).
+``models/register.json`` (the DVC output: the same without :data:`STORE_DEPENDENT`).
 """
 
 from __future__ import annotations
