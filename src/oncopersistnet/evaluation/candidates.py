@@ -255,15 +255,19 @@ class AllGenesLinearCandidate(Candidate):
     seeded = False
     view = "all_genes"
 
-    def _x(self, fold: Fold, split: str) -> np.ndarray:
+    def _logged(self, fold: Fold, split: str) -> np.ndarray:
+        """log1p of ``split``'s counts per ``preprocess.target_sum``, every gene, dense."""
         logged = log_normalize(fold.counts[split], self.params.preprocess.target_sum)
-        dense = logged.toarray() if hasattr(logged, "toarray") else np.asarray(logged)
-        return self.scaler_.transform(dense) if hasattr(self, "scaler_") else dense
+        return logged.toarray() if hasattr(logged, "toarray") else np.asarray(logged)
+
+    def _x(self, fold: Fold, split: str) -> np.ndarray:
+        """The model's input: the logged expression standardised by the training cells' scaler."""
+        return self.scaler_.transform(self._logged(fold, split))
 
     def fit(self, fold: Fold) -> AllGenesLinearCandidate:
         from sklearn.preprocessing import StandardScaler
 
-        train = self._x(fold, "train")
+        train = self._logged(fold, "train")
         self.scaler_ = StandardScaler().fit(train)
         self.model_ = self._estimator().fit(self.scaler_.transform(train), fold.features["train"].y)
         return self

@@ -53,16 +53,16 @@ def fit_one(family: str, fold: Fold, seed: int, *, params: Params, coverage: flo
     started = time.perf_counter()
     candidate = make_candidate(family, params, seed).fit(fold)
     test, val = fold.features["test"], fold.features["val"]
-    raw_val = candidate.log_odds(fold, "val")
+    val_scores = candidate.log_odds(fold, "val")
     posthoc = PostHoc.fit(
-        raw_val,
+        val_scores,
         val.y,
         method=params.compare.calibration,
         rule=params.compare.threshold_rule,
         fixed_threshold=params.evaluate.threshold,
     )
     probability = posthoc.probability(candidate.log_odds(fold, "test"))
-    val_probability = posthoc.probability(raw_val)
+    val_probability = posthoc.probability(val_scores)
     bins = params.evaluate.calibration_bins
     result = FitResult(
         family=family,
